@@ -1,0 +1,31 @@
+"""Captum-compatible attribution classes: ``from intellego.attr import IntegratedGradients``.
+
+Porting Captum code means changing ``captum.attr`` to ``intellego.attr`` in the imports.
+"""
+
+from ._base import (
+    Attribution,
+    GradientAttribution,
+    InternalAttribution,
+    LayerAttribution,
+    NeuronAttribution,
+    PerturbationAttribution,
+)
+from .gradient import InputXGradient, Saliency
+from .gradient_shap import GradientShap
+from .integrated_gradients import IntegratedGradients
+from .noise_tunnel import NoiseTunnel
+
+__all__ = [
+    "Attribution",
+    "GradientAttribution",
+    "PerturbationAttribution",
+    "InternalAttribution",
+    "LayerAttribution",
+    "NeuronAttribution",
+    "Saliency",
+    "InputXGradient",
+    "IntegratedGradients",
+    "GradientShap",
+    "NoiseTunnel",
+]

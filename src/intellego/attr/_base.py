@@ -1,0 +1,118 @@
+"""Base classes with Captum's names: ``Attribution`` and its gradient, perturbation, layer and neuron kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..core.grad import ForwardSpec
+from ..core.inputs import pack, pack_baselines
+from ..errors import IntellegoError, describe, require
+
+__all__ = [
+    "Attribution",
+    "GradientAttribution",
+    "PerturbationAttribution",
+    "InternalAttribution",
+    "LayerAttribution",
+    "NeuronAttribution",
+]
+
+
+class Attribution:
+    """An attribution method over a model or any callable ``forward_func(*inputs, *args)``."""
+
+    def __init__(self, forward_func: Callable[..., Any]) -> None:
+        require(callable(forward_func), f"forward_func must be callable, got {describe(forward_func)}")
+        self.forward_func = forward_func
+
+    attribute: Callable[..., Any]
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """Whether attributions are scaled by ``inputs - baselines`` (global rather than local)."""
+        return False
+
+    def has_convergence_delta(self) -> bool:
+        """Whether ``attribute(..., return_convergence_delta=True)`` is supported."""
+        return False
+
+    def compute_convergence_delta(self, attributions: Any, *args: Any, **kwargs: Any) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no convergence delta")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class GradientAttribution(Attribution):
+    """Methods built on gradients of the model's output."""
+
+    def compute_convergence_delta(
+        self,
+        attributions: Any,
+        start_point: Any,
+        end_point: Any,
+        target: Any = None,
+        additional_forward_args: Any = None,
+    ) -> Tensor:
+        """Per example: sum of attributions minus ``f(end_point) - f(start_point)`` for the target."""
+        ends, _ = pack(end_point, "end_point")
+        attrs, _ = pack(attributions, "attributions")
+        starts = pack_baselines(start_point, ends, "start_point")
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, ends[0].shape[0])
+        return convergence_delta(spec, attrs, starts, ends)
+
+
+def convergence_delta(spec: ForwardSpec, attrs: tuple[Tensor, ...], starts: tuple[Tensor, ...],
+                      ends: tuple[Tensor, ...]) -> Tensor:
+    """Completeness gap ``sum(attr) - (f(end) - f(start))`` per example, with one forward over both."""
+    n = ends[0].shape[0]
+    require(all(a.shape[0] == n for a in attrs),
+            f"attributions {describe(attrs)} and end_point of batch {n} must have the same batch size")
+    with torch.no_grad():
+        both = tuple(torch.cat([e, s.expand_as(e)]) for e, s in zip(ends, starts))
+        scores = spec.tiled(2).scores(both)
+        require(scores.dim() == 1 and scores.shape[0] == 2 * n,
+                "convergence delta needs one model output per example, got a single output for the whole batch")
+        gap = scores[:n] - scores[n:]
+        total = sum(a.reshape(n, -1).sum(1) for a in attrs)
+    return (total - gap.to(total.dtype)).detach()
+
+
+class PerturbationAttribution(Attribution):
+    """Methods that evaluate the model on perturbed inputs (no gradients)."""
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+
+class InternalAttribution(Attribution):
+    """Attribution to a layer (or neuron) of a model."""
+
+    def __init__(self, forward_func: Callable[..., Any], layer: Any, device_ids: list[int] | None = None) -> None:
+        super().__init__(forward_func)
+        layers = layer if isinstance(layer, (list, tuple)) else [layer]
+        for m in layers:
+            if not isinstance(m, nn.Module):
+                raise IntellegoError(f"layer must be a torch.nn.Module (or a list of them), got {describe(m)}")
+        self.layer = layer
+        self.device_ids = device_ids
+
+
+class LayerAttribution(InternalAttribution):
+    """Attribution to the output (or input) of a layer."""
+
+    @staticmethod
+    def interpolate(layer_attribution: Tensor, interpolate_dims: int | tuple[int, ...],
+                    interpolate_mode: str = "nearest") -> Tensor:
+        """Resize a layer attribution (N, C, *spatial) to ``interpolate_dims`` with ``F.interpolate``."""
+        return F.interpolate(layer_attribution, interpolate_dims, mode=interpolate_mode)
+
+
+class NeuronAttribution(InternalAttribution):
+    """Attribution of one neuron of a layer to the inputs."""

@@ -1,0 +1,15 @@
+"""Parameter descriptions written once and shared by the docstrings of every method."""
+
+INPUTS = """inputs: a tensor, or a tuple of tensors, whose first dimension is the batch. The result has the
+            same structure and shapes."""
+BASELINES = """baselines: reference inputs. None (zeros), a number, a tensor of the input's shape or with a
+            batch of one, or a tuple of those for tuple inputs."""
+TARGET = """target: which output to explain. None when the model returns one value per example; an int or a
+            tuple indexing each example's output; a list or tensor with one index per example; or a callable
+            ``output -> (N,) scores``."""
+ARGS = """additional_forward_args: extra arguments passed after the inputs. Tensors whose first dimension is
+            the batch follow their examples through internal batches; anything else is passed as is."""
+MEMORY = """memory_budget: keyword-only; bytes of autograd state one internal batch may use. By default the
+            chunk size is measured and fitted to 1 GiB on CPU (half the free memory on a GPU). Results do not
+            depend on it."""
+GENERATOR = """generator: keyword-only ``torch.Generator`` for reproducible sampling (default: torch's global RNG)."""

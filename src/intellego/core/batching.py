@@ -1,0 +1,95 @@
+"""The one chunking helper: how many rows go through the model at once.
+
+Every public batch knob (``internal_batch_size``, ``perturbations_per_eval``, ``nt_samples_batch_size``,
+``max_examples_per_batch``) and the keyword-only ``memory_budget`` map onto :func:`plan_rows`. When the caller
+gives no limit, the chunk size comes from a memory budget and a measurement of how many bytes the model's
+autograd graph saves per row, so a large batch is processed in pieces instead of running out of memory.
+
+Example:
+    >>> from intellego.core.batching import chunks
+    >>> [(s.start, s.stop) for s in chunks(10, 4)]
+    [(0, 4), (4, 8), (8, 10)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import describe, require
+
+__all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "default_budget", "check_positive_int", "DEFAULT_BUDGET"]
+
+DEFAULT_BUDGET = 1 << 30  # bytes of autograd state per chunk on CPU
+_PROBE_THRESHOLD_ROWS = 256  # below this many rows the whole job is one chunk without measuring
+
+
+def check_positive_int(value: Any, name: str, *, allow_none: bool = True) -> None:
+    """Raise a clear error unless ``value`` is a positive int (or None where allowed)."""
+    if value is None and allow_none:
+        return
+    require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+            f"{name} must be a positive int{' or None' if allow_none else ''}, got {describe(value)}")
+
+
+def chunks(total: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``size`` covering ``range(total)``."""
+    size = max(1, int(size))
+    for start in range(0, total, size):
+        yield slice(start, min(start + size, total))
+
+
+def default_budget(device: torch.device) -> int:
+    """Bytes one chunk may use: a fixed budget on CPU, half the free memory on an accelerator."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, _total = torch.cuda.mem_get_info(device)
+        return max(free // 2, 64 << 20)
+    return DEFAULT_BUDGET
+
+
+def saved_bytes_per_row(run: Callable[[int], Tensor]) -> int:
+    """Bytes autograd saves per row, measured by running ``run(rows)`` on one and on two rows.
+
+    ``run(n)`` must build the graph for ``n`` rows and return a tensor; storages are counted once.
+    """
+    sizes = []
+    for n in (1, 2):
+        seen: dict[int, int] = {}
+
+        def pack(t: Tensor, seen: dict[int, int] = seen) -> Tensor:
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            run(n)
+        sizes.append(sum(seen.values()))
+    return max(sizes[1] - sizes[0], 1)
+
+
+def plan_rows(
+    total_rows: int,
+    *,
+    limit: int | None = None,
+    memory_budget: int | None = None,
+    device: torch.device | None = None,
+    measure: Callable[[], int] | None = None,
+) -> int:
+    """Rows per model call for a job of ``total_rows``.
+
+    ``limit`` (a user's ``internal_batch_size`` and the like) wins. Otherwise, when the job is large, the
+    per-row cost from ``measure()`` (bytes saved for backward, doubled for gradients) is fitted into the
+    budget.
+    """
+    check_positive_int(limit, "internal_batch_size")
+    check_positive_int(memory_budget, "memory_budget")
+    if limit is not None:
+        return limit
+    if measure is None or (memory_budget is None and total_rows <= _PROBE_THRESHOLD_ROWS):
+        return max(total_rows, 1)
+    budget = memory_budget or default_budget(device or torch.device("cpu"))
+    per_row = 2 * measure()
+    return int(min(max(budget // per_row, 1), total_rows))

@@ -1,0 +1,134 @@
+"""One forward call bundle (model, extra args, target) and gradients of its read-out.
+
+``ForwardSpec`` knows how to slice itself to some examples and to expand itself for ``k`` stacked copies of
+the batch, so every engine builds internal batches the same way, with additional arguments and targets
+following their examples.
+
+Example:
+    >>> import torch
+    >>> from intellego.core.grad import ForwardSpec
+    >>> model = torch.nn.Linear(3, 2)
+    >>> spec = ForwardSpec.build(model, target=1, additional_forward_args=None, batch_size=4)
+    >>> grads, scores = spec.gradients((torch.randn(4, 3),))
+    >>> torch.allclose(grads[0], model.weight[1].expand(4, 3))
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import describe, require
+from .batching import chunks, plan_rows, saved_bytes_per_row
+from .inputs import pack_args
+from .targets import Readout, make_readout
+
+__all__ = ["ForwardSpec", "grads_of", "chunked_gradients", "measure_saved_bytes"]
+
+
+def _rows(arg: Any, batch: int, sl: slice) -> Any:
+    return arg[sl] if _is_batched(arg, batch) else arg
+
+
+def _is_batched(arg: Any, batch: int) -> bool:
+    return isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch
+
+
+@dataclass(frozen=True)
+class ForwardSpec:
+    """A model call: ``forward_func(*inputs, *args)`` and the target read-out, for ``batch_size`` examples.
+
+    Additional-argument tensors whose first dimension is the batch size follow their examples when the spec
+    is sliced or expanded; other arguments are passed through unchanged.
+    """
+
+    forward_func: Callable[..., Any]
+    args: tuple[Any, ...]
+    readout: Readout
+    batch_size: int
+
+    @classmethod
+    def build(cls, forward_func: Callable[..., Any], target: Any, additional_forward_args: Any,
+              batch_size: int) -> ForwardSpec:
+        require(callable(forward_func), f"forward_func must be callable, got {describe(forward_func)}")
+        return cls(forward_func, pack_args(additional_forward_args), make_readout(target, batch_size), batch_size)
+
+    def rows(self, sl: slice) -> ForwardSpec:
+        """The spec for examples ``sl`` of the batch."""
+        n = len(range(*sl.indices(self.batch_size)))
+        return replace(self, args=tuple(_rows(a, self.batch_size, sl) for a in self.args),
+                       readout=self.readout.rows(sl), batch_size=n)
+
+    def tiled(self, k: int) -> ForwardSpec:
+        """The spec for ``k`` copies of the batch stacked one after another."""
+        if k == 1:
+            return self
+        args = tuple(a.repeat(k, *([1] * (a.dim() - 1))) if _is_batched(a, self.batch_size) else a
+                     for a in self.args)
+        return replace(self, args=args, readout=self.readout.tiled(k), batch_size=self.batch_size * k)
+
+    def interleaved(self, k: int) -> ForwardSpec:
+        """The spec for a batch in which every example is repeated ``k`` times in place."""
+        if k == 1:
+            return self
+        args = tuple(a.repeat_interleave(k, dim=0) if _is_batched(a, self.batch_size) else a for a in self.args)
+        return replace(self, args=args, readout=self.readout.interleaved(k), batch_size=self.batch_size * k)
+
+    def output(self, inputs: tuple[Tensor, ...]) -> Any:
+        """The raw model output."""
+        return self.forward_func(*inputs, *self.args)
+
+    def scores(self, inputs: tuple[Tensor, ...]) -> Tensor:
+        """One selected score per example (or one scalar for a whole-batch output)."""
+        return self.readout(self.output(inputs))
+
+    def gradients(self, inputs: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], Tensor]:
+        """Gradients of the summed scores with respect to ``inputs``, and the scores (detached)."""
+        with torch.enable_grad():
+            leaves = tuple(x.detach().requires_grad_(True) for x in inputs)
+            scores = self.scores(leaves)
+            grads = grads_of(scores, leaves)
+        return grads, scores.detach()
+
+
+def grads_of(scores: Tensor, wrt: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """``d sum(scores) / d wrt`` with zeros for tensors the scores do not depend on."""
+    require(scores.requires_grad,
+            "the selected model output does not depend on the attributed tensors (no gradient flows); "
+            "check that the model uses its inputs and that gradients are not disabled inside it")
+    grads = torch.autograd.grad(scores.sum(), wrt, allow_unused=True)
+    return tuple(torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt))
+
+
+def measure_saved_bytes(spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> int:
+    """Bytes the autograd graph saves per row of ``inputs`` (used to size chunks)."""
+    one = spec.rows(slice(0, 1))
+
+    def run(n: int) -> Tensor:
+        leaves = tuple(torch.cat([x[:1]] * n).detach().requires_grad_(True) for x in inputs)
+        return one.tiled(n).scores(leaves)
+
+    return saved_bytes_per_row(run)
+
+
+def chunked_gradients(
+    spec: ForwardSpec,
+    inputs: tuple[Tensor, ...],
+    *,
+    limit: int | None = None,
+    memory_budget: int | None = None,
+) -> tuple[tuple[Tensor, ...], Tensor]:
+    """:meth:`ForwardSpec.gradients` over the batch in chunks sized by :func:`plan_rows`."""
+    batch = inputs[0].shape[0]
+    rows = plan_rows(batch, limit=limit, memory_budget=memory_budget, device=inputs[0].device,
+                     measure=lambda: measure_saved_bytes(spec, inputs))
+    if rows >= batch:
+        return spec.gradients(inputs)
+    parts = [spec.rows(sl).gradients(tuple(x[sl] for x in inputs)) for sl in chunks(batch, rows)]
+    grads = tuple(torch.cat(g) for g in zip(*(p[0] for p in parts)))
+    return grads, torch.cat([p[1] for p in parts])

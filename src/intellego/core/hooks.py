@@ -1,0 +1,136 @@
+"""``HookScope``: the only place that registers hooks or patches objects; everything is undone on exit.
+
+Every attribution call runs inside one scope. Hooks, temporary attribute patches and context managers
+(e.g. a ``TorchFunctionMode``) are entered on it and removed when the call ends, also when it raises, so a
+user's model never keeps a hook, an attribute or a changed flag.
+
+Example:
+    >>> import torch
+    >>> from intellego.core.hooks import HookScope
+    >>> layer = torch.nn.Linear(3, 2)
+    >>> with HookScope() as scope:
+    ...     seen = scope.capture(layer)
+    ...     _ = layer(torch.ones(1, 3))
+    >>> seen.outputs[0].shape, len(layer._forward_hooks)
+    (torch.Size([1, 2]), 0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..errors import describe, require
+
+__all__ = ["HookScope", "Capture", "as_tuple"]
+
+_MISSING = object()
+
+
+def as_tuple(value: Any) -> tuple[Any, ...]:
+    """A module's input or output as a tuple (a lone tensor becomes a 1-tuple)."""
+    return value if isinstance(value, tuple) else (value,)
+
+
+@dataclass
+class Capture:
+    """What a captured module saw, one entry per call in the forward pass (a module may run twice).
+
+    ``outputs[i]`` is the i-th call's output (or input, when capturing inputs), a tensor or a tuple.
+    """
+
+    outputs: list[Any] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.outputs.clear()
+
+    def single(self, where: str) -> Any:
+        """The value of the only call, with a clear error when the module ran zero or several times."""
+        require(len(self.outputs) > 0, f"{where} did not run in the forward pass: no activations to attribute")
+        return self.outputs[-1] if len(self.outputs) == 1 else tuple(self.outputs)
+
+
+class HookScope(contextlib.ExitStack):
+    """An ``ExitStack`` that owns every hook and patch of one attribution call."""
+
+    def forward_hook(self, module: nn.Module, fn: Callable[..., Any], *, with_kwargs: bool = False) -> None:
+        """Register ``fn(module, args, output)`` (or with kwargs) and remove it on exit."""
+        handle = module.register_forward_hook(fn, with_kwargs=with_kwargs)
+        self.callback(handle.remove)
+
+    def forward_pre_hook(self, module: nn.Module, fn: Callable[..., Any], *, with_kwargs: bool = False) -> None:
+        """Register ``fn(module, args)`` (or with kwargs) and remove it on exit."""
+        handle = module.register_forward_pre_hook(fn, with_kwargs=with_kwargs)
+        self.callback(handle.remove)
+
+    def backward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
+        """Register a full backward hook ``fn(module, grad_input, grad_output)`` and remove it on exit."""
+        handle = module.register_full_backward_hook(fn)
+        self.callback(handle.remove)
+
+    def tensor_hook(self, tensor: Tensor, fn: Callable[[Tensor], Tensor | None]) -> None:
+        """Register a gradient hook on a tensor created inside the call, removed on exit."""
+        handle = tensor.register_hook(fn)
+        self.callback(handle.remove)
+
+    def patch(self, obj: Any, name: str, value: Any) -> None:
+        """Set ``obj.name = value`` and restore the old value (or absence) on exit."""
+        old = obj.__dict__.get(name, _MISSING) if hasattr(obj, "__dict__") else getattr(obj, name, _MISSING)
+
+        def restore() -> None:
+            if old is _MISSING:
+                with contextlib.suppress(AttributeError):
+                    delattr(obj, name)
+            else:
+                setattr(obj, name, old)
+
+        setattr(obj, name, value)
+        self.callback(restore)
+
+    def capture(self, module: nn.Module, *, inputs: bool = False) -> Capture:
+        """Record the module's output (or its positional inputs) at every call."""
+        seen = Capture()
+        if inputs:
+            self.forward_pre_hook(module, lambda _m, args: seen.outputs.append(args if len(args) > 1 else args[0]))
+        else:
+            self.forward_hook(module, lambda _m, _args, out: seen.outputs.append(out))
+        return seen
+
+    def substitute(
+        self, module: nn.Module, values: Callable[[int, Any], Any], *, inputs: bool = False
+    ) -> Capture:
+        """Replace the module's output (or inputs) at call ``i`` by ``values(i, original)``.
+
+        Returns a :class:`Capture` of the original values, so a caller can both read and replace.
+        """
+        seen = Capture()
+
+        def on_output(_m: nn.Module, _args: Any, out: Any) -> Any:
+            seen.outputs.append(out)
+            return _same_kind(out, values(len(seen.outputs) - 1, out), module)
+
+        def on_input(_m: nn.Module, args: tuple[Any, ...]) -> Any:
+            original = args if len(args) > 1 else args[0]
+            seen.outputs.append(original)
+            return as_tuple(_same_kind(original, values(len(seen.outputs) - 1, original), module))
+
+        if inputs:
+            self.forward_pre_hook(module, on_input)
+        else:
+            self.forward_hook(module, on_output)
+        return seen
+
+
+def _same_kind(original: Any, new: Any, module: nn.Module) -> Any:
+    if isinstance(original, tuple):
+        new = as_tuple(new)
+        require(len(new) == len(original),
+                f"substitute for {type(module).__name__} has {len(new)} tensors but the module produced "
+                f"{len(original)}")
+        return new
+    require(isinstance(new, Tensor), f"substitute for {type(module).__name__} must be a tensor, got {describe(new)}")
+    return new

@@ -1,0 +1,169 @@
+"""Captum's target formats turned into one read-out: ``Readout(output) -> one score per example``.
+
+Accepted targets: ``None`` (the model returns one value per example), an ``int``, a ``tuple`` of ints
+(an index into each example's output), a list of ints or tuples (one per example), a tensor (a scalar, or one
+index per example), or a callable ``output -> (N,) scores`` for anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import IntellegoError, describe, require
+
+__all__ = ["Readout", "make_readout"]
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Selects one scalar per example from a model output.
+
+    Attributes:
+        index: a fixed index into each example's output (``()`` selects the whole per-example value).
+        per_example: ``(N, d)`` long tensor of indices, one row per example, or None.
+        func: a user callable mapping the output to scores, or None.
+    """
+
+    index: tuple[int, ...] | None = ()
+    per_example: Tensor | None = None
+    func: Callable[[Tensor], Tensor] | None = None
+
+    def rows(self, sl: slice) -> Readout:
+        """The read-out for a slice of the examples."""
+        if self.per_example is None:
+            return self
+        return Readout(None, self.per_example[sl], None)
+
+    def tiled(self, k: int) -> Readout:
+        """The read-out for ``k`` stacked copies of the batch (copy-major)."""
+        if self.per_example is None or k == 1:
+            return self
+        return Readout(None, self.per_example.repeat(k, 1), None)
+
+    def interleaved(self, k: int) -> Readout:
+        """The read-out for a batch where each example is repeated ``k`` times in place."""
+        if self.per_example is None or k == 1:
+            return self
+        return Readout(None, self.per_example.repeat_interleave(k, dim=0), None)
+
+    def __call__(self, output: Tensor) -> Tensor:
+        if self.func is not None:
+            return self.func(output)
+        require(isinstance(output, Tensor), f"the model must return a tensor to select a target, got {describe(output)}")
+        if self.per_example is not None:
+            return self._select_per_example(output)
+        return self._select_index(output)
+
+    def _select_index(self, output: Tensor) -> Tensor:
+        index = self.index or ()
+        if output.dim() == 0:
+            require(index == (), f"target {index} cannot index a scalar model output")
+            return output
+        per_example = output.shape[1:]
+        if index == ():
+            if output[0].numel() == 1:
+                return output.reshape(output.shape[0])
+            raise IntellegoError(
+                f"target is None but the model output has shape {tuple(output.shape)}: with more than one value "
+                "per example, pass target= (an int, a tuple, a list or a tensor of indices)"
+            )
+        require(
+            len(index) <= len(per_example),
+            f"target {_show(index)} has {len(index)} indices but each example's output has shape "
+            f"{tuple(per_example)}",
+        )
+        for i, (j, size) in enumerate(zip(index, per_example)):
+            require(-size <= j < size,
+                    f"target {_show(index)} is out of range for model output of shape {tuple(output.shape)} "
+                    f"(dimension {i + 1} has size {size})")
+        selected = output[(slice(None), *index)]
+        require(
+            selected[0].numel() == 1 if selected.shape[0] else True,
+            f"target {_show(index)} selects {tuple(selected.shape[1:])} values per example from output of "
+            f"shape {tuple(output.shape)}; it must select one",
+        )
+        return selected.reshape(output.shape[0])
+
+    def _select_per_example(self, output: Tensor) -> Tensor:
+        idx = self.per_example if self.per_example is not None else torch.zeros(0, 0, dtype=torch.long)
+        n, d = idx.shape
+        require(output.dim() >= 1 and output.shape[0] == n,
+                f"target holds {n} indices but the model output has shape {tuple(output.shape)}")
+        require(output.dim() - 1 == d,
+                f"target indices have {d} component(s) per example but each example's output has shape "
+                f"{tuple(output.shape[1:])}; give one index per output dimension")
+        idx = idx.to(output.device)
+        for j in range(d):
+            size = output.shape[j + 1]
+            col = idx[:, j]
+            if n and (int(col.max()) >= size or int(col.min()) < -size):
+                raise IntellegoError(
+                    f"target values {col.tolist()[:8]} are out of range for model output of shape "
+                    f"{tuple(output.shape)} (dimension {j + 1} has size {size})"
+                )
+        return output[(torch.arange(n, device=output.device), *idx.unbind(1))]
+
+
+def _show(index: tuple[int, ...]) -> str:
+    return str(index[0]) if len(index) == 1 else str(index)
+
+
+def make_readout(target: Any, batch_size: int, name: str = "target") -> Readout:
+    """Validate a Captum-style target against the batch size and return its :class:`Readout`."""
+    if target is None:
+        return Readout(())
+    if callable(target) and not isinstance(target, Tensor):
+        return Readout(None, None, target)
+    if isinstance(target, bool):
+        raise IntellegoError(f"{name} must be an int, a tuple, a list or a tensor, got {describe(target)}")
+    if isinstance(target, int):
+        return Readout((target,))
+    if isinstance(target, tuple):
+        require(all(isinstance(t, int) for t in target), f"{name} tuple must hold ints, got {target!r}")
+        return Readout(tuple(target))
+    if isinstance(target, Tensor):
+        require(not target.is_floating_point(), f"{name} tensor must hold integer indices, got dtype {target.dtype}")
+        if target.numel() == 1:
+            return Readout((int(target.item()),))
+        require(
+            target.dim() in (1, 2) and target.shape[0] == batch_size,
+            f"{name} tensor of shape {tuple(target.shape)} must be a scalar or hold one index per example "
+            f"(batch size {batch_size})",
+        )
+        return Readout(None, target.reshape(batch_size, -1).long())
+    if isinstance(target, list):
+        require(
+            len(target) == batch_size,
+            f"{name} list has {len(target)} entries but the batch has {batch_size} examples",
+        )
+        if batch_size == 0:
+            return Readout(())
+        if all(isinstance(t, int) and not isinstance(t, bool) for t in target):
+            return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, 1))
+        if all(isinstance(t, tuple) for t in target):
+            lengths = {len(t) for t in target}
+            require(len(lengths) == 1, f"{name} list holds tuples of different lengths {sorted(lengths)}")
+            return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, -1))
+        raise IntellegoError(f"{name} list must hold only ints or only tuples of ints, got {target[:4]!r}...")
+    raise IntellegoError(f"{name} must be None, an int, a tuple, a list, a tensor or a callable, got {describe(target)}")
+
+
+def expand_target(target: Any, k: int, batch_size: int, *, interleave: bool = True) -> Any:
+    """A Captum-style target for a batch where each example appears ``k`` times (in place or stacked)."""
+    if k == 1 or target is None or isinstance(target, (int, tuple)) or callable(target) and not isinstance(
+            target, Tensor):
+        return target
+    if isinstance(target, Tensor):
+        if target.numel() == 1:
+            return target
+        return target.repeat_interleave(k, dim=0) if interleave else target.repeat(k, *([1] * (target.dim() - 1)))
+    if isinstance(target, list):
+        require(len(target) == batch_size,
+                f"target list has {len(target)} entries but the batch has {batch_size} examples")
+        return [t for t in target for _ in range(k)] if interleave else target * k
+    return target

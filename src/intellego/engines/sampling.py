@@ -1,0 +1,70 @@
+"""Monte-Carlo draws and reducers shared by NoiseTunnel, GradientShap, DeepLiftShap and the metrics.
+
+Randomness comes from an explicit ``torch.Generator`` when one is given (reproducible), else from torch's
+global generator; never from NumPy's global state.
+
+Example:
+    >>> import torch
+    >>> from intellego.engines.sampling import gaussian_like
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.zeros(2, 3)
+    >>> torch.equal(gaussian_like(x, 1.0, g), gaussian_like(x, 1.0, torch.Generator().manual_seed(0)))
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import IntellegoError, describe, require
+
+__all__ = ["gaussian_like", "uniform", "randint", "reduce_moments", "NT_TYPES", "check_stdev"]
+
+NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+def _device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
+    return generator.device if generator is not None else fallback
+
+
+def gaussian_like(x: Tensor, stdev: float, generator: torch.Generator | None) -> Tensor:
+    """Gaussian noise with the shape, dtype and device of ``x`` (zeros when ``stdev`` is 0)."""
+    if stdev == 0:
+        return torch.zeros_like(x)
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=_device(generator, x.device))
+    return noise.to(x.device) * stdev
+
+
+def uniform(n: int, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``n`` draws from U(0, 1) in ``like``'s dtype and device."""
+    u = torch.rand(n, generator=generator, dtype=like.dtype, device=_device(generator, like.device))
+    return u.to(like.device)
+
+
+def randint(high: int, n: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """``n`` integers in ``[0, high)``."""
+    r = torch.randint(high, (n,), generator=generator, device=_device(generator, device))
+    return r.to(device)
+
+
+def check_stdev(stdevs: object, count: int, name: str = "stdevs") -> tuple[float, ...]:
+    """Per-input non-negative standard deviations from a number or a tuple of numbers."""
+    values = stdevs if isinstance(stdevs, (tuple, list)) else (stdevs,) * count
+    require(len(values) == count, f"{name} has {len(values)} entries but there are {count} input tensors")
+    for v in values:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise IntellegoError(f"{name} must be non-negative numbers, got {describe(stdevs)}")
+    return tuple(float(v) for v in values)
+
+
+def reduce_moments(total: Tensor, total_sq: Tensor, n: int, nt_type: str) -> Tensor:
+    """Combine running sums of samples and of squared samples into the NoiseTunnel statistic."""
+    mean = total / n
+    if nt_type == "smoothgrad":
+        return mean
+    if nt_type == "smoothgrad_sq":
+        return total_sq / n
+    if nt_type == "vargrad":
+        return total_sq / n - mean * mean
+    raise IntellegoError(f"nt_type must be one of {NT_TYPES}, got {nt_type!r}")

@@ -1,0 +1,34 @@
+"""The library's one error type.
+
+``IntellegoError`` subclasses both :class:`ValueError` and :class:`AssertionError`, so code written for
+Captum (which raises ``AssertionError`` for bad input) keeps catching our errors unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["IntellegoError", "require", "describe"]
+
+
+class IntellegoError(ValueError, AssertionError):
+    """Raised for invalid arguments; the message names the argument and the shapes or values involved."""
+
+
+def describe(value: Any) -> str:
+    """A short description of a value for error messages: shapes for tensors, types otherwise."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(describe(v) for v in value) + ")"
+    if isinstance(value, list):
+        return f"list of length {len(value)}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`IntellegoError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise IntellegoError(message)
