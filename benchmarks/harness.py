@@ -1,0 +1,96 @@
+"""Side-by-side timing of intellego and Captum in one process: warm-up, interleaved repeats, medians.
+
+A family adds its cases in ``benchmarks/cases_<family>.py`` as ``CASES: list[Case]`` (a function
+``cases(quick: bool) -> list[Case]`` is also accepted). ``run.py`` collects them all.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class Case:
+    """One row of a benchmark table.
+
+    ``ours`` and ``captum`` run the same job; ``floor`` is the physical floor (one batched forward+backward,
+    or forward, over the same samples). ``extra`` holds more timed variants (e.g. Captum tuned).
+    """
+
+    section: str
+    name: str
+    setting: str
+    ours: Callable[[], Any]
+    captum: Callable[[], Any] | None
+    floor: Callable[[], Any]
+    extra: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class Result:
+    case: Case
+    times: dict[str, float]
+
+    @property
+    def ratio_captum(self) -> float | None:
+        c = self.times.get("captum")
+        return self.times["ours"] / c if c else None
+
+    @property
+    def ratio_floor(self) -> float:
+        return self.times["ours"] / self.times["floor"]
+
+
+def _once(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def measure(case: Case, repeats: int = 7, warmup: int = 1, budget_s: float = 20.0) -> Result:
+    """Median seconds of each variant, run in interleaved rounds so drift hits all of them alike."""
+    variants = {"ours": case.ours, "floor": case.floor, **case.extra}
+    if case.captum is not None:
+        variants["captum"] = case.captum
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in variants}
+    start = time.perf_counter()
+    for i in range(repeats):
+        for k, fn in variants.items():
+            samples[k].append(_once(fn))
+        if i >= 2 and time.perf_counter() - start > budget_s:
+            break
+    return Result(case, {k: statistics.median(v) for k, v in samples.items()})
+
+
+def floor_backward(model: torch.nn.Module, x: torch.Tensor, target: int | None = 0) -> Callable[[], Any]:
+    """One forward+backward of ``model`` over ``x`` w.r.t. the input: the floor of a gradient method."""
+
+    def run() -> Any:
+        leaf = x.detach().requires_grad_(True)
+        out = model(leaf)
+        sel = out if target is None else out[:, target]
+        return torch.autograd.grad(sel.sum(), leaf)
+
+    return run
+
+
+def floor_forward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], Any]:
+    """One batched forward over ``x`` without gradients: the floor of a perturbation method."""
+
+    def run() -> Any:
+        with torch.no_grad():
+            return model(x)
+
+    return run

@@ -1,0 +1,92 @@
+"""``make bench``: run every ``benchmarks/cases_*.py`` and write ``docs/benchmarks.md``.
+
+Usage: ``python -m benchmarks.run [--quick] [--only SUBSTRING] [--out docs/benchmarks.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from .harness import Case, Result, measure
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def collect(quick: bool) -> list[Case]:
+    out: list[Case] = []
+    for path in sorted(Path(__file__).parent.glob("cases_*.py")):
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        out.extend(module.cases(quick) if hasattr(module, "cases") else module.CASES)
+    return out
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def render(results: list[Result], quick: bool) -> str:
+    import captum
+
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m benchmarks.run`). intellego and Captum run the same job in one",
+        "process: one warm-up, then interleaved repeats, medians reported. *Floor* is the physical floor: one",
+        "batched forward+backward (gradient methods) or forward (perturbation methods) over the same samples.",
+        "Ratios below 1.0 against Captum mean intellego is faster.",
+        "",
+        f"- Machine: {platform.machine()}, {torch.get_num_threads()} threads, "
+        f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
+        f"- torch {torch.__version__}, captum {captum.__version__}, Python {platform.python_version()}",
+        f"- Mode: {'quick (reduced sizes)' if quick else 'full'}",
+        "",
+    ]
+    by_section: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        by_section[r.case.section].append(r)
+    for section, rows in by_section.items():
+        extras = sorted({k for r in rows for k in r.case.extra})
+        head = ["method", "setting", "intellego", "Captum", *extras, "floor", "ours / Captum", "ours / floor"]
+        lines += [f"## {section}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            t = r.times
+            cells = [r.case.name, r.case.setting, _fmt(t["ours"]), _fmt(t["captum"]) if "captum" in t else "n/a",
+                     *[_fmt(t[k]) if k in t else "" for k in extras], _fmt(t["floor"]),
+                     f"{r.ratio_captum:.2f}" if r.ratio_captum else "n/a", f"{r.ratio_floor:.2f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        notes = [f"- {r.case.name}: {r.case.note}" for r in rows if r.case.note]
+        lines += ["", *notes, ""] if notes else [""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--only", default="", help="run only cases whose section or name contains this")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    cases = [c for c in collect(args.quick) if args.only.lower() in (c.section + " " + c.name).lower()]
+    results = []
+    for case in cases:
+        result = measure(case, repeats=args.repeats)
+        rc = f"{result.ratio_captum:.2f}" if result.ratio_captum else "n/a"
+        print(f"{case.section[:40]:40s} {case.name:28s} vs captum {rc:>6s}  vs floor {result.ratio_floor:.2f}",
+              flush=True)
+        results.append(result)
+    if not args.only:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(render(results, args.quick))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
