@@ -138,8 +138,8 @@ def test_seeded_generator_reproduces_stochastic_methods():
     runs = [GradientShap(model).attribute(x, refs, stdevs=0.3, target=0, generator=torch.Generator().manual_seed(5))
             for _ in range(2)]
     assert torch.equal(*runs)
-    runs = [NoiseTunnel(Saliency(model)).attribute(x, nt_samples=4, target=0, generator=torch.Generator().manual_seed(5))
-            for _ in range(2)]
+    runs = [NoiseTunnel(Saliency(model)).attribute(x, nt_samples=4, target=0,
+                                                   generator=torch.Generator().manual_seed(5)) for _ in range(2)]
     assert torch.equal(*runs)
 
 

@@ -79,7 +79,7 @@ def convergence_delta(spec: ForwardSpec, attrs: tuple[Tensor, ...], starts: tupl
         require(scores.dim() == 1 and scores.shape[0] == 2 * n,
                 "convergence delta needs one model output per example, got a single output for the whole batch")
         gap = scores[:n] - scores[n:]
-        total = sum(a.reshape(n, -1).sum(1) for a in attrs)
+        total = torch.stack([a.reshape(n, -1).sum(1) for a in attrs]).sum(0)
     return (total - gap.to(total.dtype)).detach()
 
 

@@ -92,8 +92,9 @@ class NoiseTunnel(Attribution):
                 deltas.append(delta)
             attrs, _ = pack(out, "attributions")
             attrs = tuple(a.reshape(batch, k, *a.shape[1:]) for a in attrs)
-            totals = [a.sum(1) + t for a, t in zip(attrs, totals or [0] * len(attrs))]
-            squares = [(a * a).sum(1) + q for a, q in zip(attrs, squares or [0] * len(attrs))]
+            totals = [a.sum(1) + t for a, t in zip(attrs, totals)] if totals else [a.sum(1) for a in attrs]
+            squares = [(a * a).sum(1) + q for a, q in zip(attrs, squares)] if squares else [
+                (a * a).sum(1) for a in attrs]
         result = unpack([reduce_moments(t, q, nt_samples, nt_type) for t, q in zip(totals, squares)], was_tuple)
         return (result, torch.cat(deltas)) if want_delta else result
 

@@ -112,9 +112,11 @@ def pack_baseline_distribution(
             baselines = baselines(inputs if len(inputs) > 1 else inputs[0])
         except TypeError:
             baselines = baselines()
-    entries = same_structure(baselines, len(inputs), name) if isinstance(baselines, (tuple, list)) else (
-        (baselines,) if len(inputs) == 1 else None)
-    require(entries is not None, f"{name} must be a tuple with one entry per input tensor ({len(inputs)})")
+    if isinstance(baselines, (tuple, list)):
+        entries = same_structure(baselines, len(inputs), name)
+    else:
+        require(len(inputs) == 1, f"{name} must be a tuple with one entry per input tensor ({len(inputs)})")
+        entries = (baselines,)
     out = []
     for i, (b, x) in enumerate(zip(entries, inputs)):
         label = name if len(inputs) == 1 else f"{name}[{i}]"

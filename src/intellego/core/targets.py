@@ -54,7 +54,8 @@ class Readout:
     def __call__(self, output: Tensor) -> Tensor:
         if self.func is not None:
             return self.func(output)
-        require(isinstance(output, Tensor), f"the model must return a tensor to select a target, got {describe(output)}")
+        require(isinstance(output, Tensor),
+                f"the model must return a tensor to select a target, got {describe(output)}")
         if self.per_example is not None:
             return self._select_per_example(output)
         return self._select_index(output)
@@ -81,7 +82,8 @@ class Readout:
             require(-size <= j < size,
                     f"target {_show(index)} is out of range for model output of shape {tuple(output.shape)} "
                     f"(dimension {i + 1} has size {size})")
-        selected = output[(slice(None), *index)]
+        key: tuple[Any, ...] = (slice(None),) + tuple(index)
+        selected = output[key]
         require(
             selected[0].numel() == 1 if selected.shape[0] else True,
             f"target {_show(index)} selects {tuple(selected.shape[1:])} values per example from output of "
@@ -106,7 +108,8 @@ class Readout:
                     f"target values {col.tolist()[:8]} are out of range for model output of shape "
                     f"{tuple(output.shape)} (dimension {j + 1} has size {size})"
                 )
-        return output[(torch.arange(n, device=output.device), *idx.unbind(1))]
+        key: tuple[Any, ...] = (torch.arange(n, device=output.device),) + tuple(idx.unbind(1))
+        return output[key]
 
 
 def _show(index: tuple[int, ...]) -> str:
@@ -150,7 +153,8 @@ def make_readout(target: Any, batch_size: int, name: str = "target") -> Readout:
             require(len(lengths) == 1, f"{name} list holds tuples of different lengths {sorted(lengths)}")
             return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, -1))
         raise IntellegoError(f"{name} list must hold only ints or only tuples of ints, got {target[:4]!r}...")
-    raise IntellegoError(f"{name} must be None, an int, a tuple, a list, a tensor or a callable, got {describe(target)}")
+    raise IntellegoError(
+        f"{name} must be None, an int, a tuple, a list, a tensor or a callable, got {describe(target)}")
 
 
 def expand_target(target: Any, k: int, batch_size: int, *, interleave: bool = True) -> Any:

@@ -2,8 +2,10 @@
 
 ``integrate(grad_fn, starts, ends, n_steps, method, rows_per_chunk)`` returns, per input tensor,
 ``sum_k w_k * grad_fn(start + a_k * (end - start))`` for the rule's nodes ``a_k`` and weights ``w_k``
-(weights sum to one, so the result is the path-averaged gradient). The points of several steps are stacked
-into one model call; chunks are cut along steps and, if one step is too large, along examples too.
+(weights sum to one, so the result is the path-averaged gradient). ``grad_fn`` may return tensors of other
+shapes than the inputs (gradients at a layer), as long as their first dimension follows the points' rows.
+The points of several steps are stacked into one model call; chunks are cut along steps and, if one step
+is too large, along examples too.
 
 Example:
     >>> from intellego.engines.path import quadrature
@@ -79,7 +81,7 @@ def integrate(
     batch = starts[0].shape[0]
     steps_per_chunk = max(1, rows_per_chunk // max(batch, 1))
     examples_per_chunk = min(batch, rows_per_chunk) if steps_per_chunk == 1 else batch
-    totals = [torch.zeros_like(e) for e in ends]
+    totals: list[Tensor] | None = None  # shaped like the gradients (inputs, or a layer for layer methods)
     for ex in chunks(batch, examples_per_chunk):
         s = tuple(t[ex] for t in starts)
         d = tuple(e[ex] - t[ex] for e, t in zip(ends, starts))
@@ -89,10 +91,12 @@ def integrate(
             k = len(a)
             points = tuple(_stack_points(si, di, a) for si, di in zip(s, d))
             grads = grad_fn(points, ex, k)
+            if totals is None:
+                totals = [g.new_zeros((batch, *g.shape[1:])) for g in grads]
             for total, g in zip(totals, grads):
                 g = g.reshape(k, -1, *g.shape[1:])
                 total[ex] += torch.tensordot(w.to(g.dtype), g, dims=1)
-    return tuple(totals)
+    return tuple(totals) if totals is not None else tuple(torch.zeros_like(e) for e in ends)
 
 
 def _stack_points(start: Tensor, delta: Tensor, alphas: Tensor) -> Tensor:

@@ -52,10 +52,12 @@ def check_stdev(stdevs: object, count: int, name: str = "stdevs") -> tuple[float
     """Per-input non-negative standard deviations from a number or a tuple of numbers."""
     values = stdevs if isinstance(stdevs, (tuple, list)) else (stdevs,) * count
     require(len(values) == count, f"{name} has {len(values)} entries but there are {count} input tensors")
+    out = []
     for v in values:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise IntellegoError(f"{name} must be non-negative numbers, got {describe(stdevs)}")
-    return tuple(float(v) for v in values)
+        out.append(float(v))
+    return tuple(out)
 
 
 def reduce_moments(total: Tensor, total_sq: Tensor, n: int, nt_type: str) -> Tensor:
