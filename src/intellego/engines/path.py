@@ -102,5 +102,5 @@ def integrate(
 def _stack_points(start: Tensor, delta: Tensor, alphas: Tensor) -> Tensor:
     """``(k * n, ...)`` tensor of ``start + a * delta`` for each alpha, step-major."""
     shape = (-1,) + (1,) * start.dim()
-    points = start.unsqueeze(0) + alphas.to(start.dtype).reshape(shape) * delta.unsqueeze(0)
+    points = torch.addcmul(start.unsqueeze(0), alphas.to(start.dtype).reshape(shape), delta.unsqueeze(0))
     return points.reshape(-1, *start.shape[1:])
