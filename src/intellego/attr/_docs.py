@@ -13,3 +13,11 @@ MEMORY = """memory_budget: keyword-only; bytes of autograd state one internal ba
             chunk size is measured and fitted to 1 GiB on CPU (half the free memory on a GPU). Results do not
             depend on it."""
 GENERATOR = """generator: keyword-only ``torch.Generator`` for reproducible sampling (default: torch's global RNG)."""
+FEATURE_MASK = """feature_mask: integer feature ids per input tensor (a tensor, or a tuple with one per input), of
+            the input's shape or broadcastable to it (first dimension 1 or the batch). Elements with the same id
+            are perturbed together; the same id in two tensors is one feature. Ids must be 0 .. n - 1 without
+            gaps. None: every scalar is its own feature."""
+PERTURBATIONS_PER_EVAL = """perturbations_per_eval: how many perturbed copies of the batch go through the model in one
+            call. None (the default, unlike Captum's 1) sizes calls automatically under ``memory_budget``;
+            results do not depend on it. Must be 1 (or None) when the model returns one value per batch."""
+SHOW_PROGRESS = """show_progress: show a progress bar over model calls (tqdm when installed)."""

@@ -1,0 +1,235 @@
+"""Ablation family: ``FeatureAblation``, ``Occlusion`` and ``FeaturePermutation`` on the perturbation engine.
+
+Each feature is removed once (set to its baseline, a sliding window set to the baseline, or its values
+shuffled across the batch); the attribution of a feature is ``f(inputs) - f(inputs without the feature)``.
+All removals of a chunk go through the model in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+import torch
+from torch import Tensor
+
+from ..core.grad import ForwardSpec
+from ..core.hooks import HookScope
+from ..core.inputs import pack, pack_baselines, unpack
+from ..engines.perturb import Evaluator, FeaturePlan, plan_features
+from ..errors import require
+from . import _docs
+from ._base import PerturbationAttribution
+
+__all__ = ["FeatureAblation", "Occlusion", "FeaturePermutation", "prepare"]
+
+
+def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target: Any, additional_forward_args: Any,
+            perturbations_per_eval: int | None, memory_budget: int | None, show_progress: bool,
+            ) -> tuple[tuple[Tensor, ...], bool, Evaluator]:
+    """Pack the arguments of a perturbation method and build its :class:`Evaluator` (nothing evaluated)."""
+    xs, was_tuple = pack(inputs)
+    fills = pack_baselines(baselines, xs)
+    spec = ForwardSpec.build(method.forward_func, target, additional_forward_args, xs[0].shape[0])
+    ev = Evaluator(spec, xs, fills, target_is_none=target is None, perturbations_per_eval=perturbations_per_eval,
+                   memory_budget=memory_budget, show_progress=show_progress, desc=type(method).__name__)
+    return xs, was_tuple, ev
+
+
+def ablate(ev: Evaluator, plan: FeaturePlan, reference: Tensor,
+           fills: Callable[[slice], tuple[Tensor, ...]] | None = None) -> tuple[Tensor, ...]:
+    """``reference - f(without feature k)`` for every feature, spread onto the inputs."""
+    device = ev.inputs[0].device
+    outputs = ev.run(plan.n_features, lambda sl: plan.single(torch.arange(sl.start, sl.stop, device=device)), fills)
+    return plan.combine(reference.unsqueeze(0) - outputs, per_example=not ev.aggregate)
+
+
+class FeatureAblation(PerturbationAttribution):
+    """Feature ablation: replace each feature (group) by its baseline and record the change of the output.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import FeatureAblation
+        >>> model = torch.nn.Linear(4, 1)
+        >>> x = torch.randn(2, 4)
+        >>> attr = FeatureAblation(model).attribute(x, target=0)
+        >>> torch.allclose(attr, model.weight * x, atol=1e-6)
+        True
+    """
+
+    def attribute(
+        self,
+        inputs: Any,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        perturbations_per_eval: int | None = None,
+        show_progress: bool = False,
+        *,
+        memory_budget: int | None = None,
+    ) -> Any:
+        """Attributions shaped like ``inputs`` when the model returns one value per example; with outputs
+        of shape ``O`` in general (several values per example, or one per batch), shape ``(*O, *input.shape[1:])``.
+
+        Args:
+            {INPUTS}
+            {BASELINES}
+            {TARGET}
+            {ARGS}
+            {FEATURE_MASK}
+            {PERTURBATIONS_PER_EVAL}
+            {SHOW_PROGRESS}
+            {MEMORY}
+        """
+        with HookScope():
+            xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
+                                        perturbations_per_eval, memory_budget, show_progress)
+            plan = plan_features(xs, feature_mask, aggregate=False)
+            reference = ev.reference()
+            if ev.aggregate:
+                plan = plan_features(xs, feature_mask, aggregate=True)
+            return unpack(ablate(ev, plan, reference), was_tuple)
+
+
+class Occlusion(FeatureAblation):
+    """Occlusion (Zeiler and Fergus, 2014): slide a window of baseline values over the input; each element's
+    attribution is the mean output change over the windows that cover it.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import Occlusion
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+        >>> x = torch.randn(3, 1, 4, 4)
+        >>> Occlusion(model).attribute(x, sliding_window_shapes=(1, 2, 2), strides=2, target=1).shape
+        torch.Size([3, 1, 4, 4])
+    """
+
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Any,
+        sliding_window_shapes: Any,
+        strides: Any = None,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        perturbations_per_eval: int | None = None,
+        show_progress: bool = False,
+        *,
+        memory_budget: int | None = None,
+    ) -> Any:
+        """Attributions shaped like ``inputs`` (see :meth:`FeatureAblation.attribute` for other outputs).
+
+        Args:
+            {INPUTS}
+            sliding_window_shapes: the window, one int per non-batch dimension (a tuple of such tuples for
+                tuple inputs). Windows at the far border are clipped so every element is covered.
+            strides: window steps: an int, one int per dimension, or a tuple of those per input. Default 1.
+            {BASELINES}
+            {TARGET}
+            {ARGS}
+            {PERTURBATIONS_PER_EVAL}
+            {SHOW_PROGRESS}
+            {MEMORY}
+        """
+        with HookScope():
+            xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
+                                        perturbations_per_eval, memory_budget, show_progress)
+            plan = plan_features(xs, sliding_window_shapes=sliding_window_shapes, strides=strides)
+            return unpack(ablate(ev, plan, ev.reference()), was_tuple)
+
+
+class FeaturePermutation(FeatureAblation):
+    """Permutation feature importance: shuffle each feature across the batch and record the output change.
+
+    Each feature gets its own random permutation of the batch (never the identity), shared by all input
+    tensors the feature spans. ``perm_func(x, mask) -> x with the masked elements permuted`` replaces the
+    default shuffle (called once per feature and tensor, as in Captum).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import FeaturePermutation
+        >>> model = torch.nn.Linear(3, 1)
+        >>> x = torch.randn(8, 3)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> FeaturePermutation(model).attribute(x, target=0, generator=g).shape
+        torch.Size([8, 3])
+    """
+
+    def __init__(self, forward_func: Any, perm_func: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
+        super().__init__(forward_func)
+        require(perm_func is None or callable(perm_func), "perm_func must be a callable (x, mask) -> tensor")
+        self.perm_func = perm_func
+
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Any,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        perturbations_per_eval: int | None = None,
+        show_progress: bool = False,
+        *,
+        generator: torch.Generator | None = None,
+        memory_budget: int | None = None,
+    ) -> Any:
+        """Attributions like :meth:`FeatureAblation.attribute`; the batch must hold at least 2 examples.
+
+        Args:
+            {INPUTS}
+            {TARGET}
+            {ARGS}
+            {FEATURE_MASK}
+            {PERTURBATIONS_PER_EVAL}
+            {SHOW_PROGRESS}
+            {GENERATOR}
+            {MEMORY}
+        """
+        with HookScope():
+            xs, was_tuple, ev = prepare(self, inputs, None, target, additional_forward_args,
+                                        perturbations_per_eval, memory_budget, show_progress)
+            batch = xs[0].shape[0]
+            require(batch >= 2, f"FeaturePermutation shuffles features across the batch and needs at least 2 "
+                    f"examples, got inputs {tuple(xs[0].shape)}")
+            plan = plan_features(xs, feature_mask, aggregate=False)
+            reference = ev.reference()
+            if ev.aggregate:
+                plan = plan_features(xs, feature_mask, aggregate=True)
+            if self.perm_func is not None:
+                fills = self._custom_fills(xs, plan)
+            else:
+                perms = _permutations(plan.n_features, batch, xs[0].device, generator)
+                fills = lambda sl: tuple(x[perms[sl]] for x in xs)  # noqa: E731
+            return unpack(ablate(ev, plan, reference, fills), was_tuple)
+
+    def _custom_fills(self, xs: tuple[Tensor, ...], plan: FeaturePlan) -> Callable[[slice], tuple[Tensor, ...]]:
+        perm_func = cast(Callable[[Tensor, Tensor], Tensor], self.perm_func)
+
+        def fills(sl: slice) -> tuple[Tensor, ...]:
+            masks = plan.single(torch.arange(sl.start, sl.stop, device=xs[0].device))
+            return tuple(torch.stack([perm_func(x, m[j]) for j in range(m.shape[0])]) for x, m in zip(xs, masks))
+
+        return fills
+
+
+def _permutations(n: int, batch: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """``n`` random permutations of ``range(batch)``, none of them the identity."""
+    gdev = generator.device if generator is not None else device
+    perms = torch.rand(n, batch, generator=generator, device=gdev).argsort(1)
+    ident = torch.arange(batch, device=gdev)
+    while True:
+        bad = (perms == ident).all(1)
+        if not bool(bad.any()):
+            return perms.to(device)
+        perms[bad] = torch.rand(int(bad.sum()), batch, generator=generator, device=gdev).argsort(1)
+
+
+def _fill_docs(*classes: type) -> None:
+    fields = {k: v for k, v in vars(_docs).items() if k.isupper()}
+    for cls in classes:
+        fn = cls.__dict__["attribute"]
+        if fn.__doc__:
+            fn.__doc__ = fn.__doc__.format(**fields)
+
+
+_fill_docs(FeatureAblation, Occlusion, FeaturePermutation)

@@ -1,0 +1,367 @@
+"""The perturbation engine: feature plans and batched evaluation of many perturbed copies of a batch.
+
+A :class:`FeaturePlan` says which input elements belong to which feature: integer group ids from a
+``feature_mask`` (one mask per input tensor, broadcastable to it, the same id in two tensors meaning one
+feature) or sliding windows (Occlusion). An evaluation row is a set of *removed* features; the plan turns a
+whole chunk of rows into boolean masks at once (``(rows, 1 or batch, *input.shape[1:])``) and
+:class:`Evaluator` fills the removed elements with baselines by broadcasting, stacks the rows into one
+model call per chunk and reads one output per example (or one per batch, Captum's aggregate mode).
+Methods differ only in which rows they evaluate and how they reduce the outputs.
+
+Example:
+    >>> import torch
+    >>> from intellego.engines.perturb import plan_features
+    >>> x = torch.zeros(2, 4)
+    >>> plan = plan_features((x,), feature_mask=torch.tensor([[0, 0, 1, 1]]))
+    >>> plan.n_features, plan.single(torch.tensor([1]))[0].int().tolist()
+    (2, [[[0, 0, 1, 1]]])
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.batching import check_positive_int, chunks, plan_rows, saved_bytes_per_row
+from ..core.grad import ForwardSpec
+from ..core.inputs import same_structure
+from ..errors import IntellegoError, describe, require
+
+__all__ = ["FeaturePlan", "Windows", "plan_features", "Evaluator", "progress_bar"]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Sliding windows over one input tensor; window ``k`` is feature ``offset + k``.
+
+    The first dimension varies fastest; the last window of a dimension is clipped at the border.
+    """
+
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    counts: tuple[int, ...]
+    offset: int
+
+    @property
+    def n(self) -> int:
+        return math.prod(self.counts)
+
+    def members(self, features: Tensor, sizes: tuple[int, ...]) -> Tensor:
+        """Boolean ``(p, 1, *sizes)``: which elements windows ``features`` (global ids) cover."""
+        local = features - self.offset
+        inside = (local >= 0) & (local < self.n)
+        local = local.clamp(0, self.n - 1)
+        p, out = local.shape[0], None
+        for d, (count, stride, width, size) in enumerate(zip(self.counts, self.strides, self.shape, sizes)):
+            start = (local // math.prod(self.counts[:d])) % count * stride
+            ar = torch.arange(size, device=local.device)
+            hit = (ar >= start[:, None]) & (ar < start[:, None] + width)
+            view = [p] + [1] * len(sizes)
+            view[d + 1] = size
+            hit = hit.reshape(view)
+            out = hit if out is None else out & hit
+        out = torch.ones(p, *[1] * len(sizes), dtype=torch.bool, device=local.device) if out is None else out
+        return (out & inside.reshape(p, *[1] * len(sizes))).unsqueeze(1)
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Which elements of each input tensor form which of ``n_features`` features.
+
+    Attributes:
+        n_features: number of features (ids ``0 .. n_features - 1``).
+        masks: per input, long ids of shape ``(1 or batch, *input.shape[1:])`` (None for window plans).
+        windows: per input, its :class:`Windows` (None for mask plans).
+        shapes: per input, the shape of one example.
+    """
+
+    n_features: int
+    masks: tuple[Tensor, ...] | None
+    windows: tuple[Windows, ...] | None
+    shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def per_example(self) -> bool:
+        """Whether some mask differs between examples (first dimension equal to the batch)."""
+        return self.masks is not None and any(m.shape[0] > 1 for m in self.masks)
+
+    def single(self, features: Tensor) -> tuple[Tensor, ...]:
+        """Boolean masks ``(p, 1 or batch, *shape)`` per input: the elements of feature ``features[j]``."""
+        if self.windows is not None:
+            return tuple(w.members(features, s) for w, s in zip(self.windows, self.shapes))
+        return tuple(m.unsqueeze(0) == features.reshape(-1, *[1] * m.dim()) for m in self._masks)
+
+    @property
+    def _masks(self) -> tuple[Tensor, ...]:
+        return self.masks if self.masks is not None else ()
+
+    def removed(self, rows: Tensor) -> tuple[Tensor, ...]:
+        """Boolean masks ``(p, 1 or batch, *shape)`` per input for coalitions ``rows`` (bool, ``(p, F)``)."""
+        require(self.windows is None, "coalitions of several features need a feature mask, not windows")
+        return tuple(rows[:, m] for m in self._masks)
+
+    def combine(self, values: Tensor, per_example: bool) -> tuple[Tensor, ...]:
+        """Spread per-feature values ``(F, *O)`` onto the inputs: per input ``(*O, *shape)``.
+
+        Mask plans copy each feature's value to its elements; window plans average the values of the
+        windows covering each element. With ``per_example``, ``O[0]`` is the batch and per-example masks
+        pick each example's own ids.
+        """
+        out_shape = tuple(values.shape[1:])
+        flat = values.reshape(values.shape[0], -1)
+        if self.windows is not None:
+            return tuple(self._average_windows(flat, w, s, out_shape) for w, s in zip(self.windows, self.shapes))
+        result = []
+        for m, s in zip(self._masks, self.shapes):
+            size = math.prod(s)
+            if per_example:
+                table = values.movedim(0, -1).reshape(out_shape[0], -1, values.shape[0])
+                idx = m.reshape(m.shape[0], 1, size).expand(out_shape[0], table.shape[1], size)
+                result.append(torch.gather(table, 2, idx).reshape(*out_shape, *s))
+            else:
+                result.append(flat[m[0].reshape(-1)].T.reshape(*out_shape, *s))
+        return tuple(result)
+
+    def _average_windows(self, flat: Tensor, w: Windows, shape: tuple[int, ...],
+                         out_shape: tuple[int, ...]) -> Tensor:
+        size = math.prod(shape)
+        total = torch.zeros(flat.shape[1], size, dtype=flat.dtype, device=flat.device)
+        cover = torch.zeros(size, dtype=flat.dtype, device=flat.device)
+        ids = torch.arange(w.offset, w.offset + w.n, device=flat.device)
+        for sl in chunks(w.n, max(1, (1 << 24) // max(size, 1))):
+            member = w.members(ids[sl], shape).reshape(-1, size).to(flat.dtype)
+            total += flat[ids[sl]].T @ member
+            cover += member.sum(0)
+        return (total / cover).reshape(*out_shape, *shape)
+
+
+def plan_features(
+    inputs: tuple[Tensor, ...],
+    feature_mask: Any = None,
+    sliding_window_shapes: Any = None,
+    strides: Any = None,
+    *,
+    aggregate: bool = False,
+) -> FeaturePlan:
+    """Validate a ``feature_mask`` or sliding windows against ``inputs`` and build the plan.
+
+    With neither, every scalar of every input is its own feature (ids run on across the tensors).
+    """
+    require(feature_mask is None or sliding_window_shapes is None,
+            "give either feature_mask or sliding_window_shapes, not both")
+    shapes = tuple(tuple(x.shape[1:]) for x in inputs)
+    if sliding_window_shapes is not None:
+        return _window_plan(inputs, sliding_window_shapes, strides, shapes)
+    require(strides is None, "strides only apply together with sliding_window_shapes")
+    if feature_mask is None:
+        masks, offset = [], 0
+        for x in inputs:
+            n = math.prod(x.shape[1:])
+            masks.append(torch.arange(offset, offset + n, device=x.device).reshape(1, *x.shape[1:]))
+            offset += n
+        return FeaturePlan(offset, tuple(masks), None, shapes)
+    given = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
+    require(len(given) == len(inputs),
+            f"feature_mask has {len(given)} tensor(s) but inputs has {len(inputs)}; give one mask per input")
+    masks = tuple(_check_mask(m, x, i, len(inputs), aggregate) for i, (m, x) in enumerate(zip(given, inputs)))
+    ids = torch.unique(torch.cat([m.reshape(-1).cpu() for m in masks]))
+    require(ids.numel() > 0, "feature_mask holds no ids")
+    n = int(ids.max()) + 1
+    if ids.numel() != n:
+        missing = sorted(set(range(n)) - set(ids.tolist()))[:8]
+        raise IntellegoError(
+            f"feature_mask ids must be 0 .. num_features - 1 without gaps; ids {missing} are missing "
+            f"(max id {n - 1}, {ids.numel()} distinct ids); renumber them, e.g. with "
+            "torch.unique(mask, return_inverse=True)")
+    return FeaturePlan(n, masks, None, shapes)
+
+
+def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool) -> Tensor:
+    name = "feature_mask" if count == 1 else f"feature_mask[{i}]"
+    require(isinstance(mask, Tensor), f"{name} must be a tensor of integer ids, got {describe(mask)}")
+    require(not (mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool),
+            f"{name} must hold integer feature ids, got dtype {mask.dtype}")
+    require(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than the input "
+            f"of shape {tuple(x.shape)}")
+    m = mask.reshape(*[1] * (x.dim() - mask.dim()), *mask.shape).to(x.device, torch.long)
+    ok = all(a in (1, b) for a, b in zip(m.shape, x.shape))
+    require(ok, f"{name} of shape {tuple(mask.shape)} cannot be broadcast to the input of shape "
+            f"{tuple(x.shape)}; use shape (1, {', '.join(map(str, x.shape[1:]))}) or the input's shape")
+    require(not aggregate or m.shape[0] == 1,
+            f"{name} has a first dimension of {m.shape[0]}, but the model returns one value for the whole "
+            "batch: masks cannot differ between examples, use a first dimension of 1")
+    require(m.numel() == 0 or int(m.min()) >= 0, f"{name} holds negative ids (min {int(m.min())})")
+    return m.expand(m.shape[0], *x.shape[1:])
+
+
+def _window_plan(inputs: tuple[Tensor, ...], window_shapes: Any, strides: Any,
+                 shapes: tuple[tuple[int, ...], ...]) -> FeaturePlan:
+    nested = len(inputs) > 1 or (isinstance(window_shapes, (tuple, list)) and window_shapes
+                                 and isinstance(window_shapes[0], (tuple, list)))
+    shapes_per = same_structure(window_shapes, len(inputs), "sliding_window_shapes") if nested else (window_shapes,)
+    if strides is None:
+        strides_per: tuple[Any, ...] = (1,) * len(inputs)
+    elif len(inputs) > 1:
+        strides_per = same_structure(strides, len(inputs), "strides")
+    else:
+        strides_per = (strides,)
+    windows, offset = [], 0
+    for i, (w, st, s) in enumerate(zip(shapes_per, strides_per, shapes)):
+        label = "" if len(inputs) == 1 else f"[{i}]"
+        w = tuple(w) if isinstance(w, (tuple, list)) else (w,)
+        require(len(w) == len(s) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in w),
+                f"sliding_window_shapes{label} must be {len(s)} positive ints (one per non-batch dimension of "
+                f"the input of per-example shape {s}), got {w!r}")
+        require(all(a <= b for a, b in zip(w, s)),
+                f"sliding_window_shapes{label} {w} is larger than the input's per-example shape {s}")
+        st = (st,) * len(s) if isinstance(st, int) and not isinstance(st, bool) else tuple(st)
+        require(len(st) == len(s) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in st),
+                f"strides{label} must be a positive int or {len(s)} positive ints, got {st!r}")
+        for d, (a, b, c) in enumerate(zip(w, st, s)):
+            require(a == c or b <= a, f"strides{label} {st} skip elements: stride {b} in dimension {d + 1} is "
+                    f"larger than the window {a}")
+        counts = tuple(math.ceil((c - a) / b) + 1 for a, b, c in zip(w, st, s))
+        windows.append(Windows(w, st, counts, offset))
+        offset += math.prod(counts)
+    return FeaturePlan(offset, None, tuple(windows), shapes)
+
+
+class _Progress:
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.done, self.desc = total, 0, desc
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        sys.stderr.write(f"\r{self.desc}: {self.done}/{self.total}")
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    """A tqdm bar over ``total`` model calls when ``enabled`` (a plain counter without tqdm)."""
+    if not enabled:
+        return _NoProgress()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _Progress(total, desc)
+    return tqdm(total=total, desc=desc)
+
+
+class Evaluator:
+    """Runs the model on perturbed copies of a batch, many copies per call.
+
+    ``fills`` are the values removed elements take, per input ``(1 or batch, *shape)``. ``reference()``
+    evaluates the unperturbed inputs and fixes the output shape ``O``: ``(batch, *K)`` when the model
+    returns values per example, or anything else for one output per batch (aggregate mode, one copy per
+    call). ``run(n, removed)`` returns the outputs of ``n`` rows, shape ``(n, *O)``.
+    """
+
+    def __init__(self, spec: ForwardSpec, inputs: tuple[Tensor, ...], fills: tuple[Tensor, ...], *,
+                 target_is_none: bool, perturbations_per_eval: int | None, memory_budget: int | None,
+                 show_progress: bool = False, desc: str = "attribution") -> None:
+        check_positive_int(perturbations_per_eval, "perturbations_per_eval")
+        self.spec, self.inputs, self.fills = spec, inputs, fills
+        self.target_is_none, self.ppe, self.budget = target_is_none, perturbations_per_eval, memory_budget
+        self.show_progress, self.desc = show_progress, desc
+        self.batch = inputs[0].shape[0]
+        self.out_shape: tuple[int, ...] = ()
+        self.aggregate = False
+
+    def _select(self, spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> Tensor:
+        out = spec.output(inputs)
+        if isinstance(out, (int, float)) and not isinstance(out, bool):
+            out = torch.tensor(out, dtype=torch.float64 if isinstance(out, float) else torch.int64)
+        if not self.target_is_none:
+            return spec.readout(out)
+        require(isinstance(out, Tensor), f"the model must return a tensor or a number, got {describe(out)}")
+        n = spec.batch_size
+        if out.dim() > 1 and out.shape[0] == n and out[0].numel() == 1:
+            return out.reshape(n)
+        return out
+
+    def reference(self, inputs: tuple[Tensor, ...] | None = None) -> Tensor:
+        """Outputs on ``inputs`` (default: the unperturbed batch); the first call fixes the output mode."""
+        with torch.no_grad():
+            y = self._select(self.spec, self.inputs if inputs is None else inputs)
+        if not self.out_shape:
+            self.aggregate = y.dim() == 0 or y.shape[0] != self.batch or (self.batch > 1 and y.numel() == 1)
+            self.out_shape = (1,) if y.dim() == 0 else tuple(y.shape)
+            require(not self.aggregate or self.ppe in (None, 1),
+                    f"the model returns output of shape {tuple(y.shape)} for a batch of {self.batch}, i.e. one "
+                    f"result per batch; perturbations_per_eval must then be 1, got {self.ppe}")
+        return y.reshape(self.out_shape)
+
+    def rows_per_call(self, n: int) -> int:
+        """How many perturbed copies of the batch go into one model call."""
+        if self.aggregate:
+            return 1
+        limit = None if self.ppe is None else self.ppe * self.batch
+        rows = plan_rows(n * self.batch, limit=limit, memory_budget=self.budget, device=self.inputs[0].device,
+                         measure=self._measure)
+        return max(1, rows // self.batch)
+
+    def _measure(self) -> int:
+        one = self.spec.rows(slice(0, 1))
+        first = tuple(x[:1] for x in self.inputs)
+
+        def run(n: int) -> Tensor:
+            out = one.tiled(n).output(tuple(x.expand(n, *x.shape[1:]).clone() for x in first))
+            return out if isinstance(out, Tensor) else torch.zeros(())
+
+        input_bytes = sum(x[0].numel() * x.element_size() for x in self.inputs)
+        return saved_bytes_per_row(run) + 2 * input_bytes
+
+    def run(self, n: int, removed: Callable[[slice], tuple[Tensor | None, ...]],
+            fills: Callable[[slice], tuple[Tensor, ...]] | None = None) -> Tensor:
+        """Outputs ``(n, *O)`` of rows ``0 .. n-1``; ``removed(rows)`` gives their boolean masks per input
+        (``(p, 1 or batch, *shape)``, None for an untouched input) and ``fills(rows)`` optional per-row fill
+        values ``(p, batch, *shape)``."""
+        per_call = self.rows_per_call(n)
+        bar = progress_bar(math.ceil(n / per_call), self.desc, self.show_progress)
+        parts, specs = [], {}
+        try:
+            with torch.no_grad():
+                for sl in chunks(n, per_call):
+                    p = sl.stop - sl.start
+                    spec = specs.get(p) or specs.setdefault(p, self.spec.tiled(p))
+                    batch = self._build(p, removed(sl), self.fills if fills is None else fills(sl))
+                    parts.append(self._check(self._select(spec, batch), p))
+                    bar.update()
+        finally:
+            bar.close()
+        return torch.cat(parts)
+
+    def _build(self, p: int, masks: tuple[Tensor | None, ...], fills: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        out = []
+        for x, m, f in zip(self.inputs, masks, fills):
+            v = x.unsqueeze(0).expand(p, *x.shape) if m is None else torch.where(m, f, x)
+            out.append(v.reshape(p * x.shape[0], *x.shape[1:]))
+        return tuple(out)
+
+    def _check(self, y: Tensor, p: int) -> Tensor:
+        if self.aggregate:
+            require(y.numel() == math.prod(self.out_shape),
+                    f"the model returned output of shape {tuple(y.shape)} for perturbed inputs but "
+                    f"{self.out_shape} for the original batch")
+            return y.reshape(1, *self.out_shape)
+        require(y.dim() >= 1 and y.shape[0] == p * self.batch and y.numel() == p * math.prod(self.out_shape),
+                f"the model returned output of shape {tuple(y.shape)} for {p} perturbed copies of a batch of "
+                f"{self.batch} (expected first dimension {p * self.batch}); if it returns one value per batch, "
+                "pass perturbations_per_eval=1")
+        return y.reshape(p, *self.out_shape)
