@@ -1,0 +1,193 @@
+"""Shapley family: ``ShapleyValueSampling`` (random permutations) and ``ShapleyValues`` (exact).
+
+A coalition's value is the model output with the features outside it set to their baselines.
+``ShapleyValueSampling`` averages marginal gains along random feature orders; every prefix of every
+order in a chunk goes through the model in one call. ``ShapleyValues`` evaluates each of the ``2**n``
+coalitions once (Captum walks all ``n!`` orders, ``n * n!`` evaluations) and weighs them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.batching import check_positive_int
+from ..core.hooks import HookScope
+from ..core.inputs import unpack
+from ..engines.perturb import plan_features
+from ..errors import require
+from ._base import PerturbationAttribution
+from .ablation import _fill_docs, prepare
+
+__all__ = ["ShapleyValueSampling", "ShapleyValues", "MAX_EXACT_FEATURES"]
+
+MAX_EXACT_FEATURES = 20
+
+
+def _float(t: Tensor) -> Tensor:
+    return t if t.is_floating_point() else t.double()
+
+
+class ShapleyValueSampling(PerturbationAttribution):
+    """Shapley values estimated from random feature permutations (Castro et al., 2009).
+
+    The estimate is unbiased and its attributions always sum to ``f(inputs) - f(baselines)`` (efficiency).
+    All examples of the batch share the permutations, as in Captum.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import ShapleyValueSampling
+        >>> model = torch.nn.Linear(3, 1)
+        >>> x = torch.randn(2, 3)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> attr = ShapleyValueSampling(model).attribute(x, target=0, n_samples=4, generator=g)
+        >>> torch.allclose(attr, model.weight * x, atol=1e-5)  # additive model: exact
+        True
+    """
+
+    def attribute(
+        self,
+        inputs: Any,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int | None = None,
+        show_progress: bool = False,
+        *,
+        generator: torch.Generator | None = None,
+        antithetic: bool = False,
+        memory_budget: int | None = None,
+    ) -> Any:
+        """Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
+
+        Args:
+            {INPUTS}
+            {BASELINES}
+            {TARGET}
+            {ARGS}
+            {FEATURE_MASK}
+            n_samples: number of random permutations; the model runs ``n_samples * n_features + 1`` times
+                per example.
+            {PERTURBATIONS_PER_EVAL}
+            {SHOW_PROGRESS}
+            {GENERATOR}
+            antithetic: keyword-only; pair every permutation with its reverse (lower variance for
+                near-additive models). ``n_samples`` counts both members of a pair.
+            {MEMORY}
+        """
+        check_positive_int(n_samples, "n_samples", allow_none=False)
+        with HookScope():
+            xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
+                                        perturbations_per_eval, memory_budget, show_progress)
+            plan = plan_features(xs, feature_mask)
+            empty = ev.reference(ev.fills)
+            if ev.aggregate:
+                plan = plan_features(xs, feature_mask, aggregate=True)
+            n_feat = plan.n_features
+            perms = _permutations(n_samples, n_feat, xs[0].device, generator, antithetic)
+            ranks = perms.argsort(1)
+            steps = torch.arange(n_feat, device=xs[0].device)
+
+            def removed(sl: slice) -> tuple[Tensor, ...]:
+                rows = torch.arange(sl.start, sl.stop, device=xs[0].device)
+                return plan.removed(ranks[rows // n_feat] > steps[rows % n_feat, None])
+
+            values = _float(ev.run(n_samples * n_feat, removed)).reshape(n_samples, n_feat, *ev.out_shape)
+            before = torch.cat([_float(empty).expand(n_samples, 1, *ev.out_shape), values[:, :-1]], 1)
+            gains = (values - before).reshape(n_samples * n_feat, *ev.out_shape)
+            phi = torch.zeros(n_feat, *ev.out_shape, dtype=gains.dtype, device=gains.device)
+            phi.index_add_(0, perms.reshape(-1), gains)
+            return unpack(plan.combine(phi / n_samples, per_example=not ev.aggregate), was_tuple)
+
+
+def _permutations(n: int, k: int, device: torch.device, generator: torch.Generator | None,
+                  antithetic: bool) -> Tensor:
+    gdev = generator.device if generator is not None else device
+    perms = torch.rand(n, k, generator=generator, device=gdev).argsort(1).to(device)
+    if antithetic:
+        perms[1::2] = perms[0::2][: perms[1::2].shape[0]].flip(1)
+    return perms
+
+
+class ShapleyValues(PerturbationAttribution):
+    """Exact Shapley values by enumerating all ``2**n`` coalitions of the ``n`` features.
+
+    Captum's class of this name averages over all ``n!`` feature orders; the values are the same, at
+    ``2**n`` model evaluations instead of ``n * n!``. Group features with ``feature_mask``: more than
+    ``MAX_EXACT_FEATURES`` features are refused (use ``ShapleyValueSampling`` or ``KernelShap``).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import ShapleyValues
+        >>> f = lambda x: x[:, 0] * x[:, 1]  # an interaction splits equally
+        >>> ShapleyValues(f).attribute(torch.tensor([[2.0, 3.0]])).tolist()
+        [[3.0, 3.0]]
+    """
+
+    def attribute(
+        self,
+        inputs: Any,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        perturbations_per_eval: int | None = None,
+        show_progress: bool = False,
+        *,
+        memory_budget: int | None = None,
+    ) -> Any:
+        """Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
+
+        Args:
+            {INPUTS}
+            {BASELINES}
+            {TARGET}
+            {ARGS}
+            {FEATURE_MASK}
+            {PERTURBATIONS_PER_EVAL}
+            {SHOW_PROGRESS}
+            {MEMORY}
+        """
+        with HookScope():
+            xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
+                                        perturbations_per_eval, memory_budget, show_progress)
+            plan = plan_features(xs, feature_mask)
+            n_feat = plan.n_features
+            require(n_feat <= MAX_EXACT_FEATURES,
+                    f"ShapleyValues enumerates 2**n coalitions and accepts at most {MAX_EXACT_FEATURES} features, "
+                    f"got {n_feat}; group features with feature_mask or use ShapleyValueSampling / KernelShap")
+            empty = ev.reference(ev.fills)
+            if ev.aggregate:
+                plan = plan_features(xs, feature_mask, aggregate=True)
+            bits = 1 << torch.arange(n_feat, device=xs[0].device)
+
+            def removed(sl: slice) -> tuple[Tensor, ...]:
+                codes = torch.arange(sl.start + 1, sl.stop + 1, device=xs[0].device)
+                return plan.removed(codes[:, None] & bits == 0)
+
+            values = torch.cat([_float(empty)[None], _float(ev.run(2**n_feat - 1, removed))])
+            return unpack(plan.combine(_exact_shapley(values, n_feat), per_example=not ev.aggregate), was_tuple)
+
+
+def _exact_shapley(values: Tensor, n: int) -> Tensor:
+    """Shapley values ``(n, *O)`` from the values ``(2**n, *O)`` of all coalitions (bit ``i`` = feature ``i``)."""
+    codes = torch.arange(2**n, device=values.device)
+    sizes = torch.zeros_like(codes)
+    for i in range(n):
+        sizes += (codes >> i) & 1
+    weight = torch.tensor([math.factorial(s) * math.factorial(n - 1 - s) / math.factorial(n) for s in range(n)],
+                          dtype=values.dtype, device=values.device)
+    phi = []
+    for i in range(n):
+        without = codes[(codes >> i) & 1 == 0]
+        w = weight[sizes[without]].reshape(-1, *[1] * (values.dim() - 1))
+        phi.append((w * (values[without | (1 << i)] - values[without])).sum(0))
+    return torch.stack(phi)
+
+
+_fill_docs(ShapleyValueSampling, ShapleyValues)
