@@ -48,13 +48,22 @@ def finish(fig: Any, use_pyplot: bool, path: str | os.PathLike | None = None) ->
         save_figure(fig, path)
     if not use_pyplot:
         return
-    mpl = matplotlib()
-    from matplotlib import rcsetup
-
-    if mpl.get_backend().lower() not in {b.lower() for b in rcsetup.non_interactive_bk}:
+    if matplotlib().get_backend().lower() not in _non_interactive_backends():
         import matplotlib.pyplot as plt
 
         plt.show()
+
+
+def _non_interactive_backends() -> set[str]:
+    try:  # matplotlib >= 3.9
+        from matplotlib.backends import BackendFilter, backend_registry
+
+        names = backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE)
+    except ImportError:  # pragma: no cover - older matplotlib
+        from matplotlib import rcsetup
+
+        names = rcsetup.non_interactive_bk
+    return {name.lower() for name in names}
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: float | None = None) -> Path:
