@@ -11,9 +11,21 @@ from ._base import (
     NeuronAttribution,
     PerturbationAttribution,
 )
+from .deep_lift import DeepLift, DeepLiftShap
 from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
+from .guided import Deconvolution, GuidedBackprop
 from .integrated_gradients import IntegratedGradients
+from .layer import (
+    InternalInfluence,
+    LayerActivation,
+    LayerConductance,
+    LayerGradCam,
+    LayerGradientShap,
+    LayerGradientXActivation,
+    LayerIntegratedGradients,
+)
+from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
 
 __all__ = [
@@ -28,4 +40,19 @@ __all__ = [
     "IntegratedGradients",
     "GradientShap",
     "NoiseTunnel",
+    "DeepLift",
+    "DeepLiftShap",
+    "GuidedBackprop",
+    "Deconvolution",
+    "LayerActivation",
+    "LayerGradientXActivation",
+    "LayerGradCam",
+    "InternalInfluence",
+    "LayerConductance",
+    "LayerIntegratedGradients",
+    "LayerGradientShap",
+    "NeuronGradient",
+    "NeuronIntegratedGradients",
+    "NeuronGradientShap",
+    "NeuronConductance",
 ]

@@ -1,0 +1,107 @@
+"""Shared plumbing of the layer methods: chunked layer gradients and evaluations, paths in input space.
+
+Every function works on the flat tuple of layer tensors described by a :class:`~intellego.attr._site.Layout`
+(one entry per tensor, per call, per layer) so the public classes only combine tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.batching import chunks, plan_rows
+from ..core.grad import ForwardSpec, measure_saved_bytes
+from ..errors import require
+from ._base import LayerAttribution
+from ._site import Layout, Site, check_layers, layer_eval, layer_gradients, sites_of
+
+__all__ = ["LayerMethod", "rows_for", "grads_at", "evals_at", "path_layer_grads", "stack_path"]
+
+
+class LayerMethod(LayerAttribution):
+    """A layer attribution whose layers are checked against the model once, at construction."""
+
+    def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None) -> None:
+        super().__init__(forward_func, layer, device_ids)
+        check_layers(forward_func, layer)
+
+    @property
+    def _many(self) -> bool:
+        return isinstance(self.layer, (list, tuple))
+
+    def _sites(self, to_input: bool) -> list[Site]:
+        return sites_of(self.layer, to_input)
+
+
+def no_grad_kwargs(grad_kwargs: Any) -> None:
+    """``grad_kwargs`` is accepted for Captum compatibility; extra autograd options are not supported."""
+    require(not grad_kwargs, f"grad_kwargs is not supported by intellego (got {grad_kwargs!r}); gradients are "
+            "always plain first-order gradients")
+
+
+def rows_for(spec: ForwardSpec, xs: tuple[Tensor, ...], total: int, limit: int | None,
+             memory_budget: int | None) -> int:
+    """Rows per model call for ``total`` rows of inputs like ``xs`` (the one chunking rule)."""
+    return plan_rows(total, limit=limit, memory_budget=memory_budget, device=xs[0].device,
+                     measure=lambda: measure_saved_bytes(spec, xs))
+
+
+def _cat(parts: Sequence[tuple[Tensor, ...]]) -> tuple[Tensor, ...]:
+    return parts[0] if len(parts) == 1 else tuple(torch.cat(ts) for ts in zip(*parts))
+
+
+def grads_at(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], rows: int) -> tuple[
+        tuple[Tensor, ...], tuple[Tensor, ...], Layout]:
+    """Layer gradients and activations at ``xs``, computed ``rows`` examples at a time."""
+    batch = xs[0].shape[0]
+    grads, acts, layout = [], [], None
+    for sl in chunks(batch, rows):
+        g, a, layout = layer_gradients(spec.rows(sl), sites, tuple(x[sl] for x in xs))
+        grads.append(g)
+        acts.append(a)
+    require(layout is not None, "inputs must hold at least one example")
+    return _cat(grads), _cat(acts), layout
+
+
+def evals_at(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], rows: int) -> tuple[
+        tuple[Tensor, ...], Layout]:
+    """Layer activations at ``xs``, ``rows`` examples per forward."""
+    batch = xs[0].shape[0]
+    parts, layout = [], None
+    for sl in chunks(batch, rows):
+        a, layout = layer_eval(spec.rows(sl), sites, tuple(x[sl] for x in xs))
+        parts.append(a)
+    require(layout is not None, "inputs must hold at least one example")
+    return _cat(parts), layout
+
+
+def stack_path(xs: tuple[Tensor, ...], bs: tuple[Tensor, ...], alphas: Sequence[float]) -> tuple[Tensor, ...]:
+    """``(k * n, ...)`` points ``b + a * (x - b)`` for each alpha, step-major."""
+    out = []
+    for x, b in zip(xs, bs):
+        a = torch.tensor(list(alphas), dtype=x.dtype, device=x.device).reshape(-1, *[1] * x.dim())
+        out.append((b.unsqueeze(0) + a * (x - b).unsqueeze(0)).reshape(-1, *x.shape[1:]))
+    return tuple(out)
+
+
+def path_layer_grads(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], bs: tuple[Tensor, ...],
+                     alphas: Sequence[float], rows: int,
+                     each: Callable[[int, tuple[Tensor, ...], tuple[Tensor, ...]], None]) -> Layout:
+    """Layer gradients and activations at the input-space path points, several steps per model call.
+
+    ``each(step, grads, acts)`` receives one step's ``(N, ...)`` tensors, in order of the steps.
+    """
+    batch = xs[0].shape[0]
+    per_chunk = max(1, rows // max(batch, 1))
+    layout = None
+    for st in chunks(len(alphas), per_chunk):
+        k = st.stop - st.start
+        g, a, layout = layer_gradients(spec.tiled(k), sites, stack_path(xs, bs, alphas[st]))
+        for j in range(k):
+            rows_j = slice(j * batch, (j + 1) * batch)
+            each(st.start + j, tuple(t[rows_j] for t in g), tuple(t[rows_j] for t in a))
+    require(layout is not None, "inputs must hold at least one example")
+    return layout
