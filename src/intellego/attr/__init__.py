@@ -11,10 +11,8 @@ from ._base import (
     NeuronAttribution,
     PerturbationAttribution,
 )
-from .deep_lift import DeepLift, DeepLiftShap
 from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
-from .guided import Deconvolution, GuidedBackprop
 from .integrated_gradients import IntegratedGradients
 from .layer import (
     InternalInfluence,
@@ -40,10 +38,6 @@ __all__ = [
     "IntegratedGradients",
     "GradientShap",
     "NoiseTunnel",
-    "DeepLift",
-    "DeepLiftShap",
-    "GuidedBackprop",
-    "Deconvolution",
     "LayerActivation",
     "LayerGradientXActivation",
     "LayerGradCam",
