@@ -69,7 +69,6 @@ class ShapesCNN(nn.Module):
         self.conv3 = nn.Conv2d(32, 32, kernel_size=3, padding=1)
         self.relu3 = nn.ReLU()
         self.gap = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten()
         self.fc = nn.Linear(32, n_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -77,7 +76,7 @@ class ShapesCNN(nn.Module):
         x = self.pool1(self.relu1(self.conv1(x)))
         x = self.pool2(self.relu2(self.conv2(x)))
         x = self.relu3(self.conv3(x))
-        return self.fc(self.flatten(self.gap(x)))
+        return self.fc(self.gap(x).flatten(1))  # not nn.Flatten: Captum's LRP has no rule for it
 
 
 class TabularMLP(nn.Module):
@@ -153,7 +152,7 @@ def _padding_mask(tokens: Tensor) -> Tensor:
 
 
 def _load(model: nn.Module, name: str) -> nn.Module:
-    ref = resources.files("intellego.models").joinpath("weights", WEIGHT_FILES[name])
+    ref = resources.files("intellego.models") / "weights" / WEIGHT_FILES[name]
     with ref.open("rb") as file:
         state = torch.load(file, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
