@@ -1,0 +1,134 @@
+"""Insights: an interactive attribution explorer, as a local web app, a notebook widget and a static export.
+
+The Python API is Captum Insights', so a Captum program runs with only its import lines changed::
+
+    from intellego.insights import AttributionVisualizer, Batch
+    from intellego.insights.features import ImageFeature
+
+    visualizer = AttributionVisualizer(
+        models=[net], score_func=lambda o: torch.nn.functional.softmax(o, 1), classes=classes,
+        features=[ImageFeature("Photo", baseline_transforms=[baseline_func], input_transforms=[transform])],
+        dataset=formatted_data_iter())
+    visualizer.render()          # in a notebook (anywidget)
+    visualizer.serve()           # or in the browser: prints the URL, returns the port
+    visualizer.export("x.html")  # or one offline HTML file
+
+``python -m intellego.insights`` (or the ``intellego`` command) starts it on the shipped demo model.
+
+Example:
+    >>> import torch
+    >>> from intellego.insights.features import TabularFeature
+    >>> vis = AttributionVisualizer([torch.nn.Linear(2, 2)], ["no", "yes"], [TabularFeature("row", ["a", "b"])],
+    ...                             [Batch(torch.randn(4, 2), torch.tensor([0, 1, 1, 0]))])
+    >>> len(vis.session.run({"method": "Saliency", "count": 3})["samples"])
+    3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from ..errors import IntellegoError
+from .features import BaseFeature, GeneralFeature, ImageFeature, TabularFeature, TextFeature
+from .session import Batch, Session
+
+__all__ = [
+    "AttributionVisualizer",
+    "Batch",
+    "Session",
+    "BaseFeature",
+    "ImageFeature",
+    "TextFeature",
+    "GeneralFeature",
+    "TabularFeature",
+]
+
+
+class AttributionVisualizer:
+    """Explore attributions of ``models`` over ``dataset`` in a notebook, a browser or a static file.
+
+    Args:
+        models: A model or list of models; each maps the features' transformed inputs to class scores.
+        classes: Class names, indexed like the model outputs.
+        features: One feature per input tensor (:class:`ImageFeature`, :class:`TextFeature`,
+            :class:`GeneralFeature`, :class:`TabularFeature`).
+        dataset: An iterable of :class:`Batch`; it may be endless (at most ``max_samples`` are drawn).
+        score_func: Maps model outputs to the displayed scores, for example a softmax.
+        use_label_for_attr: Attribute the predicted class (``True``, for one output per class) or the
+            whole output (``False``, for a scalar output).
+        **options: Keyword-only limits of the :class:`~intellego.insights.session.Session`
+            (``max_samples``, ``max_count``, ``cache_size``, ``job_limit_s``, ``title``).
+    """
+
+    def __init__(self, models: Sequence[Callable[..., Any]] | Callable[..., Any], classes: Sequence[str],
+                 features: Sequence[BaseFeature] | BaseFeature, dataset: Iterable[Batch],
+                 score_func: Callable[[Tensor], Tensor] | None = None, use_label_for_attr: bool = True,
+                 **options: Any) -> None:
+        self.session = Session(models, classes, features, dataset, score_func, use_label_for_attr, **options)
+        self._server: Any = None
+
+    def widget(self) -> Any:
+        """A new notebook widget on this session (needs the ``insights`` extra: anywidget)."""
+        try:
+            from .widget import InsightsWidget
+        except ImportError as exc:
+            raise IntellegoError(f"the notebook widget needs anywidget: pip install 'intellego[insights]' ({exc})"
+                                 ) from exc
+        return InsightsWidget(self.session)
+
+    def render(self, debug: bool = False) -> None:
+        """Show the explorer in the running notebook (JupyterLab, Notebook 7, VS Code, Colab).
+
+        ``debug`` is accepted for Captum compatibility and changes nothing.
+        """
+        from IPython.display import display
+
+        display(self.widget())
+
+    def serve(self, blocking: bool = False, debug: bool = False, port: int | None = None, bind_all: bool = False,
+              *, host: str | None = None) -> int:
+        """Serve the explorer over HTTP, print its URL (with the session token) and return the port.
+
+        Args:
+            blocking: Serve on this thread until interrupted (Ctrl-C) instead of a background thread.
+            debug: Log requests to stderr. There is no debugger.
+            port: TCP port; a free one when ``None``.
+            bind_all: Listen on every interface (``0.0.0.0``) instead of ``127.0.0.1``.
+            host: Listen on this address instead (keyword-only); overrides ``bind_all``.
+        """
+        from .server import LOOPBACK, InsightsServer
+
+        self.stop()
+        address = host if host is not None else ("0.0.0.0" if bind_all else "127.0.0.1")
+        server = InsightsServer(self.session, address, 0 if port is None else port, debug=debug)
+        self._server = server
+        if address not in LOOPBACK:
+            print(f"warning: listening on {address}: anyone who can reach it and has the token can run the models")
+        print(f"intellego insights: open {server.url}", flush=True)
+        if not blocking:
+            server.start()
+            return server.port
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped")
+        finally:
+            self.session.close()
+            self._server = None
+        return server.port
+
+    def stop(self) -> None:
+        """Stop a background server started by :meth:`serve`."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def export(self, path: str | Path, runs: Sequence[dict[str, Any]] | None = None, count: int = 8) -> Path:
+        """Write a self-contained offline HTML file; see :func:`intellego.insights.export.export_html`."""
+        from .export import export_html
+
+        return export_html(self.session, path, runs, count)

@@ -1,0 +1,303 @@
+"""Feature descriptions for the explorer, with Captum Insights' names and signatures.
+
+A feature is one input tensor of the model. It says how a raw sample becomes the model's input
+(``input_transforms``), which baselines to compare it with (``baseline_transforms``), how to show it
+(``visualization_transform``) and how its attributions are drawn: a heat map over an image, colours over
+tokens, or one bar per column.
+
+Example:
+    >>> import torch
+    >>> feature = ImageFeature("Photo", baseline_transforms=[lambda x: x * 0], input_transforms=[])
+    >>> x = torch.rand(3, 4, 4)
+    >>> [tuple(b.shape) for b in feature.baselines(feature.transform(x))]
+    [(3, 4, 4)]
+    >>> feature.view(x, torch.ones(3, 4, 4))["kind"]
+    'image'
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import IntellegoError, describe, require
+
+__all__ = ["BaseFeature", "ImageFeature", "TextFeature", "GeneralFeature", "TabularFeature", "encode"]
+
+Transform = Callable[[Any], Any]
+
+
+def _as_list(transforms: Transform | Sequence[Transform] | None, name: str) -> list[Transform]:
+    if transforms is None:
+        return []
+    items = list(transforms) if isinstance(transforms, (list, tuple)) else [transforms]
+    for i, t in enumerate(items):
+        require(callable(t), f"{name}[{i}] must be callable, got {describe(t)}")
+    return items
+
+
+def encode(array: np.ndarray) -> dict[str, Any]:
+    """A numeric array as JSON: shape, dtype (``float32`` or ``uint8``) and little-endian base64 bytes.
+
+    Example:
+        >>> encode(np.zeros((2, 2), dtype=np.uint8))["b64"]
+        'AAAAAA=='
+    """
+    dtype = np.uint8 if array.dtype == np.uint8 else np.dtype("<f4")
+    data = np.ascontiguousarray(array, dtype=dtype)
+    return {"shape": list(data.shape), "dtype": data.dtype.name, "b64": base64.b64encode(data.tobytes()).decode()}
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.detach().to("cpu", torch.float32).numpy()
+    return np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class BaseFeature:
+    """One model input: its name, transforms and how its attributions are shown.
+
+    Args:
+        name: Label shown in the explorer.
+        baseline_transforms: Callables mapping a transformed sample to a baseline of the same shape; each
+            makes one baseline (methods that take a baseline distribution use them all, the others the first).
+            Without any, the baseline is zero.
+        input_transforms: Callables applied in order to each raw sample to make the model's input.
+        visualization_transform: Callable mapping a raw sample to what is displayed.
+    """
+
+    kind = "general"
+    #: whether methods that need interpretable feature groups (KernelShap, Lime, FeatureAblation) apply.
+    groupable = True
+
+    def __init__(
+        self,
+        name: str,
+        baseline_transforms: Transform | Sequence[Transform] | None = None,
+        input_transforms: Transform | Sequence[Transform] | None = None,
+        visualization_transform: Transform | None = None,
+    ) -> None:
+        require(isinstance(name, str) and name != "", f"feature name must be a non-empty str, got {describe(name)}")
+        require(visualization_transform is None or callable(visualization_transform),
+                f"visualization_transform of feature {name!r} must be callable, "
+                f"got {describe(visualization_transform)}")
+        self.name = name
+        self.baseline_transforms = _as_list(baseline_transforms, f"{name}.baseline_transforms")
+        self.input_transforms = _as_list(input_transforms, f"{name}.input_transforms")
+        self.visualization_transform = visualization_transform
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def transform(self, sample: Tensor) -> Tensor:
+        """The model's input for one raw sample (no batch dimension)."""
+        out = sample
+        for t in self.input_transforms:
+            out = t(out)
+        if not isinstance(out, Tensor):
+            raise IntellegoError(f"input_transforms of feature {self.name!r} must return a tensor, got {describe(out)}")
+        return out
+
+    def baselines(self, transformed: Tensor) -> list[Tensor]:
+        """One baseline per ``baseline_transforms`` entry (zeros without any), each like ``transformed``."""
+        if not self.baseline_transforms:
+            return [torch.zeros_like(transformed)]
+        out = []
+        for i, t in enumerate(self.baseline_transforms):
+            b = t(transformed)
+            b = torch.as_tensor(b, dtype=transformed.dtype, device=transformed.device)
+            require(b.numel() == 1 or b.shape == transformed.shape,
+                    f"baseline_transforms[{i}] of feature {self.name!r} returned {describe(b)}; expected the "
+                    f"shape of the transformed input {tuple(transformed.shape)}")
+            out.append(b.expand_as(transformed).clone())
+        return out
+
+    def spatial_dims(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Dimensions (of a sample without batch dimension) that windows and patches slide over."""
+        return tuple(range(len(shape)))
+
+    def window(self, size: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """A sliding window (or stride) of ``size`` along the spatial dims, whole along the others."""
+        dims = self.spatial_dims(shape)
+        return tuple(min(size, n) if d in dims else n for d, n in enumerate(shape))
+
+    def groups(self, patch: int, shape: tuple[int, ...]) -> Tensor:
+        """Interpretable feature ids (int64, ``shape``): square patches of side ``patch`` over the spatial dims."""
+        dims = self.spatial_dims(shape)
+        ids = torch.zeros((), dtype=torch.long)
+        for d in dims:
+            n_blocks = -(-shape[d] // patch)
+            block = torch.arange(shape[d]) // patch
+            view = [1] * len(shape)
+            view[d] = shape[d]
+            ids = ids * n_blocks + block.view(view)
+        return ids.expand(shape).contiguous()
+
+    def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
+        """JSON-ready payload for the front end: the sample and its attribution in this feature's form."""
+        values = _numpy(self._shown(raw)).reshape(-1)
+        attr = _numpy(attribution).reshape(-1)
+        return {"kind": "columns", "names": [f"{self.name}[{i}]" for i in range(attr.size)],
+                "values": values.tolist() if values.size == attr.size else None, "attribution": attr.tolist()}
+
+    def _shown(self, raw: Tensor) -> Any:
+        return self.visualization_transform(raw) if self.visualization_transform is not None else raw
+
+
+class ImageFeature(BaseFeature):
+    """An image input ``(C, H, W)``, ``(H, W, C)`` or ``(H, W)``, shown with a heat-map overlay.
+
+    Example:
+        >>> f = ImageFeature("img", baseline_transforms=[], input_transforms=[])
+        >>> f.window(4, (3, 32, 32)), tuple(f.groups(16, (3, 32, 32)).unique().tolist())
+        ((3, 4, 4), (0, 1, 2, 3))
+    """
+
+    kind = "image"
+
+    def __init__(self, name: str, baseline_transforms: Transform | Sequence[Transform] | None = None,
+                 input_transforms: Transform | Sequence[Transform] | None = None,
+                 visualization_transform: Transform | None = None) -> None:
+        super().__init__(name, baseline_transforms, input_transforms, visualization_transform)
+
+    def spatial_dims(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) == 3 and shape[0] not in (1, 3, 4) and shape[-1] in (1, 3, 4):
+            return (0, 1)
+        return tuple(range(len(shape)))[-2:]
+
+    def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
+        image = _numpy(self._shown(raw))
+        attr = _numpy(attribution)
+        return {"kind": "image", "image": encode(_to_rgb(image, self.name)), "heat": encode(self._heat(attr))}
+
+    def _heat(self, attr: np.ndarray) -> np.ndarray:
+        if attr.ndim == 3:
+            channel = -1 if self.spatial_dims(attr.shape) == (0, 1) else 0
+            return attr.sum(axis=channel)
+        if attr.ndim == 2:
+            return attr
+        if attr.ndim > 3:
+            return attr.reshape(-1, *attr.shape[-2:]).sum(axis=0)
+        return attr.reshape(1, -1)
+
+
+def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
+    """``(H, W, 3)`` uint8 from a CHW, HWC or HW array, rescaled to [0, 255] when outside [0, 1]."""
+    if image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4):
+        image = image.transpose(1, 2, 0)
+    elif image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] in (1, 3, 4):
+        image = image.transpose(1, 2, 0)  # ambiguous tiny image: assume channels first, like torch
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3:
+        raise IntellegoError(f"ImageFeature {name!r} needs a (C, H, W), (H, W, C) or (H, W) image to show, "
+                             f"got an array of shape {image.shape}")
+    image = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
+    low, high = float(image.min(initial=0.0)), float(image.max(initial=1.0))
+    if low < 0.0 or high > 1.0:
+        image = (image - low) / max(high - low, 1e-12)
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+class TextFeature(BaseFeature):
+    """A token sequence: the model's input is ``(L, ...)`` (for example embeddings), shown as coloured tokens.
+
+    ``visualization_transform`` maps the raw sample to a list of token strings.
+
+    Example:
+        >>> f = TextFeature("text", None, None, lambda ids: [str(int(i)) for i in ids])
+        >>> f.view(torch.tensor([3, 4]), torch.ones(2, 8))["tokens"]
+        ['3', '4']
+    """
+
+    kind = "text"
+
+    def __init__(self, name: str, baseline_transforms: Transform | Sequence[Transform] | None = None,
+                 input_transforms: Transform | Sequence[Transform] | None = None,
+                 visualization_transform: Transform | None = None) -> None:
+        super().__init__(name, baseline_transforms, input_transforms, visualization_transform)
+
+    def spatial_dims(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (0,)
+
+    def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
+        attr = _numpy(attribution)
+        per_token = attr.reshape(attr.shape[0], -1).sum(axis=1) if attr.ndim else attr.reshape(1)
+        shown = self._shown(raw)
+        if isinstance(shown, str):
+            tokens = shown.split()
+        elif isinstance(shown, Tensor):
+            tokens = [str(v) for v in shown.reshape(-1).tolist()]
+        else:
+            tokens = [str(t) for t in shown]
+        n = min(len(tokens), per_token.size)
+        return {"kind": "text", "tokens": tokens[:n], "attribution": per_token[:n].tolist()}
+
+
+class GeneralFeature(BaseFeature):
+    """A vector input with one named category per entry, shown as one signed bar per category.
+
+    Args:
+        name: Label shown in the explorer.
+        categories: One name per entry of the (flattened) input.
+
+    Example:
+        >>> f = GeneralFeature("scores", categories=["a", "b"])
+        >>> f.view(torch.tensor([1.0, 2.0]), torch.tensor([0.5, -0.5]))["names"]
+        ['a', 'b']
+    """
+
+    kind = "columns"
+
+    def __init__(self, name: str, categories: Sequence[str], *,
+                 baseline_transforms: Transform | Sequence[Transform] | None = None,
+                 input_transforms: Transform | Sequence[Transform] | None = None) -> None:
+        super().__init__(name, baseline_transforms, input_transforms, None)
+        require(isinstance(categories, (list, tuple)) and all(isinstance(c, str) for c in categories),
+                f"categories of feature {name!r} must be a list of str, got {describe(categories)}")
+        self.categories = list(categories)
+
+    def spatial_dims(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (0,)
+
+    def groups(self, patch: int, shape: tuple[int, ...]) -> Tensor:
+        """Every column is its own interpretable feature; ``patch`` does not apply."""
+        return torch.arange(int(np.prod(shape)), dtype=torch.long).reshape(shape)
+
+    def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
+        attr = _numpy(attribution).reshape(-1)
+        values = _numpy(raw).reshape(-1)
+        names = self.categories if len(self.categories) == attr.size else [f"{self.name}[{i}]" for i in
+                                                                           range(attr.size)]
+        return {"kind": "columns", "names": names, "values": values.tolist() if values.size == attr.size else None,
+                "attribution": attr.tolist()}
+
+
+class TabularFeature(GeneralFeature):
+    """Column data ``(D,)``: each row shows every column's value next to its signed contribution.
+
+    Args:
+        name: Label shown in the explorer.
+        columns: The ``D`` column names.
+        baseline_transforms: As in :class:`BaseFeature` (for example the training means).
+        input_transforms: As in :class:`BaseFeature` (for example standardisation).
+
+    Example:
+        >>> f = TabularFeature("row", columns=["age", "income"])
+        >>> f.view(torch.tensor([30.0, 2.5]), torch.tensor([0.1, 0.3]))["values"]
+        [30.0, 2.5]
+    """
+
+    def __init__(self, name: str, columns: Sequence[str],
+                 baseline_transforms: Transform | Sequence[Transform] | None = None,
+                 input_transforms: Transform | Sequence[Transform] | None = None) -> None:
+        super().__init__(name, columns, baseline_transforms=baseline_transforms, input_transforms=input_transforms)
+
+    @property
+    def columns(self) -> list[str]:
+        return self.categories

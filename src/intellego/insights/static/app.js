@@ -1,0 +1,475 @@
+// intellego insights: the explorer's front end, one hand-written ES module with no build step.
+//
+// The same file runs in three hosts, each behind a small transport with three calls
+// (config() -> Promise<config>, run(request, onProgress) -> Promise<result>, cancel()):
+//   * the local web server:   mount(el, httpTransport("", token))
+//   * the anywidget widget:    export default { render({ model, el }) }
+//   * the static HTML export:  mount(el, staticTransport(data)), inlined in the page, fully offline.
+// Heat maps, token colours and bars are drawn here from raw arrays, so colour map, sign mode and opacity
+// change without asking the host again.
+
+const COLORMAPS = {
+  coolwarm: [[59, 76, 192], [141, 176, 254], [221, 221, 221], [244, 154, 123], [180, 4, 38]],
+  PiYG: [[142, 1, 82], [222, 119, 174], [247, 247, 247], [127, 188, 65], [39, 100, 25]],
+  viridis: [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]],
+  magma: [[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]],
+  gray: [[0, 0, 0], [255, 255, 255]],
+};
+const SIGNS = {
+  all: "signed (all)",
+  positive: "positive only",
+  negative: "negative only",
+  absolute: "absolute value",
+};
+
+// ------------------------------------------------------------------------------------------ transports
+
+/** Talks to intellego.insights.server: JSON over fetch, token in a header, job progress by polling. */
+export function httpTransport(base, token) {
+  let current = null;
+  async function call(method, path, body) {
+    const headers = { "X-Intellego-Token": token };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(base + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await response.json(); } catch (_) { data = null; }
+    if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
+    return data;
+  }
+  return {
+    config: () => call("GET", "/api/config"),
+    async run(request, onProgress) {
+      let job = await call("POST", "/api/jobs", request);
+      current = job.id;
+      try {
+        while (job.state === "queued" || job.state === "running") {
+          onProgress(job);
+          await new Promise((resolve) => setTimeout(resolve, 120));
+          job = await call("GET", `/api/jobs/${job.id}`);
+        }
+      } finally {
+        if (current === job.id) current = null;
+      }
+      if (job.state === "done") return job.result;
+      throw new Error(job.error || job.state);
+    },
+    cancel() {
+      if (current !== null) call("POST", `/api/jobs/${current}/cancel`).catch(() => {});
+    },
+  };
+}
+
+/** Talks to intellego.insights.widget through an anywidget model: custom messages both ways. */
+export function widgetTransport(model) {
+  let seq = 0;
+  const pending = new Map();
+  const onMessage = (msg) => {
+    const entry = msg && pending.get(msg.id);
+    if (!entry) return;
+    if (msg.type === "progress") entry.onProgress(msg);
+    else if (msg.type === "result") { pending.delete(msg.id); entry.resolve(msg.result); }
+    else if (msg.type === "error") { pending.delete(msg.id); entry.reject(new Error(msg.message)); }
+  };
+  model.on("msg:custom", onMessage);
+  return {
+    config: async () => model.get("config"),
+    run(request, onProgress) {
+      const id = `r${++seq}`;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject, onProgress });
+        model.send({ type: "run", id, request });
+      });
+    },
+    cancel() {
+      for (const id of pending.keys()) model.send({ type: "cancel", id });
+    },
+    close() { model.off("msg:custom", onMessage); },
+  };
+}
+
+/** Answers from the runs saved in a static export; nothing leaves the page. */
+export function staticTransport(data) {
+  return {
+    config: async () => data.config,
+    async run(request) {
+      const run = data.runs[request.run];
+      if (!run) throw new Error(`this export has no run ${request.run}`);
+      const samples = run.samples.slice(request.offset, request.offset + request.count);
+      return {
+        ...run, samples, offset: request.offset, count: request.count,
+        has_more: request.offset + request.count < run.samples.length,
+        message: samples.length ? "" : "no more samples in this export",
+      };
+    },
+    cancel() {},
+  };
+}
+
+export default {
+  render({ model, el }) {
+    const transport = widgetTransport(model);
+    const app = mount(el, transport);
+    return () => { app.destroy(); transport.close(); };
+  },
+};
+
+// ------------------------------------------------------------------------------------------ helpers
+
+function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else node[key] = value;
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) {
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+  return node;
+}
+
+function decode(array) {
+  if (array.decoded) return array.decoded;
+  const text = atob(array.b64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  const values = array.dtype === "uint8" ? bytes : new Float32Array(bytes.buffer);
+  Object.defineProperty(array, "decoded", { value: values, enumerable: false });
+  return values;
+}
+
+export function colour(name, t) {
+  const stops = COLORMAPS[name] || COLORMAPS.coolwarm;
+  const x = Math.min(1, Math.max(0, t)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x));
+  const f = x - i;
+  return stops[i].map((c, k) => Math.round(c + f * (stops[i + 1][k] - c)));
+}
+
+function signed(value, sign) {
+  if (sign === "positive") return Math.max(value, 0);
+  if (sign === "negative") return Math.max(-value, 0);
+  if (sign === "absolute") return Math.abs(value);
+  return value;
+}
+
+/** Values after the sign mode, scaled by their 99th percentile magnitude into [-1, 1]. */
+function normalised(values, sign) {
+  const out = new Float32Array(values.length);
+  const mags = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    out[i] = signed(values[i], sign);
+    mags[i] = Math.abs(out[i]);
+  }
+  mags.sort();
+  const scale = mags.length ? mags[Math.floor(0.99 * (mags.length - 1))] || mags[mags.length - 1] : 0;
+  for (let i = 0; i < out.length; i++) out[i] = scale > 0 ? Math.max(-1, Math.min(1, out[i] / scale)) : 0;
+  return out;
+}
+
+/** Colour and opacity for a normalised value: signed mode spans the whole map, others its upper half. */
+function paint(v, view) {
+  const t = view.sign === "all" ? 0.5 + 0.5 * v : v;
+  return { rgb: colour(view.cmap, t), alpha: Math.abs(v) };
+}
+
+// ------------------------------------------------------------------------------------------ drawing
+
+function drawImage(canvas, image) {
+  const [height, width] = image.shape;
+  const pixels = decode(image);
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  const data = ctx.createImageData(width, height);
+  for (let i = 0; i < width * height; i++) {
+    data.data.set([pixels[3 * i], pixels[3 * i + 1], pixels[3 * i + 2], 255], 4 * i);
+  }
+  ctx.putImageData(data, 0, 0);
+}
+
+function drawOverlay(canvas, image, heat, view) {
+  const [height, width] = image.shape;
+  const [hh, hw] = heat.shape;
+  const pixels = decode(image);
+  const values = normalised(decode(heat), view.sign);
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  const data = ctx.createImageData(width, height);
+  for (let y = 0; y < height; y++) {
+    const row = Math.min(hh - 1, Math.floor((y * hh) / height)) * hw;
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      const { rgb, alpha } = paint(values[row + Math.min(hw - 1, Math.floor((x * hw) / width))], view);
+      const a = Math.min(1, view.opacity * Math.sqrt(alpha));
+      const grey = 0.3 * pixels[3 * i] + 0.59 * pixels[3 * i + 1] + 0.11 * pixels[3 * i + 2];
+      for (let c = 0; c < 3; c++) data.data[4 * i + c] = Math.round((1 - a) * grey + a * rgb[c]);
+      data.data[4 * i + 3] = 255;
+    }
+  }
+  ctx.putImageData(data, 0, 0);
+}
+
+function bar(label, value, scale, view, detail) {
+  const v = scale > 0 ? Math.max(-1, Math.min(1, signed(value, view.sign) / scale)) : 0;
+  const { rgb } = paint(v, view);
+  const fill = h("span", { class: "ii-fill" });  // CSSOM styles below are allowed by the page's CSP
+  fill.style.width = `${Math.round(Math.abs(v) * 50)}%`;
+  fill.style.background = `rgb(${rgb.join(",")})`;
+  fill.classList.add(v < 0 ? "ii-neg" : "ii-pos");
+  return h("div", { class: "ii-bar", title: `${label}: ${value.toPrecision(4)}` },
+    h("span", { class: "ii-bar-label" }, label),
+    h("span", { class: "ii-track" }, fill),
+    h("span", { class: "ii-bar-value" }, detail ?? value.toFixed(3)));
+}
+
+function featureView(feature, view) {
+  const box = h("div", { class: `ii-feature ii-${feature.kind}` }, h("div", { class: "ii-feature-name" }, feature.name));
+  if (feature.kind === "image") {
+    const input = h("canvas", { class: "ii-canvas ii-input", title: "input" });
+    const overlay = h("canvas", { class: "ii-canvas ii-heat", title: "attribution overlay" });
+    drawImage(input, feature.image);
+    drawOverlay(overlay, feature.image, feature.heat, view);
+    box.append(h("div", { class: "ii-images" }, input, overlay));
+  } else if (feature.kind === "text") {
+    const values = normalised(Float32Array.from(feature.attribution), view.sign);
+    box.append(h("p", { class: "ii-tokens" }, feature.tokens.map((token, i) => {
+      const { rgb, alpha } = paint(values[i], view);
+      const span = h("span", { class: "ii-token", title: feature.attribution[i].toPrecision(4) }, token);
+      span.style.background = `rgba(${rgb.join(",")},${(view.opacity * alpha).toFixed(3)})`;
+      return span;
+    })));
+  } else {
+    const scale = Math.max(0, ...feature.attribution.map((v) => Math.abs(signed(v, view.sign))));
+    box.append(h("div", { class: "ii-columns" }, feature.names.map((name, i) => bar(
+      feature.values ? `${name} = ${Number(feature.values[i]).toPrecision(3)}` : name,
+      feature.attribution[i], scale, view))));
+  }
+  return box;
+}
+
+function sampleCard(sample, view) {
+  const top = sample.predictions[0] || { label: "?", score: 0 };
+  const mark = sample.correct === null ? "" : sample.correct ? "correct" : "incorrect";
+  const scale = Math.max(0, ...sample.features.map((f) => Math.abs(signed(f.contribution, view.sign))));
+  return h("article", { class: `ii-card ${mark ? `ii-${mark}` : ""}`, dataset: { index: String(sample.index) } },
+    h("header", {},
+      h("span", { class: "ii-index" }, `#${sample.index}`),
+      h("span", { class: "ii-true" }, `true: ${sample.label ?? "unknown"}`),
+      h("span", { class: "ii-pred" }, `predicted: ${top.label} (${(100 * top.score).toFixed(1)}%)`),
+      mark && h("span", { class: `ii-badge ii-${mark}` }, mark)),
+    h("div", { class: "ii-scores" }, sample.predictions.map(
+      (p) => h("span", {}, `${p.label} ${(100 * p.score).toFixed(1)}%`))),
+    sample.features.map((f) => featureView(f, view)),
+    h("div", { class: "ii-contrib" }, h("div", { class: "ii-feature-name" }, "contributions"),
+      sample.features.map((f) => bar(f.name, f.contribution, scale, view,
+        `${f.total.toPrecision(3)} (${(100 * f.contribution).toFixed(0)}%)`))));
+}
+
+// ------------------------------------------------------------------------------------------ the app
+
+/** Build the explorer inside `root`, talking to `transport`; returns { destroy, fetch, state }. */
+export function mount(root, transport) {
+  const state = { config: null, result: null, offset: 0, seq: 0, busy: false,
+    view: { cmap: "coolwarm", sign: "all", opacity: 0.7 } };
+  const el = {};
+  root.classList.add("intellego-insights");
+  root.replaceChildren();
+
+  el.error = h("div", { class: "ii-error", role: "alert", hidden: true });
+  el.progress = h("progress", { class: "ii-progress", max: 1, value: 0, hidden: true });
+  el.phase = h("span", { class: "ii-phase" });
+  el.title = h("h1", {}, "intellego insights");
+  el.controls = h("form", { class: "ii-controls", onsubmit: (e) => { e.preventDefault(); fetchPage(0); } });
+  el.message = h("p", { class: "ii-message" });
+  el.grid = h("section", { class: "ii-grid" });
+  root.append(h("header", { class: "ii-top" }, el.title, el.progress, el.phase), el.error,
+    h("div", { class: "ii-body" }, el.controls, h("main", { class: "ii-main" }, el.message, el.grid)));
+
+  function showError(error) {
+    el.error.replaceChildren(h("span", {}, error.message || String(error)),
+      h("button", { type: "button", class: "ii-dismiss", onclick: () => { el.error.hidden = true; } }, "dismiss"));
+    el.error.hidden = false;
+  }
+
+  function select(name, options, value, onchange) {
+    const node = h("select", { name }, Object.entries(options).map(([key, label]) => h("option", { value: key }, label)));
+    if (value !== undefined && value !== null && String(value) in options) node.value = String(value);
+    if (onchange) node.addEventListener("change", onchange);
+    return node;
+  }
+
+  function field(label, input) {
+    return h("label", { class: "ii-field" }, h("span", {}, label), input);
+  }
+
+  function argInput(arg) {
+    if (arg.kind === "bool") return h("input", { type: "checkbox", name: arg.name, checked: arg.default });
+    if (arg.kind === "choice") {
+      return select(arg.name, Object.fromEntries(arg.choices.map((c) => [c, c])), arg.default);
+    }
+    const input = h("input", { type: "number", name: arg.name, value: String(arg.default),
+      step: arg.kind === "int" ? "1" : "any" });
+    if (arg.low !== null) input.min = String(arg.low);
+    if (arg.high !== null) input.max = String(arg.high);
+    return input;
+  }
+
+  function methodSpec() {
+    return state.config.methods.find((m) => m.name === el.method.value);
+  }
+
+  function renderArgs() {
+    const spec = methodSpec();
+    el.args.replaceChildren(...(spec ? spec.args.map((a) => field(a.name, argInput(a))) : []));
+    if (spec && !spec.args.length) el.args.append(h("p", { class: "ii-note" }, "no arguments"));
+    el.summary.textContent = spec ? spec.summary : "";
+  }
+
+  /** The arguments as the form holds them, checked against the method's declared ranges. */
+  function readArgs() {
+    const out = {};
+    for (const arg of methodSpec().args) {
+      const input = el.args.querySelector(`[name="${arg.name}"]`);
+      if (arg.kind === "bool") { out[arg.name] = input.checked; continue; }
+      if (arg.kind === "choice") { out[arg.name] = input.value; continue; }
+      const value = input.value.trim() === "" ? NaN : Number(input.value);
+      const where = `${methodSpec().name}: argument '${arg.name}'`;
+      if (!Number.isFinite(value)) throw new Error(`${where} must be a finite number, got '${input.value}'`);
+      if (arg.kind === "int" && !Number.isInteger(value)) throw new Error(`${where} must be an integer, got ${value}`);
+      if ((arg.low !== null && value < arg.low) || (arg.high !== null && value > arg.high)) {
+        throw new Error(`${where} must be between ${arg.low} and ${arg.high}, got ${value}`);
+      }
+      out[arg.name] = value;
+    }
+    return out;
+  }
+
+  function request(offset) {
+    const count = Number(el.count.value);
+    if (state.config.static) return { run: Number(el.run.value), offset, count };
+    return {
+      model: Number(el.model.value),
+      classes: [...el.classes.querySelectorAll("input:checked")].map((c) => c.value),
+      prediction: el.prediction.value,
+      method: el.method.value,
+      arguments: readArgs(),
+      offset,
+      count,
+    };
+  }
+
+  function buildControls(cfg) {
+    el.title.textContent = cfg.title || "intellego insights";
+    const counts = [1, 2, 4, 8, 12, 16, 24, 32].filter((n) => n <= cfg.limits.max_count);
+    el.count = select("count", Object.fromEntries(counts.map((n) => [n, String(n)])), String(cfg.defaults.count));
+    const parts = [];
+    if (cfg.static) {
+      el.run = select("run", Object.fromEntries(cfg.runs.map((r, i) => [i, r.label])), "0", () => fetchPage(0));
+      parts.push(h("fieldset", {}, h("legend", {}, "Saved runs"), field("run", el.run),
+        h("p", { class: "ii-note" }, "A static export: these runs were computed when it was written.")));
+    } else {
+      el.model = select("model", Object.fromEntries(cfg.models.map((m, i) => [i, m])), "0");
+      el.classes = h("div", { class: "ii-classes" }, cfg.classes.map((c) => h("label", { class: "ii-check" },
+        h("input", { type: "checkbox", name: "class", value: c }), c)));
+      el.prediction = select("prediction", Object.fromEntries(cfg.predictions.map((p) => [p, p])), "all");
+      el.method = select("method", Object.fromEntries(cfg.methods.map((m) => [m.name, m.name])),
+        cfg.defaults.method, renderArgs);
+      el.args = h("div", { class: "ii-args" });
+      el.summary = h("p", { class: "ii-note" });
+      parts.push(
+        h("fieldset", {}, h("legend", {}, "Data"), cfg.models.length > 1 ? field("model", el.model) : null,
+          h("div", { class: "ii-field" }, h("span", {}, "classes (none = all)"), el.classes),
+          field("predictions", el.prediction)),
+        h("fieldset", {}, h("legend", {}, "Method"), field("method", el.method), el.summary, el.args));
+    }
+    el.fetch = h("button", { type: "submit", class: "ii-primary", name: "fetch" }, cfg.static ? "Show" : "Fetch");
+    el.cancel = h("button", { type: "button", name: "cancel", disabled: true,
+      onclick: () => transport.cancel() }, "Cancel");
+    el.prev = h("button", { type: "button", name: "prev", disabled: true,
+      onclick: () => fetchPage(Math.max(0, state.offset - Number(el.count.value))) }, "◀ Prev");
+    el.next = h("button", { type: "button", name: "next", disabled: true,
+      onclick: () => fetchPage(state.offset + Number(el.count.value)) }, "Next ▶");
+    const redraw = () => { Object.assign(state.view, readView()); renderResult(); };
+    el.cmap = select("cmap", Object.fromEntries(Object.keys(COLORMAPS).map((k) => [k, k])), state.view.cmap, redraw);
+    el.sign = select("sign", SIGNS, state.view.sign, redraw);
+    el.opacity = h("input", { type: "range", name: "opacity", min: "0", max: "1", step: "0.05",
+      value: String(state.view.opacity), oninput: redraw });
+    parts.push(
+      h("fieldset", {}, h("legend", {}, "Page"), field("samples per page", el.count),
+        h("div", { class: "ii-buttons" }, el.fetch, el.cancel), h("div", { class: "ii-buttons" }, el.prev, el.next)),
+      h("fieldset", {}, h("legend", {}, "Display"), field("colour map", el.cmap), field("sign", el.sign),
+        field("overlay opacity", el.opacity)));
+    el.controls.replaceChildren(...parts);
+    if (!cfg.static) renderArgs();
+  }
+
+  function readView() {
+    return { cmap: el.cmap.value, sign: el.sign.value, opacity: Number(el.opacity.value) };
+  }
+
+  function renderResult() {
+    const result = state.result;
+    if (!result) return;
+    el.grid.replaceChildren(...result.samples.map((s) => sampleCard(s, state.view)));
+    const shown = result.samples.length
+      ? `samples ${result.offset + 1}–${result.offset + result.samples.length} of those matching` : "";
+    el.message.textContent = [result.method, shown, result.message].filter(Boolean).join(" · ");
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    el.fetch.disabled = busy;
+    el.cancel.disabled = !busy;
+    el.progress.hidden = !busy;
+    if (busy) { el.progress.removeAttribute("value"); el.phase.textContent = "working…"; }
+    root.classList.toggle("ii-busy", busy);
+  }
+
+  async function fetchPage(offset) {
+    let req;
+    try { req = request(offset); } catch (error) { showError(error); return; }
+    if (state.busy) transport.cancel();
+    const seq = ++state.seq;
+    el.error.hidden = true;
+    setBusy(true);
+    try {
+      const result = await transport.run(req, (job) => {
+        if (seq !== state.seq) return;
+        if (job.total > 0) el.progress.value = job.done / job.total;
+        el.phase.textContent = job.phase || "";
+      });
+      if (seq !== state.seq) return;
+      state.result = result;
+      state.offset = offset;
+      el.prev.disabled = offset === 0;
+      el.next.disabled = !result.has_more;
+      renderResult();
+      el.phase.textContent = "";
+    } catch (error) {
+      if (seq === state.seq) { showError(error); el.phase.textContent = ""; }
+    } finally {
+      if (seq === state.seq) setBusy(false);
+    }
+  }
+
+  let alive = true;
+  transport.config().then((cfg) => {
+    if (!alive) return;
+    state.config = cfg;
+    buildControls(cfg);
+    fetchPage(0);
+  }).catch((error) => showError(error));
+
+  return {
+    state,
+    fetch: fetchPage,
+    destroy() { alive = false; transport.cancel(); root.replaceChildren(); },
+  };
+}
