@@ -11,8 +11,10 @@ from ._base import (
     NeuronAttribution,
     PerturbationAttribution,
 )
+from .deep_lift import DeepLift, DeepLiftShap
 from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
+from .guided import Deconvolution, GuidedBackprop
 from .integrated_gradients import IntegratedGradients
 from .layer import (
     InternalInfluence,
@@ -38,6 +40,10 @@ __all__ = [
     "IntegratedGradients",
     "GradientShap",
     "NoiseTunnel",
+    "DeepLift",
+    "DeepLiftShap",
+    "GuidedBackprop",
+    "Deconvolution",
     "LayerActivation",
     "LayerGradientXActivation",
     "LayerGradCam",

@@ -1,0 +1,200 @@
+"""``DeepLift`` (rescale rule) and ``DeepLiftShap``: gradients under the DeepLIFT rule map.
+
+Every non-linearity (``ReLU``, ``ELU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``GELU``, ``SiLU``,
+``Softmax``, max pooling) back-propagates the multiplier ``(f(x) - f(x_ref)) / (x - x_ref)`` instead of its
+derivative, where ``x_ref`` is the same operation's input in a pass over the baselines. Modules and functional
+calls (``torch.relu``, ``F.softmax``), in-place activations and modules used several times are all handled.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.batching import check_positive_int, chunks, plan_rows
+from ..core.grad import ForwardSpec, measure_saved_bytes
+from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float, unpack
+from ..engines.rules import ACTIVATIONS, Call, Rule, local_vjp, rule_gradients
+from ..errors import IntellegoError, describe, require
+from ._base import GradientAttribution
+
+__all__ = ["DeepLift", "DeepLiftShap", "deeplift_rules"]
+
+
+def _rescale(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
+    ref = call.ref
+    require(ref is not None and call.out is not None and ref.out is not None, "DeepLift rule without reference")
+    dx = call.x - ref.x  # type: ignore[union-attr]
+    small = dx.abs() < eps
+    g = grad * (call.out - ref.out) / dx  # type: ignore[operator, union-attr]
+    if bool(small.any()):
+        g = torch.where(small, local_vjp(call, grad)[0], g)
+    return (g,)
+
+
+def _softmax(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
+    (g,) = _rescale(call, grad, eps)
+    dims = tuple(range(1, g.dim())) if g.dim() > 1 else (0,)
+    return (g - g.mean(dim=dims, keepdim=True),)
+
+
+def _max_pool(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
+    ref = call.ref
+    require(ref is not None and call.out is not None and ref.out is not None, "DeepLift rule without reference")
+    y, y_ref = call.out, ref.out  # type: ignore[union-attr]
+    top = torch.maximum(y, y_ref)  # type: ignore[arg-type]
+    moved = local_vjp(call, grad * (top - y_ref))[0] + local_vjp(call, grad * (y - top), at=ref.inputs)[0]  # type: ignore
+    dx = call.x - ref.x  # type: ignore[union-attr]
+    small = dx.abs() < eps
+    g = moved / dx
+    if bool(small.any()):
+        g = torch.where(small, local_vjp(call, grad)[0], g)
+    return (g,)
+
+
+def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
+    """The DeepLIFT rescale rule map: multipliers for activations, softmax and max pooling.
+
+    Where ``|x - x_ref| < eps`` the ordinary derivative is used instead of the multiplier.
+    """
+    table: dict[str, Rule] = {k: partial(_rescale, eps=eps) for k in ACTIVATIONS}
+    table["softmax"] = partial(_softmax, eps=eps)
+    for d in (1, 2, 3):
+        table[f"max_pool{d}d"] = partial(_max_pool, eps=eps)
+    return lambda kind, module: table.get(kind)
+
+
+def _custom(func: Callable[..., Any], grads: tuple[Tensor, ...], xs: tuple[Tensor, ...],
+            refs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    n = len(inspect.signature(func).parameters)
+    require(n in (1, 2, 3), f"custom_attribution_func must take 1 to 3 arguments (multipliers, inputs, baselines), "
+            f"got one taking {n}")
+    out = func(*(grads, xs, refs)[:n])
+    out = out if isinstance(out, tuple) else (out,)
+    require(len(out) == len(xs) and all(isinstance(o, Tensor) for o in out),
+            f"custom_attribution_func must return a tuple of {len(xs)} tensors, got {describe(out)}")
+    return out
+
+
+class DeepLift(GradientAttribution):
+    """DeepLIFT with the rescale rule (Shrikumar et al., 2017), in the form of Ancona et al. (2018).
+
+    Attributions are ``(inputs - baselines) * multipliers``, where multipliers are gradients in which each
+    non-linearity passes ``(f(x) - f(x_ref)) / (x - x_ref)``; they sum to ``f(inputs) - f(baselines)``
+    on networks whose non-linearities are all covered.
+
+    Args:
+        model: the model or any callable ``model(*inputs, *additional_forward_args)``.
+        multiply_by_inputs: return ``(inputs - baselines) * multipliers`` (True) or the multipliers.
+        eps: below this ``|x - x_ref|`` a non-linearity uses its ordinary derivative.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import DeepLift
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(inplace=True), torch.nn.Linear(4, 1))
+        >>> x = torch.randn(2, 3)
+        >>> attr, delta = DeepLift(model).attribute(x, return_convergence_delta=True)
+        >>> bool(delta.abs().max() < 1e-5)
+        True
+    """
+
+    def __init__(self, model: Any, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
+        super().__init__(model)
+        self.model = model
+        self.eps = eps
+        self._multiply_by_inputs = multiply_by_inputs
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    def attribute(
+        self,
+        inputs: Any,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: bool = False,
+        custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
+    ) -> Any:
+        """Attributions like ``inputs``; with ``return_convergence_delta`` also
+        ``sum(attributions) - (f(inputs) - f(baselines))`` per example."""
+        xs, was_tuple = pack(inputs)
+        require_float(xs)
+        refs = pack_baselines(baselines, xs)
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
+        attrs, delta = self._attribute(spec, xs, refs, custom_attribution_func)
+        result = unpack(attrs, was_tuple)
+        return (result, delta) if return_convergence_delta else result
+
+    def _attribute(self, spec: ForwardSpec, xs: tuple[Tensor, ...], refs: tuple[Tensor, ...],
+                   custom: Callable[..., Any] | None) -> tuple[tuple[Tensor, ...], Tensor]:
+        if custom is not None and not callable(custom):
+            raise IntellegoError(f"custom_attribution_func must be callable, got {describe(custom)}")
+        res = rule_gradients(spec, xs, deeplift_rules(self.eps), baselines=refs)
+        if custom is not None:
+            attrs = _custom(custom, res.grads, xs, refs)
+        elif self._multiply_by_inputs:
+            attrs = tuple((x - r) * g for x, r, g in zip(xs, refs, res.grads))
+        else:
+            attrs = res.grads
+        n = xs[0].shape[0]
+        total = sum(a.reshape(n, -1).sum(1) for a in attrs)
+        gap = res.scores - res.reference_scores  # type: ignore[operator]
+        return attrs, (total - gap.to(total.dtype)).detach()  # type: ignore[union-attr]
+
+
+class DeepLiftShap(DeepLift):
+    """DeepLIFT averaged over a distribution of baselines: an approximation of SHAP values.
+
+    Each example is explained against every baseline in ``baselines`` (at least two) and the
+    attributions are averaged.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import DeepLiftShap
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        >>> DeepLiftShap(model).attribute(torch.randn(2, 3), torch.randn(5, 3)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, model: Any, multiply_by_inputs: bool = True) -> None:
+        super().__init__(model, multiply_by_inputs)
+
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Any,
+        baselines: Any,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: bool = False,
+        custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
+        *,
+        internal_batch_size: int | None = None,
+    ) -> Any:
+        """Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per
+        (example, baseline) pair, the pairs of each example together."""
+        xs, was_tuple = pack(inputs)
+        require_float(xs)
+        check_positive_int(internal_batch_size, "internal_batch_size")
+        dist = pack_baseline_distribution(baselines, xs, min_count=2)
+        n, m = xs[0].shape[0], dist[0].shape[0]
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, n).interleaved(m)
+        big_x = tuple(x.repeat_interleave(m, 0) for x in xs)
+        big_r = tuple(r.repeat(n, *([1] * (r.dim() - 1))) for r in dist)
+        rows = plan_rows(n * m, limit=internal_batch_size, device=xs[0].device,
+                         measure=lambda: measure_saved_bytes(spec, big_x))
+        parts = [self._attribute(spec.rows(sl), tuple(x[sl] for x in big_x), tuple(r[sl] for r in big_r),
+                                 custom_attribution_func) for sl in chunks(n * m, rows)]
+        attrs = tuple(torch.cat(a) for a in zip(*(p[0] for p in parts)))
+        delta = torch.cat([p[1] for p in parts])
+        result = unpack(tuple(a.reshape(n, m, *a.shape[1:]).mean(1) for a in attrs), was_tuple)
+        return (result, delta) if return_convergence_delta else result

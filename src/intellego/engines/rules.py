@@ -1,0 +1,375 @@
+"""Backward-rule engine: gradients in which chosen operations back-propagate by a rule instead of the chain rule.
+
+A *rule* maps one operation's call (its inputs, its output and, for DeepLift, the same call in a reference
+pass) and the incoming gradient to the gradients of its inputs: ``rule(call, grad) -> tuple of grads``.
+A *rule map* is a callable ``(kind, module) -> rule or None`` that says which rule an operation gets;
+Guided Backprop, Deconvolution, DeepLift and LRP are each a rule map over the same engine.
+
+Operations are seen with a :class:`torch.overrides.TorchFunctionMode`, not with module hooks, so an
+activation is handled the same way whether it comes from ``nn.ReLU``, ``nn.ReLU(inplace=True)``, a module
+that runs twice in one forward, or ``torch.relu`` / ``F.softmax`` / ``x.sigmoid()`` called inside
+``forward``. Each call gets its own autograd node holding its own inputs, so nothing is stored on modules.
+An in-place activation is computed out of place by the rule node and copied back into its input tensor,
+which keeps the model's forward semantics and routes the gradient through the rule.
+
+Example:
+    >>> import torch
+    >>> from intellego.core.grad import ForwardSpec
+    >>> from intellego.engines.rules import GUIDED, rule_gradients
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    >>> spec = ForwardSpec.build(model, None, None, 2)
+    >>> result = rule_gradients(spec, (torch.randn(2, 3),), GUIDED)
+    >>> result.grads[0].shape
+    torch.Size([2, 3])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from ..core.grad import ForwardSpec, grads_of
+from ..core.hooks import HookScope
+from ..errors import IntellegoError, require
+
+__all__ = ["Call", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS", "GUIDED",
+           "DECONV", "local_vjp", "safe_divide"]
+
+Rule = Callable[["Call", Tensor], tuple[Tensor | None, ...]]
+RuleMap = Callable[[str, "nn.Module | None"], "Rule | None"]
+
+
+# ---------------------------------------------------------------------------------------------------- kinds
+@dataclass(frozen=True)
+class _Kind:
+    kind: str
+    plain: Callable[..., Any]  # out-of-place function computing the same value
+    inplace: bool = False  # the function always works in place
+    inplace_arg: int | None = None  # position of an ``inplace`` flag, also accepted as keyword
+    operands: int = 1  # how many leading positional tensors receive gradients
+
+
+ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu")
+
+
+def _table() -> dict[Any, _Kind]:
+    t: dict[Any, _Kind] = {}
+    for f in (torch.relu, torch.Tensor.relu):
+        t[f] = _Kind("relu", torch.relu)
+    t[F.relu] = _Kind("relu", F.relu, inplace_arg=1)
+    for f in (torch.relu_, torch.Tensor.relu_, F.relu_):
+        t[f] = _Kind("relu", torch.relu, inplace=True)
+    t[F.elu] = _Kind("elu", F.elu, inplace_arg=2)
+    t[F.elu_] = _Kind("elu", F.elu, inplace=True)
+    t[F.leaky_relu] = _Kind("leaky_relu", F.leaky_relu, inplace_arg=2)
+    t[F.leaky_relu_] = _Kind("leaky_relu", F.leaky_relu, inplace=True)
+    for name in ("sigmoid", "tanh"):
+        plain = getattr(torch, name)
+        for f in (plain, getattr(torch.Tensor, name), getattr(F, name)):
+            t[f] = _Kind(name, plain)
+        for f in (getattr(torch, name + "_"), getattr(torch.Tensor, name + "_")):
+            t[f] = _Kind(name, plain, inplace=True)
+    t[F.softplus] = _Kind("softplus", F.softplus)
+    t[F.gelu] = _Kind("gelu", F.gelu)
+    t[F.silu] = _Kind("silu", F.silu, inplace_arg=1)
+    for f in (F.softmax, torch.softmax, torch.Tensor.softmax):
+        t[f] = _Kind("softmax", f)
+    for d in (1, 2, 3):
+        for f in (getattr(F, f"max_pool{d}d"), getattr(torch, f"max_pool{d}d")):
+            t[f] = _Kind(f"max_pool{d}d", f)
+        t[getattr(F, f"conv{d}d")] = _Kind("conv", getattr(F, f"conv{d}d"))
+        for name in (f"avg_pool{d}d", f"adaptive_avg_pool{d}d"):
+            t[getattr(F, name)] = _Kind("avg_pool", getattr(F, name))
+    t[F.linear] = _Kind("linear", F.linear)
+    t[F.batch_norm] = _Kind("batch_norm", F.batch_norm)
+    for f in (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__):
+        t[f] = _Kind("add", torch.add, operands=2)
+    for f in (torch.Tensor.add_, torch.Tensor.__iadd__):
+        t[f] = _Kind("add", torch.add, inplace=True, operands=2)
+    return t
+
+
+_KINDS = _table()
+
+
+def kind_of(func: Any) -> str | None:
+    """The rule kind of a torch function (``"relu"``, ``"conv"``, ``"add"``...), or None if it has none."""
+    k = _KINDS.get(func)
+    return None if k is None else k.kind
+
+
+# ---------------------------------------------------------------------------------------------------- calls
+@dataclass
+class Call:
+    """One operation call seen in a forward pass.
+
+    Attributes:
+        kind: the rule kind (see :func:`kind_of`).
+        func: the out-of-place function; ``args``/``kwargs`` the call's other arguments.
+        inputs: the operands that receive gradients (detached values as they were before the call).
+        out: the output (detached); ``ref`` the same call in the reference pass (DeepLift), or None.
+        module: the innermost tracked module running when the call happened, or None.
+    """
+
+    kind: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    inputs: tuple[Tensor, ...] = ()
+    out: Tensor | None = None
+    ref: Call | None = None
+    module: nn.Module | None = None
+    index: int = 0
+    rule: Rule | None = field(default=None, repr=False)
+
+    @property
+    def x(self) -> Tensor:
+        return self.inputs[0]
+
+    def run(self, *inputs: Tensor, **overrides: Any) -> Tensor:
+        """Recompute the operation on ``inputs``; ``overrides`` replace keyword or positional arguments."""
+        args = list(inputs) + list(self.args)
+        kwargs = dict(self.kwargs)
+        for key, value in overrides.items():
+            if isinstance(key, str) and key.startswith("arg"):
+                args[int(key[3:])] = value
+            else:
+                kwargs[key] = value
+        return self.func(*args, **kwargs)
+
+
+def local_vjp(call: Call, grad: Tensor, at: tuple[Tensor, ...] | None = None,
+              fn: Callable[..., Tensor] | None = None) -> tuple[Tensor, ...]:
+    """The ordinary chain-rule gradient of ``fn`` (default: the call itself) at ``at`` (default: its inputs)."""
+    points = call.inputs if at is None else at
+    with torch.enable_grad():
+        leaves = tuple(p.detach().requires_grad_(True) for p in points)
+        out = (fn or call.run)(*leaves)
+        grads = torch.autograd.grad(out, leaves, grad, allow_unused=True)
+    return tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, points))
+
+
+def safe_divide(num: Tensor, den: Tensor, eps: float) -> Tensor:
+    """``num / (den + eps * sign(den))`` with ``sign(0) = 1``, so the denominator never vanishes."""
+    sign = torch.where(den >= 0, 1.0, -1.0).to(den.dtype)
+    return num / (den + eps * sign)
+
+
+class _RuleFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, call: Call, *inputs: Tensor) -> Tensor:  # type: ignore[override]
+        out = call.run(*inputs)
+        ctx.call = call
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Any:  # type: ignore[override]
+        call: Call = ctx.call
+        (call.out,) = ctx.saved_tensors
+        grads = call.rule(call, grad)  # type: ignore[misc]
+        call.out = None
+        return (None, *grads)
+
+
+# ---------------------------------------------------------------------------------------------------- mode
+class RuleMode(TorchFunctionMode):
+    """Routes every call of a known operation through the rule its rule map assigns.
+
+    With ``record=True`` (a reference pass under ``no_grad``) calls only run and are recorded; with
+    ``references`` set (the recorded list) the i-th call is paired with the i-th recorded call.
+    """
+
+    def __init__(self, rules: RuleMap, *, record: bool = False, references: list[Call] | None = None) -> None:
+        super().__init__()
+        self.rules = rules
+        self.record = record
+        self.references = references
+        self.calls: list[Call] = []
+        self.modules: list[nn.Module] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        spec = _KINDS.get(func)
+        if spec is None:
+            return func(*args, **kwargs)
+        operands = args[: spec.operands]
+        if len(operands) < spec.operands or not all(isinstance(t, Tensor) for t in operands):
+            return func(*args, **kwargs)
+        if spec.operands == 2 and operands[0].shape != operands[1].shape:
+            return func(*args, **kwargs)
+        rule = self.rules(spec.kind, self.modules[-1] if self.modules else None)
+        if rule is None:
+            return func(*args, **kwargs)
+        rest, kw, inplace = _out_of_place(spec, args, kwargs)
+        if spec.kind.startswith("max_pool") and (kw.get("return_indices") or len(rest) > 5 and rest[5]):
+            raise IntellegoError(f"{func.__name__} with return_indices=True is not supported by backward rules; "
+                                 "use max pooling without indices in the model")
+        call = Call(spec.kind, spec.plain, rest, kw, module=self.modules[-1] if self.modules else None,
+                    index=len(self.calls), rule=rule)
+        saved = tuple(t.detach().clone() if inplace else t.detach() for t in operands)
+        if self.record:
+            out = func(*args, **kwargs)
+            call.inputs, call.out = saved, (out.detach().clone() if inplace else out.detach())
+            self.calls.append(call)
+            return out
+        call.ref = self._reference(call, saved)
+        call.inputs = saved
+        out = _RuleFn.apply(call, *operands)
+        self.calls.append(call)
+        if inplace:
+            return operands[0].copy_(out)
+        return out
+
+    def _reference(self, call: Call, saved: tuple[Tensor, ...]) -> Call | None:
+        if self.references is None:
+            return None
+        i = len(self.calls)
+        ref = self.references[i] if i < len(self.references) else None
+        ok = ref is not None and ref.kind == call.kind and ref.x.shape == saved[0].shape
+        if not ok:
+            seen = "nothing" if ref is None else f"{ref.kind} on shape {tuple(ref.x.shape)}"
+            raise IntellegoError(
+                f"the forward pass for the inputs and the one for the baselines differ at operation #{i}: "
+                f"{call.kind} on shape {tuple(saved[0].shape)} for the inputs, {seen} for the baselines; "
+                "rule-based attribution needs the same sequence of operations for inputs and baselines")
+        return ref
+
+    def finish(self) -> None:
+        """Check that the inputs' pass used every reference call."""
+        if self.references is not None and len(self.calls) != len(self.references):
+            raise IntellegoError(
+                f"the forward pass for the inputs made {len(self.calls)} rule-bearing calls but the one for the "
+                f"baselines made {len(self.references)}; the model's control flow depends on its input")
+
+
+def _out_of_place(spec: _Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict, bool]:
+    """The call's non-operand arguments for the out-of-place function, and whether it was in place."""
+    rest = tuple(args[spec.operands:])
+    kw = dict(kwargs)
+    inplace = spec.inplace
+    if spec.inplace_arg is not None:
+        pos = spec.inplace_arg - spec.operands
+        if "inplace" in kw:
+            inplace = bool(kw.pop("inplace"))
+        elif len(rest) > pos:
+            inplace = bool(rest[pos])
+            rest = rest[:pos] + (False,) + rest[pos + 1:]
+    if spec.kind == "add" and ("alpha" in kw or rest):
+        raise IntellegoError("add with alpha is not supported by backward rules")
+    return rest, kw, inplace
+
+
+# ---------------------------------------------------------------------------------------------------- engine
+@dataclass
+class RuleResult:
+    """Output of :func:`rule_gradients`.
+
+    ``grads`` are gradients w.r.t. the inputs, or w.r.t. the layer's output (input) when a layer was given;
+    ``scores`` the selected outputs and ``reference_scores`` those of the baselines (detached);
+    ``layer`` / ``layer_reference`` the layer's values in the inputs' and the baselines' passes (None
+    without a layer or baselines).
+    """
+
+    grads: tuple[Tensor, ...]
+    scores: Tensor
+    layer: tuple[Tensor, ...] | None = None
+    layer_reference: tuple[Tensor, ...] | None = None
+    reference_scores: Tensor | None = None
+
+
+def rule_gradients(
+    spec: ForwardSpec,
+    inputs: tuple[Tensor, ...],
+    rules: RuleMap,
+    *,
+    baselines: tuple[Tensor, ...] | None = None,
+    layer: nn.Module | None = None,
+    layer_input: bool = False,
+    track: tuple[nn.Module, ...] = (),
+) -> RuleResult:
+    """Gradients of ``spec``'s read-out under the rule map ``rules``: the engine of every backward-rule method.
+
+    Args:
+        spec: the model call and target read-out for ``inputs``' batch.
+        inputs: the input tensors (row-aligned with ``baselines``).
+        rules: ``(kind, module) -> rule or None``; operations whose rule is None use the chain rule.
+        baselines: when given, a reference pass on them runs first under ``no_grad`` and every rule call of
+            the inputs' pass is paired with the same call of that pass (``call.ref``), as DeepLift needs.
+            The two passes must make the same sequence of rule-bearing calls (checked; a clear error if not).
+        layer: when given, gradients are taken w.r.t. this module's output (its inputs if ``layer_input``)
+            instead of ``inputs``, and its values in both passes are returned: layer variants
+            (``LayerDeepLift``, ``LayerLRP``...) are ``(layer - layer_reference) * grads`` and the like.
+            The module must run once per forward.
+        track: modules whose calls are tracked, so ``rules`` receives the innermost one running (LRP).
+
+    Returns:
+        A :class:`RuleResult`. Every hook and the function mode are removed on return or error.
+    """
+    with HookScope() as scope:
+        stack: list[nn.Module] = []
+        for m in track:
+            scope.forward_pre_hook(m, lambda mod, _a: stack.append(mod))
+            scope.forward_hook(m, lambda _m, _a, _o: stack.pop())
+        seen = scope.capture(layer, inputs=layer_input) if layer is not None else None
+        references = None
+        layer_ref = ref_scores = None
+        if baselines is not None:
+            recorder = RuleMode(rules, record=True)
+            recorder.modules = stack
+            with torch.no_grad():
+                with recorder:
+                    ref_out = spec.output(baselines)
+                ref_scores = spec.readout(ref_out)
+            references = recorder.calls
+            if seen is not None:
+                layer_ref = _as_tuple(seen.single(_name(layer)))
+                seen.clear()
+        mode = RuleMode(rules, references=references)
+        mode.modules = stack
+        with torch.enable_grad():
+            leaves = tuple(x.detach().requires_grad_(True) for x in inputs)
+            with mode:
+                out = spec.output(leaves)
+            mode.finish()
+            scores = spec.readout(out)
+            if seen is None:
+                return RuleResult(grads_of(scores, leaves), scores.detach(), reference_scores=ref_scores)
+            values = _as_tuple(seen.single(_name(layer)))
+            require(len(seen.outputs) == 1, f"{_name(layer)} ran {len(seen.outputs)} times in one forward; "
+                    "layer attribution needs a module that runs once")
+            grads = grads_of(scores, values)
+        return RuleResult(grads, scores.detach(), tuple(v.detach() for v in values), layer_ref, ref_scores)
+
+
+def _as_tuple(value: Any) -> tuple[Tensor, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _name(module: nn.Module | None) -> str:
+    return f"layer {type(module).__name__}"
+
+
+# ---------------------------------------------------------------------------------------------------- simple maps
+def _guided(call: Call, grad: Tensor) -> tuple[Tensor]:
+    return (grad.clamp(min=0) * (call.x > 0).to(grad.dtype),)
+
+
+def _deconv(call: Call, grad: Tensor) -> tuple[Tensor]:
+    return (grad.clamp(min=0),)
+
+
+def GUIDED(kind: str, module: nn.Module | None) -> Rule | None:  # noqa: N802
+    """Guided Backprop: ReLUs pass only positive gradients where their input was positive."""
+    return _guided if kind == "relu" else None
+
+
+def DECONV(kind: str, module: nn.Module | None) -> Rule | None:  # noqa: N802
+    """Deconvolution: ReLUs pass the positive part of the incoming gradient, whatever their input."""
+    return _deconv if kind == "relu" else None

@@ -1,0 +1,58 @@
+"""Hygiene cases for the backward-rule family: DeepLift, DeepLiftShap, GuidedBackprop, Deconvolution, LRP."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from _hygiene import Case, Exploding, tiny_cnn, tiny_mlp
+from intellego.attr import Deconvolution, DeepLift, DeepLiftShap, GuidedBackprop
+
+
+class _Inplace(nn.Module):
+    """A reused in-place ReLU and a functional sigmoid: the cases that leave state behind in Captum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.c = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.c(torch.sigmoid(self.relu(self.b(self.relu(self.a(x))))))
+
+
+def _mlp_inputs():
+    model = _Inplace()
+    model.train()
+    x = torch.randn(3, 4, requires_grad=True)
+    x.grad = torch.ones_like(x)
+    return model, x
+
+
+def _cnn_inputs():
+    model = tiny_cnn()
+    next(model.parameters()).grad = torch.zeros_like(next(model.parameters()))
+    return model, (torch.randn(2, 3, 8, 8),)
+
+
+def _plain_mlp():
+    return tiny_mlp(), torch.randn(3, 4)
+
+
+def _explode(method):
+    return lambda m, x: method(Exploding(m, fail_on=2)).attribute(x, target=0)
+
+
+CASES = {
+    "DeepLift": Case(_mlp_inputs, lambda m, x: DeepLift(m).attribute(x, target=1, return_convergence_delta=True),
+                     _explode(DeepLift)),
+    "DeepLiftShap": Case(_cnn_inputs, lambda m, x: DeepLiftShap(m).attribute(x, torch.zeros(3, 3, 8, 8), target=1),
+                         lambda m, x: DeepLiftShap(m).attribute(x, torch.zeros(1, 3, 8, 8), target=1)),
+    "GuidedBackprop": Case(_mlp_inputs, lambda m, x: GuidedBackprop(m).attribute(x, target=1),
+                           lambda m, x: GuidedBackprop(m).attribute(x, target=9)),
+    "Deconvolution": Case(_cnn_inputs, lambda m, x: Deconvolution(m).attribute(x, target=1),
+                          lambda m, x: Deconvolution(nn.Sequential(m, nn.Unflatten(1, (7, 7)))).attribute(x)),
+    "DeepLift(baseline shape)": Case(_plain_mlp, lambda m, x: DeepLift(m).attribute(x, torch.zeros(1, 4), target=0),
+                                     lambda m, x: DeepLift(m).attribute(x, torch.zeros(2, 5), target=0)),
+}

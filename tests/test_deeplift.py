@@ -1,0 +1,237 @@
+"""DeepLift and DeepLiftShap: completeness, parity with Captum, the cases where Captum fails, bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from _rule_models import Functional, ResBlock, ResNet, Reused, seeded
+from intellego.attr import DeepLift, DeepLiftShap
+from intellego.errors import IntellegoError
+
+ca = pytest.importorskip("captum.attr")
+warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+D = torch.float64
+
+
+def _x(*shape, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=D)
+
+
+RELU_MODELS = {
+    "mlp": lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)),
+    "inplace": lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU(inplace=True), nn.Linear(8, 3)),
+    "reused": lambda: Reused(),
+    "reused_inplace": lambda: Reused(inplace=True),
+    "torch.relu": lambda: Functional("torch"),
+    "F.relu": lambda: Functional("F"),
+    "x.relu()": lambda: Functional("method"),
+    "x.relu_()": lambda: Functional("inplace"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELU_MODELS))
+def test_completeness_is_exact_on_relu_networks(name):
+    model = seeded(RELU_MODELS[name])
+    x, b = _x(6, 5), _x(6, 5, seed=2)
+    attr, delta = DeepLift(model).attribute(x, b, target=2, return_convergence_delta=True)
+    gap = model(x)[:, 2] - model(b)[:, 2]
+    torch.testing.assert_close(attr.sum(1), gap, atol=1e-12, rtol=0)
+    assert delta.abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("make", [ResBlock, ResNet], ids=["block", "resnet"])
+def test_completeness_is_exact_on_residual_networks(make):
+    model = seeded(make)
+    c = 3 if make is ResBlock else 2
+    x, b = _x(3, c, 8, 8), _x(3, c, 8, 8, seed=3)
+    out = (lambda t: model(t).flatten(1).sum(1)) if make is ResBlock else (lambda t: model(t)[:, 0])
+    target = None if make is ResBlock else 0
+    fn = (lambda t: model(t).flatten(1).sum(1, keepdim=True)) if make is ResBlock else model
+    attr = DeepLift(fn).attribute(x, b, target=0 if make is ResBlock else target)
+    torch.testing.assert_close(attr.flatten(1).sum(1), out(x) - out(b), atol=1e-11, rtol=0)
+
+
+def test_batched_equals_per_example_and_tuple_matches_tensor():
+    model = seeded(RELU_MODELS["mlp"])
+    x, b = _x(4, 5), _x(4, 5, seed=2)
+    whole = DeepLift(model).attribute(x, b, target=1)
+    rows = torch.cat([DeepLift(model).attribute(x[i:i + 1], b[i:i + 1], target=1) for i in range(4)])
+    torch.testing.assert_close(whole, rows, atol=1e-13, rtol=0)
+    (as_tuple,) = DeepLift(model).attribute((x,), (b,), target=1)
+    torch.testing.assert_close(as_tuple, whole, atol=0, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------- parity with Captum
+ACTS = [nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus]
+
+
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: a.__name__)
+@pytest.mark.parametrize("multiply", [True, False])
+def test_parity_with_captum_on_activations(act, multiply):
+    model = seeded(lambda: nn.Sequential(nn.Linear(5, 8), act(), nn.Linear(8, 6), act(), nn.Linear(6, 3)))
+    x, b = _x(4, 5), _x(4, 5, seed=2)
+    ours, d1 = DeepLift(model, multiply).attribute(x, b, target=[0, 1, 2, 0], return_convergence_delta=True)
+    theirs, d2 = ca.DeepLift(model, multiply).attribute(x, b, target=[0, 1, 2, 0], return_convergence_delta=True)
+    torch.testing.assert_close(ours, theirs.detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(d1, d2.detach(), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_parity_with_captum_on_max_pooling(dim):
+    conv, pool = getattr(nn, f"Conv{dim}d"), getattr(nn, f"MaxPool{dim}d")
+    size = {1: (12,), 2: (8, 8), 3: (4, 4, 4)}[dim]
+    flat = 3 * (size[0] // 2) ** dim
+    model = seeded(lambda: nn.Sequential(conv(2, 3, 3, padding=1), pool(2), nn.Flatten(), nn.Linear(flat, 2)))
+    x, b = _x(3, 2, *size), _x(3, 2, *size, seed=2)
+    ours = DeepLift(model).attribute(x, b, target=1)
+    theirs = ca.DeepLift(model).attribute(x, b, target=1)
+    torch.testing.assert_close(ours, theirs.detach(), atol=1e-6, rtol=0)
+
+
+def test_parity_with_captum_on_softmax_for_one_example():
+    model = seeded(lambda: nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3), nn.Softmax(dim=1)))
+    x, b = _x(1, 5), _x(1, 5, seed=2)
+    ours = DeepLift(model).attribute(x, b, target=1)
+    theirs = ca.DeepLift(model).attribute(x, b, target=1)
+    torch.testing.assert_close(ours, theirs.detach(), atol=1e-6, rtol=0)
+
+
+def test_parity_with_captum_tuple_inputs_args_and_custom_function():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(3, 4), nn.Linear(2, 4), nn.Linear(4, 2)
+            self.relu = nn.ReLU()
+
+        def forward(self, x, y, scale):
+            return self.c(self.relu(self.a(x) + self.b(y))) * scale
+
+    model = seeded(Two)
+    x, y = _x(3, 3), _x(3, 2, seed=4)
+    refs = (_x(1, 3, seed=5), 0.5)
+    scale = torch.tensor([[1.0], [2.0], [3.0]], dtype=D)
+
+    def custom(mult, inputs, baselines):
+        return tuple(m * (i - bl) ** 2 for m, i, bl in zip(mult, inputs, baselines))
+
+    for fn in (None, custom):
+        ours = DeepLift(model).attribute((x, y), refs, target=1, additional_forward_args=(scale,),
+                                         custom_attribution_func=fn)
+        theirs = ca.DeepLift(model).attribute((x, y), refs, target=1, additional_forward_args=(scale,),
+                                              custom_attribution_func=fn)
+        for o, t in zip(ours, theirs):
+            torch.testing.assert_close(o, t.detach(), atol=1e-6, rtol=0)
+
+
+def test_deeplift_shap_parity_with_captum():
+    model = seeded(lambda: nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(48, 3)))
+    x, refs = _x(3, 2, 6, 6), _x(4, 2, 6, 6, seed=2)
+    ours, d1 = DeepLiftShap(model).attribute(x, refs, target=2, return_convergence_delta=True)
+    theirs, d2 = ca.DeepLiftShap(model).attribute(x, refs, target=2, return_convergence_delta=True)
+    torch.testing.assert_close(ours, theirs.detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(d1, d2.detach(), atol=1e-6, rtol=0)
+    chunked = DeepLiftShap(model).attribute(x, refs, target=2, internal_batch_size=5)
+    torch.testing.assert_close(chunked, ours, atol=1e-12, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------- where Captum errs
+def test_reused_relu_module_captum_raises():
+    """Captum 0.9.0 raises RuntimeError ("A Module ReLU() was detected that does not contain some of the
+    input/output attributes...") when one ReLU module runs twice; ours is exact."""
+    model = seeded(Reused)
+    x, b = _x(4, 5), _x(4, 5, seed=2)
+    with pytest.raises(RuntimeError, match="used more than once"):
+        ca.DeepLift(model).attribute(x, b, target=0)
+    _, delta = DeepLift(model).attribute(x, b, target=0, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-12
+
+
+def test_torchvision_style_block_captum_raises():
+    """Captum 0.9.0 raises RuntimeError on a residual block whose in-place ReLU module runs twice (the
+    torchvision BasicBlock pattern); ours is exact."""
+    model = seeded(ResNet)
+    x, b = _x(2, 2, 8, 8), _x(2, 2, 8, 8, seed=2)
+    with pytest.raises(RuntimeError):
+        ca.DeepLift(model).attribute(x, b, target=0)
+    _, delta = DeepLift(model).attribute(x, b, target=0, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-11
+
+
+def test_functional_relu_captum_silently_wrong():
+    """Captum 0.9.0 does not see ``torch.relu`` in forward and uses its plain gradient: its attributions
+    miss completeness by a large margin without any warning; ours are exact."""
+    model = seeded(lambda: Functional("torch"))
+    x, b = _x(6, 5), _x(6, 5, seed=2)
+    _, theirs = ca.DeepLift(model).attribute(x, b, target=0, return_convergence_delta=True)
+    _, ours = DeepLift(model).attribute(x, b, target=0, return_convergence_delta=True)
+    assert theirs.abs().max() > 1e-2
+    assert ours.abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_before_max_pool_captum_silently_wrong(inplace):
+    """Captum 0.9.0 gives wrong multipliers when a ReLU module feeds a MaxPool module directly (its hooks on
+    the two adjacent modules interfere): completeness fails by ~0.3; ours is exact."""
+    model = seeded(lambda: nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(inplace=inplace), nn.MaxPool2d(2),
+                                         nn.Flatten(), nn.Linear(12, 2)))
+    x, b = _x(3, 3, 4, 4), _x(3, 3, 4, 4, seed=2)
+    _, theirs = ca.DeepLift(model).attribute(x, b, target=1, return_convergence_delta=True)
+    _, ours = DeepLift(model).attribute(x, b, target=1, return_convergence_delta=True)
+    assert theirs.abs().max() > 1e-2
+    assert ours.abs().max() < 1e-12
+
+
+def test_softmax_does_not_mix_examples_unlike_captum():
+    """Captum 0.9.0 normalises softmax multipliers by their mean over the whole batch (inputs and
+    baselines together), so one example's attribution changes when another example changes; ours
+    normalises per example, so a batched call equals per-example calls."""
+    model = seeded(lambda: nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3), nn.Softmax(dim=1)))
+    x, b = _x(2, 5), _x(2, 5, seed=2)
+    x2 = x.clone()
+    x2[1] += 3.0
+    theirs = [ca.DeepLift(model).attribute(v, b, target=1)[0].detach() for v in (x, x2)]
+    assert (theirs[0] - theirs[1]).abs().max() > 1e-6
+    ours = [DeepLift(model).attribute(v, b, target=1)[0] for v in (x, x2)]
+    torch.testing.assert_close(ours[0], ours[1], atol=1e-14, rtol=0)
+    single = DeepLift(model).attribute(x[:1], b[:1], target=1)[0]
+    torch.testing.assert_close(ours[0], single, atol=1e-14, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+def test_baselines_of_wrong_shape_are_named():
+    model = seeded(RELU_MODELS["mlp"])
+    with pytest.raises(IntellegoError, match=r"baselines of shape \(2, 4\)"):
+        DeepLift(model).attribute(_x(3, 5), torch.zeros(2, 4, dtype=D), target=0)
+
+
+def test_deeplift_shap_needs_a_distribution():
+    model = seeded(RELU_MODELS["mlp"])
+    with pytest.raises(IntellegoError, match="at least 2"):
+        DeepLiftShap(model).attribute(_x(3, 5), torch.zeros(1, 5, dtype=D), target=0)
+
+
+def test_custom_attribution_func_arity():
+    model = seeded(RELU_MODELS["mlp"])
+    with pytest.raises(IntellegoError, match="1 to 3 arguments"):
+        DeepLift(model).attribute(_x(3, 5), target=0, custom_attribution_func=lambda a, b, c, d: a)
+
+
+def test_input_dependent_control_flow_is_an_error():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(5, 3)
+
+        def forward(self, x):
+            y = self.l(x)
+            return torch.relu(y) if x.sum() > 0 else y
+
+    model = seeded(Branchy)
+    x = torch.ones(2, 5, dtype=D)
+    with pytest.raises(IntellegoError, match="baselines"):
+        DeepLift(model).attribute(x, target=0)
