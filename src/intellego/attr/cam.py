@@ -1,0 +1,258 @@
+"""The CAM family of pytorch-grad-cam on intellego's layer machinery.
+
+Every class maps a layer's activations ``A`` (and, for the gradient-based ones, the gradients ``G`` of the
+target with respect to them) of shape ``(N, C, *spatial)`` to one map ``(N, 1, *spatial)``; upsample it with
+:meth:`LayerAttribution.interpolate`. ``relu_attributions`` (default True, as pytorch-grad-cam) keeps
+positive evidence. For vision transformers pass ``reshape_transform`` (e.g. :func:`vit_reshape_transform`)
+to turn ``(N, tokens, D)`` into ``(N, D, H, W)`` before the map is computed.
+
+- :class:`LayerGradCamPlusPlus` (Chattopadhay et al., 2018), :class:`LayerXGradCam` (Fu et al., 2020),
+  :class:`LayerHiResCam` (Draelos and Carin, 2020), :class:`LayerCam` (Jiang et al., 2021): channel or
+  element weights from ``G``;
+- :class:`LayerScoreCam` (Wang et al., 2020): each channel, upsampled and scaled to [0, 1], masks the input;
+  the target scores on the masked inputs, soft-maxed over channels, weight the channels;
+- :class:`LayerEigenCam` (Muhammad and Yeasin, 2020): the activations' first principal component (no target).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..core.batching import chunks
+from ..core.grad import ForwardSpec
+from ..core.inputs import pack
+from ..errors import require
+from ._base import GradientAttribution
+from ._layer_engine import LayerMethod, evals_at, grads_at, rows_for
+from ._site import restructure
+
+__all__ = ["LayerGradCamPlusPlus", "LayerXGradCam", "LayerHiResCam", "LayerCam", "LayerScoreCam", "LayerEigenCam",
+           "vit_reshape_transform"]
+
+Transform = Callable[[Tensor], Tensor] | None
+
+
+def vit_reshape_transform(height: int, width: int, skip_tokens: int = 1) -> Callable[[Tensor], Tensor]:
+    """``(N, skip + H*W, D) -> (N, D, H, W)``: drop the class token(s) and lay the patch tokens on a grid.
+
+    Example:
+        >>> import torch
+        >>> vit_reshape_transform(2, 3)(torch.randn(4, 7, 8)).shape
+        torch.Size([4, 8, 2, 3])
+    """
+
+    def transform(t: Tensor) -> Tensor:
+        require(t.dim() == 3 and t.shape[1] == skip_tokens + height * width,
+                f"vit_reshape_transform({height}, {width}, skip_tokens={skip_tokens}) expects (N, "
+                f"{skip_tokens + height * width}, D) tokens, got shape {tuple(t.shape)}")
+        grid = t[:, skip_tokens:].reshape(t.shape[0], height, width, t.shape[2])
+        return grid.permute(0, 3, 1, 2)
+
+    return transform
+
+
+def _spatial(t: Tensor) -> tuple[int, ...]:
+    return tuple(range(2, t.dim()))
+
+
+def _prepare(t: Tensor, transform: Transform) -> Tensor:
+    t = transform(t) if transform is not None else t
+    require(t.dim() >= 3, f"CAM methods need (N, C, *spatial) layer values, got shape {tuple(t.shape)}; "
+            "pass reshape_transform for token sequences")
+    return t
+
+
+class _GradientCam(LayerMethod, GradientAttribution):
+    """Template: gradients and activations at the layer, then ``_map(A, G) -> (N, 1, *spatial)``."""
+
+    def _map(self, acts: Tensor, grads: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
+                  reshape_transform: Transform = None, internal_batch_size: int | None = None,
+                  memory_budget: int | None = None) -> Any:
+        """One ``(N, 1, *spatial)`` map per layer tensor (a tuple or list as for the other layer methods)."""
+        xs, _ = pack(inputs)
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
+        rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
+        grads, acts, layout = grads_at(spec, self._sites(attribute_to_layer_input), xs, rows)
+        out = []
+        for a, g in zip(acts, grads):
+            cam = self._map(_prepare(a, reshape_transform), _prepare(g, reshape_transform))
+            out.append(F.relu(cam) if relu_attributions else cam)
+        return restructure(layout, out, self._many)
+
+
+class LayerGradCamPlusPlus(_GradientCam):
+    """Grad-CAM++: channel weights ``sum_s relu(G) * G^2 / (2 G^2 + sum_s(A) G^3)``.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerGradCamPlusPlus
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+        ...                             torch.nn.Linear(144, 2))
+        >>> LayerGradCamPlusPlus(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=0).shape
+        torch.Size([2, 1, 6, 6])
+    """
+
+    eps = 1e-6
+
+    def _map(self, acts: Tensor, grads: Tensor) -> Tensor:
+        g2, g3 = grads ** 2, grads ** 3
+        total = acts.sum(_spatial(acts), keepdim=True)
+        alpha = torch.where(grads != 0, g2 / (2 * g2 + total * g3 + self.eps), torch.zeros_like(grads))
+        weights = (F.relu(grads) * alpha).sum(_spatial(acts), keepdim=True)
+        return (weights * acts).sum(1, keepdim=True)
+
+
+class LayerXGradCam(_GradientCam):
+    """XGrad-CAM: channel weights ``sum_s(G * A) / sum_s(A)``.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerXGradCam
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+        ...                             torch.nn.Linear(144, 2))
+        >>> LayerXGradCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=0).shape
+        torch.Size([2, 1, 6, 6])
+    """
+
+    eps = 1e-7
+
+    def _map(self, acts: Tensor, grads: Tensor) -> Tensor:
+        dims = _spatial(acts)
+        weights = (grads * acts).sum(dims, keepdim=True) / (acts.sum(dims, keepdim=True) + self.eps)
+        return (weights * acts).sum(1, keepdim=True)
+
+
+class LayerHiResCam(_GradientCam):
+    """HiResCAM: ``sum_c G * A`` element-wise (no spatial averaging of the gradients).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerHiResCam
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+        ...                             torch.nn.Linear(144, 2))
+        >>> LayerHiResCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=0).shape
+        torch.Size([2, 1, 6, 6])
+    """
+
+    def _map(self, acts: Tensor, grads: Tensor) -> Tensor:
+        return (grads * acts).sum(1, keepdim=True)
+
+
+class LayerCam(_GradientCam):
+    """LayerCAM: ``sum_c relu(G) * A`` element-wise.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerCam
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+        ...                             torch.nn.Linear(144, 2))
+        >>> LayerCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=0).shape
+        torch.Size([2, 1, 6, 6])
+    """
+
+    def _map(self, acts: Tensor, grads: Tensor) -> Tensor:
+        return (F.relu(grads) * acts).sum(1, keepdim=True)
+
+
+class LayerEigenCam(LayerMethod):
+    """EigenCAM: the projection of each position's activation vector on the first principal component.
+
+    The component's sign is fixed so the largest-magnitude value of the map is positive (as scikit-learn's
+    ``svd_flip``); pytorch-grad-cam leaves it to the SVD routine. ``target`` is accepted and unused.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerEigenCam
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+        >>> LayerEigenCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 1, 6, 6])
+    """
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
+                  reshape_transform: Transform = None) -> Any:
+        """One ``(N, 1, *spatial)`` map per layer tensor."""
+        xs, _ = pack(inputs)
+        spec = ForwardSpec.build(self.forward_func, None, additional_forward_args, xs[0].shape[0])
+        acts, layout = evals_at(spec, self._sites(attribute_to_layer_input), xs, xs[0].shape[0])
+        out = []
+        for a in acts:
+            cam = eigen_projection(_prepare(a, reshape_transform))
+            out.append(F.relu(cam) if relu_attributions else cam)
+        return restructure(layout, out, self._many)
+
+
+def eigen_projection(acts: Tensor) -> Tensor:
+    """``(N, C, *S) -> (N, 1, *S)``: centred activations projected on their first right singular vector."""
+    n, c = acts.shape[:2]
+    rows = acts.reshape(n, c, -1).transpose(1, 2)
+    rows = rows - rows.mean(1, keepdim=True)
+    _, _, vh = torch.linalg.svd(rows, full_matrices=False)
+    proj = rows @ vh[:, 0, :].unsqueeze(-1)                      # (N, S, 1)
+    peak = proj.abs().argmax(1, keepdim=True)
+    sign = torch.sign(torch.gather(proj, 1, peak))
+    proj = proj * torch.where(sign == 0, torch.ones_like(sign), sign)
+    return proj.transpose(1, 2).reshape(n, 1, *acts.shape[2:])
+
+
+class LayerScoreCam(LayerMethod):
+    """Score-CAM: channels weighted by the soft-maxed target scores of the input masked by each channel.
+
+    Each channel map is upsampled to the input's spatial size (linear interpolation with aligned corners),
+    scaled to [0, 1] per example, and multiplies the (single) input tensor; all ``N * C`` masked inputs are
+    scored in batches of ``internal_batch_size`` (default: sized by the memory budget).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerScoreCam
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+        ...                             torch.nn.Linear(144, 2))
+        >>> LayerScoreCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=1).shape
+        torch.Size([2, 1, 6, 6])
+    """
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
+                  reshape_transform: Transform = None, internal_batch_size: int | None = None,
+                  memory_budget: int | None = None) -> Any:
+        """One ``(N, 1, *spatial)`` map per layer tensor."""
+        xs, _ = pack(inputs)
+        require(len(xs) == 1 and xs[0].dim() >= 3, "LayerScoreCam masks one (N, C, *spatial) input tensor, got "
+                f"{len(xs)} tensor(s) of shape {tuple(xs[0].shape)}")
+        x = xs[0]
+        batch = x.shape[0]
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, batch)
+        acts, layout = evals_at(spec, self._sites(attribute_to_layer_input), xs, batch)
+        out = []
+        for a in acts:
+            a = _prepare(a, reshape_transform)
+            weights = self._weights(spec, x, a, internal_batch_size, memory_budget)
+            cam = (weights.reshape(*weights.shape, *[1] * (a.dim() - 2)) * a).sum(1, keepdim=True)
+            out.append(F.relu(cam) if relu_attributions else cam)
+        return restructure(layout, out, self._many)
+
+    @staticmethod
+    def _weights(spec: ForwardSpec, x: Tensor, acts: Tensor, limit: int | None, budget: int | None) -> Tensor:
+        n, c = acts.shape[:2]
+        require(acts.dim() == x.dim(), f"LayerScoreCam needs as many spatial dimensions in the layer "
+                f"{tuple(acts.shape)} as in the input {tuple(x.shape)}")
+        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[acts.dim() - 2]
+        up = F.interpolate(acts, size=x.shape[2:], mode=mode, align_corners=True)
+        flat = up.reshape(n, c, -1)
+        lo, hi = flat.min(-1, keepdim=True).values, flat.max(-1, keepdim=True).values
+        masks = ((flat - lo) / (hi - lo + 1e-8)).reshape(up.shape)
+        masked = (x.unsqueeze(1) * masks.unsqueeze(2)).reshape(n * c, *x.shape[1:])
+        expanded = spec.interleaved(c)
+        rows = rows_for(spec, (x,), n * c, limit, budget)
+        with torch.no_grad():
+            scores = torch.cat([expanded.rows(sl).scores((masked[sl],)) for sl in chunks(n * c, rows)])
+        return torch.softmax(scores.reshape(n, c), dim=1)
