@@ -12,6 +12,14 @@ from ._base import (
     PerturbationAttribution,
 )
 from .deep_lift import DeepLift, DeepLiftShap
+from .cam import (
+    LayerCam,
+    LayerEigenCam,
+    LayerGradCamPlusPlus,
+    LayerHiResCam,
+    LayerScoreCam,
+    LayerXGradCam,
+)
 from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
 from .guided import Deconvolution, GuidedBackprop
@@ -55,4 +63,10 @@ __all__ = [
     "NeuronIntegratedGradients",
     "NeuronGradientShap",
     "NeuronConductance",
+    "LayerGradCamPlusPlus",
+    "LayerXGradCam",
+    "LayerHiResCam",
+    "LayerCam",
+    "LayerScoreCam",
+    "LayerEigenCam",
 ]
