@@ -62,7 +62,7 @@ def _non_interactive_backends() -> set[str]:
     except ImportError:  # pragma: no cover - older matplotlib
         from matplotlib import rcsetup
 
-        names = rcsetup.non_interactive_bk
+        names = getattr(rcsetup, "non_interactive_bk", ())
     return {name.lower() for name in names}
 
 

@@ -139,10 +139,11 @@ def render_image_attr(attr: Any, original_image: Any = None, method: Any = "heat
     method, sign = _checked(method, sign, original_image)
     require(0.0 <= alpha_overlay <= 1.0, f"alpha_overlay must be in [0, 1], got {alpha_overlay!r}")
     arr = as_image_array(attr, "attr", channels_last)
-    image = None if original_image is None else as_image_array(original_image, "original_image", channels_last)
-    if image is not None:
-        _check_shapes(arr, image)
-        image = _unit_image(image)
+    image = np.zeros(arr.shape[:2] + (3,))  # only heat_map goes without an image, and does not use it
+    if original_image is not None:
+        given = as_image_array(original_image, "original_image", channels_last)
+        _check_shapes(arr, given)
+        image = _unit_image(given)
     if method == "original_image":
         return _with_alpha(image)
     norm = normalize_attr(arr.sum(axis=2) if arr.ndim == 3 else arr, sign, outlier_perc)

@@ -66,7 +66,7 @@ def _colored_line(ax: Any, x: np.ndarray, y: np.ndarray, colors: np.ndarray, **k
 
     points = np.stack([x, y], axis=1)
     segments = np.stack([points[:-1], points[1:]], axis=1)
-    ax.add_collection(LineCollection(segments, colors=(colors[:-1] + colors[1:]) / 2.0, **kwargs))
+    ax.add_collection(LineCollection(list(segments), colors=(colors[:-1] + colors[1:]) / 2.0, **kwargs))
     lo, hi = float(y.min()), float(y.max())
     pad = 0.1 * (hi - lo) if hi > lo else 0.5
     ax.set_ylim(lo - pad, hi + pad)
