@@ -17,12 +17,13 @@ from ..viz.normalize import (
     cumulative_sum_threshold,
     normalize_attr,
 )
-from ..viz.text import VisualizationDataRecord, format_word_importances, visualize_text
+from ..viz.text import VisualizationDataRecord, format_word_importances, importance_color, visualize_text
 from ..viz.timeseries import visualize_timeseries_attr
 
 # Captum's private helper names, for code that reached into them.
 _normalize_attr = normalize_attr
 _cumulative_sum_threshold = cumulative_sum_threshold
+_get_color = importance_color
 
 __all__ = [
     "ImageVisualizationMethod",
@@ -34,6 +35,7 @@ __all__ = [
     "visualize_timeseries_attr",
     "visualize_text",
     "format_word_importances",
+    "importance_color",
     "normalize_attr",
     "cumulative_sum_threshold",
 ]
