@@ -35,6 +35,12 @@ from .layer import (
 )
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
+from .text import (
+    InterpretableEmbeddingBase,
+    TokenReferenceBase,
+    configure_interpretable_embedding_layer,
+    remove_interpretable_embedding_layer,
+)
 
 __all__ = [
     "Attribution",
@@ -69,4 +75,8 @@ __all__ = [
     "LayerCam",
     "LayerScoreCam",
     "LayerEigenCam",
+    "InterpretableEmbeddingBase",
+    "TokenReferenceBase",
+    "configure_interpretable_embedding_layer",
+    "remove_interpretable_embedding_layer",
 ]
