@@ -144,9 +144,11 @@ def _gradient_shap(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
 
 def _occlusion(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     shapes = ctx.shapes()
-    return {"sliding_window_shapes": tuple(f.window(args["window"], s) for f, s in zip(ctx.features, shapes)),
-            "strides": tuple(f.window(args["stride"], s) for f, s in zip(ctx.features, shapes)),
-            "baselines": ctx.baselines[0]}
+    windows = tuple(f.window(args["window"], s) for f, s in zip(ctx.features, shapes))
+    strides = tuple(f.window(args["stride"], s) for f, s in zip(ctx.features, shapes))
+    if len(windows) == 1:  # one input: the plain per-input form, which every implementation accepts
+        windows, strides = windows[0], strides[0]
+    return {"sliding_window_shapes": windows, "strides": strides, "baselines": ctx.baselines[0]}
 
 
 def _ablation(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
@@ -173,11 +175,17 @@ METHOD_SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in [
                lambda ctx, args: {"abs": args["abs"]}, summary="gradient of the score"),
     MethodSpec("InputXGradient", (), lambda ctx, args: {}, summary="input times gradient"),
     MethodSpec("DeepLift", (), _first, summary="rescale rule against the baseline"),
+    MethodSpec("GuidedBackprop", (), lambda ctx, args: {}, summary="gradient with negative signals stopped"),
+    MethodSpec("Deconvolution", (), lambda ctx, args: {}, summary="deconvnet backward pass"),
     MethodSpec("Occlusion", (Arg("window", "int", 4, 1, 512, help="side of the occluding window"),
                              Arg("stride", "int", 2, 1, 512, help="step between windows")),
                _occlusion, summary="score drop when a window is replaced by the baseline"),
     MethodSpec("FeatureAblation", (_PATCH,), _ablation, needs_groups=True,
                summary="score drop when one group is replaced by the baseline"),
+    MethodSpec("ShapleyValueSampling", (Arg("n_samples", "int", 10, 1, 500, help="random feature orders"),
+                                        Arg("patch", "int", 8, 1, 512, image_only=True,
+                                            help="side of the image patches used as features")),
+               _surrogate, needs_groups=True, summary="Shapley values from sampled feature orders"),
     MethodSpec("KernelShap", (Arg("n_samples", "int", 100, 4, 5000, help="coalitions evaluated"),
                               Arg("patch", "int", 8, 1, 512, image_only=True,
                                   help="side of the image patches used as features")),

@@ -77,7 +77,17 @@ class _Sample:
     inputs: tuple[Tensor, ...]
     additional: tuple[Any, ...] | None
     baselines: list[tuple[Tensor, ...]]
+    chunk: _Chunk
     scores: dict[int, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class _Chunk:
+    """One batch of the data, kept so that predictions run once per batch rather than per sample."""
+
+    inputs: tuple[Tensor, ...]
+    additional: tuple[Any, ...] | None
+    samples: list[_Sample] = field(default_factory=list)
 
 
 class Job:
@@ -338,7 +348,8 @@ class Session:
                 f"Batch.labels must hold {n} class indices, got {describe(batch.labels)}")
         extra = batch.additional_args
         extra = None if extra is None else (extra if isinstance(extra, tuple) else (extra,))
-        out = []
+        out: list[_Sample] = []
+        chunk = _Chunk((), extra)
         for i in range(n):
             raw = tuple(x[i] for x in inputs)
             transformed = [f.transform(x) for f, x in zip(self.features, raw)]
@@ -351,17 +362,24 @@ class Session:
             require(label is None or 0 <= label < len(self.classes),
                     f"label {label} is out of range for {len(self.classes)} classes")
             out.append(_Sample(len(self._samples) + i, raw, label, tuple(t.unsqueeze(0) for t in transformed),
-                               per, baselines))
+                               per, baselines, chunk))
+        if out:
+            chunk.inputs = tuple(torch.cat(parts) for parts in zip(*(s.inputs for s in out)))
+        chunk.samples = out
         return out
 
     def _scores(self, sample: _Sample, model: int) -> Tensor:
         if model not in sample.scores:
+            chunk = sample.chunk
             with torch.no_grad():
-                out = self.models[model](*sample.inputs, *(sample.additional or ()))
+                out = self.models[model](*chunk.inputs, *(chunk.additional or ()))
                 scores = self.score_func(out) if self.score_func is not None else out
-            require(isinstance(scores, Tensor) and scores.dim() == 2 and scores.shape[0] == 1,
-                    f"model {model} (after score_func) must return (N, n_classes) scores, got {describe(scores)}")
-            sample.scores[model] = scores[0].detach().float().cpu()
+            n = len(chunk.samples)
+            require(isinstance(scores, Tensor) and scores.dim() == 2 and scores.shape[0] == n,
+                    f"model {model} (after score_func) must return (N, n_classes) scores for a batch of {n}, "
+                    f"got {describe(scores)}")
+            for row, peer in zip(scores.detach().float().cpu(), chunk.samples):
+                peer.scores[model] = row
         return sample.scores[model]
 
     def _matches(self, sample: _Sample, predicted: int, classes: set[int], prediction: str) -> bool:
