@@ -1,0 +1,150 @@
+"""Interpretable linear models for Lime, fitted with torch (no scikit-learn needed), batched over problems.
+
+``LinearRegression``, ``Ridge`` and ``Lasso`` minimise scikit-learn's objectives with sample weights
+(``Lasso``: ``sum(w * r**2) / (2 * sum(w)) + alpha * |coef|_1``; ``Ridge``: ``sum(w * r**2) + alpha * |coef|**2``),
+with an unpenalised intercept. :meth:`solve` fits many problems that share one design matrix at once
+(one per example of a batch); ``fit(X, y, sample_weight)`` / ``coef_`` / ``intercept_`` and
+``representation()`` give the scikit-learn and Captum interfaces.
+
+Example:
+    >>> import torch
+    >>> from intellego.attr import LinearRegression
+    >>> X = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    >>> LinearRegression().fit(X, X @ torch.tensor([2.0, -1.0]) + 0.5).coef_.tolist()
+    [2.0, -1.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import IntellegoError, describe, require
+
+__all__ = ["InterpretableLinearModel", "LinearRegression", "Ridge", "Lasso", "fit_linear"]
+
+
+class InterpretableLinearModel:
+    """Base class: weighted least squares with an intercept, solved for many right-hand sides."""
+
+    def __init__(self, fit_intercept: bool = True) -> None:
+        self.fit_intercept = fit_intercept
+        self.coef_: Tensor | None = None
+        self.intercept_: Tensor | None = None
+
+    def solve(self, X: Tensor, Y: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:
+        """Coefficients ``(M, F)`` and intercepts ``(M,)`` for design ``X (n, F)``, targets and weights ``(n, M)``."""
+        X, Y, W = X.double(), Y.double(), W.double()
+        total = W.sum(0).clamp_min(torch.finfo(torch.float64).tiny)
+        v = W / total
+        if self.fit_intercept:
+            xbar, ybar = v.T @ X, (v * Y).sum(0)
+        else:
+            xbar, ybar = X.new_zeros(Y.shape[1], X.shape[1]), Y.new_zeros(Y.shape[1])
+        gram = torch.einsum("nf,nm,ng->mfg", X, v, X) - xbar[:, :, None] * xbar[:, None, :]
+        corr = torch.einsum("nf,nm->mf", X, v * Y) - xbar * ybar[:, None]
+        coef = self._coefficients(gram, corr, total)
+        return coef, ybar - (coef * xbar).sum(1)
+
+    def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> InterpretableLinearModel:
+        """scikit-learn style: fit one problem, set ``coef_`` (F,) and ``intercept_`` (scalar tensor)."""
+        X = torch.as_tensor(X)
+        y = torch.as_tensor(y).reshape(-1, 1)
+        w = torch.ones_like(y, dtype=torch.float64) if sample_weight is None else torch.as_tensor(
+            sample_weight).reshape(-1, 1)
+        coef, intercept = self.solve(X, y, w)
+        self.coef_, self.intercept_ = coef[0], intercept[0]
+        return self
+
+    def representation(self) -> Tensor:
+        """Captum style: the coefficients as a ``(1, F)`` tensor."""
+        coef = self.coef_
+        if coef is None:
+            raise IntellegoError(f"{type(self).__name__} is not fitted yet: call fit first")
+        return coef.reshape(1, -1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class LinearRegression(InterpretableLinearModel):
+    """Weighted least squares; the minimum-norm solution when the samples do not determine it."""
+
+    def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
+        return (torch.linalg.pinv(gram, hermitian=True) @ corr[:, :, None])[:, :, 0]
+
+
+class Ridge(InterpretableLinearModel):
+    """Weighted ridge regression: ``sum(w * r**2) + alpha * |coef|**2``."""
+
+    def __init__(self, alpha: float = 1.0, fit_intercept: bool = True) -> None:
+        super().__init__(fit_intercept)
+        require(alpha >= 0, f"alpha must be non-negative, got {alpha!r}")
+        self.alpha = alpha
+
+    def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        scaled = gram * total[:, None, None] + self.alpha * eye
+        return (torch.linalg.pinv(scaled, hermitian=True) @ (corr * total[:, None])[:, :, None])[:, :, 0]
+
+
+class Lasso(InterpretableLinearModel):
+    """Weighted lasso ``sum(w * r**2) / (2 * sum(w)) + alpha * |coef|_1`` by coordinate descent, batched."""
+
+    def __init__(self, alpha: float = 1.0, fit_intercept: bool = True, max_iter: int = 1000,
+                 tol: float = 1e-10) -> None:
+        super().__init__(fit_intercept)
+        require(alpha >= 0, f"alpha must be non-negative, got {alpha!r}")
+        self.alpha, self.max_iter, self.tol = alpha, max_iter, tol
+
+    def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
+        m, f = corr.shape
+        coef = corr.new_zeros(m, f)
+        fitted = corr.new_zeros(m, f)  # gram @ coef
+        diag = torch.diagonal(gram, dim1=1, dim2=2)
+        safe = diag.clamp_min(1e-300)
+        scale = corr.abs().amax().clamp_min(1e-300)
+        for _ in range(self.max_iter):
+            biggest = corr.new_zeros(())
+            for j in range(f):
+                old = coef[:, j]
+                rho = corr[:, j] - fitted[:, j] + diag[:, j] * old
+                new = torch.where(diag[:, j] > 1e-300, rho.sign() * (rho.abs() - self.alpha).clamp_min(0) / safe[:, j],
+                                  torch.zeros_like(rho))
+                step = new - old
+                fitted += step[:, None] * gram[:, :, j]
+                coef[:, j] = new
+                biggest = torch.maximum(biggest, step.abs().max())
+            if float(biggest) <= self.tol * float(scale):
+                break
+        return coef
+
+
+def fit_linear(model: Any, X: Tensor, Y: Tensor, W: Tensor) -> Tensor:
+    """Coefficients ``(M, F)`` of ``model`` fitted on each column of ``Y`` with weights ``W``.
+
+    Our models solve all columns at once; a Captum-style model (``fit(dataloader)``, ``representation()``)
+    or a scikit-learn-style one (``fit(X, y, sample_weight=...)``, ``coef_``) is fitted once per column.
+    """
+    if isinstance(model, InterpretableLinearModel):
+        coef, _ = model.solve(X, Y, W)
+        return coef
+    require(hasattr(model, "fit"), f"interpretable_model must have a fit method, got {describe(model)}")
+    out = []
+    for j in range(Y.shape[1]):
+        if hasattr(model, "representation"):
+            from torch.utils.data import DataLoader, TensorDataset
+
+            data = TensorDataset(X.float(), Y[:, j].float(), W[:, j].float())
+            model.fit(DataLoader(data, batch_size=X.shape[0]))
+            coef = torch.as_tensor(model.representation())
+        else:
+            model.fit(X.cpu().numpy(), Y[:, j].cpu().numpy(), sample_weight=W[:, j].cpu().numpy())
+            coef = torch.as_tensor(model.coef_)
+        out.append(coef.reshape(-1).to(device=X.device, dtype=torch.float64))
+    return torch.stack(out)
