@@ -11,6 +11,7 @@ from ._base import (
     NeuronAttribution,
     PerturbationAttribution,
 )
+from .ablation import FeatureAblation, FeaturePermutation, Occlusion
 from .deep_lift import DeepLift, DeepLiftShap
 from .cam import (
     LayerCam,
@@ -24,6 +25,8 @@ from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
 from .guided import Deconvolution, GuidedBackprop
 from .integrated_gradients import IntegratedGradients
+from .lime import KernelShap, Lime, LimeBase, get_exp_kernel_similarity_function
+from .linear_models import Lasso, LinearRegression, Ridge
 from .layer import (
     InternalInfluence,
     LayerActivation,
@@ -35,6 +38,7 @@ from .layer import (
 )
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
+from .shapley import ShapleyValues, ShapleyValueSampling
 from .text import (
     InterpretableEmbeddingBase,
     TokenReferenceBase,
@@ -54,6 +58,18 @@ __all__ = [
     "IntegratedGradients",
     "GradientShap",
     "NoiseTunnel",
+    "Occlusion",
+    "FeatureAblation",
+    "FeaturePermutation",
+    "ShapleyValueSampling",
+    "ShapleyValues",
+    "KernelShap",
+    "LimeBase",
+    "Lime",
+    "LinearRegression",
+    "Ridge",
+    "Lasso",
+    "get_exp_kernel_similarity_function",
     "DeepLift",
     "DeepLiftShap",
     "GuidedBackprop",
