@@ -12,7 +12,6 @@ from ._base import (
     PerturbationAttribution,
 )
 from .ablation import FeatureAblation, FeaturePermutation, Occlusion
-from .deep_lift import DeepLift, DeepLiftShap
 from .cam import (
     LayerCam,
     LayerEigenCam,
@@ -21,12 +20,11 @@ from .cam import (
     LayerScoreCam,
     LayerXGradCam,
 )
+from .deep_lift import DeepLift, DeepLiftShap
 from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
 from .guided import Deconvolution, GuidedBackprop
 from .integrated_gradients import IntegratedGradients
-from .lime import KernelShap, Lime, LimeBase, get_exp_kernel_similarity_function
-from .linear_models import Lasso, LinearRegression, Ridge
 from .layer import (
     InternalInfluence,
     LayerActivation,
@@ -36,6 +34,9 @@ from .layer import (
     LayerGradientXActivation,
     LayerIntegratedGradients,
 )
+from .lime import KernelShap, Lime, LimeBase, get_exp_kernel_similarity_function
+from .linear_models import Lasso, LinearRegression, Ridge
+from .lrp import LRP
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
 from .shapley import ShapleyValues, ShapleyValueSampling
@@ -74,6 +75,7 @@ __all__ = [
     "DeepLiftShap",
     "GuidedBackprop",
     "Deconvolution",
+    "LRP",
     "LayerActivation",
     "LayerGradientXActivation",
     "LayerGradCam",

@@ -82,7 +82,7 @@ class FeatureAblation(PerturbationAttribution):
             {SHOW_PROGRESS}
             {MEMORY}
         """
-        with HookScope():
+        with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, feature_mask, aggregate=False)
@@ -132,7 +132,7 @@ class Occlusion(FeatureAblation):
             {SHOW_PROGRESS}
             {MEMORY}
         """
-        with HookScope():
+        with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, sliding_window_shapes=sliding_window_shapes, strides=strides)
@@ -185,7 +185,7 @@ class FeaturePermutation(FeatureAblation):
             {GENERATOR}
             {MEMORY}
         """
-        with HookScope():
+        with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, None, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             batch = xs[0].shape[0]

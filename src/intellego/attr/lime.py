@@ -100,7 +100,7 @@ class LimeBase(PerturbationAttribution):
         """Coefficients of the surrogate fitted on ``n_samples`` samples (``representation()``)."""
         check_positive_int(n_samples, "n_samples", allow_none=False)
         check_positive_int(perturbations_per_eval, "perturbations_per_eval")
-        with HookScope():
+        with HookScope(), torch.no_grad():
             xs, _ = pack(inputs)
             spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
             interp, model_inputs, sims = [], [], []
@@ -202,7 +202,7 @@ class Lime(LimeBase):
             {MEMORY}
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
-        with HookScope():
+        with HookScope(), torch.no_grad():
             xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
             ev.reference()
@@ -307,7 +307,7 @@ class KernelShap(Lime):
         check_positive_int(n_samples, "n_samples", allow_none=False)
         require(estimator in KERNEL_SHAP_ESTIMATORS, f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, "
                 f"got {estimator!r}")
-        with HookScope():
+        with HookScope(), torch.no_grad():
             xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
             n_feat = plan.n_features

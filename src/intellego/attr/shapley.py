@@ -81,7 +81,7 @@ class ShapleyValueSampling(PerturbationAttribution):
             {MEMORY}
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
-        with HookScope():
+        with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, feature_mask)
@@ -153,7 +153,7 @@ class ShapleyValues(PerturbationAttribution):
             {SHOW_PROGRESS}
             {MEMORY}
         """
-        with HookScope():
+        with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, feature_mask)

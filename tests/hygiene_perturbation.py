@@ -1,0 +1,66 @@
+"""Hygiene cases for the perturbation family."""
+
+from __future__ import annotations
+
+import torch
+
+from _hygiene import Case, Exploding, tiny_cnn, tiny_mlp
+from intellego.attr import (
+    FeatureAblation,
+    FeaturePermutation,
+    KernelShap,
+    Lime,
+    LimeBase,
+    Occlusion,
+    ShapleyValues,
+    ShapleyValueSampling,
+)
+
+
+def _mlp_inputs():
+    model = tiny_mlp()
+    model.train()
+    x = torch.randn(3, 4, requires_grad=True)
+    x.grad = torch.ones_like(x)
+    return model, x
+
+
+def _cnn_inputs():
+    model = tiny_cnn()
+    next(model.parameters()).grad = torch.zeros_like(next(model.parameters()))
+    return model, (torch.randn(2, 3, 8, 8),)
+
+
+def _gen():
+    return torch.Generator().manual_seed(0)
+
+
+def _lime_base(m):
+    def from_interp(z, x, **kw):
+        return x * z.reshape(1, -1).to(x.dtype)
+
+    return LimeBase(m, Lime(m).interpretable_model, lambda *a, **k: 1.0,
+                    lambda x, **k: torch.randint(0, 2, (1, 4)), True, from_interp, None)
+
+
+CASES = {
+    "FeatureAblation": Case(_mlp_inputs, lambda m, x: FeatureAblation(m).attribute(x, target=1),
+                            lambda m, x: FeatureAblation(Exploding(m)).attribute(x, target=1)),
+    "Occlusion": Case(_cnn_inputs, lambda m, x: Occlusion(m).attribute(x, ((1, 4, 4),), ((1, 4, 4),), target=0),
+                      lambda m, x: Occlusion(m).attribute(x, ((1, 9, 9),), target=0)),
+    "FeaturePermutation": Case(_mlp_inputs, lambda m, x: FeaturePermutation(m).attribute(
+        x, target=0, generator=_gen()), lambda m, x: FeaturePermutation(Exploding(m)).attribute(x, target=0)),
+    "ShapleyValueSampling": Case(_mlp_inputs, lambda m, x: ShapleyValueSampling(m).attribute(
+        x, target=2, n_samples=3, perturbations_per_eval=2, generator=_gen()),
+        lambda m, x: ShapleyValueSampling(m).attribute(x, target=2, n_samples=0)),
+    "ShapleyValues": Case(_mlp_inputs, lambda m, x: ShapleyValues(m).attribute(x, target=2),
+                          lambda m, x: ShapleyValues(Exploding(m)).attribute(x, target=2)),
+    "KernelShap": Case(_cnn_inputs, lambda m, x: KernelShap(m).attribute(
+        x, target=1, feature_mask=(torch.arange(3).reshape(1, 3, 1, 1).expand(1, 3, 8, 8),), generator=_gen()),
+        lambda m, x: KernelShap(m).attribute(x, target=1, feature_mask=(torch.ones(1, 3, 8, 8),))),
+    "Lime": Case(_mlp_inputs, lambda m, x: Lime(m).attribute(x, target=0, n_samples=10, generator=_gen()),
+                 lambda m, x: Lime(Exploding(m)).attribute(x, target=0),
+                 covers=("LinearRegression", "Ridge", "Lasso", "get_exp_kernel_similarity_function")),
+    "LimeBase": Case(_mlp_inputs, lambda m, x: _lime_base(m).attribute(x[:1], target=0, n_samples=6),
+                     lambda m, x: _lime_base(Exploding(m, 1)).attribute(x[:1], target=0, n_samples=6)),
+}
