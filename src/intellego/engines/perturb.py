@@ -207,7 +207,7 @@ def _window_plan(inputs: tuple[Tensor, ...], window_shapes: Any, strides: Any,
     shapes_per = same_structure(window_shapes, len(inputs), "sliding_window_shapes") if nested else (window_shapes,)
     if strides is None:
         strides_per: tuple[Any, ...] = (1,) * len(inputs)
-    elif len(inputs) > 1:
+    elif len(inputs) > 1 or (isinstance(strides, (tuple, list)) and strides and isinstance(strides[0], (tuple, list))):
         strides_per = same_structure(strides, len(inputs), "strides")
     else:
         strides_per = (strides,)
