@@ -286,7 +286,9 @@ export function mount(root, transport) {
   el.progress = h("progress", { class: "ii-progress", max: 1, value: 0, hidden: true });
   el.phase = h("span", { class: "ii-phase" });
   el.title = h("h1", {}, "intellego insights");
-  el.controls = h("form", { class: "ii-controls", onsubmit: (e) => { e.preventDefault(); fetchPage(0); } });
+  // noValidate: out-of-range values reach readArgs, which says what is wrong in the error box
+  el.controls = h("form", { class: "ii-controls", noValidate: true,
+    onsubmit: (e) => { e.preventDefault(); fetchPage(0); } });
   el.message = h("p", { class: "ii-message" });
   el.grid = h("section", { class: "ii-grid" });
   root.append(h("header", { class: "ii-top" }, el.title, el.progress, el.phase), el.error,
@@ -420,7 +422,8 @@ export function mount(root, transport) {
     el.grid.replaceChildren(...result.samples.map((s) => sampleCard(s, state.view)));
     const shown = result.samples.length
       ? `samples ${result.offset + 1}–${result.offset + result.samples.length} of those matching` : "";
-    el.message.textContent = [result.method, shown, result.message].filter(Boolean).join(" · ");
+    const args = Object.entries(result.arguments || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    el.message.textContent = [`${result.method}(${args})`, shown, result.message].filter(Boolean).join(" · ");
   }
 
   function setBusy(busy) {
