@@ -307,6 +307,7 @@ def test_evaluate_table_on_shapes():
 
     model = load_shapes_cnn()
     data = make_shapes(8, seed=5)
+    before = snapshot(model, (data.images,))
     table = evaluate(model, data, {"saliency": Saliency(model), "edges": _edge_detector},
                      metrics=["deletion", "relevance_mass", "randomization"], batch_size=4, n_steps=4,
                      progress=False, generator=_gen())
@@ -316,6 +317,7 @@ def test_evaluate_table_on_shapes():
     md = table.to_markdown()
     assert md.splitlines()[0].startswith("| method | deletion ↓ | relevance_mass ↑ | randomization ↓")
     assert str(table) == md and len(md.splitlines()) == 4
+    assert_same(before, snapshot(model, (data.images,)))
 
 
 def test_evaluate_plot_writes_figure(tmp_path):

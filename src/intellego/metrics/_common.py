@@ -160,7 +160,7 @@ def rebind(method: Any, original: nn.Module, copy_of_model: nn.Module) -> Any:
     for mod_name, mod in original.named_modules(remove_duplicate=False):
         if mod_name in new_modules:
             memo[id(mod)] = new_modules[mod_name]
-    new_tensors = dict(copy_of_model.named_parameters(remove_duplicate=False))
+    new_tensors: dict[str, Tensor] = dict(copy_of_model.named_parameters(remove_duplicate=False))
     new_tensors.update(copy_of_model.named_buffers(remove_duplicate=False))
     for tname, t in [*original.named_parameters(remove_duplicate=False), *original.named_buffers()]:
         if tname in new_tensors:

@@ -165,18 +165,18 @@ def _similarity(similarity: str | Callable[[Tensor, Tensor], Tensor]) -> tuple[s
 
 def _resolve_layers(model: nn.Module, layers: Sequence[str | nn.Module] | None) -> list[str]:
     if layers is None:
-        names = parametrized_layers(model)
-        require(bool(names), "the model has no parameters to randomize")
-        return names
+        found = parametrized_layers(model)
+        require(bool(found), "the model has no parameters to randomize")
+        return found
     by_module = {id(m): n for n, m in model.named_modules()}
     known = dict(model.named_modules())
-    names = []
+    names: list[str] = []
     for layer in layers:
         name = by_module.get(id(layer)) if isinstance(layer, nn.Module) else layer
         require(isinstance(name, str) and name in known,
                 f"layers entries must be submodules of the model or their names, got {describe(layer)}; "
                 f"known layers with parameters: {parametrized_layers(model)[:12]}")
-        names.append(name)
+        names.append(str(name))
     return names
 
 
