@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from _hygiene import Case, Exploding, tiny_cnn, tiny_mlp
-from intellego.attr import Deconvolution, DeepLift, DeepLiftShap, GuidedBackprop
+from _rule_models import Reused
+from intellego.attr import LRP, Deconvolution, DeepLift, DeepLiftShap, GuidedBackprop
+from intellego.attr.lrp import GammaRule
 
 
 class _Inplace(nn.Module):
@@ -36,6 +38,11 @@ def _cnn_inputs():
     return model, (torch.randn(2, 3, 8, 8),)
 
 
+def _reused():
+    torch.manual_seed(0)
+    return Reused(inplace=True), torch.randn(3, 5)
+
+
 def _plain_mlp():
     return tiny_mlp(), torch.randn(3, 4)
 
@@ -53,6 +60,11 @@ CASES = {
                            lambda m, x: GuidedBackprop(m).attribute(x, target=9)),
     "Deconvolution": Case(_cnn_inputs, lambda m, x: Deconvolution(m).attribute(x, target=1),
                           lambda m, x: Deconvolution(nn.Sequential(m, nn.Unflatten(1, (7, 7)))).attribute(x)),
+    "LRP": Case(_cnn_inputs, lambda m, x: LRP(m, rules={"0": GammaRule()}).attribute(x, target=1,
+                                                                               return_convergence_delta=True),
+                lambda m, x: LRP(nn.Sequential(m, nn.LayerNorm(3))).attribute(x, target=1)),
+    "LRP(reused in-place ReLU)": Case(_reused, lambda m, x: LRP(m).attribute(x, target=1),
+                                      lambda m, x: LRP(m).attribute(x, target=9)),
     "DeepLift(baseline shape)": Case(_plain_mlp, lambda m, x: DeepLift(m).attribute(x, torch.zeros(1, 4), target=0),
                                      lambda m, x: DeepLift(m).attribute(x, torch.zeros(2, 5), target=0)),
 }

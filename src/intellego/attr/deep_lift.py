@@ -66,7 +66,7 @@ def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
     table["softmax"] = partial(_softmax, eps=eps)
     for d in (1, 2, 3):
         table[f"max_pool{d}d"] = partial(_max_pool, eps=eps)
-    return lambda kind, module: table.get(kind)
+    return lambda kind, modules: table.get(kind)
 
 
 def _custom(func: Callable[..., Any], grads: tuple[Tensor, ...], xs: tuple[Tensor, ...],

@@ -2,7 +2,8 @@
 
 A *rule* maps one operation's call (its inputs, its output and, for DeepLift, the same call in a reference
 pass) and the incoming gradient to the gradients of its inputs: ``rule(call, grad) -> tuple of grads``.
-A *rule map* is a callable ``(kind, module) -> rule or None`` that says which rule an operation gets;
+A *rule map* is a callable ``(kind, modules) -> rule or None`` (``modules``: the tracked modules running,
+outermost first) that says which rule an operation gets;
 Guided Backprop, Deconvolution, DeepLift and LRP are each a rule map over the same engine.
 
 Operations are seen with a :class:`torch.overrides.TorchFunctionMode`, not with module hooks, so an
@@ -42,7 +43,7 @@ __all__ = ["Call", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of",
            "DECONV", "local_vjp", "safe_divide"]
 
 Rule = Callable[["Call", Tensor], tuple[Tensor | None, ...]]
-RuleMap = Callable[[str, "nn.Module | None"], "Rule | None"]
+RuleMap = Callable[[str, "list[nn.Module]"], "Rule | None"]
 
 
 # ---------------------------------------------------------------------------------------------------- kinds
@@ -127,21 +128,24 @@ class Call:
     module: nn.Module | None = None
     index: int = 0
     rule: Rule | None = field(default=None, repr=False)
+    source: Call | None = field(default=None, repr=False)  # the previous call, when its output is our input
+    versions: tuple[int, ...] = ()  # version counters at record time (reference pass)
 
     @property
     def x(self) -> Tensor:
         return self.inputs[0]
 
     def run(self, *inputs: Tensor, **overrides: Any) -> Tensor:
-        """Recompute the operation on ``inputs``; ``overrides`` replace keyword or positional arguments."""
-        args = list(inputs) + list(self.args)
+        """Recompute the operation on ``inputs``; ``overrides`` replace keyword arguments, or the i-th
+        non-operand positional argument when named ``arg<i>``."""
+        args = list(self.args)
         kwargs = dict(self.kwargs)
         for key, value in overrides.items():
-            if isinstance(key, str) and key.startswith("arg"):
+            if key.startswith("arg") and key[3:].isdigit():
                 args[int(key[3:])] = value
             else:
                 kwargs[key] = value
-        return self.func(*args, **kwargs)
+        return self.func(*inputs, *args, **kwargs)
 
 
 def local_vjp(call: Call, grad: Tensor, at: tuple[Tensor, ...] | None = None,
@@ -156,29 +160,53 @@ def local_vjp(call: Call, grad: Tensor, at: tuple[Tensor, ...] | None = None,
 
 
 def safe_divide(num: Tensor, den: Tensor, eps: float) -> Tensor:
-    """``num / (den + eps * sign(den))`` with ``sign(0) = 1``, so the denominator never vanishes."""
+    """``num / (den + eps * sign(den))`` with ``sign(0) = 1``; 0 where that denominator is 0 (``eps = 0``)."""
     sign = torch.where(den >= 0, 1.0, -1.0).to(den.dtype)
-    return num / (den + eps * sign)
+    stable = den + eps * sign
+    zero = stable == 0
+    return torch.where(zero, 0.0, num / torch.where(zero, 1.0, stable).to(stable.dtype)).to(num.dtype)
 
 
 class _RuleFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, call: Call, *inputs: Tensor) -> Tensor:  # type: ignore[override]
         out = call.run(*inputs)
+        call.out = out.detach()
+        call.versions = _versions(call)
         ctx.call = call
-        ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Any:  # type: ignore[override]
         call: Call = ctx.call
-        (call.out,) = ctx.saved_tensors
-        grads = call.rule(call, grad)  # type: ignore[misc]
-        call.out = None
-        return (None, *grads)
+        _check_versions(call)
+        return (None, *call.rule(call, grad))  # type: ignore[misc]
 
 
-# ---------------------------------------------------------------------------------------------------- mode
+def _versions(call: Call) -> tuple[int, ...]:
+    return tuple(t._version for t in (*call.inputs, call.out))
+
+
+def _check_versions(call: Call) -> None:
+    if _versions(call) != call.versions:
+        raise IntellegoError(
+            f"operation #{call.index} ({call.kind}) had its input or output modified in place later in the "
+            "forward pass by an operation the rules do not handle; make that operation out of place")
+
+
+def _protect(calls: list[Call], target: Tensor) -> None:
+    """Before ``target`` is overwritten in place, give earlier calls that saved it their own copy."""
+    ptr, shape = target.data_ptr(), target.shape
+
+    def keep(t: Tensor) -> Tensor:
+        return t.clone() if t.data_ptr() == ptr and t.shape == shape else t
+
+    for c in calls:
+        if c.out is not None and any(t.data_ptr() == ptr for t in (*c.inputs, c.out)):
+            c.inputs, c.out = tuple(keep(t) for t in c.inputs), keep(c.out)
+            c.versions = _versions(c)
+
+
 class RuleMode(TorchFunctionMode):
     """Routes every call of a known operation through the rule its rule map assigns.
 
@@ -193,6 +221,7 @@ class RuleMode(TorchFunctionMode):
         self.references = references
         self.calls: list[Call] = []
         self.modules: list[nn.Module] = []
+        self._last: tuple[Tensor, Call] | None = None
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -204,7 +233,7 @@ class RuleMode(TorchFunctionMode):
             return func(*args, **kwargs)
         if spec.operands == 2 and operands[0].shape != operands[1].shape:
             return func(*args, **kwargs)
-        rule = self.rules(spec.kind, self.modules[-1] if self.modules else None)
+        rule = self.rules(spec.kind, self.modules)
         if rule is None:
             return func(*args, **kwargs)
         rest, kw, inplace = _out_of_place(spec, args, kwargs)
@@ -214,18 +243,23 @@ class RuleMode(TorchFunctionMode):
         call = Call(spec.kind, spec.plain, rest, kw, module=self.modules[-1] if self.modules else None,
                     index=len(self.calls), rule=rule)
         saved = tuple(t.detach().clone() if inplace else t.detach() for t in operands)
+        if inplace:
+            _protect(self.calls, operands[0])
         if self.record:
             out = func(*args, **kwargs)
             call.inputs, call.out = saved, (out.detach().clone() if inplace else out.detach())
+            call.versions = _versions(call)
             self.calls.append(call)
             return out
         call.ref = self._reference(call, saved)
         call.inputs = saved
+        if self._last is not None and self._last[0] is operands[0]:
+            call.source = self._last[1]
         out = _RuleFn.apply(call, *operands)
         self.calls.append(call)
-        if inplace:
-            return operands[0].copy_(out)
-        return out
+        result = operands[0].copy_(out) if inplace else out
+        self._last = (result, call)
+        return result
 
     def _reference(self, call: Call, saved: tuple[Tensor, ...]) -> Call | None:
         if self.references is None:
@@ -239,6 +273,7 @@ class RuleMode(TorchFunctionMode):
                 f"the forward pass for the inputs and the one for the baselines differ at operation #{i}: "
                 f"{call.kind} on shape {tuple(saved[0].shape)} for the inputs, {seen} for the baselines; "
                 "rule-based attribution needs the same sequence of operations for inputs and baselines")
+        _check_versions(ref)  # type: ignore[arg-type]
         return ref
 
     def finish(self) -> None:
@@ -299,7 +334,7 @@ def rule_gradients(
     Args:
         spec: the model call and target read-out for ``inputs``' batch.
         inputs: the input tensors (row-aligned with ``baselines``).
-        rules: ``(kind, module) -> rule or None``; operations whose rule is None use the chain rule.
+        rules: ``(kind, modules) -> rule or None``; operations whose rule is None use the chain rule.
         baselines: when given, a reference pass on them runs first under ``no_grad`` and every rule call of
             the inputs' pass is paired with the same call of that pass (``call.ref``), as DeepLift needs.
             The two passes must make the same sequence of rule-bearing calls (checked; a clear error if not).
@@ -307,16 +342,22 @@ def rule_gradients(
             instead of ``inputs``, and its values in both passes are returned: layer variants
             (``LayerDeepLift``, ``LayerLRP``...) are ``(layer - layer_reference) * grads`` and the like.
             The module must run once per forward.
-        track: modules whose calls are tracked, so ``rules`` receives the innermost one running (LRP).
+        track: modules whose calls are tracked, so ``rules`` receives those running, outermost first (LRP).
 
     Returns:
         A :class:`RuleResult`. Every hook and the function mode are removed on return or error.
     """
     with HookScope() as scope:
         stack: list[nn.Module] = []
+        def enter(module: nn.Module, _args: Any) -> None:
+            stack.append(module)
+
+        def leave(_module: nn.Module, _args: Any, _out: Any) -> None:
+            stack.pop()
+
         for m in track:
-            scope.forward_pre_hook(m, lambda mod, _a: stack.append(mod))
-            scope.forward_hook(m, lambda _m, _a, _o: stack.pop())
+            scope.forward_pre_hook(m, enter)
+            scope.forward_hook(m, leave)
         seen = scope.capture(layer, inputs=layer_input) if layer is not None else None
         references = None
         layer_ref = ref_scores = None
@@ -365,11 +406,11 @@ def _deconv(call: Call, grad: Tensor) -> tuple[Tensor]:
     return (grad.clamp(min=0),)
 
 
-def GUIDED(kind: str, module: nn.Module | None) -> Rule | None:  # noqa: N802
+def GUIDED(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
     """Guided Backprop: ReLUs pass only positive gradients where their input was positive."""
     return _guided if kind == "relu" else None
 
 
-def DECONV(kind: str, module: nn.Module | None) -> Rule | None:  # noqa: N802
+def DECONV(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
     """Deconvolution: ReLUs pass the positive part of the incoming gradient, whatever their input."""
     return _deconv if kind == "relu" else None

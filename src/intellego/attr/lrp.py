@@ -1,0 +1,280 @@
+"""``LRP``: layer-wise relevance propagation as gradients under a rule map, with rules as data.
+
+Relevance is carried as ``R = activation * gradient``: a rule turns the gradient at a layer's output into
+the one at its input so that ``R_in = x * W'^T (R_out / (z' + eps * sign(z')))`` for the layer's modified
+forward ``z'`` (epsilon: the layer itself; gamma: ``w + gamma * w+``; alpha1-beta0 / z+: positive parts).
+Activations pass relevance unchanged. Rules are chosen per module name or type from a map passed to
+``LRP(model, rules=...)`` (a Captum-style ``module.rule`` attribute is read, never written); canonizers merge a
+BatchNorm into the linear layer before it and give residual additions the epsilon rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..core.grad import ForwardSpec
+from ..core.inputs import pack, require_float, unpack
+from ..engines.rules import Call, local_vjp, rule_gradients, safe_divide
+from ..errors import IntellegoError, describe, require
+from ._base import GradientAttribution
+
+__all__ = ["LRP", "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule", "IdentityRule"]
+
+_PARAM = ("linear", "conv", "batch_norm")
+_LAYER = (*_PARAM, "avg_pool", "max_pool1d", "max_pool2d", "max_pool3d", "add")
+_PASS = ("relu", "leaky_relu", "elu", "tanh", "gelu", "silu")
+
+
+class PropagationRule:
+    """A relevance rule for linear-like operations: ``z' = layer(x; modify(w), modify(b))``."""
+
+    epsilon: float = 1e-9
+
+    def weights(self, w: Tensor) -> Tensor:
+        return w
+
+    def bias(self, b: Tensor) -> Tensor:
+        return b
+
+    def modified(self, call: Call, x: Tensor) -> Tensor:
+        """The layer's modified forward at ``x``."""
+        if call.kind not in _PARAM:
+            return call.run(x) if call.kind != "add" else call.run(x, call.inputs[1])
+        w, b = _params(call)
+        return _run(call, x, self.weights(w), None if b is None else self.bias(b))
+
+    def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor, ...]:
+        relevance = grad * call.out  # type: ignore[operator]
+        if call.kind == "add":
+            return (safe_divide(relevance, call.out, self.epsilon),) * 2  # type: ignore[arg-type]
+        with torch.enable_grad():
+            x = call.x.detach().requires_grad_(True)
+            z = self.modified(call, x)
+            (g,) = torch.autograd.grad(z, x, safe_divide(relevance, z.detach(), self.epsilon))
+        return (g,)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class EpsilonRule(PropagationRule):
+    """LRP-epsilon: the layer as it is, with ``epsilon`` added to the denominators (absorbs weak relevance)."""
+
+    def __init__(self, epsilon: float = 1e-9) -> None:
+        self.epsilon = epsilon
+
+
+class GammaRule(PropagationRule):
+    """LRP-gamma: weights ``w + gamma * max(w, 0)``, favouring positive contributions (lower layers)."""
+
+    def __init__(self, gamma: float = 0.25, set_bias_to_zero: bool = False) -> None:
+        self.gamma, self.set_bias_to_zero = gamma, set_bias_to_zero
+
+    def weights(self, w: Tensor) -> Tensor:
+        return w + self.gamma * w.clamp(min=0)
+
+    def bias(self, b: Tensor) -> Tensor:
+        return torch.zeros_like(b) if self.set_bias_to_zero else b
+
+
+class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 - Captum's name
+    """LRP-alpha1-beta0: only positive contributions ``(x * w)+`` propagate (``x+ w+ + x- w-``)."""
+
+    def __init__(self, set_bias_to_zero: bool = False) -> None:
+        self.set_bias_to_zero = set_bias_to_zero
+
+    def bias(self, b: Tensor) -> Tensor:
+        return torch.zeros_like(b) if self.set_bias_to_zero else b
+
+    def modified(self, call: Call, x: Tensor) -> Tensor:
+        if call.kind not in ("linear", "conv"):
+            return super().modified(call, x)
+        w, b = _params(call)
+        pos = _run(call, x.clamp(min=0), w.clamp(min=0), None if b is None else self.bias(b))
+        return pos + _run(call, x.clamp(max=0), w.clamp(max=0), None)
+
+
+class ZPlusRule(Alpha1_Beta0_Rule):
+    """LRP-z+: alpha1-beta0 without the bias."""
+
+    def __init__(self) -> None:
+        super().__init__(set_bias_to_zero=True)
+
+
+class IdentityRule(PropagationRule):
+    """Relevance passes unchanged from output to input (same shapes): ``R_in = R_out``."""
+
+    def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor, ...]:
+        require(call.x.shape == call.out.shape,  # type: ignore[union-attr]
+                f"IdentityRule needs the same input and output shape, got {tuple(call.x.shape)} -> "
+                f"{tuple(call.out.shape)}")  # type: ignore[union-attr]
+        return (safe_divide(grad * call.out, call.x, 1e-12),)  # type: ignore[operator]
+
+
+def _pass_relevance(call: Call, grad: Tensor) -> tuple[Tensor]:
+    """Activations: ``R_in = R_out``, i.e. the gradient times ``f(x) / x`` (the derivative where ``x = 0``)."""
+    if call.kind == "relu":
+        return ((grad * (call.x > 0)).to(grad.dtype),)
+    ratio = call.out / torch.where(call.x == 0, 1.0, call.x).to(call.x.dtype)  # type: ignore[operator]
+    at_zero = call.x == 0
+    if bool(at_zero.any()):
+        ratio = torch.where(at_zero, local_vjp(call, torch.ones_like(grad))[0], ratio)
+    return (grad * ratio,)
+
+
+class _BatchNormCanonizer(PropagationRule):
+    """A BatchNorm (eval mode) right after a linear/conv is folded into that layer's weights and passes
+    relevance unchanged; any other BatchNorm gets ``fallback``."""
+
+    def __init__(self, fallback: PropagationRule) -> None:
+        self.fallback = fallback
+
+    def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor, ...]:
+        src = call.source
+        training = call.kwargs.get("training", _arg(call, 4))
+        if src is None or src.kind not in ("linear", "conv") or training or call.args[0] is None:
+            return self.fallback(call, grad)
+        w, b = _params(call)
+        eps = call.kwargs.get("eps", _arg(call, 6) or 1e-5)
+        scale = torch.rsqrt(call.args[1] + eps) * (w if w is not None else 1.0)
+        shift = (b if b is not None else 0.0) - call.args[0] * scale
+        src.merged = (scale, shift)  # type: ignore[attr-defined]
+        return (safe_divide(grad * call.out, call.x, 1e-12),)  # type: ignore[operator]
+
+
+def _params(call: Call) -> tuple[Tensor, Tensor | None]:
+    if call.kind == "batch_norm":
+        return call.kwargs.get("weight", _arg(call, 2)), call.kwargs.get("bias", _arg(call, 3))
+    w = call.args[0] if call.args else call.kwargs["weight"]
+    b = call.kwargs.get("bias", _arg(call, 1))
+    merged = getattr(call, "merged", None)
+    if merged is not None:  # the BatchNorm after this layer, folded in
+        scale, shift = merged
+        w = w * scale.reshape(-1, *([1] * (w.dim() - 1)))
+        b = shift + scale * (b if b is not None else 0.0)
+    return w, b
+
+
+def _arg(call: Call, i: int) -> Any:
+    return call.args[i] if len(call.args) > i else None
+
+
+def _run(call: Call, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    if call.kind == "batch_norm":
+        return call.run(x, weight=w, bias=b) if "weight" in call.kwargs else call.run(x, arg2=w, arg3=b)
+    if len(call.args) >= 2:
+        return call.run(x, arg0=w, arg1=b)
+    return call.run(x, arg0=w, bias=b) if call.args else call.run(x, weight=w, bias=b)
+
+
+# ---------------------------------------------------------------------------------------------------- rule map
+_ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+            nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+            nn.AdaptiveAvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh,
+            nn.GELU, nn.SiLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Flatten, nn.Unflatten,
+            nn.Identity)
+
+
+class _LRPRules:
+    """``(kind, modules) -> rule``: the innermost running module named or typed in ``rules`` decides; then a
+    Captum-style ``module.rule``; then the defaults (epsilon for layers, pass-through for activations)."""
+
+    def __init__(self, model: nn.Module, rules: Mapping[Any, PropagationRule], canonize: bool) -> None:
+        self.names = {m: n for n, m in model.named_modules()}
+        self.rules = dict(rules)
+        self.default = EpsilonRule()
+        self.batch_norm = _BatchNormCanonizer(self.default) if canonize else self.default
+
+    def __call__(self, kind: str, modules: list[nn.Module]) -> Any:
+        for m in reversed(modules):
+            rule = self.rules.get(self.names.get(m), self.rules.get(type(m), getattr(m, "rule", None)))
+            if isinstance(rule, PropagationRule) and (kind in _LAYER or isinstance(rule, IdentityRule)):
+                return rule
+        if kind in _PASS:
+            return _pass_relevance
+        if kind == "batch_norm":
+            return self.batch_norm
+        if kind in _LAYER:
+            return self.default
+        where = f" in {self.names.get(modules[-1], '?')!r}" if modules else ""
+        raise IntellegoError(f"LRP has no rule for the operation {kind!r}{where}; pass one in LRP(model, rules=...) "
+                             "or remove the operation")
+
+    def check(self, model: nn.Module) -> None:
+        for key, rule in self.rules.items():
+            require(isinstance(rule, PropagationRule),
+                    f"rules[{key!r}] must be a PropagationRule (EpsilonRule, GammaRule...), got {describe(rule)}")
+            require(isinstance(key, type) or key in self.names.values(),
+                    f"rules key {key!r} is neither a module type nor the name of a module of the model")
+        for m, name in self.names.items():
+            if next(m.children(), None) is None and not isinstance(m, _ALLOWED) and name not in self.rules \
+                    and type(m) not in self.rules and not isinstance(getattr(m, "rule", None), PropagationRule):
+                raise IntellegoError(
+                    f"LRP has no rule for module {name!r} of type {type(m).__name__}; pass one with "
+                    f"LRP(model, rules={{{type(m).__name__}: EpsilonRule()}}) if that rule is right for it")
+
+
+class LRP(GradientAttribution):
+    """Layer-wise Relevance Propagation (Bach et al., 2015) with rules chosen per module.
+
+    Args:
+        model: an ``nn.Module``.
+        rules: keyword-only map from module names (as in ``model.named_modules()``) or module types to
+            rules; a rule for a container applies to the operations inside it unless an inner module has one.
+            Defaults: :class:`EpsilonRule` for linear, convolution, batch norm, pooling and residual additions;
+            activations (ReLU, LeakyReLU, ELU, Tanh, GELU, SiLU) pass relevance unchanged.
+        canonize: keyword-only; fold each BatchNorm (eval mode) into the linear/conv layer before it.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LRP
+        >>> from intellego.attr.lrp import GammaRule
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(4, 1, bias=False))
+        >>> x = torch.rand(2, 3)
+        >>> attr, delta = LRP(model, rules={"0": GammaRule()}).attribute(x, return_convergence_delta=True)
+        >>> bool(delta.abs().max() < 1e-5)
+        True
+    """
+
+    def __init__(self, model: nn.Module, *, rules: Mapping[Any, PropagationRule] | None = None,
+                 canonize: bool = True) -> None:
+        super().__init__(model)
+        require(isinstance(model, nn.Module), f"LRP needs an nn.Module model, got {describe(model)}")
+        self.model = model
+        self.rules = dict(rules or {})
+        self.canonize = canonize
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  return_convergence_delta: bool = False, verbose: bool = False) -> Any:
+        """Relevance of each input feature (same structure as ``inputs``); with ``return_convergence_delta``
+        also ``output - sum(relevance)`` per example."""
+        xs, was_tuple = pack(inputs)
+        require_float(xs)
+        rule_map = _LRPRules(self.model, self.rules, self.canonize)
+        rule_map.check(self.model)
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
+        res = rule_gradients(spec, xs, rule_map, track=tuple(self.model.modules()))
+        relevance = tuple(x * g for x, g in zip(xs, res.grads))
+        result = unpack(relevance, was_tuple)
+        if not return_convergence_delta:
+            return result
+        n = xs[0].shape[0]
+        return result, (res.scores - sum(r.reshape(n, -1).sum(1) for r in relevance)).detach()
+
+    def compute_convergence_delta(self, attributions: Any, output: Tensor) -> Tensor:  # type: ignore[override]
+        """``output - sum(attributions)`` per example (relevance is conserved by LRP-0 on bias-free nets)."""
+        attrs, _ = pack(attributions, "attributions")
+        n = attrs[0].shape[0]
+        return output.flatten() - sum(a.reshape(n, -1).sum(1) for a in attrs)
