@@ -1,0 +1,99 @@
+"""Parity with Captum 0.9 on random models in float64, and pins of where Captum differs."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import intellego.attr as ia
+
+ca = pytest.importorskip("captum.attr")
+D = torch.float64
+
+
+def cnn(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(3 * 5 * 5, 4)).to(D)
+
+
+def mlp(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(D)
+
+
+def close(a, b):
+    torch.testing.assert_close(a.to(D), b.to(D), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_feature_ablation_parity(seed):
+    m, x = cnn(seed), torch.randn(3, 2, 5, 5, dtype=D)
+    close(ia.FeatureAblation(m).attribute(x, target=1), ca.FeatureAblation(m).attribute(x, target=1))
+    mask = (torch.arange(25).reshape(1, 1, 5, 5) // 3).expand(1, 2, 5, 5)
+    base = torch.randn(1, 2, 5, 5, dtype=D)
+    close(ia.FeatureAblation(m).attribute(x, base, target=[0, 3, 2], feature_mask=mask),
+          ca.FeatureAblation(m).attribute(x, base, target=[0, 3, 2], feature_mask=mask))
+    t = (x, torch.randn(3, 6, dtype=D))
+    f = lambda a, b: m(a)[:, 0] + mlp(seed)(b)[:, 1]  # noqa: E731
+    masks = (torch.zeros(1, 2, 5, 5, dtype=torch.long), torch.tensor([[0, 1, 1, 2, 3, 0]]))
+    for ours, theirs in zip(ia.FeatureAblation(f).attribute(t, feature_mask=masks),
+                            ca.FeatureAblation(f).attribute(t, feature_mask=masks)):
+        close(ours, theirs)
+
+
+@pytest.mark.parametrize("window,strides", [((2, 2, 2), 1), ((1, 3, 3), (1, 2, 2)), ((2, 4, 3), (1, 3, 2))])
+def test_occlusion_parity(window, strides):
+    m, x = cnn(), torch.randn(2, 2, 5, 5, dtype=D)
+    close(ia.Occlusion(m).attribute(x, window, strides, baselines=0.25, target=2),
+          ca.Occlusion(m).attribute(x, window, strides, baselines=0.25, target=2))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shapley_values_parity(seed):
+    m, x = mlp(seed), torch.randn(2, 6, dtype=D)
+    mask = torch.tensor([[0, 1, 1, 2, 3, 4]])
+    close(ia.ShapleyValues(m).attribute(x, target=1, feature_mask=mask),
+          ca.ShapleyValues(m).attribute(x, target=1, feature_mask=mask))
+    total = lambda x: m(x)[:, 0].sum()  # noqa: E731
+    close(ia.ShapleyValues(total).attribute(x, feature_mask=mask),
+          ca.ShapleyValues(total).attribute(x, feature_mask=mask))
+
+
+def test_captum_casts_occlusion_and_shapley_to_float32():
+    """Captum returns float32 from Occlusion and the Shapley classes even for float64 models; we keep float64."""
+    m, x = mlp(), torch.randn(2, 6, dtype=D)
+    assert ca.ShapleyValues(m).attribute(x, target=0, feature_mask=torch.tensor([[0, 0, 1, 1, 2, 2]])).dtype == \
+        torch.float32
+    assert ca.Occlusion(m).attribute(x, (2,), target=0).dtype == torch.float32
+    assert ia.ShapleyValues(m).attribute(x, target=0, feature_mask=torch.tensor([[0, 0, 1, 1, 2, 2]])).dtype == D
+    assert ia.Occlusion(m).attribute(x, (2,), target=0).dtype == D
+
+
+def test_kernel_shap_captum_estimator_reproduces_captum_under_the_same_seed():
+    pytest.importorskip("sklearn")
+    m, x = mlp(), torch.randn(1, 6, dtype=D)
+    torch.manual_seed(5)
+    ours = ia.KernelShap(m).attribute(x, target=1, n_samples=20, estimator="captum")
+    torch.manual_seed(5)
+    theirs = ca.KernelShap(m).attribute(x, target=1, n_samples=20)
+    torch.testing.assert_close(ours, theirs.to(D), atol=1e-5, rtol=0)
+
+
+def test_lime_parity_with_the_same_samples():
+    pytest.importorskip("sklearn")
+    m, x = mlp(), torch.randn(1, 6, dtype=D)
+    rows = [[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 1], [1, 1, 0, 1, 0, 0], [0, 0, 1, 1, 1, 1], [1, 0, 0, 0, 1, 1],
+            [1, 1, 1, 0, 1, 0], [0, 1, 0, 1, 1, 0], [1, 1, 1, 1, 0, 1]] * 2
+
+    def samples(original, **kwargs):
+        for r in rows:
+            yield torch.tensor([r])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = ca.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
+    ours = ia.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
+    torch.testing.assert_close(ours, theirs.to(D), atol=5e-5, rtol=0)
