@@ -62,9 +62,9 @@ def build(data: str = "shapes", n: int = 256, seed: int = 1234, **options: Any) 
 
     if data == "shapes":
         shapes = make_shapes(n, seed=seed)
-        feature = ImageFeature("Photo", baseline_transforms=[lambda x: x * 0, lambda x: torch.full_like(x, 0.5)],
+        image = ImageFeature("Photo", baseline_transforms=[lambda x: x * 0, lambda x: torch.full_like(x, 0.5)],
                                input_transforms=[])
-        return AttributionVisualizer([load_shapes_cnn()], list(SHAPE_CLASSES), [feature],
+        return AttributionVisualizer([load_shapes_cnn()], list(SHAPE_CLASSES), [image],
                                      _batches(shapes.images, shapes.labels), score_func=_softmax,
                                      **{"title": "intellego insights · shapes demo", **options})
     if data == "tabular":

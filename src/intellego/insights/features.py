@@ -35,7 +35,7 @@ Transform = Callable[[Any], Any]
 def _as_list(transforms: Transform | Sequence[Transform] | None, name: str) -> list[Transform]:
     if transforms is None:
         return []
-    items = list(transforms) if isinstance(transforms, (list, tuple)) else [transforms]
+    items: list[Transform] = list(transforms) if isinstance(transforms, (list, tuple)) else [transforms]  # type: ignore[list-item]
     for i, t in enumerate(items):
         require(callable(t), f"{name}[{i}] must be callable, got {describe(t)}")
     return items

@@ -147,7 +147,7 @@ def _occlusion(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     windows = tuple(f.window(args["window"], s) for f, s in zip(ctx.features, shapes))
     strides = tuple(f.window(args["stride"], s) for f, s in zip(ctx.features, shapes))
     if len(windows) == 1:  # one input: the plain per-input form, which every implementation accepts
-        windows, strides = windows[0], strides[0]
+        return {"sliding_window_shapes": windows[0], "strides": strides[0], "baselines": ctx.baselines[0]}
     return {"sliding_window_shapes": windows, "strides": strides, "baselines": ctx.baselines[0]}
 
 
@@ -219,7 +219,7 @@ def call(method: str, forward: Any, inputs: tuple[Tensor, ...], target: Any, add
     cls = getattr(attr, method, None)
     if not isinstance(cls, type):
         raise IntellegoError(f"method {method!r} is not available in intellego.attr")
-    params = inspect.signature(cls.attribute).parameters
+    params = inspect.signature(cls.attribute).parameters  # type: ignore[attr-defined]
     accepted = {k: v for k, v in kwargs.items() if k in params}
     if "target" in params:
         accepted["target"] = target

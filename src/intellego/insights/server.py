@@ -63,7 +63,7 @@ mount(document.getElementById("app"), httpTransport("", {token}));
 
 def asset(name: str) -> str:
     """The text of one of the package's static files (``app.js`` or ``app.css``)."""
-    return resources.files("intellego.insights").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("intellego.insights").joinpath("static").joinpath(name).read_text(encoding="utf-8")
 
 
 class InsightsServer:
@@ -145,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.app  # type: ignore[attr-defined]
 
     def setup(self) -> None:
-        self.timeout = self.server.app.request_timeout  # type: ignore[attr-defined]
+        self.timeout = self.server.app.request_timeout  # type: ignore[attr-defined,misc]
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -191,8 +191,8 @@ class Session:
                  score_func: Callable[[Tensor], Tensor] | None = None, use_label_for_attr: bool = True, *,
                  max_samples: int = 1000, max_count: int = 24, cache_size: int = 256, job_limit_s: float = 120.0,
                  title: str = "intellego insights") -> None:
-        models = list(models) if isinstance(models, (list, tuple)) else [models]
-        features = list(features) if isinstance(features, (list, tuple)) else [features]
+        models = list(models) if isinstance(models, (list, tuple)) else [models]  # type: ignore[list-item]
+        features = list(features) if isinstance(features, (list, tuple)) else [features]  # type: ignore[list-item]
         require(len(models) > 0 and all(callable(m) for m in models),
                 f"models must be a non-empty list of callables, got {describe(models)}")
         require(len(features) > 0 and all(isinstance(f, BaseFeature) for f in features),

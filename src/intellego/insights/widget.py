@@ -62,9 +62,9 @@ class InsightsWidget(anywidget.AnyWidget):
                 return
             self._jobs[rid] = job
         elif kind == "cancel":
-            job = self._jobs.get(rid)
-            if job is not None:
-                job.cancel()
+            waiting = self._jobs.get(rid)
+            if waiting is not None:
+                waiting.cancel()
         else:
             self.send({"type": "error", "id": rid, "message": f"unknown message type {kind!r}"})
 
