@@ -98,8 +98,13 @@ class MetricTable:
         from ..viz import _figure
 
         metrics = self.metrics
-        fig, axes = _figure.new_figure(None, False, (2.6 * len(metrics), 2.8), ncols=len(metrics), squeeze=False)
-        for ax, metric in zip(axes[0], metrics):
+        cols = min(4, len(metrics))
+        rows_n = -(-len(metrics) // cols)
+        fig, axes = _figure.new_figure(None, False, (3.0 * cols, 3.2 * rows_n), nrows=rows_n, ncols=cols,
+                                       squeeze=False)
+        for ax in axes.flat[len(metrics):]:
+            ax.set_visible(False)
+        for ax, metric in zip(axes.flat, metrics):
             rows = [r for r in self.rows if r["metric"] == metric]
             ax.bar(range(len(rows)), [r["mean"] for r in rows], yerr=[r["std"] for r in rows], capsize=2)
             ax.set_xticks(range(len(rows)), [r["method"] for r in rows], rotation=60, ha="right", fontsize=7)
