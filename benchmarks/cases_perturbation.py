@@ -1,0 +1,76 @@
+"""Perturbation family: each method at intellego's defaults, Captum's defaults (one perturbation per call) and
+Captum tuned (``perturbations_per_eval=64``), beside one batched forward over the same perturbed samples."""
+
+from __future__ import annotations
+
+import warnings
+
+import captum.attr as ca
+import torch
+
+import intellego.attr as ia
+
+from .harness import Case, floor_forward
+from .models import mlp, resnet
+
+warnings.filterwarnings("ignore", module="captum")
+
+
+def _case(section, name, setting, make, kwargs, model, x, rows, tuned=True, note=""):
+    ours, theirs = make(ia), make(ca)
+    extra = {"captum ppe=64": lambda: theirs.attribute(x, **kwargs, perturbations_per_eval=64)} if tuned else {}
+    return Case(section, name, setting, lambda: ours.attribute(x, **kwargs), lambda: theirs.attribute(x, **kwargs),
+                floor_forward(model, x.repeat(rows, *[1] * (x.dim() - 1))), extra, note)
+
+
+def _patches(size, patch):
+    side = size // patch
+    ids = torch.arange(side * side).reshape(side, side).repeat_interleave(patch, 0).repeat_interleave(patch, 1)
+    return ids.reshape(1, 1, size, size).expand(1, 3, size, size).contiguous()
+
+
+def cases(quick: bool = False) -> list[Case]:
+    torch.manual_seed(0)
+    out: list[Case] = []
+    r, x = resnet(), torch.randn(4, 3, 32, 32)
+    sec = "Perturbation methods: small ResNet, 3x32x32, batch 4"
+    mask16, mask4 = _patches(32, 8), _patches(32, 16)
+    n_svs, n_ks = (2, 20) if quick else (5, 50)
+    out.append(_case(sec, "Occlusion", "window 3x8x8, stride 4 (49 windows)", lambda m: m.Occlusion(r),
+                     {"sliding_window_shapes": (3, 8, 8), "strides": (3, 4, 4), "target": 0}, r, x, 50))
+    out.append(_case(sec, "FeatureAblation", "16 patches", lambda m: m.FeatureAblation(r),
+                     {"feature_mask": mask16, "target": 0}, r, x, 17))
+    out.append(_case(sec, "FeaturePermutation", "16 patches", lambda m: m.FeaturePermutation(r),
+                     {"feature_mask": mask16, "target": 0}, r, x, 17))
+    out.append(_case(sec, "ShapleyValueSampling", f"16 patches, n_samples={n_svs}",
+                     lambda m: m.ShapleyValueSampling(r), {"feature_mask": mask16, "target": 0, "n_samples": n_svs},
+                     r, x, 16 * n_svs + 1))
+    out.append(_case(sec, "ShapleyValues", "4 quadrants (ours 2^4, Captum 4*4! evaluations)",
+                     lambda m: m.ShapleyValues(r), {"feature_mask": mask4, "target": 0}, r, x, 16))
+    out.append(_case(sec, "KernelShap", f"16 patches, n_samples={n_ks}", lambda m: m.KernelShap(r),
+                     {"feature_mask": mask16, "target": 0, "n_samples": n_ks}, r, x, n_ks))
+    out.append(_case(sec, "Lime", f"16 patches, n_samples={n_ks}", lambda m: m.Lime(r),
+                     {"feature_mask": mask16, "target": 0, "n_samples": n_ks}, r, x, n_ks + 1))
+    m = mlp()
+    batch = 128 if quick else 1024
+    t = torch.randn(batch, 32)
+    sec = f"Perturbation methods: tabular MLP, 32 features, batch {batch}"
+    groups = torch.arange(32).reshape(1, 32) // 8
+    out.append(_case(sec, "FeatureAblation", "32 features", lambda mod: mod.FeatureAblation(m), {"target": 1},
+                     m, t, 33))
+    out.append(_case(sec, "Occlusion", "window 4, stride 2", lambda mod: mod.Occlusion(m),
+                     {"sliding_window_shapes": (4,), "strides": 2, "target": 1}, m, t, 16))
+    out.append(_case(sec, "FeaturePermutation", "32 features", lambda mod: mod.FeaturePermutation(m), {"target": 1},
+                     m, t, 33))
+    out.append(_case(sec, "ShapleyValueSampling", f"32 features, n_samples={n_svs}",
+                     lambda mod: mod.ShapleyValueSampling(m), {"target": 1, "n_samples": n_svs}, m, t,
+                     32 * n_svs + 1))
+    out.append(_case(sec, "ShapleyValues", "4 groups", lambda mod: mod.ShapleyValues(m),
+                     {"target": 1, "feature_mask": groups}, m, t, 16))
+    small = t[:8]
+    sec8 = "Perturbation methods: tabular MLP, 32 features, batch 8 (Captum fits one model per example)"
+    out.append(_case(sec8, "KernelShap", f"n_samples={n_ks}", lambda mod: mod.KernelShap(m),
+                     {"target": 1, "n_samples": n_ks}, m, small, n_ks))
+    out.append(_case(sec8, "Lime", f"n_samples={n_ks}", lambda mod: mod.Lime(m),
+                     {"target": 1, "n_samples": n_ks}, m, small, n_ks + 1))
+    return out
