@@ -165,6 +165,22 @@ def test_static_export_works_offline_from_a_file(browser, tmp_path):
         page.close()
 
 
+def test_tokens_are_coloured_in_the_export(browser, tmp_path):
+    path = build("tokens", n=8).export(tmp_path / "tokens.html", runs=[{"method": "IntegratedGradients"}], count=2)
+    page, problems = open_page(browser)
+    try:
+        page.goto(path.resolve().as_uri())
+        page.wait_for_function(IDLE)
+        colours = page.eval_on_selector_all(".ii-token", "els => els.map(e => getComputedStyle(e).backgroundColor)")
+        assert len(colours) >= 8 and len(set(colours)) > 4
+        page.select_option("select[name=cmap]", "PiYG")
+        assert page.eval_on_selector_all(".ii-token", "els => els.map(e => getComputedStyle(e).backgroundColor)"
+                                         ) != colours
+        assert problems == []
+    finally:
+        page.close()
+
+
 HARNESS = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <style>{css}</style></head><body><div id="el"></div>
 <script type="module">

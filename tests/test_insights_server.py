@@ -187,6 +187,12 @@ def test_cli_export_writes_one_file(tmp_path, capsys):
     assert "http://" not in text and "https://" not in text
 
 
+def test_cli_export_reports_a_bad_method(tmp_path, capsys):
+    assert main(["--data", "tabular", "--samples", "4", "--export", str(tmp_path / "x.html"), "--methods", "Nope"]) == 2
+    assert "method must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+
+
 @pytest.mark.parametrize("module", [pytest.param("intellego.insights", marks=pytest.mark.slow),
                                     "intellego.insights.example"])
 def test_cli_serves_the_demo_until_interrupted(module):

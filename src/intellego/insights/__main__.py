@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import sys
 
+from ..errors import IntellegoError
 from .example import DEMOS, build
 
 __all__ = ["main"]
@@ -34,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     visualizer = build(args.data, n=args.samples)
     if args.export:
         runs = None if args.methods is None else [{"method": m.strip()} for m in args.methods.split(",") if m]
-        path = visualizer.export(args.export, runs=runs, count=args.count)
+        try:
+            path = visualizer.export(args.export, runs=runs, count=args.count)
+        except IntellegoError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {path}")
         return 0
     try:
