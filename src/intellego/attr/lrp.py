@@ -176,7 +176,7 @@ _ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.Batch
             nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
             nn.AdaptiveAvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh,
             nn.GELU, nn.SiLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Flatten, nn.Unflatten,
-            nn.Identity)
+            nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 class _LRPRules:
