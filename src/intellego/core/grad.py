@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import describe, require
+from ..errors import IntellegoError, describe, require
 from .batching import chunks, plan_rows, saved_bytes_per_row
 from .inputs import pack_args
 from .targets import Readout, make_readout
@@ -55,7 +55,8 @@ class ForwardSpec:
     @classmethod
     def build(cls, forward_func: Callable[..., Any], target: Any, additional_forward_args: Any,
               batch_size: int) -> ForwardSpec:
-        require(callable(forward_func), f"forward_func must be callable, got {describe(forward_func)}")
+        if not callable(forward_func):  # not require(): describe() of a model is its repr, too slow per call
+            raise IntellegoError(f"forward_func must be callable, got {describe(forward_func)}")
         return cls(forward_func, pack_args(additional_forward_args), make_readout(target, batch_size), batch_size)
 
     def rows(self, sl: slice) -> ForwardSpec:

@@ -133,8 +133,9 @@ def as_explainer(method: Any, model: nn.Module | None, name: str = "method") -> 
     if kwargs:
         raise IntellegoError(f"method {name!r}: extra keyword arguments need an attribution object, "
                              f"got {describe(method)}")
-    require(callable(method), f"method {name!r} must be an attribution object, (object, kwargs) or a callable "
-                              f"fn(model, inputs, target), got {describe(method)}")
+    if not callable(method):
+        raise IntellegoError(f"method {name!r} must be an attribution object, (object, kwargs) or a callable "
+                             f"fn(model, inputs, target), got {describe(method)}")
     try:
         inspect.signature(method).bind(model, None, None)
     except TypeError as err:

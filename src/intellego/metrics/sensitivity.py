@@ -124,8 +124,9 @@ def sensitivity_max(
     """
     xs, _ = pack(inputs)
     _check_norm(norm_ord)
-    require(callable(explanation_func), f"explanation_func must be callable, got {describe(explanation_func)}")
-    require(callable(perturb_func), f"perturb_func must be callable, got {describe(perturb_func)}")
+    for name, func in (("explanation_func", explanation_func), ("perturb_func", perturb_func)):
+        if not callable(func):
+            raise IntellegoError(f"{name} must be callable, got {describe(func)}")
     batch = xs[0].shape[0]
     takes_radius = positional_count(perturb_func) > 1
     with torch.no_grad():
