@@ -66,4 +66,17 @@ CASES = {
     **{name: _layer(name, _cnn, {"target": 1}, {"target": 1, "reshape_transform": lambda t: t.flatten(1)}, layer=3)
        for name in ("LayerGradCamPlusPlus", "LayerXGradCam", "LayerHiResCam", "LayerCam", "LayerScoreCam",
                     "LayerEigenCam")},
+    "LayerDeepLift": _layer("LayerDeepLift", _inplace, {"target": 1, "return_convergence_delta": True},
+                            {"target": 1, "baselines": torch.zeros(2, 3)}),
+    "LayerDeepLiftShap": _layer("LayerDeepLiftShap", _mlp, {"baselines": torch.zeros(2, 4), "target": 0},
+                                {"baselines": torch.zeros(1, 4), "target": 0}, layer=2),
+    "GuidedGradCam": _layer("GuidedGradCam", _cnn, {"target": 1}, {"target": 8}, layer=3),
+    "NeuronDeepLift": _layer("NeuronDeepLift", _inplace, {"neuron_selector": 1}, {"neuron_selector": 9}, layer=1),
+    "NeuronDeepLiftShap": _layer("NeuronDeepLiftShap", _mlp,
+                                 {"neuron_selector": [0, 2], "baselines": torch.zeros(2, 4)},
+                                 {"neuron_selector": 0, "baselines": torch.zeros(1, 4)}),
+    "NeuronGuidedBackprop": _layer("NeuronGuidedBackprop", _cnn, {"neuron_selector": (1, 2, 2)},
+                                   {"neuron_selector": (1, 2)}, layer=3),
+    "NeuronDeconvolution": _layer("NeuronDeconvolution", _cnn, {"neuron_selector": (1, 2, 2)},
+                                  {"neuron_selector": (1, 2, 2, 0)}, layer=3),
 }

@@ -43,12 +43,16 @@ class NeuronMethod(NeuronAttribution):
         return NeuronModel(self.forward_func, Site(self.layer, to_input), stop=stop)
 
     def _run(self, primary: Any, inputs: Any, neuron_selector: Any, baselines: Any, args: Any,
-             call: Any) -> Any:
-        """Run ``call(inputs, baselines, target, args)`` of ``primary`` with the neuron read-out(s)."""
+             call: Any, *, stack_baselines: bool = True) -> Any:
+        """Run ``call(inputs, baselines, target, args)`` of ``primary`` with the neuron read-out(s).
+
+        Per-example ``baselines`` are stacked with the inputs for several neurons; a baseline
+        *distribution* (``stack_baselines=False``) is shared by all copies.
+        """
         plan = plan_neurons(primary.forward_func, neuron_selector, inputs, args)
         xs, was_tuple = pack(inputs)
         batch = xs[0].shape[0]
-        if plan.many and isinstance(baselines, (Tensor, tuple)) and not isinstance(primary, GradientShap):
+        if plan.many and stack_baselines and isinstance(baselines, (Tensor, tuple, int, float)):
             baselines = plan.stack(pack_baselines(baselines, xs))
         stacked = unpack(plan.stack(xs), was_tuple)
         result = call(stacked, baselines, plan.target(batch), plan.stack_args(args, batch))
@@ -142,7 +146,7 @@ class NeuronGradientShap(NeuronMethod, GradientAttribution):
                          lambda x, b, t, a: gs.attribute(x, b, n_samples=n_samples, stdevs=stdevs, target=t,
                                                          additional_forward_args=a, generator=generator,
                                                          internal_batch_size=internal_batch_size,
-                                                         memory_budget=memory_budget))
+                                                         memory_budget=memory_budget), stack_baselines=False)
 
 
 class NeuronConductance(NeuronMethod, GradientAttribution):

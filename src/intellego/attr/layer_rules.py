@@ -1,0 +1,256 @@
+"""Backward-rule methods at a layer or a neuron: DeepLift, DeepLiftShap, Guided Backprop, Deconvolution,
+and Guided Grad-CAM.
+
+The layer variants take the rule engine's gradients with respect to the layer (``rule_gradients(...,
+layer=)``); the neuron variants run the primary method on the model cut at the layer with the neuron as the
+target (see :mod:`intellego.attr.neuron`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.batching import check_positive_int, chunks, plan_rows
+from ..core.grad import ForwardSpec, measure_saved_bytes
+from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float, unpack
+from ..engines.rules import rule_gradients
+from ..errors import IntellegoError, describe, require
+from ._base import GradientAttribution, LayerAttribution
+from ._layer_engine import LayerMethod, no_grad_kwargs
+from .deep_lift import DeepLift, DeepLiftShap, _custom, deeplift_rules
+from .guided import Deconvolution, GuidedBackprop
+from .layer import LayerGradCam
+from .neuron import NeuronMethod
+
+__all__ = ["LayerDeepLift", "LayerDeepLiftShap", "GuidedGradCam", "NeuronDeepLift", "NeuronDeepLiftShap",
+           "NeuronGuidedBackprop", "NeuronDeconvolution"]
+
+
+def _single(layer: Any, name: str) -> None:
+    require(not isinstance(layer, (list, tuple)), f"{name} takes one layer, not a list")
+
+
+class LayerDeepLift(LayerMethod, GradientAttribution):
+    """DeepLIFT (rescale rule) at a layer: ``(L(x) - L(baseline)) * multipliers at the layer``.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerDeepLift
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        >>> attr, delta = LayerDeepLift(model, model[0]).attribute(torch.randn(2, 3), return_convergence_delta=True)
+        >>> attr.shape, bool(delta.abs().max() < 1e-5)
+        (torch.Size([2, 4]), True)
+    """
+
+    def __init__(self, model: Any, layer: Any, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
+        _single(layer, type(self).__name__)
+        super().__init__(model, layer)
+        self.model, self.eps, self._multiply_by_inputs = model, eps, multiply_by_inputs
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
+                  return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
+                  custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
+                  grad_kwargs: dict[str, Any] | None = None) -> Any:
+        """Attributions shaped like the layer's value; ``(attributions, delta)`` when asked."""
+        no_grad_kwargs(grad_kwargs)
+        xs, _ = pack(inputs)
+        require_float(xs)
+        refs = pack_baselines(baselines, xs)
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
+        attrs, delta, was_tuple = self._rows(spec, xs, refs, attribute_to_layer_input, custom_attribution_func)
+        result = unpack(attrs, was_tuple)
+        return (result, delta) if return_convergence_delta else result
+
+    def _rows(self, spec: ForwardSpec, xs: tuple[Tensor, ...], refs: tuple[Tensor, ...], to_input: bool,
+              custom: Callable[..., Any] | None) -> tuple[tuple[Tensor, ...], Tensor, bool]:
+        if custom is not None and not callable(custom):
+            raise IntellegoError(f"custom_attribution_func must be callable, got {describe(custom)}")
+        res = rule_gradients(spec, xs, deeplift_rules(self.eps), baselines=refs, layer=self.layer,
+                             layer_input=to_input)
+        values, ref_values = res.layer or (), res.layer_reference or ()
+        if custom is not None:
+            attrs = _custom(custom, res.grads, values, ref_values)
+        elif self._multiply_by_inputs:
+            attrs = tuple((v - r) * g for v, r, g in zip(values, ref_values, res.grads))
+        else:
+            attrs = res.grads
+        n = xs[0].shape[0]
+        total = sum(a.reshape(n, -1).sum(1) for a in attrs)
+        gap = res.scores - res.reference_scores  # type: ignore[operator]
+        return attrs, (total - gap.to(total.dtype)).detach(), len(values) > 1  # type: ignore[union-attr]
+
+
+class LayerDeepLiftShap(LayerDeepLift):
+    """LayerDeepLift averaged over a distribution of baselines (at least two).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerDeepLiftShap
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        >>> LayerDeepLiftShap(model, model[1]).attribute(torch.randn(2, 3), torch.randn(5, 3)).shape
+        torch.Size([2, 4])
+    """
+
+    def attribute(self, inputs: Any, baselines: Any, target: Any = None,  # type: ignore[override]
+                  additional_forward_args: Any = None, return_convergence_delta: bool = False,
+                  attribute_to_layer_input: bool = False,
+                  custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None, *,
+                  internal_batch_size: int | None = None) -> Any:
+        """Attributions shaped like the layer's value; deltas per (example, baseline) pair when asked."""
+        xs, _ = pack(inputs)
+        require_float(xs)
+        check_positive_int(internal_batch_size, "internal_batch_size")
+        dist = pack_baseline_distribution(baselines, xs, min_count=2)
+        n, m = xs[0].shape[0], dist[0].shape[0]
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, n).interleaved(m)
+        big_x = tuple(x.repeat_interleave(m, 0) for x in xs)
+        big_r = tuple(r.repeat(n, *([1] * (r.dim() - 1))) for r in dist)
+        rows = plan_rows(n * m, limit=internal_batch_size, device=xs[0].device,
+                         measure=lambda: measure_saved_bytes(spec, big_x))
+        parts = [self._rows(spec.rows(sl), tuple(x[sl] for x in big_x), tuple(r[sl] for r in big_r),
+                            attribute_to_layer_input, custom_attribution_func) for sl in chunks(n * m, rows)]
+        attrs = tuple(torch.cat(a) for a in zip(*(p[0] for p in parts)))
+        delta = torch.cat([p[1] for p in parts])
+        result = unpack(tuple(a.reshape(n, m, *a.shape[1:]).mean(1) for a in attrs), parts[0][2])
+        return (result, delta) if return_convergence_delta else result
+
+
+class GuidedGradCam(LayerMethod, GradientAttribution):
+    """Guided Grad-CAM (Selvaraju et al., 2017): Guided Backprop times the ReLU'd Grad-CAM map upsampled to
+    each input's spatial size. An input whose shape the map cannot be upsampled to gets an empty tensor
+    (with a warning), as in Captum.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import GuidedGradCam
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> GuidedGradCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=1).shape
+        torch.Size([2, 3, 8, 8])
+    """
+
+    def __init__(self, model: Any, layer: Any, device_ids: list[int] | None = None) -> None:
+        _single(layer, "GuidedGradCam")
+        super().__init__(model, layer, device_ids)
+        self.grad_cam = LayerGradCam(model, layer, device_ids)
+        self.guided_backprop = GuidedBackprop(model)
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False) -> Any:
+        """Attributions shaped like ``inputs``."""
+        xs, was_tuple = pack(inputs)
+        cam = self.grad_cam.attribute(xs, target, additional_forward_args, attribute_to_layer_input,
+                                      relu_attributions=True)
+        if isinstance(cam, tuple):
+            require(len(cam) == 1, "GuidedGradCam needs a layer with one output tensor that runs once")
+            cam = cam[0]
+        guided, _ = pack(self.guided_backprop.attribute(xs, target, additional_forward_args))
+        out = []
+        for x, g in zip(xs, guided):
+            try:
+                out.append(g * LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode))
+            except (RuntimeError, ValueError):
+                warnings.warn(f"Grad-CAM map of shape {tuple(cam.shape)} cannot be upsampled to an input of shape "
+                              f"{tuple(x.shape)}; returning an empty tensor for it", UserWarning, stacklevel=2)
+                out.append(torch.empty(0))
+        return unpack(out, was_tuple)
+
+
+class NeuronDeepLift(NeuronMethod, GradientAttribution):
+    """DeepLIFT of one neuron with respect to the inputs (the model cut at the layer).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import NeuronDeepLift
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        >>> NeuronDeepLift(model, model[1]).attribute(torch.randn(2, 3), 2).shape
+        torch.Size([2, 3])
+    """
+
+    _primary: type[DeepLift] = DeepLift
+    _stack_baselines = True
+
+    def __init__(self, model: Any, layer: Any, multiply_by_inputs: bool = True) -> None:
+        super().__init__(model, layer)
+        self.model, self._multiply_by_inputs = model, multiply_by_inputs
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+    def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
+                  attribute_to_neuron_input: bool = False,
+                  custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:
+        """The neuron's DeepLIFT attributions, shaped like ``inputs``."""
+        dl = self._primary(self._cut(attribute_to_neuron_input), self._multiply_by_inputs)
+        return self._run(dl, inputs, neuron_selector, baselines, additional_forward_args,
+                         lambda x, b, t, a: dl.attribute(x, b, target=t, additional_forward_args=a,
+                                                         custom_attribution_func=custom_attribution_func),
+                         stack_baselines=self._stack_baselines)
+
+
+class NeuronDeepLiftShap(NeuronDeepLift):
+    """DeepLiftShap of one neuron: DeepLIFT averaged over a distribution of baselines.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import NeuronDeepLiftShap
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        >>> NeuronDeepLiftShap(model, model[1]).attribute(torch.randn(2, 3), 2, torch.randn(4, 3)).shape
+        torch.Size([2, 3])
+    """
+
+    _primary = DeepLiftShap
+    _stack_baselines = False
+
+
+class NeuronGuidedBackprop(NeuronMethod, GradientAttribution):
+    """Guided Backprop of one neuron with respect to the inputs.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import NeuronGuidedBackprop
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4),
+        ...                             torch.nn.ReLU())
+        >>> NeuronGuidedBackprop(model, model[3]).attribute(torch.randn(2, 3), 1).shape
+        torch.Size([2, 3])
+    """
+
+    _primary: type[GuidedBackprop] | type[Deconvolution] = GuidedBackprop
+
+    def __init__(self, model: Any, layer: Any, device_ids: list[int] | None = None) -> None:
+        super().__init__(model, layer, device_ids)
+        self.model = model
+
+    def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
+                  attribute_to_neuron_input: bool = False) -> Any:
+        """The neuron's modified gradients, shaped like ``inputs``."""
+        method = self._primary(self._cut(attribute_to_neuron_input))
+        return self._run(method, inputs, neuron_selector, None, additional_forward_args,
+                         lambda x, _b, t, a: method.attribute(x, target=t, additional_forward_args=a))
+
+
+class NeuronDeconvolution(NeuronGuidedBackprop):
+    """Deconvolution of one neuron with respect to the inputs.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import NeuronDeconvolution
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
+        >>> NeuronDeconvolution(model, model[2]).attribute(torch.randn(2, 3), 1).shape
+        torch.Size([2, 3])
+    """
+
+    _primary = Deconvolution
