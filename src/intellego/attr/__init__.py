@@ -37,6 +37,15 @@ from .layer import (
 from .lime import KernelShap, Lime, LimeBase, get_exp_kernel_similarity_function
 from .linear_models import Lasso, LinearRegression, Ridge
 from .lrp import LRP
+from .layer_rules import (
+    GuidedGradCam,
+    LayerDeepLift,
+    LayerDeepLiftShap,
+    NeuronDeconvolution,
+    NeuronDeepLift,
+    NeuronDeepLiftShap,
+    NeuronGuidedBackprop,
+)
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
 from .shapley import ShapleyValues, ShapleyValueSampling
@@ -59,10 +68,6 @@ __all__ = [
     "IntegratedGradients",
     "GradientShap",
     "NoiseTunnel",
-    "DeepLift",
-    "DeepLiftShap",
-    "GuidedBackprop",
-    "Deconvolution",
     "Occlusion",
     "FeatureAblation",
     "FeaturePermutation",
@@ -97,6 +102,13 @@ __all__ = [
     "LayerCam",
     "LayerScoreCam",
     "LayerEigenCam",
+    "LayerDeepLift",
+    "LayerDeepLiftShap",
+    "GuidedGradCam",
+    "NeuronDeepLift",
+    "NeuronDeepLiftShap",
+    "NeuronGuidedBackprop",
+    "NeuronDeconvolution",
     "InterpretableEmbeddingBase",
     "TokenReferenceBase",
     "configure_interpretable_embedding_layer",
