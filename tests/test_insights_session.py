@@ -37,16 +37,23 @@ def test_saliency_on_a_linear_model_is_the_weight_row_of_the_predicted_class():
 
 
 def test_filters_select_by_true_class_and_correctness():
-    session = build("shapes", n=48)
-    every = session.session.run({"method": "Saliency", "count": 24})["samples"]
-    every += session.session.run({"method": "Saliency", "count": 24, "offset": 24})["samples"]
-    assert [s["index"] for s in every] == list(range(48))
-    circles = session.session.run({"method": "Saliency", "classes": ["circle"], "count": 24})["samples"]
-    assert [s["index"] for s in circles] == [s["index"] for s in every if s["label"] == "circle"][:24]
-    wrong = session.session.run({"method": "Saliency", "prediction": "incorrect", "count": 24})["samples"]
-    assert [s["index"] for s in wrong] == [s["index"] for s in every if not s["correct"]][:24]
-    right = session.session.run({"method": "Saliency", "prediction": "correct", "count": 5, "offset": 2})["samples"]
-    assert [s["index"] for s in right] == [s["index"] for s in every if s["correct"]][2:7]
+    labels = torch.randint(0, 2, (20,), generator=torch.Generator().manual_seed(3)).tolist()
+    session = _linear_session(labels=labels)
+    every = session.run({"method": "InputXGradient", "count": 12})["samples"]
+    every += session.run({"method": "InputXGradient", "count": 12, "offset": 12})["samples"]
+    assert [s["index"] for s in every] == list(range(20))
+    assert [s["label"] for s in every] == [["a", "b"][y] for y in labels]
+    wrong_ids = [s["index"] for s in every if not s["correct"]]
+    right_ids = [s["index"] for s in every if s["correct"]]
+    assert wrong_ids and right_ids  # a random model: both kinds present
+    b = session.run({"method": "InputXGradient", "classes": ["b"], "count": 12})["samples"]
+    assert [s["index"] for s in b] == [i for i, y in enumerate(labels) if y == 1][:12]
+    wrong = session.run({"method": "InputXGradient", "prediction": "incorrect", "count": 12})["samples"]
+    assert [s["index"] for s in wrong] == wrong_ids[:12]
+    right = session.run({"method": "InputXGradient", "prediction": "correct", "count": 3, "offset": 2})["samples"]
+    assert [s["index"] for s in right] == right_ids[2:5]
+    both = session.run({"method": "InputXGradient", "prediction": "correct", "classes": ["a"], "count": 12})
+    assert [s["index"] for s in both["samples"]] == [i for i in right_ids if labels[i] == 0][:12]
 
 
 def test_a_filter_that_matches_nothing_ends_on_an_endless_iterator():
