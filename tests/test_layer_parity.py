@@ -9,7 +9,12 @@ from torch import nn
 
 import intellego.attr as ia
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    """Random models in float64 for tight parity; restored after each test (see conftest.py)."""
+    torch.set_default_dtype(torch.float64)
+    yield
 
 
 def _cnn(seed: int = 0) -> nn.Module:
