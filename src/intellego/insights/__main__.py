@@ -20,7 +20,8 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="intellego", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="intellego", description="The intellego insights explorer on the shipped "
+                                     "demo model and data: serve it locally, or write an offline HTML export.")
     parser.add_argument("--data", choices=DEMOS, default="shapes", help="which demo model and data set")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8765, help="port (0: any free port; default 8765)")
