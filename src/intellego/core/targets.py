@@ -54,8 +54,8 @@ class Readout:
     def __call__(self, output: Tensor) -> Tensor:
         if self.func is not None:
             return self.func(output)
-        require(isinstance(output, Tensor),
-                f"the model must return a tensor to select a target, got {describe(output)}")
+        if not isinstance(output, Tensor):
+            raise IntellegoError(f"the model must return a tensor to select a target, got {describe(output)}")
         if self.per_example is not None:
             return self._select_per_example(output)
         return self._select_index(output)
@@ -63,7 +63,8 @@ class Readout:
     def _select_index(self, output: Tensor) -> Tensor:
         index = self.index or ()
         if output.dim() == 0:
-            require(index == (), f"target {index} cannot index a scalar model output")
+            if index != ():
+                raise IntellegoError(f"target {index} cannot index a scalar model output")
             return output
         per_example = output.shape[1:]
         if index == ():
@@ -73,32 +74,28 @@ class Readout:
                 f"target is None but the model output has shape {tuple(output.shape)}: with more than one value "
                 "per example, pass target= (an int, a tuple, a list or a tensor of indices)"
             )
-        require(
-            len(index) <= len(per_example),
-            f"target {_show(index)} has {len(index)} indices but each example's output has shape "
-            f"{tuple(per_example)}",
-        )
+        if len(index) > len(per_example):
+            raise IntellegoError(f"target {_show(index)} has {len(index)} indices but each example's output has "
+                                 f"shape {tuple(per_example)}")
         for i, (j, size) in enumerate(zip(index, per_example)):
-            require(-size <= j < size,
-                    f"target {_show(index)} is out of range for model output of shape {tuple(output.shape)} "
-                    f"(dimension {i + 1} has size {size})")
+            if not -size <= j < size:
+                raise IntellegoError(f"target {_show(index)} is out of range for model output of shape "
+                                     f"{tuple(output.shape)} (dimension {i + 1} has size {size})")
         key: tuple[Any, ...] = (slice(None),) + tuple(index)
         selected = output[key]
-        require(
-            selected[0].numel() == 1 if selected.shape[0] else True,
-            f"target {_show(index)} selects {tuple(selected.shape[1:])} values per example from output of "
-            f"shape {tuple(output.shape)}; it must select one",
-        )
+        if selected.dim() > 1 and selected[0].numel() != 1:
+            raise IntellegoError(f"target {_show(index)} selects {tuple(selected.shape[1:])} values per example "
+                                 f"from output of shape {tuple(output.shape)}; it must select one")
         return selected.reshape(output.shape[0])
 
     def _select_per_example(self, output: Tensor) -> Tensor:
         idx = self.per_example if self.per_example is not None else torch.zeros(0, 0, dtype=torch.long)
         n, d = idx.shape
-        require(output.dim() >= 1 and output.shape[0] == n,
-                f"target holds {n} indices but the model output has shape {tuple(output.shape)}")
-        require(output.dim() - 1 == d,
-                f"target indices have {d} component(s) per example but each example's output has shape "
-                f"{tuple(output.shape[1:])}; give one index per output dimension")
+        if output.dim() < 1 or output.shape[0] != n:
+            raise IntellegoError(f"target holds {n} indices but the model output has shape {tuple(output.shape)}")
+        if output.dim() - 1 != d:
+            raise IntellegoError(f"target indices have {d} component(s) per example but each example's output has "
+                                 f"shape {tuple(output.shape[1:])}; give one index per output dimension")
         idx = idx.to(output.device)
         for j in range(d):
             size = output.shape[j + 1]
