@@ -79,4 +79,10 @@ CASES = {
                                    {"neuron_selector": (1, 2)}, layer=3),
     "NeuronDeconvolution": _layer("NeuronDeconvolution", _cnn, {"neuron_selector": (1, 2, 2)},
                                   {"neuron_selector": (1, 2, 2, 0)}, layer=3),
+    "LayerFeatureAblation": _layer("LayerFeatureAblation", _inplace, {"target": 1, "perturbations_per_eval": 2},
+                                   {"target": 1, "layer_mask": torch.zeros(1, 3, dtype=torch.long)}),
+    "LayerFeaturePermutation": _layer("LayerFeaturePermutation", _mlp, {"target": 1}, {"target": 4}),
+    "NeuronFeatureAblation": _layer("NeuronFeatureAblation", _cnn, {"neuron_selector": (1, 2, 2)},
+                                    {"neuron_selector": (7, 2, 2)}, layer=3),
+    "LayerLRP": _layer("LayerLRP", _mlp, {"target": 1, "return_convergence_delta": True}, {"target": 1.5}),
 }

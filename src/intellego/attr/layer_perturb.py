@@ -1,0 +1,173 @@
+"""Perturbation methods at a layer or a neuron: ``LayerFeatureAblation``, ``LayerFeaturePermutation``,
+``NeuronFeatureAblation``; and ``LayerLRP`` (relevance at a layer under the LRP rules).
+
+A layer perturbation method is the primary perturbation method run with the layer's activations as the
+input (the model inputs ride along as extra arguments and the layer's value is substituted); a neuron one
+runs the primary method on the model cut at the layer, with the neuron as the target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.grad import ForwardSpec
+from ..core.inputs import pack, require_float, unpack
+from ..engines.rules import rule_gradients
+from ..errors import require
+from ._base import GradientAttribution, PerturbationAttribution
+from ._layer_engine import LayerMethod
+from ._site import _LayerAsInput, layer_eval, restructure
+from .ablation import FeatureAblation, FeaturePermutation
+from .lrp import LRP, _LRPRules
+from .neuron import NeuronMethod
+
+__all__ = ["LayerFeatureAblation", "LayerFeaturePermutation", "NeuronFeatureAblation", "LayerLRP"]
+
+
+class _LayerPerturbation(LayerMethod, PerturbationAttribution):
+    def _on_layer(self, inputs: Any, additional_forward_args: Any, to_input: bool) -> tuple[
+            Any, tuple[Tensor, ...], tuple[Any, ...], Any]:
+        xs, _ = pack(inputs)
+        spec = ForwardSpec.build(self.forward_func, None, additional_forward_args, xs[0].shape[0])
+        sites = self._sites(to_input)
+        acts, layout = layer_eval(spec, sites, xs)
+        fn = _LayerAsInput(self.forward_func, sites, layout, len(xs))
+        return fn, acts, (*xs, *spec.args), layout
+
+
+class LayerFeatureAblation(_LayerPerturbation):
+    """Feature ablation on a layer's activations: each unit (or group from ``layer_mask``) is replaced by
+    ``layer_baselines`` and the change of the target output recorded.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerFeatureAblation
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
+        >>> x = torch.randn(2, 3)
+        >>> attr = LayerFeatureAblation(model, model[0]).attribute(x, target=0)
+        >>> torch.allclose(attr, model[0](x) * model[1].weight, atol=1e-6)
+        True
+    """
+
+    def attribute(self, inputs: Any, layer_baselines: Any = None, target: Any = None,
+                  additional_forward_args: Any = None, layer_mask: Any = None, attribute_to_layer_input: bool = False,
+                  perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
+        """Attributions shaped like the layer's value (``perturbations_per_eval`` None sizes batches itself)."""
+        fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
+        attrs, _ = pack(FeatureAblation(fn).attribute(acts, layer_baselines, target, args, layer_mask,
+                                                      perturbations_per_eval, memory_budget=memory_budget))
+        return restructure(layout, attrs, self._many)
+
+
+class LayerFeaturePermutation(_LayerPerturbation):
+    """Permutation importance of a layer's units: each unit (or ``layer_mask`` group) is shuffled across the
+    batch and the change of the target output recorded.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerFeaturePermutation
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
+        >>> g = torch.Generator().manual_seed(0)
+        >>> LayerFeaturePermutation(model, model[0]).attribute(torch.randn(6, 3), target=0, generator=g).shape
+        torch.Size([6, 4])
+    """
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  layer_mask: Any = None, perturbations_per_eval: int | None = None, *,
+                  attribute_to_layer_input: bool = False, generator: torch.Generator | None = None,
+                  memory_budget: int | None = None) -> Any:
+        """Attributions shaped like the layer's value."""
+        fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
+        attrs, _ = pack(FeaturePermutation(fn).attribute(acts, target, args, layer_mask, perturbations_per_eval,
+                                                         generator=generator, memory_budget=memory_budget))
+        return restructure(layout, attrs, self._many)
+
+
+class NeuronFeatureAblation(NeuronMethod, PerturbationAttribution):
+    """Feature ablation of one neuron: how replacing each input feature by its baseline changes the neuron.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import NeuronFeatureAblation
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        >>> x = torch.randn(2, 3)
+        >>> attr = NeuronFeatureAblation(model, model[0]).attribute(x, 1)
+        >>> torch.allclose(attr, model[0].weight[1] * x, atol=1e-6)
+        True
+    """
+
+    def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
+                  feature_mask: Any = None, attribute_to_neuron_input: bool = False,
+                  perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
+        """Attributions shaped like ``inputs``."""
+        fa = FeatureAblation(self._cut(attribute_to_neuron_input))
+        xs, _ = pack(inputs)
+        batch = xs[0].shape[0]
+
+        def call(x: Any, b: Any, t: Any, a: Any) -> Any:
+            k = pack(x)[0][0].shape[0] // batch
+            mask = feature_mask
+            if k > 1 and mask is not None:
+                masks, was = pack(mask, "feature_mask")
+                mask = unpack([m.repeat(k, *[1] * (m.dim() - 1)) if m.shape[0] == batch > 1 else m
+                               for m in masks], was)
+            return fa.attribute(x, b, t, a, mask, perturbations_per_eval, memory_budget=memory_budget)
+
+        return self._run(fa, inputs, neuron_selector, baselines, additional_forward_args, call)
+
+
+class LayerLRP(LayerMethod, GradientAttribution):
+    """Layer-wise relevance at a layer: the layer's value times the LRP-modified gradient with respect to it.
+
+    Rules are chosen as in :class:`~intellego.attr.LRP` (keyword-only ``rules`` by module name or type).
+    A list of layers gives a list of relevances (and of deltas).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerLRP
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(4, 1, bias=False))
+        >>> rel, delta = LayerLRP(model, model[1]).attribute(torch.rand(2, 3), return_convergence_delta=True)
+        >>> rel.shape, bool(delta.abs().max() < 1e-5)
+        (torch.Size([2, 4]), True)
+    """
+
+    def __init__(self, model: Any, layer: Any, *, rules: Any = None, canonize: bool = True) -> None:
+        super().__init__(model, layer)
+        self.model = model
+        self._lrp = LRP(model, rules=rules, canonize=canonize)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
+                  verbose: bool = False) -> Any:
+        """Relevance shaped like the layer's value (a list for a list of layers); ``(relevance, delta)`` with
+        ``delta = output - sum(relevance)`` per example when asked."""
+        xs, _ = pack(inputs)
+        require_float(xs)
+        rule_map = _LRPRules(self.model, self._lrp.rules, self._lrp.canonize)
+        rule_map.check(self.model)
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
+        layers = self.layer if self._many else [self.layer]
+        results, deltas = [], []
+        for layer in layers:
+            res = rule_gradients(spec, xs, rule_map, layer=layer, layer_input=attribute_to_layer_input,
+                                 track=tuple(self.model.modules()))
+            require(res.layer is not None, "internal: the rule engine returned no layer values")
+            rel = tuple(v * g for v, g in zip(res.layer or (), res.grads))
+            n = xs[0].shape[0]
+            results.append(unpack(rel, len(rel) > 1))
+            deltas.append((res.scores - sum(r.reshape(n, -1).sum(1) for r in rel)).detach())
+        out = results if self._many else results[0]
+        if not return_convergence_delta:
+            return out
+        return out, (deltas if self._many else deltas[0])
