@@ -37,6 +37,7 @@ from .layer import (
 from .lime import KernelShap, Lime, LimeBase, get_exp_kernel_similarity_function
 from .linear_models import Lasso, LinearRegression, Ridge
 from .lrp import LRP
+from .layer_perturb import LayerFeatureAblation, LayerFeaturePermutation, LayerLRP, NeuronFeatureAblation
 from .layer_rules import (
     GuidedGradCam,
     LayerDeepLift,
@@ -109,6 +110,10 @@ __all__ = [
     "NeuronDeepLiftShap",
     "NeuronGuidedBackprop",
     "NeuronDeconvolution",
+    "LayerFeatureAblation",
+    "LayerFeaturePermutation",
+    "NeuronFeatureAblation",
+    "LayerLRP",
     "InterpretableEmbeddingBase",
     "TokenReferenceBase",
     "configure_interpretable_embedding_layer",
