@@ -51,11 +51,51 @@ def _resnet_cases(quick: bool) -> list[Case]:
               lambda a: a.attribute(x, (3, 4, 4), torch.zeros(4, 3, 32, 32), n_samples=20),
               floor_backward(r, x.repeat(20, 1, 1, 1))),
     ]
+    out += _rule_and_perturbation_cases(sec, r, layer, x, base)
     for name in ("LayerGradCamPlusPlus", "LayerHiResCam", "LayerEigenCam", "LayerScoreCam"):
         cam = getattr(ia, name)(r, r.layer3)
         out.append(Case(sec, name, "batch 4, layer3 (no Captum equivalent)", lambda c=cam: c.attribute(x, target=0),
                         None, floor_backward(r, x)))
     return out
+
+
+def _rule_and_perturbation_cases(sec, r, layer, x, base) -> list[Case]:
+    refs = torch.randn(3, 3, 32, 32) * 0.1
+    chan = torch.arange(32).reshape(1, 32, 1, 1).expand(1, 32, 16, 16)
+    patches = (torch.arange(32).reshape(1, 1, 32, 1) // 8 * 4 + torch.arange(32).reshape(1, 1, 1, 32) // 8)
+    patches = patches.expand(1, 3, 32, 32)
+
+    lrp = ia.LayerLRP(r, layer)
+
+    def score(t: torch.Tensor) -> torch.Tensor:
+        return r(t)[:, 0]
+
+    return [
+        _pair(sec, "LayerDeepLift", "batch 4", lambda m: m.LayerDeepLift(r, layer),
+              lambda a: a.attribute(x, base, target=0), floor_backward(r, torch.cat([x, base]))),
+        _pair(sec, "LayerDeepLiftShap", "3 baselines", lambda m: m.LayerDeepLiftShap(r, layer),
+              lambda a: a.attribute(x, refs, target=0), floor_backward(r, x.repeat(6, 1, 1, 1))),
+        _pair(sec, "GuidedGradCam", "batch 4", lambda m: m.GuidedGradCam(r, layer),
+              lambda a: a.attribute(x, target=0), floor_backward(r, x.repeat(2, 1, 1, 1))),
+        _pair(sec, "NeuronDeepLift", "neuron (3, 4, 4)", lambda m: m.NeuronDeepLift(r, layer),
+              lambda a: a.attribute(x, (3, 4, 4), base), floor_backward(r, torch.cat([x, base]))),
+        _pair(sec, "NeuronDeepLiftShap", "3 baselines", lambda m: m.NeuronDeepLiftShap(r, layer),
+              lambda a: a.attribute(x, (3, 4, 4), refs), floor_backward(r, x.repeat(6, 1, 1, 1))),
+        _pair(sec, "NeuronGuidedBackprop", "neuron (3, 4, 4)", lambda m: m.NeuronGuidedBackprop(r, layer),
+              lambda a: a.attribute(x, (3, 4, 4)), floor_backward(r, x)),
+        _pair(sec, "NeuronDeconvolution", "neuron (3, 4, 4)", lambda m: m.NeuronDeconvolution(r, layer),
+              lambda a: a.attribute(x, (3, 4, 4)), floor_backward(r, x)),
+        _pair(sec, "LayerFeatureAblation", "32 channel groups", lambda m: m.LayerFeatureAblation(r, layer),
+              lambda a: a.attribute(x, target=0, layer_mask=chan), floor_forward(r, x.repeat(32, 1, 1, 1)),
+              note="Captum at its default perturbations_per_eval=1"),
+        _pair(sec, "LayerFeaturePermutation", "32 channel groups", lambda m: m.LayerFeaturePermutation(score, layer),
+              lambda a: a.attribute(x, layer_mask=chan), floor_forward(r, x.repeat(32, 1, 1, 1)),
+              note="score selected in the model (Captum's LayerFeaturePermutation fails with target=)"),
+        _pair(sec, "NeuronFeatureAblation", "16 patches of 8x8", lambda m: m.NeuronFeatureAblation(r, layer),
+              lambda a: a.attribute(x, (3, 4, 4), feature_mask=patches), floor_forward(r, x.repeat(16, 1, 1, 1))),
+        Case(sec, "LayerLRP", "batch 4", lambda: lrp.attribute(x, target=0), None, floor_backward(r, x),
+             note="Captum's LayerLRP raises on this model (no rule for the empty shortcut Sequential)"),
+    ]
 
 
 def _multi_neuron_cases(quick: bool) -> list[Case]:
