@@ -70,26 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     _attribution_report(args.n, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        from .metrics import demo_table
-    except ImportError:
-        demo_table = None
-    if demo_table is not None:
-        print("\nFaithfulness and localization of each method on the demo model:")
-        print(demo_table())
-    try:
+    from .metrics import demo_table
+
+    print("\nFaithfulness and localization of each method on the demo model:")
+    print(demo_table())
+    if _optional("matplotlib"):
         from .viz import demo_figure
-    except ImportError:
-        demo_figure = None
-    if demo_figure is not None and _optional("matplotlib"):
+
         path = demo_figure(out / "comparison.png")
         print(f"\nWrote the method comparison figure to {path}")
+    else:
+        print("\n(matplotlib is not installed: pip install 'intellego[viz]' for the comparison figure)")
     if args.no_serve:
         return 0
-    try:
-        from .insights.__main__ import main as insights_main
-    except ImportError:
-        return 0
+    from .insights.__main__ import main as insights_main
+
     return int(insights_main(["--port", str(args.port)]) or 0)
 
 

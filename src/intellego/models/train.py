@@ -111,7 +111,8 @@ class _ConvBatchNorm(nn.Module):
     def folded(self) -> nn.Conv2d:
         """The single convolution equal to this module in eval mode."""
         mean, var = self.norm.running_mean, self.norm.running_var
-        assert mean is not None and var is not None
+        if mean is None or var is None:
+            raise RuntimeError("BatchNorm without running statistics cannot be folded")
         scale = self.norm.weight / (var + self.norm.eps).sqrt()
         conv = self.conv
         bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
