@@ -39,8 +39,8 @@ from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
 from ..errors import IntellegoError, require
 
-__all__ = ["Call", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS", "GUIDED",
-           "DECONV", "local_vjp", "safe_divide"]
+__all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS", "GUIDED",
+           "DECONV", "WithFast", "local_vjp", "safe_divide"]
 
 Rule = Callable[["Call", Tensor], tuple[Tensor | None, ...]]
 RuleMap = Callable[[str, "list[nn.Module]"], "Rule | None"]
@@ -159,6 +159,36 @@ def local_vjp(call: Call, grad: Tensor, at: tuple[Tensor, ...] | None = None,
     return tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, points))
 
 
+@dataclass(frozen=True)
+class Fast:
+    """A rule's fast form, used instead of an autograd node with a Python backward where it applies.
+
+    A rule (any callable ``(call, grad) -> grads``) may also have a method ``fast(call) -> Fast | None``,
+    asked when the operation is seen (``call.inputs``, ``ref``, ``source`` and ``module`` are set, ``out`` is
+    not yet); None means the general path. Both fields get the call once ``call.out`` is set:
+
+    * ``multiplier(call)``: the operand's gradient is ``grad * multiplier`` (a tensor shaped like the output,
+      or a number) instead of the operation's own derivative (elementwise operations with one operand);
+    * ``output(call)``: what happens to the gradient arriving at the output before the operation's own
+      backward (or the multiplier) runs: None (nothing), a tensor (multiply by it) or a function
+      ``grad -> grad`` (a hook, run in backward).
+
+    Both are built into the graph from native operations, so backward runs no Python unless ``output``
+    returns a function.
+    """
+
+    multiplier: Callable[[Call], Tensor | float] | None = None
+    output: Callable[[Call], Tensor | Callable[[Tensor], Tensor | None] | None] | None = None
+
+
+def _scaled(y: Tensor, factor: Tensor | float) -> Tensor:
+    """``y``'s value with a graph whose gradient w.r.t. ``y`` is ``grad * factor``."""
+    z = y.mul(factor)
+    with torch.no_grad():
+        z.copy_(y)
+    return z
+
+
 def safe_divide(num: Tensor, den: Tensor, eps: float) -> Tensor:
     """``num / (den + eps * sign(den))`` with ``sign(0) = 1``; 0 where that denominator is 0 (``eps = 0``)."""
     sign = torch.where(den >= 0, 1.0, -1.0).to(den.dtype)
@@ -214,8 +244,10 @@ class RuleMode(TorchFunctionMode):
     ``references`` set (the recorded list) the i-th call is paired with the i-th recorded call.
     """
 
-    def __init__(self, rules: RuleMap, *, record: bool = False, references: list[Call] | None = None) -> None:
+    def __init__(self, rules: RuleMap, *, record: bool = False, references: list[Call] | None = None,
+                 hook: Callable[[Tensor, Callable[[Tensor], Tensor | None]], None] | None = None) -> None:
         super().__init__()
+        self.hook = hook
         self.rules = rules
         self.record = record
         self.references = references
@@ -235,6 +267,8 @@ class RuleMode(TorchFunctionMode):
             return func(*args, **kwargs)
         rule = self.rules(spec.kind, self.modules)
         if rule is None:
+            if self.calls and (spec.inplace or spec.inplace_arg is not None) and _out_of_place(spec, args, kwargs)[2]:
+                _protect(self.calls, operands[0])
             return func(*args, **kwargs)
         rest, kw, inplace = _out_of_place(spec, args, kwargs)
         if spec.kind.startswith("max_pool") and (kw.get("return_indices") or len(rest) > 5 and rest[5]):
@@ -255,11 +289,36 @@ class RuleMode(TorchFunctionMode):
         call.inputs = saved
         if self._last is not None and self._last[0] is operands[0]:
             call.source = self._last[1]
-        out = _RuleFn.apply(call, *operands)
+        fast = getattr(rule, "fast", None)
+        how = fast(call) if fast is not None else None
+        out = _RuleFn.apply(call, *operands) if how is None else self._fast(call, how, operands)
         self.calls.append(call)
         result = operands[0].copy_(out) if inplace else out
         self._last = (result, call)
         return result
+
+    def _fast(self, call: Call, how: Fast, operands: tuple[Tensor, ...]) -> Tensor:
+        """The call's value with a native graph: the multiplier replaces the operation's derivative, the
+        output transform acts on the gradient arriving at the output."""
+        if how.multiplier is not None:
+            with torch.no_grad():
+                out = call.run(*operands)
+            call.out = y = out
+            if operands[0].requires_grad and torch.is_grad_enabled():
+                y = operands[0].mul(how.multiplier(call))
+                with torch.no_grad():
+                    y.copy_(out)
+        else:
+            y = call.run(*operands)
+            call.out = y.detach()
+        call.versions = _versions(call)
+        post = how.output(call) if how.output is not None else None
+        if isinstance(post, Tensor):
+            return _scaled(y, post) if y.requires_grad else y
+        if post is not None and y.requires_grad:
+            require(self.hook is not None, "a rule with a gradient hook needs RuleMode(hook=...)")
+            self.hook(y, post)  # type: ignore[misc]
+        return y
 
     def _reference(self, call: Call, saved: tuple[Tensor, ...]) -> Call | None:
         if self.references is None:
@@ -372,7 +431,7 @@ def rule_gradients(
             if seen is not None:
                 layer_ref = _as_tuple(seen.single(_name(layer)))
                 seen.clear()
-        mode = RuleMode(rules, references=references)
+        mode = RuleMode(rules, references=references, hook=scope.tensor_hook)
         mode.modules = stack
         with torch.enable_grad():
             leaves = tuple(x.detach().requires_grad_(True) for x in inputs)
@@ -398,6 +457,23 @@ def _name(module: nn.Module | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- simple maps
+class WithFast:
+    """A rule ``general(call, grad)`` with a fixed fast form (see :class:`Fast`)."""
+
+    def __init__(self, general: Rule, fast: Fast) -> None:
+        self.general, self._fast = general, fast
+
+    def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor | None, ...]:
+        return self.general(call, grad)
+
+    def fast(self, call: Call) -> Fast:
+        return self._fast
+
+
+def _positive(grad: Tensor) -> Tensor:
+    return grad.clamp(min=0)
+
+
 def _guided(call: Call, grad: Tensor) -> tuple[Tensor]:
     return (grad.clamp(min=0) * (call.x > 0).to(grad.dtype),)
 
@@ -406,11 +482,16 @@ def _deconv(call: Call, grad: Tensor) -> tuple[Tensor]:
     return (grad.clamp(min=0),)
 
 
+# the ReLU's own derivative is the guided mask; deconvolution replaces it with 1
+_GUIDED = WithFast(_guided, Fast(output=lambda call: _positive))
+_DECONV = WithFast(_deconv, Fast(multiplier=lambda call: 1.0, output=lambda call: _positive))
+
+
 def GUIDED(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
     """Guided Backprop: ReLUs pass only positive gradients where their input was positive."""
-    return _guided if kind == "relu" else None
+    return _GUIDED if kind == "relu" else None
 
 
 def DECONV(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
     """Deconvolution: ReLUs pass the positive part of the incoming gradient, whatever their input."""
-    return _deconv if kind == "relu" else None
+    return _DECONV if kind == "relu" else None
