@@ -34,9 +34,6 @@ from .layer import (
     LayerGradientXActivation,
     LayerIntegratedGradients,
 )
-from .lime import KernelShap, Lime, LimeBase, get_exp_kernel_similarity_function
-from .linear_models import Lasso, LinearRegression, Ridge
-from .lrp import LRP
 from .layer_perturb import LayerFeatureAblation, LayerFeaturePermutation, LayerLRP, NeuronFeatureAblation
 from .layer_rules import (
     GuidedGradCam,
@@ -47,6 +44,9 @@ from .layer_rules import (
     NeuronDeepLiftShap,
     NeuronGuidedBackprop,
 )
+from .lime import KernelShap, Lime, LimeBase, get_exp_kernel_similarity_function
+from .linear_models import Lasso, LinearRegression, Ridge
+from .lrp import LRP
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
 from .shapley import ShapleyValues, ShapleyValueSampling
