@@ -19,7 +19,7 @@ from torch import Tensor
 from ..core.batching import check_positive_int, chunks, plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float, unpack
-from ..engines.rules import ACTIVATIONS, Call, Rule, local_vjp, rule_gradients
+from ..engines.rules import ACTIVATIONS, Call, Fast, Rule, local_vjp, rule_gradients
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution
 
@@ -35,6 +35,34 @@ def _rescale(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
     if bool(small.any()):
         g = torch.where(small, local_vjp(call, grad)[0], g)
     return (g,)
+
+
+class _Rescale:
+    """The rescale rule for an elementwise activation: its multiplier is known in the forward pass, so it
+    runs as a native multiplication (:class:`~intellego.engines.rules.Fast`); ``__call__`` is the same rule
+    in the general form."""
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+        self._fast = Fast(multiplier=self.multiplier)
+
+    def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor]:
+        return _rescale(call, grad, self.eps)
+
+    def fast(self, call: Call) -> Fast:
+        return self._fast
+
+    def multiplier(self, call: Call) -> Tensor:
+        ref = call.ref
+        require(ref is not None and call.out is not None and ref.out is not None, "DeepLift rule without reference")
+        dx = call.x - ref.x  # type: ignore[union-attr]
+        small = dx.abs() < self.eps
+        m = (call.out - ref.out) / dx  # type: ignore[operator, union-attr]
+        if call.kind == "relu":  # its derivative is cheaper than a check for ties
+            return torch.where(small, call.x > 0, m)
+        if bool(small.any()):
+            m = torch.where(small, local_vjp(call, torch.ones_like(m))[0], m)
+        return m
 
 
 def _softmax(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
@@ -62,7 +90,8 @@ def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
 
     Where ``|x - x_ref| < eps`` the ordinary derivative is used instead of the multiplier.
     """
-    table: dict[str, Rule] = {k: partial(_rescale, eps=eps) for k in ACTIVATIONS}
+    rescale = _Rescale(eps)
+    table: dict[str, Rule] = dict.fromkeys(ACTIVATIONS, rescale)
     table["softmax"] = partial(_softmax, eps=eps)
     for d in (1, 2, 3):
         table[f"max_pool{d}d"] = partial(_max_pool, eps=eps)

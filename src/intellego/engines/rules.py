@@ -181,11 +181,11 @@ class Fast:
     output: Callable[[Call], Tensor | Callable[[Tensor], Tensor | None] | None] | None = None
 
 
-def _scaled(y: Tensor, factor: Tensor | float) -> Tensor:
-    """``y``'s value with a graph whose gradient w.r.t. ``y`` is ``grad * factor``."""
+def _scaled(y: Tensor, factor: Tensor | float, value: Tensor | None = None) -> Tensor:
+    """``value`` (default ``y``) with a graph whose gradient w.r.t. ``y`` is ``grad * factor``: a native
+    multiplication whose result is then overwritten in place outside autograd (it saves neither tensor)."""
     z = y.mul(factor)
-    with torch.no_grad():
-        z.copy_(y)
+    z.detach().copy_(y if value is None else value)
     return z
 
 
@@ -301,13 +301,9 @@ class RuleMode(TorchFunctionMode):
         """The call's value with a native graph: the multiplier replaces the operation's derivative, the
         output transform acts on the gradient arriving at the output."""
         if how.multiplier is not None:
-            with torch.no_grad():
-                out = call.run(*operands)
-            call.out = y = out
+            call.out = y = call.run(*call.inputs).detach()  # a single operand, detached: no graph
             if operands[0].requires_grad and torch.is_grad_enabled():
-                y = operands[0].mul(how.multiplier(call))
-                with torch.no_grad():
-                    y.copy_(out)
+                y = _scaled(operands[0], how.multiplier(call), call.out)
         else:
             y = call.run(*operands)
             call.out = y.detach()
