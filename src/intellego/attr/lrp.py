@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
-from ..engines.rules import Call, local_vjp, rule_gradients, safe_divide
+from ..engines.rules import Call, Fast, WithFast, check_versions, local_vjp, rule_gradients, safe_divide
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution
 
@@ -57,8 +57,44 @@ class PropagationRule:
             (g,) = torch.autograd.grad(z, x, safe_divide(relevance, z.detach(), self.epsilon))
         return (g,)
 
+    def fast(self, call: Call) -> Fast | None:
+        """Plain epsilon (the layer as it is) is the layer's own backward with the gradient at its output
+        scaled by ``z / (z + eps * sign(z))``; on linear/conv layers that is a hook, so that a BatchNorm
+        after it can take the scaling over when it is folded in (see ``_BatchNormCanonizer``)."""
+        if not _plain(self):
+            return None
+        if call.kind in ("linear", "conv"):
+            call.lrp_epsilon = self.epsilon  # type: ignore[attr-defined]
+            return Fast(output=_lazy_epsilon)
+        return Fast(output=lambda c: epsilon_factor(c.out, self.epsilon))  # type: ignore[arg-type]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _plain(rule: PropagationRule) -> bool:
+    """Whether ``rule`` propagates through the layer as it is (LRP-epsilon)."""
+    cls = type(rule)
+    return (cls.weights is PropagationRule.weights and cls.bias is PropagationRule.bias
+            and cls.modified is PropagationRule.modified and cls.__call__ is PropagationRule.__call__)
+
+
+def epsilon_factor(z: Tensor, eps: float) -> Tensor:
+    """``z / (z + eps * sign(z))`` with ``sign(0) = 1``, and 0 where ``z = 0`` when ``eps = 0``: the LRP-epsilon
+    factor by which relevance over output is turned into the gradient at a layer's output."""
+    if eps == 0:
+        return (z != 0).to(z.dtype)
+    size = z.abs()  # z + eps * sign(z) = sign(z) * (|z| + eps)
+    return size / (size + eps)
+
+
+def _lazy_epsilon(call: Call) -> Any:
+    def hook(grad: Tensor) -> Tensor | None:
+        if getattr(call, "folded", False):  # a BatchNorm after this layer scales the gradient instead
+            return None
+        check_versions(call)
+        return grad * epsilon_factor(call.out, call.lrp_epsilon)  # type: ignore[arg-type, attr-defined]
+    return hook
 
 
 class EpsilonRule(PropagationRule):
@@ -115,15 +151,21 @@ class IdentityRule(PropagationRule):
         return (safe_divide(grad * call.out, call.x, 1e-12),)  # type: ignore[operator]
 
 
-def _pass_relevance(call: Call, grad: Tensor) -> tuple[Tensor]:
-    """Activations: ``R_in = R_out``, i.e. the gradient times ``f(x) / x`` (the derivative where ``x = 0``)."""
-    if call.kind == "relu":
-        return ((grad * (call.x > 0)).to(grad.dtype),)
+def _pass_ratio(call: Call) -> Tensor:
+    """``f(x) / x`` (the derivative where ``x = 0``): the multiplier that passes relevance unchanged."""
     ratio = call.out / torch.where(call.x == 0, 1.0, call.x).to(call.x.dtype)  # type: ignore[operator]
     at_zero = call.x == 0
     if bool(at_zero.any()):
-        ratio = torch.where(at_zero, local_vjp(call, torch.ones_like(grad))[0], ratio)
-    return (grad * ratio,)
+        ratio = torch.where(at_zero, local_vjp(call, torch.ones_like(ratio))[0], ratio)
+    return ratio
+
+
+def _pass_general(call: Call, grad: Tensor) -> tuple[Tensor]:
+    return (grad * _pass_ratio(call),)
+
+
+# Activations: ``R_in = R_out``. For ReLU that is its own derivative, so the rule map gives it none.
+_pass_relevance = WithFast(_pass_general, Fast(multiplier=_pass_ratio))
 
 
 class _BatchNormCanonizer(PropagationRule):
@@ -133,10 +175,26 @@ class _BatchNormCanonizer(PropagationRule):
     def __init__(self, fallback: PropagationRule) -> None:
         self.fallback = fallback
 
-    def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor, ...]:
+    def _mergeable(self, call: Call) -> bool:
         src = call.source
         training = call.kwargs.get("training", _arg(call, 4))
-        if src is None or src.kind not in ("linear", "conv") or training or call.args[0] is None:
+        return not (src is None or src.kind not in ("linear", "conv") or training or call.args[0] is None)
+
+    def fast(self, call: Call) -> Fast | None:
+        """Folded into a plain-epsilon layer: the BatchNorm's output gets that layer's epsilon scaling and
+        both run their own backward (the folded layer is linear, so that is its modified backward)."""
+        if not self._mergeable(call):
+            return self.fallback.fast(call)
+        src = call.source
+        eps = getattr(src, "lrp_epsilon", None)
+        if eps is None:
+            return None
+        src.folded = True  # type: ignore[union-attr]
+        return Fast(output=lambda c: epsilon_factor(c.out, eps))  # type: ignore[arg-type]
+
+    def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor, ...]:
+        src = call.source
+        if not self._mergeable(call):
             return self.fallback(call, grad)
         w, b = _params(call)
         eps = call.kwargs.get("eps", _arg(call, 6) or 1e-5)
@@ -179,6 +237,10 @@ _ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.Batch
             nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
+class _Untracked(Exception):
+    """An operation has no rule and the module running it is unknown (not every module was tracked)."""
+
+
 class _LRPRules:
     """``(kind, modules) -> rule``: the innermost running module named or typed in ``rules`` decides; then a
     Captum-style ``module.rule``; then the defaults (epsilon for layers, pass-through for activations)."""
@@ -188,18 +250,30 @@ class _LRPRules:
         self.rules = dict(rules)
         self.default = EpsilonRule()
         self.batch_norm = _BatchNormCanonizer(self.default) if canonize else self.default
+        self.all_tracked = True  # set False while only ``track()`` is tracked
+
+    def _rule(self, m: nn.Module) -> Any:
+        return self.rules.get(self.names.get(m), self.rules.get(type(m), getattr(m, "rule", None)))
+
+    def track(self) -> tuple[nn.Module, ...]:
+        """The modules whose calls must be tracked: those with a rule (the others never decide one)."""
+        return tuple(m for m in self.names if isinstance(self._rule(m), PropagationRule))
 
     def __call__(self, kind: str, modules: list[nn.Module]) -> Any:
         for m in reversed(modules):
-            rule = self.rules.get(self.names.get(m), self.rules.get(type(m), getattr(m, "rule", None)))
+            rule = self._rule(m)
             if isinstance(rule, PropagationRule) and (kind in _LAYER or isinstance(rule, IdentityRule)):
                 return rule
+        if kind == "relu":
+            return None
         if kind in _PASS:
             return _pass_relevance
         if kind == "batch_norm":
             return self.batch_norm
         if kind in _LAYER:
             return self.default
+        if not self.all_tracked:
+            raise _Untracked
         where = f" in {self.names.get(modules[-1], '?')!r}" if modules else ""
         raise IntellegoError(f"LRP has no rule for the operation {kind!r}{where}; pass one in LRP(model, rules=...) "
                              "or remove the operation")
@@ -265,7 +339,12 @@ class LRP(GradientAttribution):
         rule_map = _LRPRules(self.model, self.rules, self.canonize)
         rule_map.check(self.model)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
-        res = rule_gradients(spec, xs, rule_map, track=tuple(self.model.modules()))
+        rule_map.all_tracked = False
+        try:
+            res = rule_gradients(spec, xs, rule_map, track=rule_map.track())
+        except _Untracked:  # an operation without a rule: run again tracking every module, to name it
+            rule_map.all_tracked = True
+            res = rule_gradients(spec, xs, rule_map, track=tuple(self.model.modules()))
         relevance = tuple(x * g for x, g in zip(xs, res.grads))
         result = unpack(relevance, was_tuple)
         if not return_convergence_delta:

@@ -40,7 +40,7 @@ from ..core.hooks import HookScope
 from ..errors import IntellegoError, require
 
 __all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS", "GUIDED",
-           "DECONV", "WithFast", "local_vjp", "safe_divide"]
+           "DECONV", "WithFast", "check_versions", "local_vjp", "safe_divide"]
 
 Rule = Callable[["Call", Tensor], tuple[Tensor | None, ...]]
 RuleMap = Callable[[str, "list[nn.Module]"], "Rule | None"]
@@ -209,7 +209,7 @@ class _RuleFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Any:  # type: ignore[override]
         call: Call = ctx.call
-        _check_versions(call)
+        check_versions(call)
         return (None, *call.rule(call, grad))  # type: ignore[misc]
 
 
@@ -217,7 +217,8 @@ def _versions(call: Call) -> tuple[int, ...]:
     return tuple(t._version for t in (*call.inputs, call.out))
 
 
-def _check_versions(call: Call) -> None:
+def check_versions(call: Call) -> None:
+    """Raise if the call's saved input or output was changed in place after it ran."""
     if _versions(call) != call.versions:
         raise IntellegoError(
             f"operation #{call.index} ({call.kind}) had its input or output modified in place later in the "
@@ -328,7 +329,7 @@ class RuleMode(TorchFunctionMode):
                 f"the forward pass for the inputs and the one for the baselines differ at operation #{i}: "
                 f"{call.kind} on shape {tuple(saved[0].shape)} for the inputs, {seen} for the baselines; "
                 "rule-based attribution needs the same sequence of operations for inputs and baselines")
-        _check_versions(ref)  # type: ignore[arg-type]
+        check_versions(ref)  # type: ignore[arg-type]
         return ref
 
     def finish(self) -> None:
