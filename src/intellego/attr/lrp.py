@@ -59,14 +59,12 @@ class PropagationRule:
 
     def fast(self, call: Call) -> Fast | None:
         """Plain epsilon (the layer as it is) is the layer's own backward with the gradient at its output
-        scaled by ``z / (z + eps * sign(z))``; on linear/conv layers that is a hook, so that a BatchNorm
-        after it can take the scaling over when it is folded in (see ``_BatchNormCanonizer``)."""
+        scaled by ``z / (z + eps * sign(z))``, in a hook (cheaper than building it into the graph, and a
+        BatchNorm folded into a linear/conv layer can take the scaling over, see ``_BatchNormCanonizer``)."""
         if not _plain(self):
             return None
-        if call.kind in ("linear", "conv"):
-            call.lrp_epsilon = self.epsilon  # type: ignore[attr-defined]
-            return Fast(output=_lazy_epsilon)
-        return Fast(output=lambda c: epsilon_factor(c.out, self.epsilon))  # type: ignore[arg-type]
+        call.lrp_epsilon = self.epsilon  # type: ignore[attr-defined]
+        return _EPSILON
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -79,22 +77,20 @@ def _plain(rule: PropagationRule) -> bool:
             and cls.modified is PropagationRule.modified and cls.__call__ is PropagationRule.__call__)
 
 
-def epsilon_factor(z: Tensor, eps: float) -> Tensor:
-    """``z / (z + eps * sign(z))`` with ``sign(0) = 1``, and 0 where ``z = 0`` when ``eps = 0``: the LRP-epsilon
-    factor by which relevance over output is turned into the gradient at a layer's output."""
-    if eps == 0:
-        return (z != 0).to(z.dtype)
-    size = z.abs()  # z + eps * sign(z) = sign(z) * (|z| + eps)
-    return size / (size + eps)
-
-
 def _lazy_epsilon(call: Call) -> Any:
     def hook(grad: Tensor) -> Tensor | None:
         if getattr(call, "folded", False):  # a BatchNorm after this layer scales the gradient instead
             return None
         check_versions(call)
-        return grad * epsilon_factor(call.out, call.lrp_epsilon)  # type: ignore[arg-type, attr-defined]
+        z, eps = call.out, call.lrp_epsilon  # type: ignore[attr-defined]
+        if eps == 0:
+            return grad * (z != 0)  # type: ignore[operator]
+        size = z.abs()  # type: ignore[union-attr]
+        return (grad * size).div_(size.add_(eps))
     return hook
+
+
+_EPSILON = Fast(output=_lazy_epsilon)
 
 
 class EpsilonRule(PropagationRule):
@@ -190,7 +186,8 @@ class _BatchNormCanonizer(PropagationRule):
         if eps is None:
             return None
         src.folded = True  # type: ignore[union-attr]
-        return Fast(output=lambda c: epsilon_factor(c.out, eps))  # type: ignore[arg-type]
+        call.lrp_epsilon = eps  # type: ignore[attr-defined]
+        return _EPSILON
 
     def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor, ...]:
         src = call.source
