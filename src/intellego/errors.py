@@ -25,7 +25,10 @@ def describe(value: Any) -> str:
         return "(" + ", ".join(describe(v) for v in value) + ")"
     if isinstance(value, list):
         return f"list of length {len(value)}"
-    return f"{type(value).__name__} {value!r}"
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        text = repr(value)
+        return f"{type(value).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"
+    return f"an object of type {type(value).__name__}"
 
 
 def require(condition: bool, message: str) -> None:
