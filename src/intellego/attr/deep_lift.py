@@ -160,12 +160,12 @@ class DeepLift(GradientAttribution):
         require_float(xs)
         refs = pack_baselines(baselines, xs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
-        attrs, delta = self._attribute(spec, xs, refs, custom_attribution_func)
+        attrs, delta = self._attribute(spec, xs, refs, custom_attribution_func, return_convergence_delta)
         result = unpack(attrs, was_tuple)
         return (result, delta) if return_convergence_delta else result
 
     def _attribute(self, spec: ForwardSpec, xs: tuple[Tensor, ...], refs: tuple[Tensor, ...],
-                   custom: Callable[..., Any] | None) -> tuple[tuple[Tensor, ...], Tensor]:
+                   custom: Callable[..., Any] | None, delta: bool = True) -> tuple[tuple[Tensor, ...], Tensor | None]:
         if custom is not None and not callable(custom):
             raise IntellegoError(f"custom_attribution_func must be callable, got {describe(custom)}")
         res = rule_gradients(spec, xs, deeplift_rules(self.eps), baselines=refs)
@@ -175,6 +175,8 @@ class DeepLift(GradientAttribution):
             attrs = tuple((x - r) * g for x, r, g in zip(xs, refs, res.grads))
         else:
             attrs = res.grads
+        if not delta:
+            return attrs, None
         n = xs[0].shape[0]
         total = sum(a.reshape(n, -1).sum(1) for a in attrs)
         gap = res.scores - res.reference_scores  # type: ignore[operator]
@@ -221,9 +223,11 @@ class DeepLiftShap(DeepLift):
         big_r = tuple(r.repeat(n, *([1] * (r.dim() - 1))) for r in dist)
         rows = plan_rows(n * m, limit=internal_batch_size, device=xs[0].device,
                          measure=lambda: measure_saved_bytes(spec, big_x))
-        parts = [self._attribute(spec.rows(sl), tuple(x[sl] for x in big_x), tuple(r[sl] for r in big_r),
-                                 custom_attribution_func) for sl in chunks(n * m, rows)]
-        attrs = tuple(torch.cat(a) for a in zip(*(p[0] for p in parts)))
-        delta = torch.cat([p[1] for p in parts])
+        parts = [self._attribute(spec.rows(sl) if rows < n * m else spec, tuple(x[sl] for x in big_x),
+                                 tuple(r[sl] for r in big_r), custom_attribution_func, return_convergence_delta)
+                 for sl in chunks(n * m, rows)]
+        attrs = parts[0][0] if len(parts) == 1 else tuple(torch.cat(a) for a in zip(*(p[0] for p in parts)))
         result = unpack(tuple(a.reshape(n, m, *a.shape[1:]).mean(1) for a in attrs), was_tuple)
-        return (result, delta) if return_convergence_delta else result
+        if not return_convergence_delta:
+            return result
+        return result, torch.cat([p[1] for p in parts])  # type: ignore[misc]

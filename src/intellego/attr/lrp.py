@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
-from ..engines.rules import Call, Fast, WithFast, check_versions, local_vjp, rule_gradients, safe_divide
+from ..engines.rules import Call, Fast, WithFast, check_versions, local_vjp, rule_gradients, safe_divide, versions
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution
 
@@ -78,6 +78,8 @@ def _plain(rule: PropagationRule) -> bool:
 
 
 def _lazy_epsilon(call: Call) -> Any:
+    call.versions = versions(call)
+
     def hook(grad: Tensor) -> Tensor | None:
         if getattr(call, "folded", False):  # a BatchNorm after this layer scales the gradient instead
             return None

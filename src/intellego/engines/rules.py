@@ -40,7 +40,7 @@ from ..core.hooks import HookScope
 from ..errors import IntellegoError, require
 
 __all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS", "GUIDED",
-           "DECONV", "WithFast", "check_versions", "local_vjp", "safe_divide"]
+           "DECONV", "WithFast", "check_versions", "local_vjp", "safe_divide", "versions"]
 
 Rule = Callable[["Call", Tensor], tuple[Tensor | None, ...]]
 RuleMap = Callable[[str, "list[nn.Module]"], "Rule | None"]
@@ -138,6 +138,8 @@ class Call:
     def run(self, *inputs: Tensor, **overrides: Any) -> Tensor:
         """Recompute the operation on ``inputs``; ``overrides`` replace keyword arguments, or the i-th
         non-operand positional argument when named ``arg<i>``."""
+        if not overrides:
+            return self.func(*inputs, *self.args, **self.kwargs)
         args = list(self.args)
         kwargs = dict(self.kwargs)
         for key, value in overrides.items():
@@ -202,7 +204,7 @@ class _RuleFn(torch.autograd.Function):
     def forward(ctx: Any, call: Call, *inputs: Tensor) -> Tensor:  # type: ignore[override]
         out = call.run(*inputs)
         call.out = out.detach()
-        call.versions = _versions(call)
+        call.versions = versions(call)
         ctx.call = call
         return out
 
@@ -213,13 +215,14 @@ class _RuleFn(torch.autograd.Function):
         return (None, *call.rule(call, grad))  # type: ignore[misc]
 
 
-def _versions(call: Call) -> tuple[int, ...]:
+def versions(call: Call) -> tuple[int, ...]:
+    """The version counters of the call's saved inputs and output (recorded to detect later in-place changes)."""
     return tuple(t._version for t in (*call.inputs, call.out))
 
 
 def check_versions(call: Call) -> None:
     """Raise if the call's saved input or output was changed in place after it ran."""
-    if _versions(call) != call.versions:
+    if versions(call) != call.versions:
         raise IntellegoError(
             f"operation #{call.index} ({call.kind}) had its input or output modified in place later in the "
             "forward pass by an operation the rules do not handle; make that operation out of place")
@@ -235,7 +238,7 @@ def _protect(calls: list[Call], target: Tensor) -> None:
     for c in calls:
         if c.out is not None and any(t.data_ptr() == ptr for t in (*c.inputs, c.out)):
             c.inputs, c.out = tuple(keep(t) for t in c.inputs), keep(c.out)
-            c.versions = _versions(c)
+            c.versions = versions(c)
 
 
 class RuleMode(TorchFunctionMode):
@@ -283,7 +286,7 @@ class RuleMode(TorchFunctionMode):
         if self.record:
             out = func(*args, **kwargs)
             call.inputs, call.out = saved, (out.detach().clone() if inplace else out.detach())
-            call.versions = _versions(call)
+            call.versions = versions(call)
             self.calls.append(call)
             return out
         call.ref = self._reference(call, saved)
@@ -308,7 +311,6 @@ class RuleMode(TorchFunctionMode):
         else:
             y = call.run(*operands)
             call.out = y.detach()
-        call.versions = _versions(call)
         post = how.output(call) if how.output is not None else None
         if isinstance(post, Tensor):
             return _scaled(y, post) if y.requires_grad else y
