@@ -58,10 +58,9 @@ class _Rescale:
         dx = call.x - ref.x  # type: ignore[union-attr]
         small = dx.abs() < self.eps
         m = (call.out - ref.out) / dx  # type: ignore[operator, union-attr]
-        if call.kind == "relu":  # its derivative is cheaper than a check for ties
-            return torch.where(small, call.x > 0, m)
         if bool(small.any()):
-            m = torch.where(small, local_vjp(call, torch.ones_like(m))[0], m)
+            deriv = (call.x > 0).to(m.dtype) if call.kind == "relu" else local_vjp(call, torch.ones_like(m))[0]
+            m = torch.where(small, deriv, m)
         return m
 
 
