@@ -186,7 +186,7 @@ class Fast:
 def _scaled(y: Tensor, factor: Tensor | float, value: Tensor | None = None) -> Tensor:
     """``value`` (default ``y``) with a graph whose gradient w.r.t. ``y`` is ``grad * factor``: a native
     multiplication whose result is then overwritten in place outside autograd (it saves neither tensor)."""
-    z = y.mul(factor)
+    z = y.clone() if isinstance(factor, float) and factor == 1.0 else y.mul(factor)  # clone: no backward kernel
     z.detach().copy_(y if value is None else value)
     return z
 
