@@ -44,7 +44,8 @@ from .layer_rules import (
     NeuronDeepLiftShap,
     NeuronGuidedBackprop,
 )
-from .lime import KernelShap, Lime, LimeBase, get_exp_kernel_similarity_function
+from .kernel_shap import KernelShap
+from .lime import Lime, LimeBase, get_exp_kernel_similarity_function
 from .linear_models import Lasso, LinearRegression, Ridge
 from .lrp import LRP
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients

@@ -21,7 +21,7 @@ from ..errors import require
 from . import _docs
 from ._base import PerturbationAttribution
 
-__all__ = ["FeatureAblation", "Occlusion", "FeaturePermutation", "prepare"]
+__all__ = ["FeatureAblation", "Occlusion", "FeaturePermutation", "prepare", "settled_plan", "ablate"]
 
 
 def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target: Any, additional_forward_args: Any,
@@ -36,12 +36,35 @@ def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target
     return xs, was_tuple, ev
 
 
-def ablate(ev: Evaluator, plan: FeaturePlan, reference: Tensor,
-           fills: Callable[[slice], tuple[Tensor, ...]] | None = None) -> tuple[Tensor, ...]:
-    """``reference - f(without feature k)`` for every feature, spread onto the inputs."""
+def settled_plan(ev: Evaluator, xs: tuple[Tensor, ...], feature_mask: Any,
+                 plan: FeaturePlan | None = None) -> FeaturePlan:
+    """The feature plan of ``feature_mask`` (``plan`` if already built). Masks that differ between examples
+    need one output per example: then the output mode is fixed up front (one extra call), so a model
+    returning one value per batch is refused before the perturbed calls. Otherwise the first perturbed call
+    fixes it."""
+    plan = plan_features(xs, feature_mask) if plan is None else plan
+    if plan.per_example:
+        ev.reference()
+        if ev.aggregate:
+            plan_features(xs, feature_mask, aggregate=True)  # raises: masks cannot differ between examples
+    return plan
+
+
+def ablate(ev: Evaluator, plan: FeaturePlan,
+           fills: Callable[[Tensor], tuple[Tensor, ...]] | None = None) -> tuple[Tensor, ...]:
+    """``f(inputs) - f(without feature k)`` for every feature, spread onto the inputs.
+
+    Row 0 of the one evaluation is the unperturbed input (feature id -1 removes nothing), so the reference
+    output rides along in the first model call. ``fills(ids)`` gives per-row fill values for feature ids.
+    """
     device = ev.inputs[0].device
-    outputs = ev.run(plan.n_features, lambda sl: plan.single(torch.arange(sl.start, sl.stop, device=device)), fills)
-    return plan.combine(reference.unsqueeze(0) - outputs, per_example=not ev.aggregate)
+
+    def ids(sl: slice) -> Tensor:
+        return torch.arange(sl.start - 1, sl.stop - 1, device=device)
+
+    outputs = ev.run(plan.n_features + 1, lambda sl: plan.single(ids(sl)),
+                     None if fills is None else lambda sl: fills(ids(sl)))
+    return plan.combine(outputs[:1] - outputs[1:], per_example=not ev.aggregate)
 
 
 class FeatureAblation(PerturbationAttribution):
@@ -85,11 +108,7 @@ class FeatureAblation(PerturbationAttribution):
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
-            plan = plan_features(xs, feature_mask, aggregate=False)
-            reference = ev.reference()
-            if ev.aggregate:
-                plan = plan_features(xs, feature_mask, aggregate=True)
-            return unpack(ablate(ev, plan, reference), was_tuple)
+            return unpack(ablate(ev, settled_plan(ev, xs, feature_mask)), was_tuple)
 
 
 class Occlusion(FeatureAblation):
@@ -136,7 +155,7 @@ class Occlusion(FeatureAblation):
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, sliding_window_shapes=sliding_window_shapes, strides=strides)
-            return unpack(ablate(ev, plan, ev.reference()), was_tuple)
+            return unpack(ablate(ev, plan), was_tuple)
 
 
 class FeaturePermutation(FeatureAblation):
@@ -191,23 +210,22 @@ class FeaturePermutation(FeatureAblation):
             batch = xs[0].shape[0]
             require(batch >= 2, f"FeaturePermutation shuffles features across the batch and needs at least 2 "
                     f"examples, got inputs {tuple(xs[0].shape)}")
-            plan = plan_features(xs, feature_mask, aggregate=False)
-            reference = ev.reference()
-            if ev.aggregate:
-                plan = plan_features(xs, feature_mask, aggregate=True)
+            plan = settled_plan(ev, xs, feature_mask)
             if self.perm_func is not None:
                 fills = self._custom_fills(xs, plan)
             else:
                 perms = _permutations(plan.n_features, batch, xs[0].device, generator)
-                fills = lambda sl: tuple(x[perms[sl]] for x in xs)  # noqa: E731
-            return unpack(ablate(ev, plan, reference, fills), was_tuple)
+                fills = lambda ids: tuple(x[perms[ids.clamp_min(0)]] for x in xs)  # noqa: E731
+            return unpack(ablate(ev, plan, fills), was_tuple)
 
-    def _custom_fills(self, xs: tuple[Tensor, ...], plan: FeaturePlan) -> Callable[[slice], tuple[Tensor, ...]]:
+    def _custom_fills(self, xs: tuple[Tensor, ...], plan: FeaturePlan) -> Callable[[Tensor], tuple[Tensor, ...]]:
         perm_func = cast(Callable[[Tensor, Tensor], Tensor], self.perm_func)
 
-        def fills(sl: slice) -> tuple[Tensor, ...]:
-            masks = plan.single(torch.arange(sl.start, sl.stop, device=xs[0].device))
-            return tuple(torch.stack([perm_func(x, m[j]) for j in range(m.shape[0])]) for x, m in zip(xs, masks))
+        def fills(ids: Tensor) -> tuple[Tensor, ...]:
+            masks = plan.single(ids)
+            keep = ids.tolist()  # perm_func is user Python code, called once per feature (none for row -1)
+            return tuple(torch.stack([perm_func(x, m[j]) if keep[j] >= 0 else x for j in range(m.shape[0])])
+                         for x, m in zip(xs, masks))
 
         return fills
 

@@ -1,15 +1,14 @@
-"""Surrogate-model family: ``LimeBase``, ``Lime`` and ``KernelShap``.
+"""Surrogate-model family, LIME: ``LimeBase`` (any sampler, similarity and surrogate) and ``Lime``.
 
 A sample is a binary vector over the interpretable features (1: keep the input, 0: set to baseline).
 ``Lime`` draws samples, runs all of them through the model in batched calls, weighs them by similarity to
-the input and fits an interpretable linear model per example, all examples at once. ``KernelShap`` solves
-the KernelSHAP weighted least-squares problem in closed form (Lundberg and Lee, 2017), with the
-efficiency constraint exact.
+the input and fits an interpretable linear model per example, all examples at once. ``KernelShap`` (the
+Shapley-kernel special case) lives in :mod:`intellego.attr.kernel_shap`; the shared pieces in
+:mod:`intellego.attr._surrogate`.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,51 +20,25 @@ from ..core.batching import check_positive_int, chunks
 from ..core.grad import ForwardSpec
 from ..core.hooks import HookScope
 from ..core.inputs import pack, unpack
-from ..engines.perturb import Evaluator, FeaturePlan, plan_features, progress_bar
-from ..errors import IntellegoError, describe, require
+from ..engines.perturb import Evaluator, FeaturePlan, progress_bar
+from ..errors import describe, require
 from ._base import PerturbationAttribution
-from .ablation import _fill_docs, prepare
-from .linear_models import Lasso, LinearRegression, fit_linear
+from ._surrogate import (
+    _bernoulli,
+    _captum_kwargs,
+    _draws,
+    _ExpKernel,
+    _feature_sums,
+    _fit,
+    _format,
+    _from_interp,
+    _setup,
+    get_exp_kernel_similarity_function,
+)
+from .ablation import _fill_docs
+from .linear_models import Lasso, fit_linear
 
-__all__ = ["LimeBase", "Lime", "KernelShap", "get_exp_kernel_similarity_function"]
-
-KERNEL_SHAP_ESTIMATORS = ("kernelshap", "captum")
-RIDGE = 1e-3
-
-
-class _ExpKernel:
-    """``exp(-d**2 / (2 * width**2))`` of the cosine or Euclidean distance between flattened inputs."""
-
-    def __init__(self, distance_mode: str = "cosine", kernel_width: float = 1.0) -> None:
-        require(distance_mode in ("cosine", "euclidean"),
-                f"distance_mode must be 'cosine' or 'euclidean', got {distance_mode!r}")
-        require(kernel_width > 0, f"kernel_width must be positive, got {kernel_width!r}")
-        self.mode, self.width = distance_mode, float(kernel_width)
-
-    def __call__(self, original: Any, perturbed: Any, _interpretable: Any = None, **kwargs: Any) -> float:
-        a = torch.cat([t.reshape(-1) for t in pack(original)[0]]).double()
-        b = torch.cat([t.reshape(-1) for t in pack(perturbed)[0]]).double()
-        cosine = self.mode == "cosine"
-        d = 1 - torch.nn.functional.cosine_similarity(a, b, dim=0) if cosine else (a - b).norm()
-        return math.exp(-float(d) ** 2 / (2 * self.width**2))
-
-    def batched(self, sums: dict[str, Tensor], present: Tensor) -> Tensor:
-        """Similarities ``(n, B)`` of samples ``present (n, F)`` from per-feature sums ``(B, F)``."""
-        keep, drop = present.double(), (~present).double()
-        if self.mode == "euclidean":
-            d2 = drop @ sums["xmb2"].T
-        else:
-            dot = keep @ sums["x2"].T + drop @ sums["xb"].T
-            norm2 = keep @ sums["x2"].T + drop @ sums["b2"].T
-            cos = dot / (sums["x2"].sum(1)[None] * norm2).clamp_min(1e-16).sqrt()
-            d2 = (1 - cos) ** 2
-        return torch.exp(-d2 / (2 * self.width**2))
-
-
-def get_exp_kernel_similarity_function(distance_mode: str = "cosine", kernel_width: float = 1.0) -> Callable[..., Any]:
-    """Lime's similarity: an exponential kernel of the cosine or Euclidean distance (Captum's default is
-    cosine with width 1). ``Lime`` evaluates it for all samples at once."""
-    return _ExpKernel(distance_mode, kernel_width)
+__all__ = ["LimeBase", "Lime", "get_exp_kernel_similarity_function"]
 
 
 class LimeBase(PerturbationAttribution):
@@ -132,17 +105,6 @@ class LimeBase(PerturbationAttribution):
         bar.close()
         return torch.cat(out)
 
-
-def _draws(perturb_func: Callable[..., Any], inputs: Any, n: int, kwargs: dict[str, Any]) -> list[Any]:
-    if inspect.isgeneratorfunction(perturb_func):
-        gen = perturb_func(inputs, **kwargs)
-        draws = [s for _, s in zip(range(n), gen)]
-    else:
-        draws = [perturb_func(inputs, **kwargs) for _ in range(n)]
-    require(len(draws) > 0, "perturb_func produced no samples")
-    return draws
-
-
 class Lime(LimeBase):
     """LIME (Ribeiro et al., 2016) with binary features from ``feature_mask`` and baselines.
 
@@ -205,8 +167,6 @@ class Lime(LimeBase):
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
-            ev.reference()
-            plan = _replan(ev, plan, xs, feature_mask)
             present = self._samples(inputs, ev, plan, n_samples, generator)
             values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl]))
             weights = self._weights(inputs, ev, plan, present)
@@ -246,224 +206,4 @@ class Lime(LimeBase):
         return out.to(present.device)
 
 
-class KernelShap(Lime):
-    """KernelSHAP (Lundberg and Lee, 2017): Shapley values as the solution of a weighted least-squares
-    problem over feature coalitions, solved in closed form with the efficiency constraint
-    (attributions sum to ``f(inputs) - f(baselines)``) exact.
-
-    With ``n_samples >= 2**n_features`` every coalition is enumerated with its exact Shapley-kernel weight
-    and the result is the exact Shapley value. Otherwise coalitions are drawn by size from the Shapley
-    kernel, in complementary pairs. ``n_samples`` counts all model evaluations per example, including the
-    full input and the baseline.
-
-    ``estimator="captum"`` reproduces Captum's estimator instead (unpaired draws, the two end points
-    weighted 1e6, an unconstrained linear regression with intercept); with ``generator=None`` it draws from
-    torch's global RNG in Captum's order, so a batch of one gives Captum's numbers under the same seed.
-
-    Example:
-        >>> import torch
-        >>> from intellego.attr import KernelShap
-        >>> f = lambda x: x[:, 0] * x[:, 1] + x[:, 2]
-        >>> KernelShap(f).attribute(torch.tensor([[2.0, 3.0, 1.0]])).tolist()  # 8 coalitions: exact
-        [[3.0, 3.0, 1.0]]
-    """
-
-    def __init__(self, forward_func: Any) -> None:
-        super().__init__(forward_func, interpretable_model=LinearRegression())
-        self.inf_weight = 1e6
-
-    def attribute(  # type: ignore[override]
-        self,
-        inputs: Any,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: Any = None,
-        n_samples: int = 25,
-        perturbations_per_eval: int | None = None,
-        return_input_shape: bool = True,
-        show_progress: bool = False,
-        *,
-        generator: torch.Generator | None = None,
-        estimator: str = "kernelshap",
-        memory_budget: int | None = None,
-    ) -> Any:
-        """Attributions like :meth:`Lime.attribute`.
-
-        Args:
-            {INPUTS}
-            {BASELINES}
-            {TARGET}
-            {ARGS}
-            {FEATURE_MASK}
-            n_samples: model evaluations per example (at least 2 with more than one feature).
-            {PERTURBATIONS_PER_EVAL}
-            return_input_shape: spread attributions over the inputs (True) or return them per feature.
-            {SHOW_PROGRESS}
-            {GENERATOR}
-            estimator: keyword-only; ``"kernelshap"`` (default) or ``"captum"`` (Captum's estimator).
-            {MEMORY}
-        """
-        check_positive_int(n_samples, "n_samples", allow_none=False)
-        require(estimator in KERNEL_SHAP_ESTIMATORS, f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, "
-                f"got {estimator!r}")
-        with HookScope(), torch.no_grad():
-            xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
-                                             perturbations_per_eval, memory_budget, show_progress)
-            n_feat = plan.n_features
-            require(n_feat == 1 or n_samples >= 2, f"KernelShap needs n_samples >= 2 with {n_feat} features "
-                    "(the full input and the baseline), got {n_samples}")
-            empty = ev.reference(ev.fills)
-            plan = _replan(ev, plan, xs, feature_mask)
-            full = ev.reference()
-            if estimator == "captum":
-                present = _captum_samples(n_feat, n_samples, generator, xs[0].device)
-                weights = torch.ones(present.shape[0], 1, dtype=torch.float64, device=xs[0].device)
-                weights[:2] = self.inf_weight
-                values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl]))
-                coef = _fit(LinearRegression(), present, values, weights, ev)
-            else:
-                present, weights, exact = _kernel_samples(n_feat, n_samples - 2, generator, xs[0].device)
-                values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl])) if len(present) else None
-                coef = _constrained(present, weights, values, empty, full, ev, 0.0 if exact else RIDGE)
-            return _format(coef, plan, ev, return_input_shape, was_tuple)
-
-
-def _setup(method: Any, inputs: Any, baselines: Any, target: Any, args: Any, feature_mask: Any, ppe: Any,
-           budget: Any, show: bool) -> tuple[tuple[Tensor, ...], bool, Evaluator, FeaturePlan]:
-    xs, was_tuple, ev = prepare(method, inputs, baselines, target, args, ppe, budget, show)
-    return xs, was_tuple, ev, plan_features(xs, feature_mask)
-
-
-def _replan(ev: Evaluator, plan: FeaturePlan, xs: tuple[Tensor, ...], feature_mask: Any) -> FeaturePlan:
-    return plan_features(xs, feature_mask, aggregate=True) if ev.aggregate else plan
-
-
-def _captum_kwargs(ev: Evaluator, plan: FeaturePlan) -> dict[str, Any]:
-    single = len(ev.inputs) == 1
-    masks = plan.masks or ()
-    return {"baselines": ev.fills[0] if single else ev.fills,
-            "feature_mask": masks[0] if single else masks, "num_interp_features": plan.n_features}
-
-
-def _bernoulli(original: Any, **kwargs: Any) -> Tensor:
-    """Captum's default sampler: each feature kept with probability 1/2 (used only through LimeBase)."""
-    return torch.bernoulli(torch.full((1, int(kwargs["num_interp_features"])), 0.5)).long()
-
-
-def _from_interp(sample: Tensor, original: Any, **kwargs: Any) -> Any:
-    xs, was_tuple = pack(original)
-    fills, _ = pack(kwargs["baselines"])
-    masks, _ = pack(kwargs["feature_mask"])
-    keep = sample.reshape(-1).bool()
-    return unpack(tuple(torch.where(keep[m], x, f) for x, f, m in zip(xs, fills, masks)), was_tuple)
-
-
-def _feature_sums(ev: Evaluator, plan: FeaturePlan) -> dict[str, Tensor]:
-    """Per example and feature: sums of ``x**2``, ``x*b``, ``b**2``, ``(x-b)**2`` (batch summed when aggregate)."""
-    rows = ev.batch
-    sums = {k: torch.zeros(rows, plan.n_features, dtype=torch.float64, device=ev.inputs[0].device)
-            for k in ("x2", "xb", "b2", "xmb2")}
-    for x, f, m in zip(ev.inputs, ev.fills, plan.masks or ()):
-        x, f = x.double().reshape(rows, -1), f.double().expand(ev.inputs[0].shape[0], *f.shape[1:]).reshape(rows, -1)
-        idx = m.expand(rows, *m.shape[1:]).reshape(rows, -1)
-        for k, v in (("x2", x * x), ("xb", x * f), ("b2", f * f), ("xmb2", (x - f) ** 2)):
-            sums[k].scatter_add_(1, idx, v)
-    if ev.aggregate:
-        sums = {k: v.sum(0, keepdim=True) for k, v in sums.items()}
-    return sums
-
-
-def _fit(model: Any, present: Tensor, values: Tensor, weights: Tensor, ev: Evaluator) -> Tensor:
-    """Coefficients ``(*O, F)``: one surrogate per output value, each example with its own weights."""
-    n = present.shape[0]
-    Y = values.double().reshape(n, -1)
-    W = weights.double()
-    if W.shape[1] != Y.shape[1]:
-        W = W.reshape(n, W.shape[1], 1).expand(n, W.shape[1], Y.shape[1] // W.shape[1]).reshape(n, -1)
-    coef = fit_linear(model, present.double(), Y, W)
-    return coef.reshape(*ev.out_shape, present.shape[1])
-
-
-def _format(coef: Tensor, plan: FeaturePlan, ev: Evaluator, return_input_shape: bool, was_tuple: bool) -> Any:
-    dtype = ev.inputs[0].dtype if ev.inputs[0].is_floating_point() else torch.float32
-    coef = coef.to(dtype)
-    if not return_input_shape:
-        return coef
-    per_feature = coef.movedim(-1, 0)
-    return unpack(plan.combine(per_feature, per_example=not ev.aggregate), was_tuple)
-
-
-def _kernel_samples(n_feat: int, budget: int, generator: torch.Generator | None,
-                    device: torch.device) -> tuple[Tensor, Tensor, bool]:
-    """Coalitions (present features) and weights: every coalition with its exact kernel weight when
-    ``2**n - 2 <= budget``, else ``budget`` draws with sizes from the Shapley kernel (weight 1), in
-    complementary pairs once there are at least four draws per feature."""
-    if n_feat == 1:
-        return torch.zeros(0, 1, dtype=torch.bool, device=device), torch.zeros(0, dtype=torch.float64,
-                                                                                device=device), True
-    if n_feat <= 30 and 2**n_feat - 2 <= budget:
-        codes = torch.arange(1, 2**n_feat - 1, device=device)
-        present = (codes[:, None] >> torch.arange(n_feat, device=device)) & 1 == 1
-        size = present.sum(1).double()
-        binom = torch.tensor([math.comb(n_feat, int(s)) for s in range(n_feat + 1)], dtype=torch.float64,
-                             device=device)
-        return present, (n_feat - 1) / (binom[size.long()] * size * (n_feat - size)), True
-    gdev = generator.device if generator is not None else device
-    sizes = torch.arange(1, n_feat, dtype=torch.float64)
-    probs = 1 / (sizes * (n_feat - sizes))
-    # pairs carry about one equation each: pair only when there are enough draws to determine the problem
-    paired = budget >= 4 * n_feat
-    draws = (budget + 1) // 2 if paired else budget
-    k = torch.multinomial(probs.to(gdev), draws, replacement=True, generator=generator) + 1
-    ranks = torch.rand(draws, n_feat, generator=generator, device=gdev).argsort(1).argsort(1)
-    first = ranks < k[:, None]
-    present = torch.stack([first, ~first], 1).reshape(2 * draws, n_feat)[:budget] if paired else first
-    return present.to(device), torch.ones(present.shape[0], dtype=torch.float64, device=device), False
-
-
-def _constrained(present: Tensor, weights: Tensor, values: Tensor | None, empty: Tensor, full: Tensor,
-                 ev: Evaluator, ridge: float = 0.0) -> Tensor:
-    """Weighted least squares ``sum w (v(S) - v(0) - phi(S))**2`` subject to ``sum(phi) = v(all) - v(0)``."""
-    base, total = empty.double().reshape(1, -1), (full.double() - empty.double()).reshape(1, -1)
-    n_feat = present.shape[1]
-    if values is None or n_feat == 1:
-        return (total.expand(n_feat, -1) / n_feat).T.reshape(*ev.out_shape, n_feat)
-    Z = present.double()
-    # solve for the deviation from the equal split, with a small ridge: few or repeated coalitions can leave
-    # directions undetermined, and those then stay at the equal split instead of blowing up
-    equal = total / n_feat
-    Y = values.double().reshape(Z.shape[0], -1) - base - Z.sum(1, keepdim=True) * equal
-    wz = Z * weights[:, None]
-    gram = wz.T @ Z
-    ridge = ridge * gram.diagonal().mean().clamp_min(1e-300)
-    kkt = torch.zeros(n_feat + 1, n_feat + 1, dtype=torch.float64, device=Z.device)
-    kkt[:n_feat, :n_feat] = gram + ridge * torch.eye(n_feat, dtype=torch.float64, device=Z.device)
-    kkt[:n_feat, n_feat] = kkt[n_feat, :n_feat] = 1
-    rhs = torch.cat([wz.T @ Y, torch.zeros_like(total)])
-    solution = torch.linalg.solve(kkt, rhs)[:n_feat] + equal
-    return solution.T.reshape(*ev.out_shape, n_feat)
-
-
-def _captum_samples(n_feat: int, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """Captum's KernelShap draws: all kept, none kept, then sizes from the kernel and a random subset."""
-    rows = [torch.ones(n_feat, dtype=torch.bool), torch.zeros(n_feat, dtype=torch.bool)][:n]
-    counts = torch.arange(n_feat, dtype=torch.float)
-    probs = torch.tensor(n_feat - 1) / (counts * (n_feat - counts))
-    probs[0] = 0.0
-    categorical = torch.distributions.Categorical(probs) if n_feat > 1 else None
-    for _ in range(n - len(rows)):
-        if categorical is None:
-            raise IntellegoError("estimator='captum' needs at least two features")
-        if generator is None:
-            k = int(categorical.sample())
-            vals = torch.randn(1, n_feat)
-        else:
-            k = int(torch.multinomial(probs, 1, generator=generator))
-            vals = torch.randn(1, n_feat, generator=generator)
-        threshold = torch.kthvalue(vals, n_feat - k).values.item()
-        rows.append((vals > threshold)[0])
-    return torch.stack(rows).to(device)
-
-
-_fill_docs(Lime, KernelShap)
+_fill_docs(Lime)

@@ -20,7 +20,7 @@ from ..core.inputs import unpack
 from ..engines.perturb import plan_features
 from ..errors import require
 from ._base import PerturbationAttribution
-from .ablation import _fill_docs, prepare
+from .ablation import _fill_docs, prepare, settled_plan
 
 __all__ = ["ShapleyValueSampling", "ShapleyValues", "MAX_EXACT_FEATURES"]
 
@@ -84,21 +84,21 @@ class ShapleyValueSampling(PerturbationAttribution):
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
-            plan = plan_features(xs, feature_mask)
-            empty = ev.reference(ev.fills)
-            if ev.aggregate:
-                plan = plan_features(xs, feature_mask, aggregate=True)
+            plan = settled_plan(ev, xs, feature_mask)
             n_feat = plan.n_features
             perms = _permutations(n_samples, n_feat, xs[0].device, generator, antithetic)
             ranks = perms.argsort(1)
             steps = torch.arange(n_feat, device=xs[0].device)
 
             def removed(sl: slice) -> tuple[Tensor, ...]:
-                rows = torch.arange(sl.start, sl.stop, device=xs[0].device)
-                return plan.removed(ranks[rows // n_feat] > steps[rows % n_feat, None])
+                # row 0 is the empty coalition (everything removed); row 1 + i*n + k the prefix of length k + 1
+                rows = torch.arange(sl.start - 1, sl.stop - 1, device=xs[0].device)
+                at = rows.clamp_min(0)
+                return plan.removed((ranks[at // n_feat] > steps[at % n_feat, None]) | (rows < 0)[:, None])
 
-            values = _float(ev.run(n_samples * n_feat, removed)).reshape(n_samples, n_feat, *ev.out_shape)
-            before = torch.cat([_float(empty).expand(n_samples, 1, *ev.out_shape), values[:, :-1]], 1)
+            out = _float(ev.run(n_samples * n_feat + 1, removed))
+            empty, values = out[0], out[1:].reshape(n_samples, n_feat, *ev.out_shape)
+            before = torch.cat([empty.expand(n_samples, 1, *ev.out_shape), values[:, :-1]], 1)
             gains = (values - before).reshape(n_samples * n_feat, *ev.out_shape)
             phi = torch.zeros(n_feat, *ev.out_shape, dtype=gains.dtype, device=gains.device)
             phi.index_add_(0, perms.reshape(-1), gains)
@@ -161,16 +161,14 @@ class ShapleyValues(PerturbationAttribution):
             require(n_feat <= MAX_EXACT_FEATURES,
                     f"ShapleyValues enumerates 2**n coalitions and accepts at most {MAX_EXACT_FEATURES} features, "
                     f"got {n_feat}; group features with feature_mask or use ShapleyValueSampling / KernelShap")
-            empty = ev.reference(ev.fills)
-            if ev.aggregate:
-                plan = plan_features(xs, feature_mask, aggregate=True)
+            plan = settled_plan(ev, xs, feature_mask, plan)
             bits = 1 << torch.arange(n_feat, device=xs[0].device)
 
             def removed(sl: slice) -> tuple[Tensor, ...]:
-                codes = torch.arange(sl.start + 1, sl.stop + 1, device=xs[0].device)
+                codes = torch.arange(sl.start, sl.stop, device=xs[0].device)  # code 0: the empty coalition
                 return plan.removed(codes[:, None] & bits == 0)
 
-            values = torch.cat([_float(empty)[None], _float(ev.run(2**n_feat - 1, removed))])
+            values = _float(ev.run(2**n_feat, removed))
             return unpack(plan.combine(_exact_shapley(values, n_feat), per_example=not ev.aggregate), was_tuple)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,12 +161,13 @@ def plan_features(
         return _window_plan(inputs, sliding_window_shapes, strides, shapes)
     require(strides is None, "strides only apply together with sliding_window_shapes")
     if feature_mask is None:
-        masks, offset = [], 0
+        default: list[Tensor] = []
+        offset = 0
         for x in inputs:
             n = math.prod(x.shape[1:])
-            masks.append(torch.arange(offset, offset + n, device=x.device).reshape(1, *x.shape[1:]))
+            default.append(torch.arange(offset, offset + n, device=x.device).reshape(1, *x.shape[1:]))
             offset += n
-        return FeaturePlan(offset, tuple(masks), None, shapes)
+        return FeaturePlan(offset, tuple(default), None, shapes)
     given = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
     require(len(given) == len(inputs),
             f"feature_mask has {len(given)} tensor(s) but inputs has {len(inputs)}; give one mask per input")
@@ -266,10 +268,12 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
 class Evaluator:
     """Runs the model on perturbed copies of a batch, many copies per call.
 
-    ``fills`` are the values removed elements take, per input ``(1 or batch, *shape)``. ``reference()``
-    evaluates the unperturbed inputs and fixes the output shape ``O``: ``(batch, *K)`` when the model
-    returns values per example, or anything else for one output per batch (aggregate mode, one copy per
-    call). ``run(n, removed)`` returns the outputs of ``n`` rows, shape ``(n, *O)``.
+    ``fills`` are the values removed elements take, per input ``(1 or batch, *shape)``. ``run(n, removed)``
+    returns the outputs of ``n`` rows, shape ``(n, *O)``: ``O = (batch, *K)`` when the model returns values
+    per example, anything else for one output per batch (aggregate mode, one copy per call). The first model
+    call fixes the mode, so methods put their reference rows (the unperturbed input, the all-baseline input)
+    into ``run`` as rows with nothing or everything removed instead of paying an extra call;
+    ``reference()`` evaluates one batch on its own.
     """
 
     def __init__(self, spec: ForwardSpec, inputs: tuple[Tensor, ...], fills: tuple[Tensor, ...], *,
@@ -300,23 +304,31 @@ class Evaluator:
         with torch.no_grad():
             y = self._select(self.spec, self.inputs if inputs is None else inputs)
         if not self.out_shape:
-            self.aggregate = y.dim() == 0 or y.shape[0] != self.batch or (self.batch > 1 and y.numel() == 1)
-            self.out_shape = (1,) if y.dim() == 0 else tuple(y.shape)
-            require(not self.aggregate or self.ppe in (None, 1),
-                    f"the model returns output of shape {tuple(y.shape)} for a batch of {self.batch}, i.e. one "
-                    f"result per batch; perturbations_per_eval must then be 1, got {self.ppe}")
+            self._settle_one(y)
         return y.reshape(self.out_shape)
 
     def rows_per_call(self, n: int) -> int:
-        """How many perturbed copies of the batch go into one model call."""
+        """How many perturbed copies of the batch go into one model call.
+
+        ``perturbations_per_eval`` wins. Otherwise the chunk fits the memory budget and, on CPU, also
+        :data:`CPU_CHUNK_BYTES` of activations: a forward over one huge stack runs slower there than over
+        cache-sized pieces (page faults and cache misses on big activations).
+        """
         if self.aggregate:
             return 1
         limit = None if self.ppe is None else self.ppe * self.batch
-        rows = plan_rows(n * self.batch, limit=limit, memory_budget=self.budget, device=self.inputs[0].device,
+        budget = self.budget
+        if limit is None and self.inputs[0].device.type == "cpu" and n * self.batch > _SMALL_JOB_ROWS:
+            budget = min(budget or 2 * CPU_CHUNK_BYTES, 2 * CPU_CHUNK_BYTES)
+        rows = plan_rows(n * self.batch, limit=limit, memory_budget=budget, device=self.inputs[0].device,
                          measure=self._measure)
         return max(1, rows // self.batch)
 
     def _measure(self) -> int:
+        key = _cache_key(self.spec, self.inputs)
+        cached = _cached_cost(self.spec, key)
+        if cached is not None:
+            return cached
         one = self.spec.rows(slice(0, 1))
         first = tuple(x[:1] for x in self.inputs)
 
@@ -325,27 +337,60 @@ class Evaluator:
             return out if isinstance(out, Tensor) else torch.zeros(())
 
         input_bytes = sum(x[0].numel() * x.element_size() for x in self.inputs)
-        return saved_bytes_per_row(run) + 2 * input_bytes
+        measured = saved_bytes_per_row(run) + 2 * input_bytes
+        _remember_cost(self.spec, key, measured)
+        return measured
 
     def run(self, n: int, removed: Callable[[slice], tuple[Tensor | None, ...]],
             fills: Callable[[slice], tuple[Tensor, ...]] | None = None) -> Tensor:
         """Outputs ``(n, *O)`` of rows ``0 .. n-1``; ``removed(rows)`` gives their boolean masks per input
         (``(p, 1 or batch, *shape)``, None for an untouched input) and ``fills(rows)`` optional per-row fill
-        values ``(p, batch, *shape)``."""
+        values ``(p, batch, *shape)``. Without a fixed output mode, the first chunk fixes it."""
         per_call = self.rows_per_call(n)
         bar = progress_bar(math.ceil(n / per_call), self.desc, self.show_progress)
-        parts, specs = [], {}
+        parts: list[Tensor] = []
+        specs: dict[int, ForwardSpec] = {}
         try:
             with torch.no_grad():
-                for sl in chunks(n, per_call):
-                    p = sl.stop - sl.start
+                start = 0
+                while start < n:
+                    p = min(per_call, n - start)
+                    sl = slice(start, start + p)
                     spec = specs.get(p) or specs.setdefault(p, self.spec.tiled(p))
                     batch = self._build(p, removed(sl), self.fills if fills is None else fills(sl))
-                    parts.append(self._check(self._select(spec, batch), p))
+                    y = self._select(spec, batch)
+                    if not self.out_shape and not self._settle(y, p):
+                        per_call = 1  # one result per batch: start again, one copy per call
+                        continue
+                    parts.append(self._check(y, p))
                     bar.update()
+                    start += p
         finally:
             bar.close()
         return torch.cat(parts)
+
+    def _settle(self, y: Tensor, p: int) -> bool:
+        """Fix the output mode from the first call (``p`` copies); False when it must be redone per copy."""
+        rows = p * self.batch
+        if y.dim() >= 1 and y.shape[0] == rows and not (rows > 1 and y.numel() == 1):
+            self.out_shape = (self.batch, *y.shape[1:])
+            return True
+        if p == 1:
+            self._settle_one(y)
+            return True
+        self.reference()  # decide on the batch alone (raises for perturbations_per_eval > 1)
+        require(self.aggregate, f"the model returned output of shape {tuple(y.shape)} for {p} perturbed copies "
+                f"of a batch of {self.batch} (expected first dimension {rows}); if it returns one value per "
+                "batch, pass perturbations_per_eval=1")
+        return False
+
+    def _settle_one(self, y: Tensor) -> None:
+        """Fix the output mode from the output ``y`` of one unstacked batch."""
+        self.aggregate = y.dim() == 0 or y.shape[0] != self.batch or (self.batch > 1 and y.numel() == 1)
+        self.out_shape = (1,) if y.dim() == 0 else tuple(y.shape)
+        require(not self.aggregate or self.ppe in (None, 1),
+                f"the model returns output of shape {tuple(y.shape)} for a batch of {self.batch}, i.e. one "
+                f"result per batch; perturbations_per_eval must then be 1, got {self.ppe}")
 
     def _build(self, p: int, masks: tuple[Tensor | None, ...], fills: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         out = []
@@ -365,3 +410,37 @@ class Evaluator:
                 f"{self.batch} (expected first dimension {p * self.batch}); if it returns one value per batch, "
                 "pass perturbations_per_eval=1")
         return y.reshape(p, *self.out_shape)
+
+
+CPU_CHUNK_BYTES = 12 << 20
+"""On CPU, the measured activation bytes one model call may hold (a throughput cap, not a memory limit)."""
+
+_SMALL_JOB_ROWS = 32  # below this many rows in all, one call without measuring the model
+_MEASURED: dict[tuple[Any, ...], tuple[weakref.ref[Any], int]] = {}
+_MEASURED_MAX = 64
+
+
+def _cache_key(spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> tuple[Any, ...]:
+    """Key of a model's per-row cost: the model object, its argument layout and the per-example shapes."""
+    owner = getattr(spec.forward_func, "__self__", spec.forward_func)
+    func = getattr(spec.forward_func, "__func__", None)
+    layout = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in inputs)
+    args = tuple((type(a), tuple(a.shape[1:]) if isinstance(a, Tensor) else None) for a in spec.args)
+    return (id(owner), id(func), layout, args)
+
+
+def _cached_cost(spec: ForwardSpec, key: tuple[Any, ...]) -> int | None:
+    entry = _MEASURED.get(key)
+    owner = getattr(spec.forward_func, "__self__", spec.forward_func)
+    return entry[1] if entry is not None and entry[0]() is owner else None
+
+
+def _remember_cost(spec: ForwardSpec, key: tuple[Any, ...], cost: int) -> None:
+    """Remember while the model lives (weakly referenced; not cached for objects without weak references)."""
+    try:
+        ref = weakref.ref(getattr(spec.forward_func, "__self__", spec.forward_func))
+    except TypeError:
+        return
+    if len(_MEASURED) >= _MEASURED_MAX:
+        _MEASURED.clear()
+    _MEASURED[key] = (ref, cost)

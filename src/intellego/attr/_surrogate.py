@@ -1,0 +1,132 @@
+"""Shared pieces of the surrogate-model family (``Lime``, ``KernelShap``): the similarity kernel, Captum-style
+sampler and transform, per-feature sums for batched similarities, and fitting/formatting of coefficients.
+
+Example:
+    >>> import torch
+    >>> from intellego.attr import get_exp_kernel_similarity_function
+    >>> sim = get_exp_kernel_similarity_function("euclidean", kernel_width=1.0)
+    >>> round(sim(torch.zeros(1, 2), torch.ones(1, 2)), 4)  # exp(-2 / 2)
+    0.3679
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.inputs import pack, unpack
+from ..engines.perturb import Evaluator, FeaturePlan
+from ..errors import require
+from .ablation import prepare, settled_plan
+from .linear_models import fit_linear
+
+__all__ = ["get_exp_kernel_similarity_function"]
+
+
+class _ExpKernel:
+    """``exp(-d**2 / (2 * width**2))`` of the cosine or Euclidean distance between flattened inputs."""
+
+    def __init__(self, distance_mode: str = "cosine", kernel_width: float = 1.0) -> None:
+        require(distance_mode in ("cosine", "euclidean"),
+                f"distance_mode must be 'cosine' or 'euclidean', got {distance_mode!r}")
+        require(kernel_width > 0, f"kernel_width must be positive, got {kernel_width!r}")
+        self.mode, self.width = distance_mode, float(kernel_width)
+
+    def __call__(self, original: Any, perturbed: Any, _interpretable: Any = None, **kwargs: Any) -> float:
+        a = torch.cat([t.reshape(-1) for t in pack(original)[0]]).double()
+        b = torch.cat([t.reshape(-1) for t in pack(perturbed)[0]]).double()
+        cosine = self.mode == "cosine"
+        d = 1 - torch.nn.functional.cosine_similarity(a, b, dim=0) if cosine else (a - b).norm()
+        return math.exp(-float(d) ** 2 / (2 * self.width**2))
+
+    def batched(self, sums: dict[str, Tensor], present: Tensor) -> Tensor:
+        """Similarities ``(n, B)`` of samples ``present (n, F)`` from per-feature sums ``(B, F)``."""
+        keep, drop = present.double(), (~present).double()
+        if self.mode == "euclidean":
+            d2 = drop @ sums["xmb2"].T
+        else:
+            dot = keep @ sums["x2"].T + drop @ sums["xb"].T
+            norm2 = keep @ sums["x2"].T + drop @ sums["b2"].T
+            cos = dot / (sums["x2"].sum(1)[None] * norm2).clamp_min(1e-16).sqrt()
+            d2 = (1 - cos) ** 2
+        return torch.exp(-d2 / (2 * self.width**2))
+
+
+def get_exp_kernel_similarity_function(distance_mode: str = "cosine", kernel_width: float = 1.0) -> Callable[..., Any]:
+    """Lime's similarity: an exponential kernel of the cosine or Euclidean distance (Captum's default is
+    cosine with width 1). ``Lime`` evaluates it for all samples at once."""
+    return _ExpKernel(distance_mode, kernel_width)
+
+def _draws(perturb_func: Callable[..., Any], inputs: Any, n: int, kwargs: dict[str, Any]) -> list[Any]:
+    if inspect.isgeneratorfunction(perturb_func):
+        gen = perturb_func(inputs, **kwargs)
+        draws = [s for _, s in zip(range(n), gen)]
+    else:
+        draws = [perturb_func(inputs, **kwargs) for _ in range(n)]
+    require(len(draws) > 0, "perturb_func produced no samples")
+    return draws
+
+def _setup(method: Any, inputs: Any, baselines: Any, target: Any, args: Any, feature_mask: Any, ppe: Any,
+           budget: Any, show: bool) -> tuple[tuple[Tensor, ...], bool, Evaluator, FeaturePlan]:
+    xs, was_tuple, ev = prepare(method, inputs, baselines, target, args, ppe, budget, show)
+    return xs, was_tuple, ev, settled_plan(ev, xs, feature_mask)
+
+
+def _captum_kwargs(ev: Evaluator, plan: FeaturePlan) -> dict[str, Any]:
+    single = len(ev.inputs) == 1
+    masks = plan.masks or ()
+    return {"baselines": ev.fills[0] if single else ev.fills,
+            "feature_mask": masks[0] if single else masks, "num_interp_features": plan.n_features}
+
+
+def _bernoulli(original: Any, **kwargs: Any) -> Tensor:
+    """Captum's default sampler: each feature kept with probability 1/2 (used only through LimeBase)."""
+    return torch.bernoulli(torch.full((1, int(kwargs["num_interp_features"])), 0.5)).long()
+
+
+def _from_interp(sample: Tensor, original: Any, **kwargs: Any) -> Any:
+    xs, was_tuple = pack(original)
+    fills, _ = pack(kwargs["baselines"])
+    masks, _ = pack(kwargs["feature_mask"])
+    keep = sample.reshape(-1).bool()
+    return unpack(tuple(torch.where(keep[m], x, f) for x, f, m in zip(xs, fills, masks)), was_tuple)
+
+
+def _feature_sums(ev: Evaluator, plan: FeaturePlan) -> dict[str, Tensor]:
+    """Per example and feature: sums of ``x**2``, ``x*b``, ``b**2``, ``(x-b)**2`` (batch summed when aggregate)."""
+    rows = ev.batch
+    sums = {k: torch.zeros(rows, plan.n_features, dtype=torch.float64, device=ev.inputs[0].device)
+            for k in ("x2", "xb", "b2", "xmb2")}
+    for x, f, m in zip(ev.inputs, ev.fills, plan.masks or ()):
+        x, f = x.double().reshape(rows, -1), f.double().expand(ev.inputs[0].shape[0], *f.shape[1:]).reshape(rows, -1)
+        idx = m.expand(rows, *m.shape[1:]).reshape(rows, -1)
+        for k, v in (("x2", x * x), ("xb", x * f), ("b2", f * f), ("xmb2", (x - f) ** 2)):
+            sums[k].scatter_add_(1, idx, v)
+    if ev.aggregate:
+        sums = {k: v.sum(0, keepdim=True) for k, v in sums.items()}
+    return sums
+
+
+def _fit(model: Any, present: Tensor, values: Tensor, weights: Tensor, ev: Evaluator) -> Tensor:
+    """Coefficients ``(*O, F)``: one surrogate per output value, each example with its own weights."""
+    n = present.shape[0]
+    Y = values.double().reshape(n, -1)
+    W = weights.double()
+    if W.shape[1] != Y.shape[1]:
+        W = W.reshape(n, W.shape[1], 1).expand(n, W.shape[1], Y.shape[1] // W.shape[1]).reshape(n, -1)
+    coef = fit_linear(model, present.double(), Y, W)
+    return coef.reshape(*ev.out_shape, present.shape[1])
+
+
+def _format(coef: Tensor, plan: FeaturePlan, ev: Evaluator, return_input_shape: bool, was_tuple: bool) -> Any:
+    dtype = ev.inputs[0].dtype if ev.inputs[0].is_floating_point() else torch.float32
+    coef = coef.to(dtype)
+    if not return_input_shape:
+        return coef
+    per_feature = coef.movedim(-1, 0)
+    return unpack(plan.combine(per_feature, per_example=not ev.aggregate), was_tuple)

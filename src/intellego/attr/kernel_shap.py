@@ -1,0 +1,184 @@
+"""Surrogate-model family, KernelSHAP: Shapley values as a weighted least-squares fit over coalitions.
+
+``KernelShap`` solves the KernelSHAP problem (Lundberg and Lee, 2017) in closed form with the efficiency
+constraint exact; ``estimator="captum"`` reproduces Captum's estimator.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..core.batching import check_positive_int
+from ..core.hooks import HookScope
+from ..engines.perturb import Evaluator
+from ..errors import IntellegoError, require
+from ._surrogate import _fit, _format, _setup
+from .ablation import _fill_docs
+from .lime import Lime
+from .linear_models import LinearRegression
+
+__all__ = ["KernelShap"]
+
+KERNEL_SHAP_ESTIMATORS = ("kernelshap", "captum")
+RIDGE = 1e-3
+
+
+class KernelShap(Lime):
+    """KernelSHAP (Lundberg and Lee, 2017): Shapley values as the solution of a weighted least-squares
+    problem over feature coalitions, solved in closed form with the efficiency constraint
+    (attributions sum to ``f(inputs) - f(baselines)``) exact.
+
+    With ``n_samples >= 2**n_features`` every coalition is enumerated with its exact Shapley-kernel weight
+    and the result is the exact Shapley value. Otherwise coalitions are drawn by size from the Shapley
+    kernel, in complementary pairs. ``n_samples`` counts all model evaluations per example, including the
+    full input and the baseline.
+
+    ``estimator="captum"`` reproduces Captum's estimator instead (unpaired draws, the two end points
+    weighted 1e6, an unconstrained linear regression with intercept); with ``generator=None`` it draws from
+    torch's global RNG in Captum's order, so a batch of one gives Captum's numbers under the same seed.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import KernelShap
+        >>> f = lambda x: x[:, 0] * x[:, 1] + x[:, 2]
+        >>> KernelShap(f).attribute(torch.tensor([[2.0, 3.0, 1.0]])).tolist()  # 8 coalitions: exact
+        [[3.0, 3.0, 1.0]]
+    """
+
+    def __init__(self, forward_func: Any) -> None:
+        super().__init__(forward_func, interpretable_model=LinearRegression())
+        self.inf_weight = 1e6
+
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Any,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int | None = None,
+        return_input_shape: bool = True,
+        show_progress: bool = False,
+        *,
+        generator: torch.Generator | None = None,
+        estimator: str = "kernelshap",
+        memory_budget: int | None = None,
+    ) -> Any:
+        """Attributions like :meth:`Lime.attribute`.
+
+        Args:
+            {INPUTS}
+            {BASELINES}
+            {TARGET}
+            {ARGS}
+            {FEATURE_MASK}
+            n_samples: model evaluations per example (at least 2 with more than one feature).
+            {PERTURBATIONS_PER_EVAL}
+            return_input_shape: spread attributions over the inputs (True) or return them per feature.
+            {SHOW_PROGRESS}
+            {GENERATOR}
+            estimator: keyword-only; ``"kernelshap"`` (default) or ``"captum"`` (Captum's estimator).
+            {MEMORY}
+        """
+        check_positive_int(n_samples, "n_samples", allow_none=False)
+        require(estimator in KERNEL_SHAP_ESTIMATORS, f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, "
+                f"got {estimator!r}")
+        with HookScope(), torch.no_grad():
+            xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
+                                             perturbations_per_eval, memory_budget, show_progress)
+            n_feat = plan.n_features
+            require(n_feat == 1 or n_samples >= 2, f"KernelShap needs n_samples >= 2 with {n_feat} features "
+                    f"(the full input and the baseline), got {n_samples}")
+            if estimator == "captum":
+                present = _captum_samples(n_feat, n_samples, generator, xs[0].device)
+                weights = torch.ones(present.shape[0], 1, dtype=torch.float64, device=xs[0].device)
+                weights[:2] = self.inf_weight
+                values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl]))
+                coef = _fit(LinearRegression(), present, values, weights, ev)
+            else:
+                present, weights, exact = _kernel_samples(n_feat, n_samples - 2, generator, xs[0].device)
+                ends = torch.arange(2, device=xs[0].device)[:, None].expand(2, n_feat).bool()  # baseline, input
+                rows = torch.cat([ends, present])
+                out = ev.run(rows.shape[0], lambda sl: plan.removed(~rows[sl]))
+                coef = _constrained(present, weights, out[2:] if len(present) else None, out[0], out[1], ev,
+                                    0.0 if exact else RIDGE)
+            return _format(coef, plan, ev, return_input_shape, was_tuple)
+
+def _kernel_samples(n_feat: int, budget: int, generator: torch.Generator | None,
+                    device: torch.device) -> tuple[Tensor, Tensor, bool]:
+    """Coalitions (present features) and weights: every coalition with its exact kernel weight when
+    ``2**n - 2 <= budget``, else ``budget`` draws with sizes from the Shapley kernel (weight 1), in
+    complementary pairs once there are at least four draws per feature."""
+    if n_feat == 1:
+        return torch.zeros(0, 1, dtype=torch.bool, device=device), torch.zeros(0, dtype=torch.float64,
+                                                                                device=device), True
+    if n_feat <= 30 and 2**n_feat - 2 <= budget:
+        codes = torch.arange(1, 2**n_feat - 1, device=device)
+        present = (codes[:, None] >> torch.arange(n_feat, device=device)) & 1 == 1
+        size = present.sum(1).double()
+        binom = torch.tensor([math.comb(n_feat, int(s)) for s in range(n_feat + 1)], dtype=torch.float64,
+                             device=device)
+        return present, (n_feat - 1) / (binom[size.long()] * size * (n_feat - size)), True
+    gdev = generator.device if generator is not None else device
+    sizes = torch.arange(1, n_feat, dtype=torch.float64)
+    probs = 1 / (sizes * (n_feat - sizes))
+    # pairs carry about one equation each: pair only when there are enough draws to determine the problem
+    paired = budget >= 4 * n_feat
+    draws = (budget + 1) // 2 if paired else budget
+    k = torch.multinomial(probs.to(gdev), draws, replacement=True, generator=generator) + 1
+    ranks = torch.rand(draws, n_feat, generator=generator, device=gdev).argsort(1).argsort(1)
+    first = ranks < k[:, None]
+    present = torch.stack([first, ~first], 1).reshape(2 * draws, n_feat)[:budget] if paired else first
+    return present.to(device), torch.ones(present.shape[0], dtype=torch.float64, device=device), False
+
+
+def _constrained(present: Tensor, weights: Tensor, values: Tensor | None, empty: Tensor, full: Tensor,
+                 ev: Evaluator, ridge: float = 0.0) -> Tensor:
+    """Weighted least squares ``sum w (v(S) - v(0) - phi(S))**2`` subject to ``sum(phi) = v(all) - v(0)``."""
+    base, total = empty.double().reshape(1, -1), (full.double() - empty.double()).reshape(1, -1)
+    n_feat = present.shape[1]
+    if values is None or n_feat == 1:
+        return (total.expand(n_feat, -1) / n_feat).T.reshape(*ev.out_shape, n_feat)
+    Z = present.double()
+    # solve for the deviation from the equal split, with a small ridge: few or repeated coalitions can leave
+    # directions undetermined, and those then stay at the equal split instead of blowing up
+    equal = total / n_feat
+    Y = values.double().reshape(Z.shape[0], -1) - base - Z.sum(1, keepdim=True) * equal
+    wz = Z * weights[:, None]
+    gram = wz.T @ Z
+    lam = ridge * gram.diagonal().mean().clamp_min(1e-300)
+    kkt = torch.zeros(n_feat + 1, n_feat + 1, dtype=torch.float64, device=Z.device)
+    kkt[:n_feat, :n_feat] = gram + lam * torch.eye(n_feat, dtype=torch.float64, device=Z.device)
+    kkt[:n_feat, n_feat] = kkt[n_feat, :n_feat] = 1
+    rhs = torch.cat([wz.T @ Y, torch.zeros_like(total)])
+    solution = torch.linalg.solve(kkt, rhs)[:n_feat] + equal
+    return solution.T.reshape(*ev.out_shape, n_feat)
+
+
+def _captum_samples(n_feat: int, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Captum's KernelShap draws: all kept, none kept, then sizes from the kernel and a random subset."""
+    rows = [torch.ones(n_feat, dtype=torch.bool), torch.zeros(n_feat, dtype=torch.bool)][:n]
+    counts = torch.arange(n_feat, dtype=torch.float)
+    probs = torch.tensor(n_feat - 1) / (counts * (n_feat - counts))
+    probs[0] = 0.0
+    categorical = torch.distributions.Categorical(probs) if n_feat > 1 else None
+    for _ in range(n - len(rows)):
+        if categorical is None:
+            raise IntellegoError("estimator='captum' needs at least two features")
+        if generator is None:
+            k = int(categorical.sample())
+            vals = torch.randn(1, n_feat)
+        else:
+            k = int(torch.multinomial(probs, 1, generator=generator))
+            vals = torch.randn(1, n_feat, generator=generator)
+        threshold = torch.kthvalue(vals, n_feat - k).values.item()
+        rows.append((vals > threshold)[0])
+    return torch.stack(rows).to(device)
+
+
+_fill_docs(KernelShap)
