@@ -45,11 +45,12 @@ def _lime_base(m):
 
 CASES = {
     "FeatureAblation": Case(_mlp_inputs, lambda m, x: FeatureAblation(m).attribute(x, target=1),
-                            lambda m, x: FeatureAblation(Exploding(m)).attribute(x, target=1)),
+                            lambda m, x: FeatureAblation(Exploding(m)).attribute(x, target=1, perturbations_per_eval=1)),
     "Occlusion": Case(_cnn_inputs, lambda m, x: Occlusion(m).attribute(x, ((1, 4, 4),), ((1, 4, 4),), target=0),
                       lambda m, x: Occlusion(m).attribute(x, ((1, 9, 9),), target=0)),
     "FeaturePermutation": Case(_mlp_inputs, lambda m, x: FeaturePermutation(m).attribute(
-        x, target=0, generator=_gen()), lambda m, x: FeaturePermutation(Exploding(m)).attribute(x, target=0)),
+        x, target=0, generator=_gen()), lambda m, x: FeaturePermutation(Exploding(m)).attribute(
+        x, target=0, perturbations_per_eval=1)),
     "ShapleyValueSampling": Case(_mlp_inputs, lambda m, x: ShapleyValueSampling(m).attribute(
         x, target=2, n_samples=3, perturbations_per_eval=2, generator=_gen()),
         lambda m, x: ShapleyValueSampling(m).attribute(x, target=2, n_samples=0)),
