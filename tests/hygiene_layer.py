@@ -62,7 +62,8 @@ CASES = {
     "NeuronGradientShap": _layer("NeuronGradientShap", _mlp, {"neuron_selector": 1, "baselines": torch.zeros(2, 4)},
                                  {"neuron_selector": 1, "baselines": torch.zeros(2, 5)}),
     "NeuronConductance": _layer("NeuronConductance", _inplace, {"neuron_selector": 1, "target": 0, "n_steps": 4},
-                                bad=_explode_layer(ia.NeuronConductance, neuron_selector=1, target=0, n_steps=4)),
+                                bad=_explode_layer(ia.NeuronConductance, neuron_selector=1, target=0, n_steps=4,
+                                                   internal_batch_size=3)),
     **{name: _layer(name, _cnn, {"target": 1}, {"target": 1, "reshape_transform": lambda t: t.flatten(1)}, layer=3)
        for name in ("LayerGradCamPlusPlus", "LayerXGradCam", "LayerHiResCam", "LayerCam", "LayerScoreCam",
                     "LayerEigenCam")},

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..core.batching import chunks, plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
-from ..errors import require
+from ..errors import IntellegoError
 from ._base import LayerAttribution
 from ._site import Layout, Site, check_layers, layer_eval, layer_gradients, sites_of
 
@@ -38,8 +38,9 @@ class LayerMethod(LayerAttribution):
 
 def no_grad_kwargs(grad_kwargs: Any) -> None:
     """``grad_kwargs`` is accepted for Captum compatibility; extra autograd options are not supported."""
-    require(not grad_kwargs, f"grad_kwargs is not supported by intellego (got {grad_kwargs!r}); gradients are "
-            "always plain first-order gradients")
+    if grad_kwargs:
+        raise IntellegoError(f"grad_kwargs is not supported by intellego (got {grad_kwargs!r}); gradients are "
+                             "always plain first-order gradients")
 
 
 def rows_for(spec: ForwardSpec, xs: tuple[Tensor, ...], total: int, limit: int | None,
@@ -62,7 +63,8 @@ def grads_at(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], r
         g, a, layout = layer_gradients(spec.rows(sl), sites, tuple(x[sl] for x in xs))
         grads.append(g)
         acts.append(a)
-    require(layout is not None, "inputs must hold at least one example")
+    if layout is None:
+        raise IntellegoError("inputs must hold at least one example")
     return _cat(grads), _cat(acts), layout
 
 
@@ -74,7 +76,8 @@ def evals_at(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], r
     for sl in chunks(batch, rows):
         a, layout = layer_eval(spec.rows(sl), sites, tuple(x[sl] for x in xs))
         parts.append(a)
-    require(layout is not None, "inputs must hold at least one example")
+    if layout is None:
+        raise IntellegoError("inputs must hold at least one example")
     return _cat(parts), layout
 
 
@@ -103,5 +106,6 @@ def path_layer_grads(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor,
         for j in range(k):
             rows_j = slice(j * batch, (j + 1) * batch)
             each(st.start + j, tuple(t[rows_j] for t in g), tuple(t[rows_j] for t in a))
-    require(layout is not None, "inputs must hold at least one example")
+    if layout is None:
+        raise IntellegoError("inputs must hold at least one example")
     return layout

@@ -1,8 +1,10 @@
 """A neuron is a read-out of a layer: the model cut at the layer plus a selector turned into a target.
 
-``NeuronX`` runs the primary method ``X`` on :class:`NeuronModel` (the model stopped at the layer, returning
-its value) with the selector as the target. A *list* of int / int-tuple selectors (beyond Captum) is run in
-one batched call: the batch is stacked once per neuron and each copy reads its own neuron.
+``NeuronX`` runs the primary method ``X`` on :class:`NeuronModel` (the model run up to the chosen call of
+the layer, returning its value) with the selector as the target. A *list* of selectors (beyond Captum) is
+run in one batched call through :mod:`intellego.attr._fanout`: the batch is stacked once per neuron and each
+copy reads its own neuron. The selector is parsed up front and checked against the layer's value inside the
+method's own first forward pass (no extra forward), before any backward pass.
 """
 
 from __future__ import annotations
@@ -10,25 +12,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from ..core.grad import ForwardSpec
-from ..core.inputs import pack, pack_args, unpack
 from ..core.targets import Readout
 from ..errors import IntellegoError, describe, require
+from ._fanout import Fanout
 from ._site import Site, neuron_forward
 
-__all__ = ["NeuronModel", "NeuronPlan", "plan_neurons"]
+__all__ = ["NeuronModel", "NeuronPlan"]
+
+_NAME = "neuron_selector"
 
 
 class NeuronModel(nn.Module):
-    """``model`` cut at ``site``: returns the site's value at its first call (the model is a child, unchanged)."""
+    """``model`` cut at ``site``: returns the site's value at call ``layer_call`` (the model is a child, unchanged).
 
-    def __init__(self, forward_func: Callable[..., Any], site: Site, *, stop: bool = True) -> None:
+    ``check(value)`` (if given) sees that value before it is returned, so a selector is validated in the first
+    forward pass of the method.
+    """
+
+    def __init__(self, forward_func: Callable[..., Any], site: Site, *, layer_call: int = 0,
+                 check: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self.model = forward_func if isinstance(forward_func, nn.Module) else None
-        self._run = neuron_forward(forward_func, site, stop=stop)
+        self._run = neuron_forward(forward_func, site, layer_call=layer_call, check=check)
 
     def forward(self, *args: Any) -> Any:
         return self._run(*args)
@@ -38,94 +45,84 @@ class _SliceSum:
     """A selector with slices: the selected block of each example, summed (as Captum does)."""
 
     def __init__(self, selector: tuple[Any, ...]) -> None:
-        self.selector = selector
+        self.key = (slice(None), *selector)
 
     def __call__(self, value: Tensor) -> Tensor:
-        picked = value[(slice(None), *self.selector)]
+        picked = value[self.key]
         return picked.reshape(picked.shape[0], -1).sum(1)
 
 
-def _check_index(sel: tuple[Any, ...], value: Any, name: str) -> None:
-    require(isinstance(value, Tensor), f"{name} {sel!r} cannot index a layer that returns {describe(value)}; "
-            "pass a callable neuron_selector that picks the neuron from the tuple")
-    shape = tuple(value.shape[1:])
-    has_slice = any(isinstance(s, slice) for s in sel)
+def _parse(sel: Any, many: bool) -> tuple[Any, ...] | None:
+    """An int or int/slice tuple as a tuple; None for a callable (only allowed alone)."""
+    if callable(sel) and not isinstance(sel, Tensor):
+        if many:
+            raise IntellegoError("a list of neuron selectors must hold ints or tuples of ints, not callables")
+        return None
+    if isinstance(sel, int) and not isinstance(sel, bool):
+        return (sel,)
+    if isinstance(sel, tuple) and all(isinstance(s, slice) or (isinstance(s, int) and not isinstance(s, bool))
+                                      for s in sel):
+        if many and any(isinstance(s, slice) for s in sel):
+            raise IntellegoError(f"a list of neuron selectors cannot hold slices (got {sel!r}); pass a selector "
+                                 "with slices on its own")
+        return sel
+    if isinstance(sel, tuple):
+        raise IntellegoError(f"{_NAME} entries must be ints or slices, got {sel!r}")
+    raise IntellegoError(f"{_NAME} must be an int, a tuple of ints/slices, a callable or a list of ints/tuples, "
+                         f"got {describe(sel)}")
+
+
+def _check_index(sel: tuple[Any, ...], value: Any) -> None:
+    """``sel`` indexes one example's layer value (messages are built only when raising)."""
+    if not isinstance(value, Tensor):
+        raise IntellegoError(f"{_NAME} {sel!r} cannot index a layer that returns {describe(value)}; pass a "
+                             "callable neuron_selector that picks the neuron from the tuple")
+    shape = value.shape[1:]
+    has_slice = False
     for s in sel:
-        require(isinstance(s, slice) or (isinstance(s, int) and not isinstance(s, bool)),
-                f"{name} entries must be ints or slices, got {sel!r}")
-    require(len(sel) == len(shape) or (has_slice and len(sel) <= len(shape)),
-            f"{name} {sel!r} has {len(sel)} indices but each example's layer value has shape {shape}")
+        has_slice = has_slice or isinstance(s, slice)
+    if not (len(sel) == len(shape) or (has_slice and len(sel) <= len(shape))):
+        raise IntellegoError(f"{_NAME} {sel!r} has {len(sel)} indices but each example's layer value has shape "
+                             f"{tuple(shape)}")
     for i, (s, size) in enumerate(zip(sel, shape)):
-        if isinstance(s, int):
-            require(-size <= s < size, f"{name} {sel!r} is out of range for the layer's per-example shape "
-                    f"{shape} (dimension {i} has size {size})")
+        if isinstance(s, int) and not -size <= s < size:
+            raise IntellegoError(f"{_NAME} {sel!r} is out of range for the layer's per-example shape "
+                                 f"{tuple(shape)} (dimension {i} has size {size})")
 
 
 class NeuronPlan:
-    """Validated neuron selector(s): the target to pass to a primary method, and how to tile for several."""
+    """A parsed neuron selector (or list of them): the target to pass on, and its check against the layer."""
 
-    def __init__(self, selector: Any, value: Any) -> None:
+    def __init__(self, selector: Any) -> None:
         self.many = isinstance(selector, list)
         sels = selector if self.many else [selector]
         require(len(sels) > 0, "neuron_selector list must hold at least one neuron")
+        parsed = [_parse(s, self.many) for s in sels]
+        self.indices = [p for p in parsed if p is not None]
         self.count = len(sels)
-        targets: list[Any] = []
-        for sel in sels:
-            if callable(sel) and not isinstance(sel, Tensor):
-                require(not self.many, "a list of neuron selectors must hold ints or tuples of ints, not callables")
-                targets.append(sel)
-                continue
-            if isinstance(sel, int) and not isinstance(sel, bool):
-                sel = (sel,)
-            if not isinstance(sel, tuple):
-                raise IntellegoError(f"neuron_selector must be an int, a tuple of ints/slices, a callable or a "
-                                     f"list of ints/tuples, got {describe(sel)}")
-            _check_index(sel, value, "neuron_selector")
-            if any(isinstance(s, slice) for s in sel):
-                require(not self.many, "a list of neuron selectors cannot hold slices; pass one selector at a time")
-                targets.append(_SliceSum(sel))
-            else:
-                targets.append(sel)
-        self.targets = targets
+        self._checked = False
+        first = parsed[0]
+        self.target: Any
+        if first is None:
+            self.target = Readout(None, None, selector, _NAME)
+        elif any(isinstance(s, slice) for s in first):
+            self.target = _SliceSum(first)
+        else:
+            self.target = first
 
-    def target(self, batch: int) -> Any:
-        """One target for the (stacked) batch: the selector, or one index row per stacked example."""
-        if not self.many:
-            return self.targets[0]
-        rows = [t for t in self.targets for _ in range(batch)]
-        return torch.tensor(rows, dtype=torch.long)
+    def check(self, value: Any) -> None:
+        """Validate every selector against the layer's value (once per plan)."""
+        if self._checked:
+            return
+        for sel in self.indices:
+            _check_index(sel, value)
+        self._checked = True
 
-    def stack(self, values: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        """Inputs (or per-example baselines) stacked once per neuron."""
-        k = self.count if self.many else 1
-        return values if k == 1 else tuple(v.repeat(k, *[1] * (v.dim() - 1)) for v in values)
-
-    def stack_args(self, args: Any, batch: int) -> Any:
-        if not self.many:
-            return args
-        spec = ForwardSpec(lambda *a: None, pack_args(args), _NO_READOUT, batch)
-        return spec.tiled(self.count).args
-
-    def unstack(self, result: Any, batch: int) -> Any:
-        """Results for the stacked batch as ``(neurons, batch, ...)`` tensors."""
-        if not self.many:
-            return result
-        parts, was_tuple = pack(result, "attributions")
-        return unpack([p.reshape(self.count, batch, *p.shape[1:]) for p in parts], was_tuple)
+    def fanout(self, batch: int) -> Fanout:
+        """The stacked read-out of a list of selectors for a batch of ``batch`` examples."""
+        return Fanout.of(self.indices, batch, _NAME)
 
 
-def plan_neurons(model: NeuronModel, selector: Any, inputs: Any, additional_forward_args: Any) -> NeuronPlan:
-    """Validate ``selector`` against the layer's value on the first example (a cheap, early-stopped forward)."""
-    xs, _ = pack(inputs)
-    require(xs[0].shape[0] > 0, "inputs must hold at least one example")
-    spec = ForwardSpec.build(model, None, additional_forward_args, xs[0].shape[0]).rows(slice(0, 1))
-    with torch.no_grad():
-        value = spec.output(tuple(x[:1] for x in xs))
-    return NeuronPlan(selector, value)
-
-
-def _no_readout(output: Any) -> Tensor:
-    raise IntellegoError("internal: this spec has no read-out")
-
-
-_NO_READOUT = Readout(None, None, _no_readout)
+def stacked_target(plan: NeuronPlan, batch: int) -> Any:
+    """The target for ``batch`` examples: the single selector, or the fan-out's rows for a list."""
+    return plan.fanout(batch).rows if plan.many else plan.target

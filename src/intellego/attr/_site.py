@@ -16,7 +16,6 @@ flat tuple of tensors the engines work on maps back to calls and tuple outputs.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from ..core.inputs import unpack
 from ..errors import IntellegoError, describe, require
 
 __all__ = ["Site", "Layout", "sites_of", "check_layers", "layer_eval", "layer_gradients", "layer_spec",
-           "neuron_forward", "restructure"]
+           "neuron_forward", "pick_call", "restructure"]
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,9 @@ def check_layers(forward_func: Any, layer: Any) -> None:
 def _tensors(site: Site, call: int, value: Any) -> tuple[Tensor, ...]:
     values = as_tuple(value)
     for j, v in enumerate(values):
-        require(isinstance(v, Tensor), f"{site.name} call {call} produced {describe(v)} at position {j}; "
-                "layer attribution needs tensors (use attribute_to_layer_input or another layer)")
+        if not isinstance(v, Tensor):
+            raise IntellegoError(f"{site.name} call {call} produced {describe(v)} at position {j}; layer "
+                                 "attribution needs tensors (use attribute_to_layer_input or another layer)")
     return values
 
 
@@ -127,8 +127,9 @@ class _Recorder:
 
     def finish(self) -> tuple[tuple[Tensor, ...], Layout]:
         for site, vals in zip(self.sites, self.values):
-            require(len(vals) > 0, f"{site.name} did not run in the forward pass: no activations to attribute "
-                    "(check that the layer is used by the model's forward for these inputs)")
+            if not vals:
+                raise IntellegoError(f"{site.name} did not run in the forward pass: no activations to attribute "
+                                     "(check that the layer is used by the model's forward for these inputs)")
         flat = tuple(t for vals in self.values for call in vals for t in call)
         return flat, Layout(tuple(tuple(k) for k in self.kinds))
 
@@ -194,8 +195,9 @@ class _LayerAsInput:
         with HookScope() as scope:
             for site, starts in zip(self.sites, offsets):
                 def put(call: int, value: Any, site: Site = site, starts: list[tuple[int, int]] = starts) -> Any:
-                    require(call < len(starts), f"{site.name} ran {call + 1} times in this forward pass but "
-                            f"{len(starts)} time(s) when its activations were recorded")
+                    if call >= len(starts):
+                        raise IntellegoError(f"{site.name} ran {call + 1} times in this forward pass but "
+                                             f"{len(starts)} time(s) when its activations were recorded")
                     a, n = starts[call]
                     return unpack([t.clone() for t in acts[a:a + n]], isinstance(value, tuple))
                 site.hook(scope, put)
@@ -213,31 +215,59 @@ class _Stop(Exception):
 
 
 class _NeuronForward:
-    """``f(*inputs, *args)``: run the model up to the first call of the site and return its value."""
+    """``f(*inputs, *args)``: run the model up to call ``layer_call`` of the site and return its value.
 
-    def __init__(self, forward_func: Callable[..., Any], site: Site, stop: bool) -> None:
-        self.forward_func, self.site, self.stop = forward_func, site, stop
+    A non-negative ``layer_call`` stops the forward pass right there (nothing after the layer runs, and no
+    copy is needed); a negative one counts from the end, so the whole forward runs and each call is copied.
+    """
+
+    def __init__(self, forward_func: Callable[..., Any], site: Site, layer_call: int,
+                 check: Callable[[Any], None] | None) -> None:
+        self.forward_func, self.site, self.layer_call, self.check = forward_func, site, layer_call, check
 
     def __call__(self, *args: Any) -> Any:
         box: list[Any] = []
+        want, site, check = self.layer_call, self.site, self.check
         with HookScope() as scope:
             def grab(call: int, value: Any) -> None:
-                if call == 0:
-                    tensors = _tensors(self.site, call, value)
-                    box.append(unpack(list(tensors) if self.stop else [t.clone() for t in tensors],
-                                      isinstance(value, tuple)))
-                if self.stop:
-                    raise _Stop
-            self.site.hook(scope, grab)
-            with contextlib.suppress(_Stop):
+                if want < 0 or call == want:
+                    tensors = _tensors(site, call, value)
+                    if check is not None:
+                        check(value)
+                    box.append(value if want >= 0 else unpack([t.clone() for t in tensors],
+                                                               isinstance(value, tuple)))
+                    if want >= 0:
+                        raise _Stop
+            site.hook(scope, grab)
+            try:
                 self.forward_func(*args)
-        require(len(box) > 0, f"{self.site.name} did not run in the forward pass: no neuron to attribute")
-        return box[0]
+            except _Stop:
+                return box[0]
+        return self._pick(box)
+
+    def _pick(self, box: list[Any]) -> Any:
+        return pick_call(box, self.layer_call, self.site)
 
 
-def neuron_forward(forward_func: Callable[..., Any], site: Site, *, stop: bool = True) -> Callable[..., Any]:
-    """The model cut at ``site``: returns the site's value at its first call (stopping there when ``stop``)."""
-    return _NeuronForward(forward_func, site, stop)
+def pick_call(values: list[Any], layer_call: int, site: Site) -> Any:
+    """The value of call ``layer_call`` from what a hook kept: only that call when ``layer_call >= 0``, else all."""
+    if layer_call >= 0 and values:
+        return values[0]
+    if layer_call < 0 and len(values) >= -layer_call:
+        return values[layer_call]
+    if not values:
+        raise IntellegoError(f"{site.name} did not run in the forward pass: no neuron to attribute"
+                             if layer_call in (0, -1) else
+                             f"{site.name} ran fewer than {abs(layer_call) + (layer_call >= 0)} time(s) in the "
+                             f"forward pass, so layer_call={layer_call} selects no call")
+    raise IntellegoError(f"{site.name} ran {len(values)} time(s) in the forward pass, so layer_call={layer_call} "
+                         "selects no call")
+
+
+def neuron_forward(forward_func: Callable[..., Any], site: Site, *, layer_call: int = 0,
+                   check: Callable[[Any], None] | None = None) -> Callable[..., Any]:
+    """The model cut at ``site``: returns the site's value at call ``layer_call`` (0: the first, -1: the last)."""
+    return _NeuronForward(forward_func, site, layer_call, check)
 
 
 def require_batch_first(acts: tuple[Tensor, ...], batch: int, what: str) -> None:

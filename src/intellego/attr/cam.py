@@ -26,8 +26,9 @@ from torch import Tensor
 from ..core.batching import chunks
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack
-from ..errors import require
+from ..errors import IntellegoError, require
 from ._base import GradientAttribution
+from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, evals_at, grads_at, rows_for
 from ._site import restructure
 
@@ -62,8 +63,9 @@ def _spatial(t: Tensor) -> tuple[int, ...]:
 
 def _prepare(t: Tensor, transform: Transform) -> Tensor:
     t = transform(t) if transform is not None else t
-    require(t.dim() >= 3, f"CAM methods need (N, C, *spatial) layer values, got shape {tuple(t.shape)}; "
-            "pass reshape_transform for token sequences")
+    if t.dim() < 3:
+        raise IntellegoError(f"CAM methods need (N, C, *spatial) layer values, got shape {tuple(t.shape)}; "
+                             "pass reshape_transform for token sequences")
     return t
 
 
@@ -75,9 +77,15 @@ class _GradientCam(LayerMethod, GradientAttribution):
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
-                  reshape_transform: Transform = None, internal_batch_size: int | None = None,
-                  memory_budget: int | None = None) -> Any:
-        """One ``(N, 1, *spatial)`` map per layer tensor (a tuple or list as for the other layer methods)."""
+                  reshape_transform: Transform = None, targets: list[Any] | None = None,
+                  internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
+        """One ``(N, 1, *spatial)`` map per layer tensor (a tuple or list as for the other layer methods);
+        ``(K, N, 1, *spatial)`` for ``K`` ``targets`` (see :mod:`intellego.attr.layer`)."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, attribute_to_layer_input, relu_attributions, reshape_transform=reshape_transform,
+                internal_batch_size=internal_batch_size, memory_budget=memory_budget), inputs, None,
+                additional_forward_args)
         xs, _ = pack(inputs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
         rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
@@ -226,8 +234,9 @@ class LayerScoreCam(LayerMethod):
                   memory_budget: int | None = None) -> Any:
         """One ``(N, 1, *spatial)`` map per layer tensor."""
         xs, _ = pack(inputs)
-        require(len(xs) == 1 and xs[0].dim() >= 3, "LayerScoreCam masks one (N, C, *spatial) input tensor, got "
-                f"{len(xs)} tensor(s) of shape {tuple(xs[0].shape)}")
+        if len(xs) != 1 or xs[0].dim() < 3:
+            raise IntellegoError("LayerScoreCam masks one (N, C, *spatial) input tensor, got "
+                                 f"{len(xs)} tensor(s) of shape {tuple(xs[0].shape)}")
         x = xs[0]
         batch = x.shape[0]
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, batch)
@@ -243,8 +252,9 @@ class LayerScoreCam(LayerMethod):
     @staticmethod
     def _weights(spec: ForwardSpec, x: Tensor, acts: Tensor, limit: int | None, budget: int | None) -> Tensor:
         n, c = acts.shape[:2]
-        require(acts.dim() == x.dim(), f"LayerScoreCam needs as many spatial dimensions in the layer "
-                f"{tuple(acts.shape)} as in the input {tuple(x.shape)}")
+        if acts.dim() != x.dim():
+            raise IntellegoError(f"LayerScoreCam needs as many spatial dimensions in the layer "
+                                 f"{tuple(acts.shape)} as in the input {tuple(x.shape)}")
         mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[acts.dim() - 2]
         up = F.interpolate(acts, size=x.shape[2:], mode=mode, align_corners=True)
         flat = up.reshape(n, c, -1)

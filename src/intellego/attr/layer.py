@@ -5,6 +5,13 @@ read at the layer (conductance, internal influence, GradientSHAP), or Integrated
 activations substituted as the input. ``attribute_to_layer_input=True`` uses the layer's inputs instead of
 its output. A layer that returns a tuple gives a tuple; a list of layers gives a list; a module that runs
 several times in one forward gives a tuple with one result per call (Captum silently keeps one call).
+
+Several targets in one call (beyond Captum): every method that takes ``target`` also takes a keyword-only
+``targets``, a list of targets (each one in any form ``target`` accepts, except a callable). The batch is
+stacked once per target and run as one batch, and every tensor of the result gets a leading dimension of
+size ``len(targets)``: ``result[k]`` equals the call with ``target=targets[k]`` (a convergence delta becomes
+``(K, N)``). It is a separate keyword so it cannot be confused with Captum's per-example ``target`` list;
+pass one or the other. Sampling methods draw their noise independently for each copy.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, requ
 from ..engines.path import integrate, quadrature
 from ..engines.sampling import check_stdev, gaussian_like, randint, uniform
 from ._base import GradientAttribution, convergence_delta
+from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, evals_at, grads_at, no_grad_kwargs, path_layer_grads, rows_for
 from ._site import layer_eval, layer_gradients, layer_spec, require_batch_first, restructure
 from .integrated_gradients import path_attributions
@@ -79,8 +87,13 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
-                  internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
+                  targets: list[Any] | None = None, internal_batch_size: int | None = None,
+                  memory_budget: int | None = None) -> Any:
         """``activation * gradient`` (or the gradient alone without ``multiply_by_inputs``) per layer."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, attribute_to_layer_input, grad_kwargs, internal_batch_size=internal_batch_size,
+                memory_budget=memory_budget), inputs, None, additional_forward_args)
         no_grad_kwargs(grad_kwargs)
         xs, _ = pack(inputs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
@@ -109,8 +122,14 @@ class LayerGradCam(LayerMethod, GradientAttribution):
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, relu_attributions: bool = False,
                   attr_dim_summation: bool = True, grad_kwargs: dict[str, Any] | None = None, *,
-                  internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
+                  targets: list[Any] | None = None, internal_batch_size: int | None = None,
+                  memory_budget: int | None = None) -> Any:
         """One map per layer tensor, shaped like the activation with the channel dimension summed out."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, attribute_to_layer_input, relu_attributions, attr_dim_summation, grad_kwargs,
+                internal_batch_size=internal_batch_size, memory_budget=memory_budget), inputs, None,
+                additional_forward_args)
         no_grad_kwargs(grad_kwargs)
         xs, _ = pack(inputs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
@@ -139,8 +158,12 @@ class InternalInfluence(LayerMethod, GradientAttribution):
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
-                  memory_budget: int | None = None) -> Any:
+                  targets: list[Any] | None = None, memory_budget: int | None = None) -> Any:
         """Path-averaged gradients at the layer, shaped like the layer's value."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
+                x, b, t, a, n_steps, method, internal_batch_size, attribute_to_layer_input, grad_kwargs,
+                memory_budget=memory_budget), inputs, baselines, additional_forward_args)
         no_grad_kwargs(grad_kwargs)
         xs, _ = pack(inputs)
         require_float(xs)
@@ -186,8 +209,13 @@ class LayerConductance(LayerMethod, GradientAttribution):
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
-                  grad_kwargs: dict[str, Any] | None = None, *, memory_budget: int | None = None) -> Any:
+                  grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None,
+                  memory_budget: int | None = None) -> Any:
         """Conductance of every unit of the layer; ``(attributions, delta)`` when asked."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
+                x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
+                grad_kwargs, memory_budget=memory_budget), inputs, baselines, additional_forward_args)
         no_grad_kwargs(grad_kwargs)
         xs, _ = pack(inputs)
         require_float(xs)
@@ -247,8 +275,13 @@ class LayerIntegratedGradients(LayerMethod, GradientAttribution):
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
-                  grad_kwargs: dict[str, Any] | None = None, *, memory_budget: int | None = None) -> Any:
+                  grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None,
+                  memory_budget: int | None = None) -> Any:
         """Attributions shaped like the layer's value(s); ``(attributions, delta)`` when asked."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
+                x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
+                grad_kwargs, memory_budget=memory_budget), inputs, baselines, additional_forward_args)
         no_grad_kwargs(grad_kwargs)
         xs, _ = pack(inputs)
         bs = pack_baselines(baselines, xs)
@@ -297,9 +330,15 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
 
     def attribute(self, inputs: Any, baselines: Any, n_samples: int = 5, stdevs: float | tuple[float, ...] = 0.0,
                   target: Any = None, additional_forward_args: Any = None, return_convergence_delta: bool = False,
-                  attribute_to_layer_input: bool = False, *, generator: torch.Generator | None = None,
-                  internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
+                  attribute_to_layer_input: bool = False, *, targets: list[Any] | None = None,
+                  generator: torch.Generator | None = None, internal_batch_size: int | None = None,
+                  memory_budget: int | None = None) -> Any:
         """Attributions shaped like the layer's value; with ``return_convergence_delta`` one delta per draw."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
+                x, b, n_samples, stdevs, t, a, return_convergence_delta, attribute_to_layer_input,
+                generator=generator, internal_batch_size=internal_batch_size, memory_budget=memory_budget),
+                inputs, baselines, additional_forward_args, per_example_baselines=False)
         xs, _ = pack(inputs)
         require_float(xs)
         check_positive_int(n_samples, "n_samples", allow_none=False)

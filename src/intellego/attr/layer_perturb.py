@@ -8,6 +8,9 @@ runs the primary method on the model cut at the layer, with the neuron as the ta
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -16,15 +19,39 @@ from torch import Tensor
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
 from ..engines.rules import rule_gradients
-from ..errors import require
+from ..errors import IntellegoError, require
 from ._base import GradientAttribution, PerturbationAttribution
+from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod
+from ._neuron_engine import NeuronPlan
 from ._site import _LayerAsInput, layer_eval, restructure
 from .ablation import FeatureAblation, FeaturePermutation
 from .lrp import LRP, _LRPRules
 from .neuron import NeuronMethod
 
 __all__ = ["LayerFeatureAblation", "LayerFeaturePermutation", "NeuronFeatureAblation", "LayerLRP"]
+
+
+_LAYER_WORDS = ((re.compile(r"\bfeature_mask\b"), "layer_mask"), (re.compile(r"\bbaselines\b"), "layer_baselines"),
+                (re.compile(r"\bthe input of shape\b"), "the layer's value of shape"),
+                (re.compile(r"\binputs has\b"), "the layer's value has"),
+                (re.compile(r"\bthe input's shape\b"), "the layer value's shape"),
+                (re.compile(r"\bone mask per input\b"), "one mask per layer tensor"))
+
+
+@contextlib.contextmanager
+def _layer_argument_names() -> Iterator[None]:
+    """Errors of the primary method speak of ``feature_mask`` / ``baselines`` / inputs; the user passed
+    ``layer_mask`` / ``layer_baselines`` for the layer's value, so name those instead."""
+    try:
+        yield
+    except IntellegoError as err:
+        message = str(err)
+        for pattern, word in _LAYER_WORDS:
+            message = pattern.sub(word, message)
+        if message == str(err):
+            raise
+        raise IntellegoError(message) from err
 
 
 class _LayerPerturbation(LayerMethod, PerturbationAttribution):
@@ -57,8 +84,9 @@ class LayerFeatureAblation(_LayerPerturbation):
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
         """Attributions shaped like the layer's value (``perturbations_per_eval`` None sizes batches itself)."""
         fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
-        attrs, _ = pack(FeatureAblation(fn).attribute(acts, layer_baselines, target, args, layer_mask,
-                                                      perturbations_per_eval, memory_budget=memory_budget))
+        with _layer_argument_names():
+            attrs, _ = pack(FeatureAblation(fn).attribute(acts, layer_baselines, target, args, layer_mask,
+                                                          perturbations_per_eval, memory_budget=memory_budget))
         return restructure(layout, attrs, self._many)
 
 
@@ -81,8 +109,9 @@ class LayerFeaturePermutation(_LayerPerturbation):
                   memory_budget: int | None = None) -> Any:
         """Attributions shaped like the layer's value."""
         fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
-        attrs, _ = pack(FeaturePermutation(fn).attribute(acts, target, args, layer_mask, perturbations_per_eval,
-                                                         generator=generator, memory_budget=memory_budget))
+        with _layer_argument_names():
+            attrs, _ = pack(FeaturePermutation(fn).attribute(acts, target, args, layer_mask, perturbations_per_eval,
+                                                             generator=generator, memory_budget=memory_budget))
         return restructure(layout, attrs, self._many)
 
 
@@ -103,7 +132,8 @@ class NeuronFeatureAblation(NeuronMethod, PerturbationAttribution):
                   feature_mask: Any = None, attribute_to_neuron_input: bool = False,
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
         """Attributions shaped like ``inputs``."""
-        fa = FeatureAblation(self._cut(attribute_to_neuron_input))
+        plan = NeuronPlan(neuron_selector)
+        fa = FeatureAblation(self._cut(attribute_to_neuron_input, plan))
         xs, _ = pack(inputs)
         batch = xs[0].shape[0]
 
@@ -116,7 +146,7 @@ class NeuronFeatureAblation(NeuronMethod, PerturbationAttribution):
                                for m in masks], was)
             return fa.attribute(x, b, t, a, mask, perturbations_per_eval, memory_budget=memory_budget)
 
-        return self._run(fa, inputs, neuron_selector, baselines, additional_forward_args, call)
+        return self._run(inputs, plan, baselines, additional_forward_args, call)
 
 
 class LayerLRP(LayerMethod, GradientAttribution):
@@ -149,9 +179,13 @@ class LayerLRP(LayerMethod, GradientAttribution):
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
-                  verbose: bool = False) -> Any:
+                  verbose: bool = False, *, targets: list[Any] | None = None) -> Any:
         """Relevance shaped like the layer's value (a list for a list of layers); ``(relevance, delta)`` with
-        ``delta = output - sum(relevance)`` per example when asked."""
+        ``delta = output - sum(relevance)`` per example when asked; ``targets`` as in :mod:`intellego.attr.layer`."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, return_convergence_delta, attribute_to_layer_input, verbose), inputs, None,
+                additional_forward_args)
         xs, _ = pack(inputs)
         require_float(xs)
         rule_map = _LRPRules(self.model, self._lrp.rules, self._lrp.canonize)

@@ -21,7 +21,9 @@ from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, requ
 from ..engines.rules import rule_gradients
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution, LayerAttribution
+from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, no_grad_kwargs
+from ._neuron_engine import NeuronPlan
 from .deep_lift import DeepLift, DeepLiftShap, _custom, deeplift_rules
 from .guided import Deconvolution, GuidedBackprop
 from .layer import LayerGradCam
@@ -62,8 +64,13 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
-                  grad_kwargs: dict[str, Any] | None = None) -> Any:
-        """Attributions shaped like the layer's value; ``(attributions, delta)`` when asked."""
+                  grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None) -> Any:
+        """Attributions shaped like the layer's value; ``(attributions, delta)`` when asked. ``targets``: several
+        targets in one batched call (see :mod:`intellego.attr.layer`)."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
+                x, b, t, a, return_convergence_delta, attribute_to_layer_input, custom_attribution_func, grad_kwargs),
+                inputs, baselines, additional_forward_args)
         no_grad_kwargs(grad_kwargs)
         xs, _ = pack(inputs)
         require_float(xs)
@@ -87,9 +94,11 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
         else:
             attrs = res.grads
         n = xs[0].shape[0]
-        total = sum(a.reshape(n, -1).sum(1) for a in attrs)
-        gap = res.scores - res.reference_scores  # type: ignore[operator]
-        return attrs, (total - gap.to(total.dtype)).detach(), len(values) > 1  # type: ignore[union-attr]
+        total = torch.stack([a.reshape(n, -1).sum(1) for a in attrs]).sum(0)
+        if res.reference_scores is None:
+            raise IntellegoError("internal: the rule engine returned no reference scores")
+        gap = res.scores - res.reference_scores
+        return attrs, (total - gap.to(total.dtype)).detach(), len(values) > 1
 
 
 class LayerDeepLiftShap(LayerDeepLift):
@@ -107,8 +116,13 @@ class LayerDeepLiftShap(LayerDeepLift):
                   additional_forward_args: Any = None, return_convergence_delta: bool = False,
                   attribute_to_layer_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None, *,
-                  internal_batch_size: int | None = None) -> Any:
+                  targets: list[Any] | None = None, internal_batch_size: int | None = None) -> Any:
         """Attributions shaped like the layer's value; deltas per (example, baseline) pair when asked."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
+                x, b, t, a, return_convergence_delta, attribute_to_layer_input, custom_attribution_func,
+                internal_batch_size=internal_batch_size), inputs, baselines, additional_forward_args,
+                per_example_baselines=False)
         xs, _ = pack(inputs)
         require_float(xs)
         check_positive_int(internal_batch_size, "internal_batch_size")
@@ -148,8 +162,12 @@ class GuidedGradCam(LayerMethod, GradientAttribution):
         self.guided_backprop = GuidedBackprop(model)
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
-                  interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False) -> Any:
-        """Attributions shaped like ``inputs``."""
+                  interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False, *,
+                  targets: list[Any] | None = None) -> Any:
+        """Attributions shaped like ``inputs`` (``(K, N, ...)`` for ``K`` ``targets``)."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, interpolate_mode, attribute_to_layer_input), inputs, None, additional_forward_args)
         xs, was_tuple = pack(inputs)
         cam = self.grad_cam.attribute(xs, target, additional_forward_args, attribute_to_layer_input,
                                       relu_attributions=True)
@@ -182,8 +200,8 @@ class NeuronDeepLift(NeuronMethod, GradientAttribution):
     _primary: type[DeepLift] = DeepLift
     _stack_baselines = True
 
-    def __init__(self, model: Any, layer: Any, multiply_by_inputs: bool = True) -> None:
-        super().__init__(model, layer)
+    def __init__(self, model: Any, layer: Any, multiply_by_inputs: bool = True, *, layer_call: int = 0) -> None:
+        super().__init__(model, layer, layer_call=layer_call)
         self.model, self._multiply_by_inputs = model, multiply_by_inputs
 
     @property
@@ -194,8 +212,9 @@ class NeuronDeepLift(NeuronMethod, GradientAttribution):
                   attribute_to_neuron_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:
         """The neuron's DeepLIFT attributions, shaped like ``inputs``."""
-        dl = self._primary(self._cut(attribute_to_neuron_input), self._multiply_by_inputs)
-        return self._run(dl, inputs, neuron_selector, baselines, additional_forward_args,
+        plan = NeuronPlan(neuron_selector)
+        dl = self._primary(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
+        return self._run(inputs, plan, baselines, additional_forward_args,
                          lambda x, b, t, a: dl.attribute(x, b, target=t, additional_forward_args=a,
                                                          custom_attribution_func=custom_attribution_func),
                          stack_baselines=self._stack_baselines)
@@ -230,15 +249,16 @@ class NeuronGuidedBackprop(NeuronMethod, GradientAttribution):
 
     _primary: type[GuidedBackprop] | type[Deconvolution] = GuidedBackprop
 
-    def __init__(self, model: Any, layer: Any, device_ids: list[int] | None = None) -> None:
-        super().__init__(model, layer, device_ids)
+    def __init__(self, model: Any, layer: Any, device_ids: list[int] | None = None, *, layer_call: int = 0) -> None:
+        super().__init__(model, layer, device_ids, layer_call=layer_call)
         self.model = model
 
     def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False) -> Any:
         """The neuron's modified gradients, shaped like ``inputs``."""
-        method = self._primary(self._cut(attribute_to_neuron_input))
-        return self._run(method, inputs, neuron_selector, None, additional_forward_args,
+        plan = NeuronPlan(neuron_selector)
+        method = self._primary(self._cut(attribute_to_neuron_input, plan))
+        return self._run(inputs, plan, None, additional_forward_args,
                          lambda x, _b, t, a: method.attribute(x, target=t, additional_forward_args=a))
 
 

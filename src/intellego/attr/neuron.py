@@ -5,7 +5,16 @@ forward stops there) and ``neuron_selector`` becomes the target. ``neuron_select
 ints (one per dimension of an example's layer value), a tuple with slices (the block is summed), or a
 callable ``layer_value -> (N,)``. Beyond Captum, a *list* of ints / int tuples attributes all those
 neurons in one batched call and returns ``(len(list), *input_shape)`` tensors; ``result[k]`` equals the call
-with ``neuron_selector=list[k]``. If the layer runs several times in one forward, its first call is used.
+with ``neuron_selector=list[k]``.
+
+A layer that runs several times in one forward pass (a shared or tied module) has one value per call, and a
+neuron of each. The keyword-only constructor argument ``layer_call`` picks the call: ``0`` (the default) is
+the first call, and the forward pass stops right after it, so nothing downstream of the neuron runs; ``-1``
+is the last call, which is what Captum reads (it keeps only the last call's value), and costs a full forward
+pass. Any other index works too; one the layer does not reach raises an error naming how often it ran. A
+layer that never runs raises an error too. Without ``layer_call`` we cannot warn about a layer that runs
+again after the first call, because the forward pass stops there: pass ``layer_call=-1`` to port code from
+Captum unchanged on shared modules.
 """
 
 from __future__ import annotations
@@ -18,12 +27,14 @@ from torch import Tensor
 from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
 from ..core.inputs import pack, pack_baselines, require_float, unpack
+from ..core.targets import Readout, make_readout
 from ..engines.path import integrate, quadrature
-from ..errors import require
+from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution, NeuronAttribution
+from ._fanout import fan_out
 from ._layer_engine import no_grad_kwargs, rows_for
-from ._neuron_engine import NeuronModel, plan_neurons
-from ._site import Site, _tensors, check_layers
+from ._neuron_engine import NeuronModel, NeuronPlan
+from ._site import Site, _tensors, check_layers, pick_call
 from .gradient import Saliency
 from .gradient_shap import GradientShap
 from .integrated_gradients import IntegratedGradients
@@ -32,31 +43,35 @@ __all__ = ["NeuronGradient", "NeuronIntegratedGradients", "NeuronGradientShap", 
 
 
 class NeuronMethod(NeuronAttribution):
-    """A neuron attribution on one layer, checked against the model at construction."""
+    """A neuron attribution on one layer (and one of its calls), checked against the model at construction."""
 
-    def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None) -> None:
+    def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None, *,
+                 layer_call: int = 0) -> None:
         super().__init__(forward_func, layer, device_ids)
         require(not isinstance(layer, (list, tuple)), "neuron methods take one layer, not a list")
+        if not isinstance(layer_call, int) or isinstance(layer_call, bool):
+            raise IntellegoError(f"layer_call must be an int (0: the layer's first call, -1: its last), "
+                                 f"got {describe(layer_call)}")
         check_layers(forward_func, layer)
+        self.layer_call = layer_call
 
-    def _cut(self, to_input: bool, stop: bool = True) -> NeuronModel:
-        return NeuronModel(self.forward_func, Site(self.layer, to_input), stop=stop)
+    def _cut(self, to_input: bool, plan: NeuronPlan | None = None) -> NeuronModel:
+        """The model cut at the chosen call of the layer; ``plan`` checks its selector in the first forward."""
+        return NeuronModel(self.forward_func, Site(self.layer, to_input), layer_call=self.layer_call,
+                           check=None if plan is None else plan.check)
 
-    def _run(self, primary: Any, inputs: Any, neuron_selector: Any, baselines: Any, args: Any,
-             call: Any, *, stack_baselines: bool = True) -> Any:
-        """Run ``call(inputs, baselines, target, args)`` of ``primary`` with the neuron read-out(s).
+    def _run(self, inputs: Any, plan: NeuronPlan, baselines: Any, args: Any, call: Any, *,
+             stack_baselines: bool = True) -> Any:
+        """``call(inputs, baselines, target, args)`` with the neuron read-out(s): one call for a list of neurons.
 
         Per-example ``baselines`` are stacked with the inputs for several neurons; a baseline
         *distribution* (``stack_baselines=False``) is shared by all copies.
         """
-        plan = plan_neurons(primary.forward_func, neuron_selector, inputs, args)
-        xs, was_tuple = pack(inputs)
-        batch = xs[0].shape[0]
-        if plan.many and stack_baselines and isinstance(baselines, (Tensor, tuple, int, float)):
-            baselines = plan.stack(pack_baselines(baselines, xs))
-        stacked = unpack(plan.stack(xs), was_tuple)
-        result = call(stacked, baselines, plan.target(batch), plan.stack_args(args, batch))
-        return plan.unstack(result, batch)
+        if not plan.many:
+            return call(inputs, baselines, plan.target, args)
+        xs, _ = pack(inputs)
+        return fan_out(plan.fanout(xs[0].shape[0]), call, inputs, baselines, args,
+                       per_example_baselines=stack_baselines)
 
 
 class NeuronGradient(NeuronMethod, GradientAttribution):
@@ -76,8 +91,9 @@ class NeuronGradient(NeuronMethod, GradientAttribution):
                   attribute_to_neuron_input: bool = False, *, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
         """``d neuron / d inputs``, shaped like ``inputs``."""
-        sal = Saliency(self._cut(attribute_to_neuron_input))
-        return self._run(sal, inputs, neuron_selector, None, additional_forward_args,
+        plan = NeuronPlan(neuron_selector)
+        sal = Saliency(self._cut(attribute_to_neuron_input, plan))
+        return self._run(inputs, plan, None, additional_forward_args,
                          lambda x, _b, t, a: sal.attribute(x, target=t, abs=False, additional_forward_args=a,
                                                            internal_batch_size=internal_batch_size,
                                                            memory_budget=memory_budget))
@@ -95,8 +111,8 @@ class NeuronIntegratedGradients(NeuronMethod, GradientAttribution):
     """
 
     def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None,
-                 multiply_by_inputs: bool = True) -> None:
-        super().__init__(forward_func, layer, device_ids)
+                 multiply_by_inputs: bool = True, *, layer_call: int = 0) -> None:
+        super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
     @property
@@ -107,8 +123,9 @@ class NeuronIntegratedGradients(NeuronMethod, GradientAttribution):
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_neuron_input: bool = False, *, memory_budget: int | None = None) -> Any:
         """IG of the neuron along ``baselines -> inputs``, shaped like ``inputs``."""
-        ig = IntegratedGradients(self._cut(attribute_to_neuron_input), self._multiply_by_inputs)
-        return self._run(ig, inputs, neuron_selector, baselines, additional_forward_args,
+        plan = NeuronPlan(neuron_selector)
+        ig = IntegratedGradients(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
+        return self._run(inputs, plan, baselines, additional_forward_args,
                          lambda x, b, t, a: ig.attribute(x, b, target=t, additional_forward_args=a, n_steps=n_steps,
                                                          method=method, internal_batch_size=internal_batch_size,
                                                          memory_budget=memory_budget))
@@ -128,8 +145,8 @@ class NeuronGradientShap(NeuronMethod, GradientAttribution):
     """
 
     def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None,
-                 multiply_by_inputs: bool = True) -> None:
-        super().__init__(forward_func, layer, device_ids)
+                 multiply_by_inputs: bool = True, *, layer_call: int = 0) -> None:
+        super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
     @property
@@ -141,8 +158,9 @@ class NeuronGradientShap(NeuronMethod, GradientAttribution):
                   attribute_to_neuron_input: bool = False, *, generator: torch.Generator | None = None,
                   internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
         """The neuron's GradientSHAP values, shaped like ``inputs``."""
-        gs = GradientShap(self._cut(attribute_to_neuron_input), self._multiply_by_inputs)
-        return self._run(gs, inputs, neuron_selector, baselines, additional_forward_args,
+        plan = NeuronPlan(neuron_selector)
+        gs = GradientShap(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
+        return self._run(inputs, plan, baselines, additional_forward_args,
                          lambda x, b, t, a: gs.attribute(x, b, n_samples=n_samples, stdevs=stdevs, target=t,
                                                          additional_forward_args=a, generator=generator,
                                                          internal_batch_size=internal_batch_size,
@@ -164,8 +182,8 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
     """
 
     def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None,
-                 multiply_by_inputs: bool = True) -> None:
-        super().__init__(forward_func, layer, device_ids)
+                 multiply_by_inputs: bool = True, *, layer_call: int = 0) -> None:
+        super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
     @property
@@ -178,45 +196,56 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
                   grad_kwargs: dict[str, Any] | None = None, *, memory_budget: int | None = None) -> Any:
         """Conductance of the inputs through the neuron, shaped like ``inputs``."""
         no_grad_kwargs(grad_kwargs)
-        cut = self._cut(attribute_to_neuron_input)
         xs, was_tuple = pack(inputs)
         require_float(xs)
         bs = pack_baselines(baselines, xs)
         quadrature(method, n_steps)
-        plan = plan_neurons(cut, neuron_selector, inputs, additional_forward_args)
+        plan = NeuronPlan(neuron_selector)
         batch = xs[0].shape[0]
-        k = plan.count if plan.many else 1
+        fan = plan.fanout(batch) if plan.many else None
+        k = 1 if fan is None else fan.count
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, batch).tiled(k)
-        neuron = ForwardSpec.build(cut, plan.target(batch), None, batch * k).readout
-        xs_k, bs_k = plan.stack(xs), plan.stack(bs)
-        site = Site(self.layer, attribute_to_neuron_input)
+        neuron = make_readout(plan.target if fan is None else fan.rows, batch * k, "neuron_selector")
+        xs_k, bs_k = (xs, bs) if fan is None else (fan.tile(xs), fan.tile(bs))
+        cut = _CutPoint(Site(self.layer, attribute_to_neuron_input), self.layer_call, plan.check)
         rows = rows_for(spec, xs_k, batch * k * n_steps, internal_batch_size, memory_budget)
 
         def grad_fn(points: tuple[Tensor, ...], ex: slice, steps: int) -> tuple[Tensor, ...]:
-            return _conductance_grads(spec.rows(ex).tiled(steps), neuron.rows(ex).tiled(steps), site, points)
+            return cut.conductance_grads(spec.rows(ex).tiled(steps), neuron.rows(ex).tiled(steps), points)
 
         grads = integrate(grad_fn, bs_k, xs_k, n_steps, method, rows)
         attrs = [g * (x - b) for g, x, b in zip(grads, xs_k, bs_k)] if self._multiply_by_inputs else list(grads)
-        return plan.unstack(unpack(attrs, was_tuple), batch)
+        result = unpack(attrs, was_tuple)
+        return result if fan is None else fan.split(result)
 
 
-def _conductance_grads(spec: ForwardSpec, neuron: Any, site: Site, points: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """``dF/dn * dn/dx`` at ``points``: one forward, two backward passes."""
-    box: list[Any] = []
-    with HookScope() as scope, torch.enable_grad():
-        def grab(call: int, value: Any) -> Any:
-            if call == 0:
+class _CutPoint:
+    """The chosen call of a site, substituted by a copy whose gradient is taken (for neuron conductance)."""
+
+    def __init__(self, site: Site, layer_call: int, check: Any) -> None:
+        self.site, self.layer_call, self.check = site, layer_call, check
+
+    def conductance_grads(self, spec: ForwardSpec, neuron: Readout, points: tuple[Tensor, ...]) -> tuple[
+            Tensor, ...]:
+        """``dF/dn * dn/dx`` at ``points``: one forward, two backward passes."""
+        box: list[tuple[Tensor, ...]] = []
+        site, want = self.site, self.layer_call
+        with HookScope() as scope, torch.enable_grad():
+            def grab(call: int, value: Any) -> Any:
+                if want >= 0 and call != want:
+                    return None
+                if not box:
+                    self.check(value)
                 ts = tuple(t.clone() for t in _tensors(site, call, value))
                 box.append(ts)
                 return unpack(list(ts), isinstance(value, tuple))
-            return None
-        site.hook(scope, grab)
-        leaves = tuple(p.detach().requires_grad_(True) for p in points)
-        scores = spec.scores(leaves)
-        require(len(box) > 0, f"{site.name} did not run in the forward pass: no neuron to attribute")
-        value = box[0] if len(box[0]) > 1 else box[0][0]
-        grads_value = torch.autograd.grad(scores.sum(), box[0], retain_graph=True, allow_unused=True)
-        grads_value = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads_value, box[0]))
-        mid = neuron(grads_value if len(grads_value) > 1 else grads_value[0])
-        input_grads = grads_of(neuron(value), leaves)
-    return tuple(g * mid.reshape(-1, *[1] * (g.dim() - 1)) for g in input_grads)
+            site.hook(scope, grab)
+            leaves = tuple(p.detach().requires_grad_(True) for p in points)
+            scores = spec.scores(leaves)
+            chosen = pick_call(box, want, site)
+            value = chosen if len(chosen) > 1 else chosen[0]
+            grads_value = torch.autograd.grad(scores.sum(), chosen, retain_graph=True, allow_unused=True)
+            grads_value = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads_value, chosen))
+            mid = neuron(grads_value if len(grads_value) > 1 else grads_value[0])
+            input_grads = grads_of(neuron(value), leaves)
+        return tuple(g * mid.reshape(-1, *[1] * (g.dim() - 1)) for g in input_grads)

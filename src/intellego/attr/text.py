@@ -136,8 +136,9 @@ class SelectOutput(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         out = self.model(*args, **kwargs)
         if isinstance(self.key, int) and isinstance(out, (tuple, list)):
-            require(-len(out) <= self.key < len(out), f"output index {self.key} is out of range for a model "
-                    f"output with {len(out)} entries")
+            if not -len(out) <= self.key < len(out):
+                raise IntellegoError(f"output index {self.key} is out of range for a model output with "
+                                     f"{len(out)} entries")
             return out[self.key]
         if isinstance(self.key, str):
             if hasattr(out, "keys") and self.key in out:

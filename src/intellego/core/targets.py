@@ -2,7 +2,11 @@
 
 Accepted targets: ``None`` (the model returns one value per example), an ``int``, a ``tuple`` of ints
 (an index into each example's output), a list of ints or tuples (one per example), a tensor (a scalar, or one
-index per example), or a callable ``output -> (N,) scores`` for anything else.
+index per example), or a callable ``output -> (N,) scores`` for anything else (its result is checked to
+hold one score per example).
+
+Several targets at once (beyond Captum): :func:`stack_targets` turns a list of targets into one index row per
+example of ``K`` stacked copies of the batch, so ``K`` read-outs cost one batched model call.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 
-__all__ = ["Readout", "make_readout"]
+__all__ = ["Readout", "make_readout", "stack_targets"]
 
 
 @dataclass(frozen=True)
@@ -27,38 +31,50 @@ class Readout:
         index: a fixed index into each example's output (``()`` selects the whole per-example value).
         per_example: ``(N, d)`` long tensor of indices, one row per example, or None.
         func: a user callable mapping the output to scores, or None.
+        name: the argument the read-out came from, for error messages.
     """
 
     index: tuple[int, ...] | None = ()
     per_example: Tensor | None = None
     func: Callable[[Tensor], Tensor] | None = None
+    name: str = "target"
 
     def rows(self, sl: slice) -> Readout:
         """The read-out for a slice of the examples."""
         if self.per_example is None:
             return self
-        return Readout(None, self.per_example[sl], None)
+        return Readout(None, self.per_example[sl], None, self.name)
 
     def tiled(self, k: int) -> Readout:
         """The read-out for ``k`` stacked copies of the batch (copy-major)."""
         if self.per_example is None or k == 1:
             return self
-        return Readout(None, self.per_example.repeat(k, 1), None)
+        return Readout(None, self.per_example.repeat(k, 1), None, self.name)
 
     def interleaved(self, k: int) -> Readout:
         """The read-out for a batch where each example is repeated ``k`` times in place."""
         if self.per_example is None or k == 1:
             return self
-        return Readout(None, self.per_example.repeat_interleave(k, dim=0), None)
+        return Readout(None, self.per_example.repeat_interleave(k, dim=0), None, self.name)
 
-    def __call__(self, output: Tensor) -> Tensor:
+    def __call__(self, output: Any) -> Tensor:
         if self.func is not None:
-            return self.func(output)
+            scores = self.func(output)
+            if not _one_per_example(scores, output):
+                self._bad_scores(output, scores)
+            return scores
         if not isinstance(output, Tensor):
             raise IntellegoError(f"the model must return a tensor to select a target, got {describe(output)}")
         if self.per_example is not None:
             return self._select_per_example(output)
         return self._select_index(output)
+
+    def _bad_scores(self, output: Any, scores: Any) -> None:
+        ref = _first_tensor(output)
+        want = "(N,)" if ref is None else str(tuple(ref.shape[:1]))
+        shown = f"shape {tuple(scores.shape)}" if isinstance(scores, Tensor) else describe(scores)
+        raise IntellegoError(f"callable {self.name} must return one score per example, a tensor of shape {want}, "
+                             f"but it returned {shown} for {describe(output)}")
 
     def _select_index(self, output: Tensor) -> Tensor:
         index = self.index or ()
@@ -109,6 +125,28 @@ class Readout:
         return output[key]
 
 
+def _first_tensor(value: Any) -> Tensor | None:
+    """The first tensor of a value, a (nested) tuple or list, or a dict; None when there is none."""
+    while not isinstance(value, Tensor):
+        if isinstance(value, (tuple, list)) and value:
+            value = value[0]
+        elif isinstance(value, dict) and value:
+            value = next(iter(value.values()))
+        else:
+            return None
+    return value
+
+
+def _one_per_example(scores: Any, output: Any) -> bool:
+    """Whether ``scores`` is ``(N,)`` for an output of ``N`` rows (a scalar for a scalar output)."""
+    if not isinstance(scores, Tensor):
+        return False
+    ref = _first_tensor(output)
+    if ref is None:
+        return scores.dim() == 1
+    return scores.dim() == 0 if ref.dim() == 0 else scores.shape == ref.shape[:1]
+
+
 def _show(index: tuple[int, ...]) -> str:
     return str(index[0]) if len(index) == 1 else str(index)
 
@@ -116,9 +154,11 @@ def _show(index: tuple[int, ...]) -> str:
 def make_readout(target: Any, batch_size: int, name: str = "target") -> Readout:
     """Validate a Captum-style target against the batch size and return its :class:`Readout`."""
     if target is None:
-        return Readout(())
+        return Readout((), name=name)
+    if isinstance(target, Readout):
+        return target
     if callable(target) and not isinstance(target, Tensor):
-        return Readout(None, None, target)
+        return Readout(None, None, target, name)
     if isinstance(target, bool):
         raise IntellegoError(f"{name} must be an int, a tuple, a list or a tensor, got {describe(target)}")
     if isinstance(target, int):
@@ -168,3 +208,36 @@ def expand_target(target: Any, k: int, batch_size: int, *, interleave: bool = Tr
                 f"target list has {len(target)} entries but the batch has {batch_size} examples")
         return [t for t in target for _ in range(k)] if interleave else target * k
     return target
+
+
+def stack_targets(targets: Any, batch: int, name: str = "targets") -> Tensor:
+    """Index rows for ``K = len(targets)`` copies of the batch stacked copy-major, copy ``k`` reading ``targets[k]``.
+
+    Each entry is one target in any index form :func:`make_readout` accepts (an int, a tuple of ints, or one
+    index per example as a list or tensor); a ``(K,)`` or ``(K, d)`` integer tensor is ``K`` fixed indices.
+    Returns a ``(K * batch, d)`` long tensor, a valid ``target`` for the stacked batch.
+
+    Example:
+        >>> stack_targets([0, 2], batch=2).flatten().tolist()
+        [0, 0, 2, 2]
+    """
+    if isinstance(targets, Tensor) and not targets.is_floating_point() and targets.dim() in (1, 2):
+        targets = [tuple(int(i) for i in row.reshape(-1)) for row in targets]
+    if not isinstance(targets, list) or not targets:
+        raise IntellegoError(f"{name} must be a non-empty list of targets (one entry per read-out; a tuple is a "
+                             f"single multi-dimensional index), got {describe(targets)}")
+    rows = []
+    for k, entry in enumerate(targets):
+        readout = make_readout(entry, batch, f"{name}[{k}]")
+        if readout.per_example is not None:
+            rows.append(readout.per_example)
+        elif readout.func is None and readout.index:
+            rows.append(torch.tensor(readout.index, dtype=torch.long).expand(batch, len(readout.index)))
+        else:
+            raise IntellegoError(f"{name}[{k}] must be an index (an int, a tuple of ints, or one index per "
+                                 f"example), got {describe(entry)}")
+    widths = {r.shape[1] for r in rows}
+    if len(widths) > 1:
+        raise IntellegoError(f"{name} mixes indices with different numbers of components {sorted(widths)}; "
+                             "every entry must index the same number of output dimensions")
+    return torch.cat(rows)
