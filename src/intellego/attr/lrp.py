@@ -51,11 +51,27 @@ class PropagationRule:
         relevance = grad * call.out  # type: ignore[operator]
         if call.kind == "add":
             return (safe_divide(relevance, call.out, self.epsilon),) * 2  # type: ignore[arg-type]
+        terms = self._terms(call)
+        if terms is not None:  # a linear map per term: its transpose gives the gradient directly
+            back = _transpose(call)
+            z = sum(_run(call, x, w, b) for x, w, b, _ in terms)
+            s = safe_divide(relevance, z, self.epsilon)  # type: ignore[arg-type]
+            grads = [back(w, s) if mask is None else back(w, s) * mask for _, w, _, mask in terms]
+            return (grads[0] if len(grads) == 1 else grads[0] + grads[1],)
         with torch.enable_grad():
             x = call.x.detach().requires_grad_(True)
             z = self.modified(call, x)
             (g,) = torch.autograd.grad(z, x, safe_divide(relevance, z.detach(), self.epsilon))
         return (g,)
+
+    def _terms(self, call: Call) -> list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]] | None:
+        """``z' = sum of layer(x_i, w_i, b_i)`` with ``x_i = x`` masked by ``mask_i`` (None: all of x), for
+        linear and convolution layers whose gradient can be taken directly; None otherwise."""
+        if call.kind not in ("linear", "conv") or type(self).modified is not PropagationRule.modified \
+                or _transpose(call) is None:
+            return None
+        w, b = _params(call)
+        return [(call.x, self.weights(w), None if b is None else self.bias(b), None)]
 
     def fast(self, call: Call) -> Fast | None:
         """Plain epsilon (the layer as it is) is the layer's own backward with the gradient at its output
@@ -123,6 +139,15 @@ class Alpha1_Beta0_Rule(PropagationRule):  # noqa: N801 - Captum's name
 
     def bias(self, b: Tensor) -> Tensor:
         return torch.zeros_like(b) if self.set_bias_to_zero else b
+
+    def _terms(self, call: Call) -> list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]] | None:
+        if type(self).modified is not Alpha1_Beta0_Rule.modified or call.kind not in ("linear", "conv") \
+                or _transpose(call) is None:
+            return None
+        w, b = _params(call)
+        x = call.x
+        return [(x.clamp(min=0), w.clamp(min=0), None if b is None else self.bias(b), (x >= 0).to(x.dtype)),
+                (x.clamp(max=0), w.clamp(max=0), None, (x <= 0).to(x.dtype))]
 
     def modified(self, call: Call, x: Tensor) -> Tensor:
         if call.kind not in ("linear", "conv"):
@@ -214,6 +239,20 @@ def _params(call: Call) -> tuple[Tensor, Tensor | None]:
         w = w * scale.reshape(-1, *([1] * (w.dim() - 1)))
         b = shift + scale * (b if b is not None else 0.0)
     return w, b
+
+
+def _transpose(call: Call) -> Any:
+    """``(w, s) -> J^T s`` for the call's linear map with weights ``w`` (linear, or convolution with numeric
+    padding on a batched input), or None."""
+    if call.kind == "linear":
+        return lambda w, s: s.matmul(w)
+    d = call.x.dim() - 2
+    geometry = [call.kwargs.get(k, _arg(call, i) if _arg(call, i) is not None else default)
+                for i, (k, default) in enumerate((("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)), 2)]
+    if d not in (1, 2, 3) or isinstance(geometry[1], str):
+        return None
+    conv_input = getattr(torch.nn.grad, f"conv{d}d_input")
+    return lambda w, s: conv_input(call.x.shape, w, s, *geometry)
 
 
 def _arg(call: Call, i: int) -> Any:
