@@ -271,3 +271,19 @@ def test_layer_ablation_errors_name_layer_mask_and_layer_baselines():
         ia.LayerFeaturePermutation(model, model[0]).attribute(x, layer_mask=torch.zeros(1, 4))
     with pytest.raises(IntellegoError, match="^feature_mask"):  # the neuron method's argument is feature_mask
         ia.NeuronFeatureAblation(model, model[0]).attribute(x, 0, feature_mask=torch.zeros(1, 4, dtype=torch.long))
+
+
+# -- the same targets= on the primary gradient methods ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, kw", [("Saliency", {"abs": False}), ("InputXGradient", {}),
+                                      ("IntegratedGradients", {"n_steps": 6, "return_convergence_delta": True})])
+def test_primary_gradient_methods_take_targets(name, kw):
+    model = _mlp()
+    x1 = torch.randn(3, 5, dtype=D)
+    method = getattr(ia, name)(model)
+    batched = method.attribute(x1, targets=[3, 0], **kw)
+    for k, t in enumerate([3, 0]):
+        _assert_same(batched, method.attribute(x1, target=t, **kw), k)
+    chunked = method.attribute(x1, targets=[3, 0], internal_batch_size=2, **kw)
+    _assert_same(chunked, method.attribute(x1, target=0, **kw), 1)

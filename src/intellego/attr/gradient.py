@@ -1,4 +1,8 @@
-"""Plain gradient methods: ``Saliency`` and ``InputXGradient``."""
+"""Plain gradient methods: ``Saliency`` and ``InputXGradient``.
+
+Beyond Captum, the keyword-only ``targets`` (a list of targets) attributes all of them in one batched call
+and returns ``(len(targets), *input_shape)`` tensors; see :mod:`intellego.attr._fanout`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from ..core.grad import ForwardSpec, chunked_gradients
 from ..core.inputs import pack, require_float, unpack
 from ._base import GradientAttribution
+from ._fanout import fan_out_targets
 
 __all__ = ["Saliency", "InputXGradient"]
 
@@ -29,10 +34,15 @@ class Saliency(GradientAttribution):
         abs: bool = True,
         additional_forward_args: Any = None,
         *,
+        targets: list[Any] | None = None,
         internal_batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> Any:
         """Gradients of ``target`` w.r.t. ``inputs``; ``abs`` returns their absolute values."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, abs, a, internal_batch_size=internal_batch_size, memory_budget=memory_budget),
+                inputs, None, additional_forward_args)
         xs, was_tuple = pack(inputs)
         require_float(xs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
@@ -62,10 +72,15 @@ class InputXGradient(GradientAttribution):
         target: Any = None,
         additional_forward_args: Any = None,
         *,
+        targets: list[Any] | None = None,
         internal_batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> Any:
         """``inputs * d target / d inputs``, same structure as ``inputs``."""
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, internal_batch_size=internal_batch_size, memory_budget=memory_budget),
+                inputs, None, additional_forward_args)
         xs, was_tuple = pack(inputs)
         require_float(xs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])

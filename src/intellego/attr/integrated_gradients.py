@@ -11,6 +11,7 @@ from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..engines.path import integrate, quadrature
 from ._base import GradientAttribution, convergence_delta
+from ._fanout import fan_out_targets
 
 __all__ = ["IntegratedGradients", "path_attributions"]
 
@@ -71,13 +72,20 @@ class IntegratedGradients(GradientAttribution):
         internal_batch_size: int | None = None,
         return_convergence_delta: bool = False,
         *,
+        targets: list[Any] | None = None,
         memory_budget: int | None = None,
     ) -> Any:
         """Attributions with the structure of ``inputs``; ``(attributions, delta)`` when asked.
 
         ``method`` is one of riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gausslegendre.
         ``internal_batch_size`` caps the rows per model call; otherwise ``memory_budget`` sizes them.
+        ``targets`` (keyword-only, beyond Captum): a list of targets attributed in one batched call; every
+        tensor of the result gets a leading dimension of size ``len(targets)``.
         """
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
+                x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta,
+                memory_budget=memory_budget), inputs, baselines, additional_forward_args)
         xs, was_tuple = pack(inputs)
         require_float(xs)
         bs = pack_baselines(baselines, xs)
