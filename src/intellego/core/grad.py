@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -106,15 +107,34 @@ def grads_of(scores: Tensor, wrt: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return tuple(torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt))
 
 
+_MEASURED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], int]] = weakref.WeakKeyDictionary()
+
+
+def _shape_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((tuple(v.shape[1:]), v.dtype, v.device.type) if isinstance(v, Tensor) else type(v).__name__
+                 for v in values)
+
+
 def measure_saved_bytes(spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> int:
-    """Bytes the autograd graph saves per row of ``inputs`` (used to size chunks)."""
-    one = spec.rows(slice(0, 1))
+    """Bytes the autograd graph saves per row of ``inputs`` (used to size chunks).
 
-    def run(n: int) -> Tensor:
-        leaves = tuple(torch.cat([x[:1]] * n).detach().requires_grad_(True) for x in inputs)
-        return one.tiled(n).scores(leaves)
+    The measurement (two one- and two-row forward passes) is remembered per forward function and per-example
+    input shapes, outside the user's objects, so repeated calls on the same model do not pay for it again.
+    """
+    key = (_shape_key(inputs), _shape_key(spec.args))
+    try:
+        known = _MEASURED.setdefault(spec.forward_func, {})
+    except TypeError:  # not weak-referenceable: measure every time
+        known = {}
+    if key not in known:
+        one = spec.rows(slice(0, 1))
 
-    return saved_bytes_per_row(run)
+        def run(n: int) -> Tensor:
+            leaves = tuple(torch.cat([x[:1]] * n).detach().requires_grad_(True) for x in inputs)
+            return one.tiled(n).scores(leaves)
+
+        known[key] = saved_bytes_per_row(run)
+    return known[key]
 
 
 def chunked_gradients(
