@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 import intellego.attr as ia
+import intellego.metrics as im
+from intellego.errors import IntellegoError
 
 ca = pytest.importorskip("captum.attr")
 cm = pytest.importorskip("captum.metrics")
@@ -465,3 +467,185 @@ def test_layer_integrated_gradients_float64_precision_where_captum_loses_it() ->
     _, ours = ia.LayerIntegratedGradients(model, model.model.linear1).attribute(xs, **kw)
     _, theirs = ca.LayerIntegratedGradients(model, model.model.linear1).attribute(xs, **kw)
     assert abs(ours[3].item()) < 1e-10 < 1e-7 < abs(theirs[3].item())
+
+
+# ---- stochastic methods: where the draw cannot matter, or checked structurally ---------------------------------------
+
+def linear_model() -> nn.Module:
+    return _model(zoo.BasicLinearModel, seed=3)
+
+
+LIN_IN = lambda n=3: (_rand(n, 3, seed=11), _rand(n, 4, seed=12))  # noqa: E731
+
+
+def _linear_exact(model: nn.Module, xs: tuple[torch.Tensor, ...], base: tuple[Any, ...]) -> tuple[torch.Tensor, ...]:
+    w = model.linear.weight.detach()[0]
+    b = tuple(torch.as_tensor(v, dtype=D) for v in base)
+    return xs[0].sub(b[0]) * w[:3], xs[1].sub(b[1]) * w[3:]
+
+
+STOCHASTIC_EXACT: list[tuple[str, Z]] = [
+    ("GradientShap-one-baseline-no-noise", Z("GradientShap", linear_model, lambda m: dict(
+        inputs=LIN_IN(), baselines=(_rand(1, 3, seed=4), _rand(1, 4, seed=5)), n_samples=4,
+        return_convergence_delta=True))),
+    ("NT-smoothgrad-noisy-linear", Z("Saliency", linear_model, lambda m: dict(
+        inputs=LIN_IN(), nt_samples=5, stdevs=(0.5, 2.0), abs=False), wrap="NoiseTunnel")),
+    ("NT-smoothgrad-sq-noisy-linear-batched", Z("Saliency", linear_model, lambda m: dict(
+        inputs=LIN_IN(), nt_samples=5, stdevs=0.3, nt_type="smoothgrad_sq", nt_samples_batch_size=2, abs=False),
+        wrap="NoiseTunnel")),
+    ("NT-vargrad-noisy-linear", Z("Saliency", linear_model, lambda m: dict(
+        inputs=LIN_IN(), nt_samples=4, stdevs=1.0, nt_type="vargrad", abs=False), wrap="NoiseTunnel")),
+    ("NT-GradientShap-draw-baselines-no-noise", Z("Saliency", linear_model, lambda m: dict(
+        inputs=LIN_IN(), nt_samples=3, stdevs=0.5, abs=False), wrap="NoiseTunnel")),
+]
+
+
+@pytest.mark.parametrize("case", [c for _, c in STOCHASTIC_EXACT], ids=[i for i, _ in STOCHASTIC_EXACT])
+def test_stochastic_methods_match_captum_where_the_draw_cannot_matter(case: Z) -> None:
+    ours, theirs = case.run()
+    same(ours, theirs, case.tol)
+
+
+def test_shapley_sampling_kernel_shap_lime_exact_on_an_additive_model() -> None:
+    """On BasicLinearModel every permutation gives the exact Shapley value and every weighted linear fit is exact,
+    so both libraries must return ``w * (x - baseline)``. (Captum's ShapleyValueSampling is float32: 1e-5.)"""
+    model, xs, base = linear_model(), LIN_IN(2), (0.5, _rand(1, 4, seed=6))
+    exact = _linear_exact(model, xs, base)
+    mask = (torch.tensor([[0, 1, 2]]), torch.tensor([[3, 3, 4, 5]]))
+    exact_grouped = (exact[0], torch.cat([exact[1][:, :2].sum(1, keepdim=True).expand(-1, 2), exact[1][:, 2:]], 1))
+    from captum._utils.models.linear_model import SkLearnLinearRegression
+    for lib in (ia, ca):
+        tol = 1e-9 if lib is ia else 1e-5
+        same(lib.ShapleyValueSampling(model).attribute(xs, base, 0, n_samples=3), exact, tol, f"{lib.__name__} SVS")
+        same(lib.ShapleyValueSampling(model).attribute(xs, base, 0, feature_mask=mask, n_samples=2,
+                                                       perturbations_per_eval=4), exact_grouped, tol)
+        torch.manual_seed(0)
+        extra = dict(estimator="captum") if lib is ia else {}  # default estimator: see compat_findings.md
+        same(lib.KernelShap(model).attribute(xs, base, n_samples=60, feature_mask=mask, **extra), exact_grouped,
+             1e-6, f"{lib.__name__} KernelShap")
+        surrogate = ia.LinearRegression() if lib is ia else SkLearnLinearRegression()
+        torch.manual_seed(0)
+        same(lib.Lime(model, surrogate).attribute(xs, base, n_samples=60, feature_mask=mask), exact_grouped, 1e-6,
+             f"{lib.__name__} Lime")
+
+
+def test_lime_accepts_captums_sklearn_surrogate_objects() -> None:
+    """Ported code passes Captum's ``SkLearnLinearRegression`` / ``SkLearnLasso`` wrappers (anything with
+    ``fit(train_data_loader)`` and ``representation()``) as ``interpretable_model``."""
+    pytest.importorskip("sklearn")
+    from captum._utils.models.linear_model import SkLearnLinearRegression
+    model, xs = linear_model(), LIN_IN(1)
+    got = ia.Lime(model, SkLearnLinearRegression()).attribute(xs, n_samples=40,
+                                                              generator=torch.Generator().manual_seed(0))
+    same(got, _linear_exact(model, xs, (0.0, 0.0)), 1e-6)
+
+
+def test_feature_permutation_structure_matches_captum() -> None:
+    """With a batch of two, each feature's permutation is the identity or the swap, so on BasicLinearModel every
+    attribution is 0 or ``w_i * (x_i - x_other_i)``, in both libraries. With a batch of one Captum silently
+    returns zeros (nothing can be permuted); we raise an error that says so."""
+    model, xs = linear_model(), LIN_IN(2)
+    swap = _linear_exact(model, xs, tuple(x.flip(0) for x in xs))
+    for lib in (ia, ca):
+        for got, full in zip(lib.FeaturePermutation(model).attribute(xs), swap):
+            assert torch.all(torch.isclose(got, full) | (got.abs() < 1e-12)), lib.__name__
+    one = tuple(x[:1] for x in xs)
+    assert all(o.abs().max() == 0 for o in ca.FeaturePermutation(model).attribute(one))
+    with pytest.raises(IntellegoError, match="at least 2"):
+        ia.FeaturePermutation(model).attribute(one)  # deliberate: Captum silently returns zeros
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    same(ia.FeaturePermutation(model).attribute(xs, generator=gen()),
+         ia.FeaturePermutation(model).attribute(xs, generator=gen()), 0)
+
+
+def test_layer_feature_permutation_structure_matches_captum() -> None:
+    """Each hidden unit of BasicLinearReLULinear's ReLU is kept or swapped across a batch of two."""
+    model, x = _model(zoo.BasicLinearReLULinear, 3, seed=2), X3(2)
+    with torch.no_grad():
+        act = model.relu1(model.fc1(x))
+    swap = (act - act.flip(0)) * model.fc2.weight.detach()[0]
+    for lib in (ia, ca):
+        got = lib.LayerFeaturePermutation(model, model.relu1).attribute(x).detach()
+        assert got.shape == swap.shape
+        assert torch.all(torch.isclose(got, swap) | (got.abs() < 1e-12)), lib.__name__
+
+
+def test_layer_feature_permutation_with_a_target_where_captum_raises() -> None:
+    """Captum's LayerFeaturePermutation selects the target twice (once in its layer forward, once in
+    FeaturePermutation), so any ``target`` on an (N, C) output raises "Cannot choose target column"."""
+    model, x = multilayer()(), X3(2)
+    with pytest.raises(AssertionError, match="Cannot choose target column"):
+        ca.LayerFeaturePermutation(model, model.relu).attribute(x, target=1)
+    got = ia.LayerFeaturePermutation(model, model.relu).attribute(x, target=1)
+    with torch.no_grad():
+        act = model.relu(model.linear1(model.linear0(x)))
+    swap = (act - act.flip(0)) * model.linear2.weight.detach()[1]
+    assert torch.all(torch.isclose(got, swap) | (got.abs() < 1e-12))
+
+
+# ---- metrics --------------------------------------------------------------------------------------------------------
+
+def _fixed_perturb(inputs: Any, baselines: Any = None) -> tuple[Any, Any]:
+    """A deterministic perturbation (the same for every sample) so both libraries see identical draws."""
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
+    noise = tuple(0.1 * torch.sin(3 * x + 1) for x in xs)
+    perturbed = tuple(x - n for x, n in zip(xs, noise))
+    return (noise, perturbed) if isinstance(inputs, tuple) else (noise[0], perturbed[0])
+
+
+def _fixed_sensitivity_perturb(inputs: Any, perturb_radius: float = 0.02) -> Any:
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
+    out = tuple(x + perturb_radius * torch.cos(5 * x) for x in xs)
+    return out if isinstance(inputs, tuple) else out[0]
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("setup", ["single", "multi-input", "multidim-tuple-target"])
+def test_infidelity_matches_captum(setup: str, normalize: bool) -> None:
+    if setup == "single":
+        model, xs, kw = multilayer()(), X3(), dict(target=[0, 1, 1, 0])
+    elif setup == "multi-input":
+        model, xs, kw = multi_input(), MI_IN(), dict(additional_forward_args=MI_ARGS(), target=1)
+    else:
+        model, xs, kw = multilayer()(), X3(), dict(additional_forward_args=(None, True), target=TUPLE_TARGETS)
+    attrs = ia.IntegratedGradients(model).attribute(xs, n_steps=5, **kw)
+    got = im.infidelity(model, _fixed_perturb, xs, attrs, n_perturb_samples=3, max_examples_per_batch=2,
+                        normalize=normalize, **kw)
+    want = cm.infidelity(model, _fixed_perturb, xs, attrs, n_perturb_samples=3, max_examples_per_batch=2,
+                         normalize=normalize, **kw)
+    same(got, want)
+
+
+def test_infidelity_with_baselines_decorator_matches_captum() -> None:
+    model, x = multilayer()(), X3()
+
+    def perturb(inputs: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
+        return baselines + 0.5 * (inputs - baselines) * torch.cos(inputs)
+
+    attrs = ia.Saliency(model).attribute(x, target=1, abs=False)
+    got = im.infidelity(model, im.infidelity_perturb_func_decorator(True)(perturb), x, attrs, baselines=0.3,
+                        target=1, n_perturb_samples=2)
+    want = cm.infidelity(model, cm.infidelity_perturb_func_decorator(True)(perturb), x, attrs, baselines=0.3,
+                         target=1, n_perturb_samples=2)
+    same(got, want)
+
+
+@pytest.mark.parametrize("method", ["Saliency", "IntegratedGradients"])
+def test_sensitivity_max_matches_captum(method: str) -> None:
+    model, xs, args = multi_input(), MI_IN(), MI_ARGS()
+    kw = dict(target=0, additional_forward_args=args)
+    if method == "IntegratedGradients":
+        kw["n_steps"] = 4
+    got = im.sensitivity_max(getattr(ia, method)(model).attribute, xs, _fixed_sensitivity_perturb,
+                             perturb_radius=0.1, n_perturb_samples=3, max_examples_per_batch=4, **kw)
+    want = cm.sensitivity_max(getattr(ca, method)(model).attribute, xs, _fixed_sensitivity_perturb,
+                              perturb_radius=0.1, n_perturb_samples=3, max_examples_per_batch=4, **kw)
+    same(got, want)
+
+
+def test_sensitivity_max_default_perturbation_zero_for_a_constant_explanation() -> None:
+    """Saliency of BasicLinearModel does not depend on the input, so any perturbation gives sensitivity 0."""
+    model, xs = linear_model(), LIN_IN()
+    for lib, metrics in ((ia, im), (ca, cm)):
+        got = metrics.sensitivity_max(lib.Saliency(model).attribute, xs, n_perturb_samples=4)
+        assert got.shape == (3,) and got.abs().max() < 1e-12, lib.__name__
