@@ -230,10 +230,16 @@ class FeaturePermutation(FeatureAblation):
         return fills
 
 
+_RANDPERM_FROM = 64
+
+
 def _permutations(n: int, batch: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
     """``n`` random permutations of ``range(batch)``, none of them the identity."""
     gdev = generator.device if generator is not None else device
-    perms = torch.rand(n, batch, generator=generator, device=gdev).argsort(1)
+    if batch >= _RANDPERM_FROM:  # sorting n x batch random keys costs more than n calls of randperm
+        perms = torch.stack([torch.randperm(batch, generator=generator, device=gdev) for _ in range(n)])
+    else:
+        perms = torch.rand(n, batch, generator=generator, device=gdev).argsort(1)
     ident = torch.arange(batch, device=gdev)
     while True:
         bad = (perms == ident).all(1)

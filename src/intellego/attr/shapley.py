@@ -173,19 +173,18 @@ class ShapleyValues(PerturbationAttribution):
 
 
 def _exact_shapley(values: Tensor, n: int) -> Tensor:
-    """Shapley values ``(n, *O)`` from the values ``(2**n, *O)`` of all coalitions (bit ``i`` = feature ``i``)."""
+    """Shapley values ``(n, *O)`` from the values ``(2**n, *O)`` of all coalitions (bit ``i`` = feature ``i``).
+
+    One matrix product: coalition ``S`` enters ``phi_i`` with ``+w(|S| - 1)`` when ``i`` is in ``S`` and with
+    ``-w(|S|)`` otherwise, ``w(s) = s! (n - 1 - s)! / n!``.
+    """
     codes = torch.arange(2**n, device=values.device)
-    sizes = torch.zeros_like(codes)
-    for i in range(n):
-        sizes += (codes >> i) & 1
-    weight = torch.tensor([math.factorial(s) * math.factorial(n - 1 - s) / math.factorial(n) for s in range(n)],
-                          dtype=values.dtype, device=values.device)
-    phi = []
-    for i in range(n):
-        without = codes[(codes >> i) & 1 == 0]
-        w = weight[sizes[without]].reshape(-1, *[1] * (values.dim() - 1))
-        phi.append((w * (values[without | (1 << i)] - values[without])).sum(0))
-    return torch.stack(phi)
+    member = (codes[:, None] >> torch.arange(n, device=values.device)) & 1 == 1
+    sizes = member.sum(1)
+    weight = torch.tensor([math.factorial(s) * math.factorial(n - 1 - s) / math.factorial(n) for s in range(n)]
+                          + [0.0], dtype=values.dtype, device=values.device)
+    coeff = torch.where(member, weight[(sizes - 1).clamp_min(0)][:, None], -weight[sizes][:, None])
+    return (coeff.T @ values.reshape(2**n, -1)).reshape(n, *values.shape[1:])
 
 
 _fill_docs(ShapleyValueSampling, ShapleyValues)

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from ..errors import describe, require
 
-__all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "default_budget", "check_positive_int", "DEFAULT_BUDGET"]
+__all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "saved_profile_per_row", "default_budget", "check_positive_int",
+           "DEFAULT_BUDGET"]
 
 DEFAULT_BUDGET = 1 << 30  # bytes of autograd state per chunk on CPU
 _PROBE_THRESHOLD_ROWS = 256  # below this many rows the whole job is one chunk without measuring
@@ -55,19 +56,28 @@ def saved_bytes_per_row(run: Callable[[int], Tensor]) -> int:
 
     ``run(n)`` must build the graph for ``n`` rows and return a tensor; storages are counted once.
     """
-    sizes = []
+    return saved_profile_per_row(run)[0]
+
+
+def saved_profile_per_row(run: Callable[[int], Tensor]) -> tuple[int, int]:
+    """Per row: bytes autograd saves in all (as :func:`saved_bytes_per_row`), and the bytes of the largest
+    saved activation (a tensor whose first dimension is the rows; a proxy for one layer's working set)."""
+    sizes, largest = [], 1
     for n in (1, 2):
         seen: dict[int, int] = {}
 
-        def pack(t: Tensor, seen: dict[int, int] = seen) -> Tensor:
+        def pack(t: Tensor, seen: dict[int, int] = seen, n: int = n) -> Tensor:
+            nonlocal largest
             storage = t.untyped_storage()
             seen[storage.data_ptr()] = storage.nbytes()
+            if n == 2 and t.dim() > 0 and t.shape[0] == 2:
+                largest = max(largest, t.numel() * t.element_size() // 2)
             return t
 
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             run(n)
         sizes.append(sum(seen.values()))
-    return max(sizes[1] - sizes[0], 1)
+    return max(sizes[1] - sizes[0], 1), largest
 
 
 def plan_rows(
