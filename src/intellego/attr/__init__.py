@@ -3,6 +3,7 @@
 Porting Captum code means changing ``captum.attr`` to ``intellego.attr`` in the imports.
 """
 
+from . import visualization
 from ._base import (
     Attribution,
     GradientAttribution,
@@ -25,6 +26,7 @@ from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
 from .guided import Deconvolution, GuidedBackprop
 from .integrated_gradients import IntegratedGradients
+from .kernel_shap import KernelShap
 from .layer import (
     InternalInfluence,
     LayerActivation,
@@ -44,13 +46,28 @@ from .layer_rules import (
     NeuronDeepLiftShap,
     NeuronGuidedBackprop,
 )
-from .kernel_shap import KernelShap
 from .lime import Lime, LimeBase, get_exp_kernel_similarity_function
 from .linear_models import Lasso, LinearRegression, Ridge
 from .lrp import LRP
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
 from .shapley import ShapleyValues, ShapleyValueSampling
+from .summarizer import (
+    MSE,
+    ClassSummarizer,
+    CommonStats,
+    Count,
+    Max,
+    Mean,
+    Min,
+    Stat,
+    StatValue,
+    StdDev,
+    Sum,
+    Summarizer,
+    SummarizerSingleTensor,
+    Var,
+)
 from .text import (
     InterpretableEmbeddingBase,
     TokenReferenceBase,
@@ -119,4 +136,19 @@ __all__ = [
     "TokenReferenceBase",
     "configure_interpretable_embedding_layer",
     "remove_interpretable_embedding_layer",
+    "Summarizer",
+    "SummarizerSingleTensor",
+    "ClassSummarizer",
+    "Stat",
+    "StatValue",
+    "CommonStats",
+    "Count",
+    "Mean",
+    "MSE",
+    "Var",
+    "StdDev",
+    "Min",
+    "Max",
+    "Sum",
+    "visualization",
 ]
