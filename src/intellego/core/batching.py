@@ -21,8 +21,8 @@ from torch import Tensor
 
 from ..errors import describe, require
 
-__all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "saved_profile_per_row", "default_budget", "check_positive_int",
-           "DEFAULT_BUDGET"]
+__all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "saved_profile_per_row", "default_budget",
+           "check_positive_int", "DEFAULT_BUDGET"]
 
 DEFAULT_BUDGET = 1 << 30  # bytes of autograd state per chunk on CPU
 _PROBE_THRESHOLD_ROWS = 256  # below this many rows the whole job is one chunk without measuring
