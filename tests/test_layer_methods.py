@@ -295,3 +295,34 @@ def test_bad_inputs_are_clear():
             call()
     with pytest.raises(IntellegoError, match="grad_kwargs"):
         ia.LayerGradCam(model, model[0]).attribute(x, target=0, grad_kwargs={"create_graph": True})
+
+
+def test_layer_gradients_with_skip_connections_and_several_layers_equal_autograd():
+    """The part of the forward before the first hooked call runs without a graph; gradients at every listed
+    layer (in any order) still equal autograd's, also with a skip connection around the layer."""
+
+    class Skip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = torch.tanh(self.a(x))
+            return self.c(torch.tanh(self.b(h)) + h * x)
+
+    torch.manual_seed(0)
+    model = Skip().double()
+    x = torch.randn(3, 4, dtype=D)
+    both = ia.LayerGradientXActivation(model, [model.b, model.a], multiply_by_inputs=False).attribute(x, target=1)
+    ha_leaf = model.a(x).detach().requires_grad_(True)
+    h = torch.tanh(ha_leaf)
+    hb_leaf = model.b(h)
+    out = model.c(torch.tanh(hb_leaf) + h * x)[:, 1].sum()
+    g_a, g_b = torch.autograd.grad(out, (ha_leaf, hb_leaf))
+    torch.testing.assert_close(both[0], g_b)
+    torch.testing.assert_close(both[1], g_a)
+    assert torch.is_grad_enabled()
+    with torch.no_grad():
+        inside = ia.LayerGradientXActivation(model, model.b, multiply_by_inputs=False).attribute(x, target=1)
+        assert not torch.is_grad_enabled()
+    torch.testing.assert_close(inside, g_b)

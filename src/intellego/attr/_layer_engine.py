@@ -68,13 +68,13 @@ def grads_at(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], r
     return _cat(grads), _cat(acts), layout
 
 
-def evals_at(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], rows: int) -> tuple[
-        tuple[Tensor, ...], Layout]:
-    """Layer activations at ``xs``, ``rows`` examples per forward."""
+def evals_at(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], rows: int,
+             known: Layout | None = None) -> tuple[tuple[Tensor, ...], Layout]:
+    """Layer activations at ``xs``, ``rows`` examples per forward (stopping early with a ``known`` layout)."""
     batch = xs[0].shape[0]
     parts, layout = [], None
     for sl in chunks(batch, rows):
-        a, layout = layer_eval(spec.rows(sl), sites, tuple(x[sl] for x in xs))
+        a, layout = layer_eval(spec.rows(sl), sites, tuple(x[sl] for x in xs), known)
         parts.append(a)
     if layout is None:
         raise IntellegoError("inputs must hold at least one example")

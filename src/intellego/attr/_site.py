@@ -16,6 +16,7 @@ flat tuple of tensors the engines work on maps back to calls and tuple outputs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,16 +135,30 @@ class _Recorder:
         return flat, Layout(tuple(tuple(k) for k in self.kinds))
 
 
-def layer_eval(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tensor, ...]) -> tuple[
-        tuple[Tensor, ...], Layout]:
-    """The sites' activations for ``inputs`` (no gradients), cloned at each call."""
+class _Stop(Exception):
+    """Raised from a hook to end a forward pass once the layer has run."""
+
+
+def layer_eval(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tensor, ...],
+               known: Layout | None = None) -> tuple[tuple[Tensor, ...], Layout]:
+    """The sites' activations for ``inputs`` (no gradients), cloned at each call.
+
+    With the ``known`` layout of an earlier pass over the same model, the forward pass stops as soon as every
+    site has run as often as it did then (the rest of the model cannot change the activations).
+    """
     rec = _Recorder(sites)
+    left = [sum(1 for _ in calls) for calls in known.calls] if known is not None else None
     with HookScope() as scope, torch.no_grad():
         for i, site in enumerate(sites):
             def grab(call: int, value: Any, i: int = i, site: Site = site) -> None:
                 rec.add(i, value, tuple(t.clone() for t in _tensors(site, call, value)))
+                if left is not None:
+                    left[i] -= 1
+                    if not any(n > 0 for n in left):
+                        raise _Stop
             site.hook(scope, grab)
-        spec.output(inputs)
+        with contextlib.suppress(_Stop):
+            spec.output(inputs)
     return rec.finish()
 
 
@@ -154,18 +169,24 @@ def layer_gradients(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tens
     Each call's value is routed through a private copy that nothing else can modify in place, so the
     gradient is exactly the one with respect to that call. Copies stay connected to the graph, so with
     several layers an upstream layer's gradient includes its effect through the downstream ones.
+
+    Nothing before the first site call can depend on a site, so that part of the forward pass runs without
+    recording a graph: gradients are switched on in the hook of the first call (the ``no_grad`` scope
+    restores the caller's mode on exit).
     """
     rec = _Recorder(sites)
-    with HookScope() as scope, torch.enable_grad():
+    with HookScope() as scope, torch.no_grad():
         for i, site in enumerate(sites):
             def swap(call: int, value: Any, i: int = i, site: Site = site) -> Any:
+                torch.set_grad_enabled(True)
                 nodes = tuple(_node(t) for t in _tensors(site, call, value))
                 rec.add(i, value, nodes)
                 return unpack([t.clone() for t in nodes], isinstance(value, tuple))
             site.hook(scope, swap)
         scores = spec.scores(tuple(x.detach() for x in inputs))
     leaves, layout = rec.finish()
-    grads = grads_of(scores, leaves)
+    with torch.enable_grad():  # the caller may be inside torch.no_grad()
+        grads = grads_of(scores, leaves)
     return grads, tuple(t.detach() for t in leaves), layout
 
 
@@ -208,10 +229,6 @@ def layer_spec(spec: ForwardSpec, sites: Sequence[Site], layout: Layout, inputs:
     """A spec whose inputs are the sites' activations; the model inputs follow as batched extra arguments."""
     fn = _LayerAsInput(spec.forward_func, sites, layout, len(inputs))
     return ForwardSpec(fn, (*inputs, *spec.args), spec.readout, spec.batch_size)
-
-
-class _Stop(Exception):
-    """Raised from a hook to end a forward pass once the layer has run."""
 
 
 class _NeuronForward:

@@ -359,7 +359,8 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
         grads, _, layout = grads_at(expanded, sites, points, rows)
         samples = grads
         if self._multiply_by_inputs:
-            both, _ = evals_at(expanded.tiled(2), sites, tuple(torch.cat([e, s]) for e, s in zip(noisy, starts)), rows)
+            both, _ = evals_at(expanded.tiled(2), sites, tuple(torch.cat([e, s]) for e, s in zip(noisy, starts)), rows,
+                               known=layout)
             samples = tuple(g * (t[:total] - t[total:]) for g, t in zip(grads, both))
         require_batch_first(samples, total, "LayerGradientShap")
         attrs = tuple(s.reshape(batch, n_samples, *s.shape[1:]).mean(1) for s in samples)
