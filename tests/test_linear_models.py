@@ -1,0 +1,67 @@
+"""Interpretable linear models against scikit-learn on random weighted data (objectives and coefficients)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from intellego.attr import Lasso, LinearRegression, Ridge
+
+sklearn = pytest.importorskip("sklearn.linear_model")
+
+
+def data(seed, n=40, f=6, binary=False):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, f, generator=g, dtype=torch.float64)
+    X = (X > 0).double() if binary else X
+    y = X @ torch.randn(f, generator=g, dtype=torch.float64) + 0.3 * torch.randn(n, generator=g, dtype=torch.float64)
+    w = torch.rand(n, generator=g, dtype=torch.float64) + 0.05
+    return X, y, w
+
+
+def lasso_objective(X, y, w, coef, intercept, alpha):
+    r = y - X @ coef - intercept
+    return float((w * r**2).sum() / (2 * w.sum()) + alpha * coef.abs().sum())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_linear_regression_and_ridge_match_sklearn(seed):
+    X, y, w = data(seed)
+    for ours, theirs in [(LinearRegression(), sklearn.LinearRegression()),
+                         (Ridge(alpha=0.7), sklearn.Ridge(alpha=0.7))]:
+        ours.fit(X, y, sample_weight=w)
+        theirs.fit(X.numpy(), y.numpy(), sample_weight=w.numpy())
+        np.testing.assert_allclose(ours.coef_.numpy(), theirs.coef_, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(float(ours.intercept_), theirs.intercept_, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed,alpha,binary", [(0, 0.01, False), (1, 0.1, False), (2, 0.5, False), (3, 0.01, True),
+                                               (4, 0.05, True), (5, 2.0, False)])
+def test_lasso_matches_sklearn_objective_and_coefficients(seed, alpha, binary):
+    X, y, w = data(seed, binary=binary)
+    ours = Lasso(alpha=alpha).fit(X, y, sample_weight=w)
+    theirs = sklearn.Lasso(alpha=alpha, tol=1e-12, max_iter=100_000).fit(X.numpy(), y.numpy(), sample_weight=w.numpy())
+    coef, ref = ours.coef_, torch.from_numpy(theirs.coef_)
+    mine = lasso_objective(X, y, w, coef, ours.intercept_, alpha)
+    best = lasso_objective(X, y, w, ref, theirs.intercept_, alpha)
+    assert mine <= best + 1e-12 * max(1.0, abs(best))
+    np.testing.assert_allclose(coef.numpy(), theirs.coef_, atol=1e-7)
+    np.testing.assert_allclose(float(ours.intercept_), theirs.intercept_, atol=1e-7)
+    assert torch.equal(coef == 0, ref == 0)  # the same support
+
+
+def test_lasso_batched_solve_equals_one_problem_at_a_time_and_more_features_than_samples():
+    X, _, _ = data(7, n=12, f=20, binary=True)
+    g = torch.Generator().manual_seed(1)
+    Y = torch.randn(12, 5, generator=g, dtype=torch.float64)
+    W = torch.rand(12, 5, generator=g, dtype=torch.float64) + 0.1
+    coef, intercept = Lasso(alpha=0.05).solve(X, Y, W)
+    for k in range(5):
+        one = Lasso(alpha=0.05).fit(X, Y[:, k], sample_weight=W[:, k])
+        torch.testing.assert_close(coef[k], one.coef_)
+        theirs = sklearn.Lasso(alpha=0.05, tol=1e-12, max_iter=100_000).fit(
+            X.numpy(), Y[:, k].numpy(), sample_weight=W[:, k].numpy())
+        mine = lasso_objective(X, Y[:, k], W[:, k], coef[k], intercept[k], 0.05)
+        best = lasso_objective(X, Y[:, k], W[:, k], torch.from_numpy(theirs.coef_), theirs.intercept_, 0.05)
+        assert mine <= best + 1e-10 * max(1.0, abs(best))
