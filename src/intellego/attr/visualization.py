@@ -9,6 +9,13 @@ Example:
     >>> fig, ax = viz.visualize_image_attr(np.random.rand(4, 4, 3), method="heat_map", use_pyplot=False)
 """
 
+from ..viz.helpers import (
+    draw_mask_border,
+    draw_mask_legend,
+    format_classname,
+    format_special_tokens,
+    format_tooltip,
+)
 from ..viz.image import visualize_image_attr, visualize_image_attr_multiple
 from ..viz.normalize import (
     ImageVisualizationMethod,
@@ -38,4 +45,9 @@ __all__ = [
     "importance_color",
     "normalize_attr",
     "cumulative_sum_threshold",
+    "draw_mask_border",
+    "draw_mask_legend",
+    "format_classname",
+    "format_special_tokens",
+    "format_tooltip",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "pack_baseline_distribution",
     "pack_args",
     "require_float",
+    "require_same_batch",
     "same_structure",
 ]
 
@@ -46,13 +47,21 @@ def unpack(values: Sequence[T], was_tuple: bool) -> Any:
 
 
 def require_float(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
-    """Gradients need floating-point inputs; say which tensor is not."""
+    """Gradients need floating-point inputs that share their batch dimension; say which tensor is not."""
     for i, x in enumerate(inputs):
         require(
             x.is_floating_point() or x.is_complex(),
             f"{name}[{i}] has dtype {x.dtype}: gradient-based attribution needs floating-point inputs "
             "(for token ids, attribute to the embedding layer, e.g. with LayerIntegratedGradients)",
         )
+    require_same_batch(inputs, name)
+
+
+def require_same_batch(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
+    """Every tensor of ``inputs`` holds the same number of examples (dimension 0)."""
+    if len(inputs) > 1 and all(x.dim() > 0 for x in inputs) and len({x.shape[0] for x in inputs}) > 1:
+        raise IntellegoError(f"{name} must all have the same number of examples (dimension 0), got shapes "
+                             f"{[tuple(x.shape) for x in inputs]}")
 
 
 def same_structure(values: Any, count: int, name: str) -> tuple[Any, ...]:
