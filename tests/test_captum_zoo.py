@@ -649,3 +649,39 @@ def test_sensitivity_max_default_perturbation_zero_for_a_constant_explanation() 
     for lib, metrics in ((ia, im), (ca, cm)):
         got = metrics.sensitivity_max(lib.Saliency(model).attribute, xs, n_perturb_samples=4)
         assert got.shape == (3,) and got.abs().max() < 1e-12, lib.__name__
+
+
+def test_lrp_with_an_input_added_before_the_first_layer_where_captum_credits_the_sum() -> None:
+    """BasicModel_MultiLayer adds ``add_input`` to ``x`` before linear0. Captum's LRP returns the relevance of
+    ``x + add_input`` as if it were x's; ours splits it in proportion (``x / (x + add_input)``, the z-rule for a
+    sum), so x gets its own share and ``add_input=0`` gives the plain result."""
+    model, x, add = multilayer()(), X3(), X3(seed=5)
+    ours = ia.LRP(model).attribute(x, target=1, additional_forward_args=add)
+    theirs = ca.LRP(model).attribute(x, target=1, additional_forward_args=add).detach()
+    torch.testing.assert_close(ours * (x + add) / x, theirs, rtol=1e-6, atol=1e-6)
+
+
+# ---- porting helpers and bad inputs ----------------------------------------------------------------------------------
+
+def test_interpretable_embedding_round_trip_matches_captum() -> None:
+    results = []
+    for lib in (ca, ia):
+        model = _model(zoo.BasicEmbeddingModel)
+        emb = lib.configure_interpretable_embedding_layer(model, "embedding1")
+        e1 = emb.indices_to_embeddings(torch.tensor([[3, 5, 7], [1, 2, 29]]))
+        results.append(lib.IntegratedGradients(model).attribute(
+            e1, additional_forward_args=(torch.tensor([[4, 4, 0], [9, 8, 7]]),), n_steps=5))
+        lib.remove_interpretable_embedding_layer(model, emb)
+        assert type(model.embedding1) is nn.Embedding
+    same(results[1], results[0], 1e-5)
+    same(ia.TokenReferenceBase(0).generate_reference(4, device="cpu"),
+         ca.TokenReferenceBase(0).generate_reference(4, device="cpu"))
+
+
+def test_inputs_with_different_batch_sizes_raise_a_clear_error() -> None:
+    """Captum fails deep inside the model on such inputs; we name the shapes before any work."""
+    model = multi_input()
+    x1, x2 = MI_IN()
+    for method in (ia.Saliency(model), ia.IntegratedGradients(model), ia.DeepLift(model)):
+        with pytest.raises(IntellegoError, match=r"same number of examples.*\(6, 3\), \(3, 3\)"):
+            method.attribute((x1, x2[:3]), additional_forward_args=MI_ARGS(), target=0)
