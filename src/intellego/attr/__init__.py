@@ -21,11 +21,19 @@ from .cam import (
     LayerScoreCam,
     LayerXGradCam,
 )
+from .dataloader import DataLoaderAttribution
 from .deep_lift import DeepLift, DeepLiftShap
 from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
 from .guided import Deconvolution, GuidedBackprop
 from .integrated_gradients import IntegratedGradients
+from .interpretable_input import (
+    ImageMaskInput,
+    InterpretableInput,
+    ProductBaselines,
+    TextTemplateInput,
+    TextTokenInput,
+)
 from .kernel_shap import KernelShap
 from .layer import (
     InternalInfluence,
@@ -48,6 +56,9 @@ from .layer_rules import (
 )
 from .lime import Lime, LimeBase, get_exp_kernel_similarity_function
 from .linear_models import Lasso, LinearRegression, Ridge
+from .llm import LLMAttribution, LLMGradientAttribution
+from .llm_remote import RemoteLLMAttribution, RemoteLLMProvider, VLLMProvider
+from .llm_result import LLMAttributionResult
 from .lrp import LRP
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
@@ -151,4 +162,16 @@ __all__ = [
     "Max",
     "Sum",
     "visualization",
+    "InterpretableInput",
+    "TextTemplateInput",
+    "TextTokenInput",
+    "ImageMaskInput",
+    "ProductBaselines",
+    "LLMAttribution",
+    "LLMGradientAttribution",
+    "LLMAttributionResult",
+    "RemoteLLMAttribution",
+    "RemoteLLMProvider",
+    "VLLMProvider",
+    "DataLoaderAttribution",
 ]

@@ -1,0 +1,150 @@
+"""LLM attribution against a model behind an API that reports token log-probabilities (e.g. a vLLM server).
+
+``RemoteLLMAttribution`` runs a perturbation method locally and asks a :class:`RemoteLLMProvider` for the
+log-probabilities of the target after every perturbed prompt. ``VLLMProvider`` talks to a vLLM server
+through the ``openai`` client package; without that package it raises an error naming it. Any object with
+``generate(prompt, **gen_args) -> str`` and ``get_logprobs(input_prompt, target_str, tokenizer) -> list``
+works as a provider (a local one is handy for tests).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import IntellegoError, describe, require
+from .interpretable_input import InterpretableInput
+from .llm import DEFAULT_GEN_ARGS, LLMAttribution
+
+__all__ = ["RemoteLLMProvider", "VLLMProvider", "RemoteLLMAttribution", "MissingDependencyError"]
+
+
+class MissingDependencyError(IntellegoError, ImportError):
+    """An optional package is not installed (also an ``ImportError``, as Captum raises)."""
+
+
+class RemoteLLMProvider(ABC):
+    """A language model served remotely: text generation and log-probabilities of a continuation."""
+
+    api_url: str
+
+    @abstractmethod
+    def generate(self, prompt: str, **gen_args: Any) -> str:
+        """The model's continuation of ``prompt``."""
+
+    @abstractmethod
+    def get_logprobs(self, input_prompt: str, target_str: str, tokenizer: Any = None) -> list[float]:
+        """Log-probabilities of the tokens of ``target_str`` following ``input_prompt``, one per token."""
+
+
+class VLLMProvider(RemoteLLMProvider):
+    """A vLLM server's OpenAI-compatible completions API (needs the ``openai`` package and the server).
+
+    Args:
+        api_url: the server's base URL.
+        model_name: the served model; None takes the first model the server lists.
+    """
+
+    def __init__(self, api_url: str, model_name: str | None = None) -> None:
+        try:
+            from openai import OpenAI
+        except ImportError as err:
+            raise MissingDependencyError("VLLMProvider needs the 'openai' package (pip install openai) and a "
+                                         "running vLLM server at api_url") from err
+        require(isinstance(api_url, str) and api_url.strip() != "", f"api_url must be a URL, got {describe(api_url)}")
+        self.api_url = api_url
+        self.client = OpenAI(base_url=api_url, api_key=os.getenv("OPENAI_API_KEY", "EMPTY"))
+        if model_name is None:
+            models = self.client.models.list().data
+            require(len(models) > 0, f"the vLLM server at {api_url} lists no models")
+            model_name = models[0].id
+        self.model_name = model_name
+
+    def generate(self, prompt: str, **gen_args: Any) -> str:
+        args = {k: v for k, v in gen_args.items() if k not in ("do_sample", "max_new_tokens")}
+        args.setdefault("max_tokens", gen_args.get("max_new_tokens", 25))
+        reply = self.client.completions.create(model=self.model_name, prompt=prompt, **args)
+        require(bool(getattr(reply, "choices", None)), "the vLLM reply has no choices")
+        return str(reply.choices[0].text)
+
+    def get_logprobs(self, input_prompt: str, target_str: str, tokenizer: Any = None) -> list[float]:
+        require(tokenizer is not None, "VLLMProvider.get_logprobs needs the tokenizer to count target tokens")
+        require(bool(target_str), "target_str must not be empty")
+        n = len(tokenizer.encode(target_str, add_special_tokens=False))
+        reply = self.client.completions.create(model=self.model_name, prompt=input_prompt + target_str,
+                                               temperature=0.0, max_tokens=1, extra_body={"prompt_logprobs": 0})
+        entries = reply.choices[0].prompt_logprobs if getattr(reply, "choices", None) else None
+        require(bool(entries), "the vLLM reply has no prompt_logprobs")
+        out = [float(next(iter(e.values()))["logprob"]) for e in entries[-n:] if e]
+        require(len(out) == n, f"the vLLM reply gave {len(out)} target log-probabilities, expected {n}")
+        return out
+
+
+class _PlaceholderModel:
+    """Stands in for the model when building the perturbation method of a remote attribution."""
+
+    device = torch.device("cpu")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+
+class RemoteLLMAttribution(LLMAttribution):
+    """:class:`LLMAttribution` with the target's log-probabilities from a remote provider.
+
+    Build the perturbation method on :attr:`placeholder_model` (it is never called).
+
+    Args:
+        attr_method: a perturbation method as for :class:`LLMAttribution`.
+        tokenizer: the remote model's tokenizer (to split the target into tokens).
+        provider: a :class:`RemoteLLMProvider` (or any object with ``generate`` and ``get_logprobs``).
+        attr_target: ``"log_prob"`` or ``"prob"``.
+    """
+
+    placeholder_model = _PlaceholderModel()
+
+    def __init__(self, attr_method: Any, tokenizer: Any, provider: Any, attr_target: str = "log_prob") -> None:
+        super().__init__(attr_method, tokenizer, attr_target)
+        require(callable(getattr(provider, "get_logprobs", None)),
+                f"provider must have a get_logprobs(input_prompt, target_str, tokenizer) method, "
+                f"got {describe(provider)}")
+        self.provider = provider
+
+    def _get_target_tokens(self, inp: InterpretableInput, target: str | Tensor | None = None,
+                           gen_args: dict[str, Any] | None = None) -> Tensor:
+        self._check_input(inp)
+        if target is not None:
+            return super()._get_target_tokens(inp, target, gen_args)
+        require(callable(getattr(self.provider, "generate", None)),
+                "the provider cannot generate text: pass target= (a string or token ids)")
+        text = self.provider.generate(self._prompt(inp.to_model_input()), **dict(gen_args or DEFAULT_GEN_ARGS))
+        return super()._get_target_tokens(inp, text, None)
+
+    def _prompt(self, model_input: Any) -> str:
+        return self.tokenizer.decode(model_input.reshape(-1)) if isinstance(model_input, Tensor) else model_input
+
+    def _forward_func(self, perturbed_tensor: Tensor | None, inp: InterpretableInput, target_tokens: Tensor,
+                      use_cached_outputs: bool = False, _inspect_forward: Callable[..., None] | None = None,
+                      forward_in_tokens: bool = False) -> Tensor:
+        rows = [None] if perturbed_tensor is None else list(perturbed_tensor.reshape(-1, inp.n_itp_features))
+        target_str = self.tokenizer.decode(target_tokens)
+        scores = []
+        for r in rows:
+            prompt = self._prompt(inp.to_model_input(None if r is None else r[None]))
+            lp = self.provider.get_logprobs(input_prompt=prompt, target_str=target_str, tokenizer=self.tokenizer)
+            if len(lp) != target_tokens.shape[0]:
+                raise IntellegoError(f"the provider gave {len(lp)} log-probabilities for a target of "
+                                     f"{target_tokens.shape[0]} tokens")
+            lp_t = torch.as_tensor([float(v) for v in lp], dtype=torch.float64)
+            row = torch.cat([lp_t.sum().reshape(1), lp_t]) if self.include_per_token_attr else lp_t.sum()
+            row = row if self.attr_target == "log_prob" else row.exp()
+            if _inspect_forward is not None:
+                probs = row.exp() if self.attr_target == "log_prob" else row
+                _inspect_forward(prompt, target_str, probs.reshape(-1).tolist())
+            scores.append(row)
+        return torch.stack(scores)

@@ -1,0 +1,218 @@
+"""``LLMAttributionResult``: what the LLM attribution classes return, with its plots (matplotlib imported
+lazily), and the readable token strings of generated ids."""
+
+from __future__ import annotations
+
+import warnings
+from textwrap import shorten
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import IntellegoError, describe, require
+from .interpretable_input import ImageMaskInput, InterpretableInput
+
+__all__ = ["LLMAttributionResult", "pretty_tokens"]
+
+
+def _tensor(value: Any, name: str) -> Tensor:
+    try:
+        return value if isinstance(value, Tensor) else torch.tensor(value)
+    except (TypeError, ValueError) as err:
+        raise IntellegoError(f"{name} must be a tensor or array-like, got {describe(value)}") from err
+
+
+class LLMAttributionResult:
+    """Attributions of a generated (or given) target text to the features of the prompt.
+
+    Attributes:
+        input_tokens: labels of the input features (``inp.values``).
+        output_tokens: the target tokens as readable strings.
+        seq_attr: ``(n_input,)`` attribution to the whole target (its total log-probability).
+        token_attr: ``(n_output, n_input)`` attribution to each target token, or None (Lime, KernelShap).
+        output_probs: optional ``(n_output,)`` probabilities of the target tokens.
+        inp: the interpretable input (used by :meth:`plot_image_heatmap`).
+
+    Example:
+        >>> r = LLMAttributionResult(input_tokens=["a", "b"], output_tokens=["c"], seq_attr=[0.5, -1.0],
+        ...                          token_attr=[[0.5, -1.0]])
+        >>> r.seq_attr_dict
+        {'a': 0.5, 'b': -1.0}
+    """
+
+    def __init__(self, *, input_tokens: list[str], output_tokens: list[str], seq_attr: Any,
+                 token_attr: Any = None, output_probs: Any = None, inp: InterpretableInput | None = None) -> None:
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.seq_attr = seq_attr
+        self.token_attr = token_attr
+        self.output_probs = output_probs
+        self.inp = inp
+
+    @property
+    def seq_attr(self) -> Tensor:
+        return self._seq_attr
+
+    @seq_attr.setter
+    def seq_attr(self, value: Any) -> None:
+        t = _tensor(value, "seq_attr")
+        require(t.dim() == 1 and t.shape[0] == len(self.input_tokens),
+                f"seq_attr must be 1-D with one value per input token ({len(self.input_tokens)}), got {describe(t)}")
+        self._seq_attr = t
+
+    @property
+    def token_attr(self) -> Tensor | None:
+        return self._token_attr
+
+    @token_attr.setter
+    def token_attr(self, value: Any) -> None:
+        t = None if value is None else _tensor(value, "token_attr")
+        shape = (len(self.output_tokens), len(self.input_tokens))
+        require(t is None or tuple(t.shape) == shape,
+                f"token_attr must have shape (n_output_tokens, n_input_tokens) = {shape}, got {describe(t)}")
+        self._token_attr = t
+
+    @property
+    def output_probs(self) -> Tensor | None:
+        return self._output_probs
+
+    @output_probs.setter
+    def output_probs(self, value: Any) -> None:
+        t = None if value is None else _tensor(value, "output_probs")
+        require(t is None or (t.dim() == 1 and t.shape[0] == len(self.output_tokens)),
+                f"output_probs must be 1-D with one value per output token ({len(self.output_tokens)}), "
+                f"got {describe(t)}")
+        self._output_probs = t
+
+    @property
+    def seq_attr_dict(self) -> dict[str, float]:
+        """``{input token: sequence attribution}`` (a repeated token keeps its last value)."""
+        return dict(zip(self.input_tokens, self.seq_attr.cpu().tolist()))
+
+    def __repr__(self) -> str:
+        return (f"LLMAttributionResult({len(self.input_tokens)} input tokens, {len(self.output_tokens)} output "
+                f"tokens, token_attr={'None' if self.token_attr is None else tuple(self.token_attr.shape)})")
+
+    @staticmethod
+    def _cmap() -> Any:
+        import matplotlib.colors as mcolors
+
+        return mcolors.LinearSegmentedColormap.from_list("RdWhGn", ["red", "white", "green"])
+
+    def _labels(self, tokens: list[str]) -> list[str]:
+        return [shorten(repr(t)[1:-1], width=50, placeholder="...") for t in tokens]
+
+    def plot_token_attr(self, show: bool = False) -> Any:
+        """Heat map of ``token_attr`` (outputs as rows, inputs as columns), values written in the cells.
+
+        Returns ``(figure, axes)``, or None after ``plt.show()`` with ``show=True``.
+        """
+        if self.token_attr is None:
+            raise IntellegoError("token_attr is None (this method gives sequence attributions only); "
+                                 "use plot_seq_attr")
+        import matplotlib.pyplot as plt
+
+        data = self.token_attr.detach().cpu().double().numpy()
+        vmax = float(np.abs(data).max()) or 1.0
+        fig, ax = plt.subplots(figsize=(max(data.shape[1] * 1.3, 6.4), max(data.shape[0] / 2.5, 4.8)))
+        im = ax.imshow(data, vmin=-vmax, vmax=vmax, cmap=self._cmap(), aspect="auto")
+        fig.colorbar(im, ax=ax).ax.set_ylabel("Token Attribution", rotation=-90, va="bottom")
+        ax.set_xticks(np.arange(data.shape[1]), labels=self._labels(self.input_tokens))
+        ax.set_yticks(np.arange(data.shape[0]), labels=[repr(t)[1:-1] for t in self.output_tokens])
+        ax.tick_params(top=True, bottom=False, labeltop=True, labelbottom=False)
+        plt.setp(ax.get_xticklabels(), rotation=-30, ha="right", rotation_mode="anchor")
+        for i in range(data.shape[0]):
+            for j in range(data.shape[1]):
+                color = "black" if 0.2 < im.norm(data[i, j]) < 0.8 else "white"
+                ax.text(j, i, f"{data[i, j]:.4f}", ha="center", va="center", color=color)
+        return _finish(plt, fig, ax, show)
+
+    def plot_seq_attr(self, show: bool = False) -> Any:
+        """Bar chart of ``seq_attr`` per input token (positive blue, negative red)."""
+        import matplotlib.pyplot as plt
+
+        data = self.seq_attr.detach().cpu().double().numpy()
+        fig, ax = plt.subplots(figsize=(max(data.shape[0] / 2, 6.4), max(data.shape[0] / 4, 4.8)))
+        pos = range(data.shape[0])
+        ax.set_xticks(pos, labels=self._labels(self.input_tokens))
+        ax.tick_params(top=True, bottom=False, labeltop=True, labelbottom=False)
+        plt.setp(ax.get_xticklabels(), rotation=-30, ha="right", rotation_mode="anchor")
+        ax.bar(pos, np.maximum(data, 0), align="center", color="#4772b3")
+        ax.bar(pos, np.minimum(data, 0), align="center", color="#d0365b")
+        ax.set_ylabel("Sequence Attribution", rotation=90, va="bottom")
+        return _finish(plt, fig, ax, show)
+
+    def plot_image_heatmap(self, show: bool = False, target_token_pos: int | tuple[int, int] | None = None,
+                           border_width: int = 2, show_legends: bool = True) -> Any:
+        """The input image (grey) under a heat map of the segment attributions (``ImageMaskInput`` only).
+
+        ``target_token_pos``: None for ``seq_attr``, an int for one output token, ``(m, n)`` for the sum
+        over output tokens ``m .. n-1``.
+        """
+        inp = self.inp
+        if not isinstance(inp, ImageMaskInput):
+            raise IntellegoError(f"plot_image_heatmap needs a result of an ImageMaskInput, got inp={describe(inp)}")
+        if target_token_pos is None:
+            attr = self.seq_attr
+        elif self.token_attr is None:
+            raise IntellegoError("token_attr is None; use target_token_pos=None for the sequence attribution")
+        elif isinstance(target_token_pos, int):
+            attr = self.token_attr[target_token_pos]
+        else:
+            attr = self.token_attr[target_token_pos[0]:target_token_pos[1]].sum(0)
+        import matplotlib.pyplot as plt
+
+        pixels = inp.format_pixel_attr(attr.double()).cpu().numpy()
+        image = inp._array()
+        fig, ax = plt.subplots()
+        ax.imshow(image.mean(axis=2) if image.ndim == 3 else image, cmap="gray")
+        vmax = float(np.abs(pixels).max()) or 1.0
+        heat = ax.imshow(pixels, vmin=-vmax, vmax=vmax, cmap=self._cmap(), alpha=0.8)
+        fig.colorbar(heat, ax=ax).ax.set_ylabel("Attribution", rotation=-90, va="bottom")
+        for mid, m in zip(inp.mask_id_to_idx, inp.get_mask_list()):
+            mk = m.bool().cpu().numpy()
+            if border_width > 0 and mk.any():
+                ax.contour(mk, levels=[0.5], colors=["black"], linewidths=border_width)
+            if show_legends and mk.any():
+                ys, xs = np.nonzero(mk)
+                ax.text(xs.mean(), ys.mean(), str(mid), ha="center", va="center")
+        ax.axis("off")
+        return _finish(plt, fig, ax, show)
+
+
+def _finish(plt: Any, fig: Any, ax: Any, show: bool) -> Any:
+    fig.set_facecolor("white")
+    if show:
+        plt.show()
+        return None
+    return fig, ax
+
+
+def _clean(token: str) -> str:
+    return token.replace("\n", "\\n").strip()
+
+
+def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
+    """Readable strings for token ids: the spans of the decoded text (from the tokenizer's offset mapping
+    when re-encoding the text gives the same ids), otherwise each id decoded on its own."""
+    id_list = [int(v) for v in ids.reshape(-1).tolist()]
+    text = tokenizer.decode(ids)
+    try:
+        enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        again, offsets = [int(v) for v in enc["input_ids"]], [tuple(o) for o in enc["offset_mapping"]]
+    except (TypeError, KeyError, NotImplementedError):
+        again, offsets = [], []
+    if again == id_list and len(offsets) == len(id_list):
+        out, end_prev = [], -1
+        for i, (start, end) in enumerate(offsets):
+            if start == end:  # no span given: reach to the next token's start
+                end = offsets[i + 1][0] if i + 1 < len(offsets) else len(text)
+            out.append(_clean(text[start:end]) + (" [OVERLAP]" if end_prev > start else ""))
+            end_prev = end
+        return out
+    if offsets:
+        warnings.warn("re-encoding the decoded target gives other token ids; decoding each token on its own",
+                      stacklevel=3)
+    return [_clean(tokenizer.decode(ids.reshape(-1)[i : i + 1])) for i in range(len(id_list))]
