@@ -23,7 +23,9 @@ def _public_classes() -> list[str]:
 
 
 NOT_ALGORITHMS = {"TokenReferenceBase", "InterpretableEmbeddingBase", "Summarizer", "SummarizerSingleTensor",
-                  "ClassSummarizer", "Stat", "Count", "Mean", "MSE", "Var", "StdDev", "Min", "Max", "Sum"}
+                  "ClassSummarizer", "Stat", "Count", "Mean", "MSE", "Var", "StdDev", "Min", "Max", "Sum",
+                  "InterpretableInput", "TextTemplateInput", "TextTokenInput", "ImageMaskInput", "ProductBaselines",
+                  "LLMAttributionResult", "VLLMProvider"}
 
 
 def test_every_public_class_has_a_hygiene_case():

@@ -11,6 +11,8 @@ produces a target when none is given.
 Unlike Captum, the perturbed prompts of one chunk go through the model together (prompts of equal token
 length share a call), results keep the model's dtype (Captum returns float32), and
 ``use_cached_outputs=True`` falls back to plain forwards for models without Hugging Face's generation helpers.
+The wrapped perturbation method sees the presence vector as float64 (so Lime/KernelShap fit in double
+precision); the LLM inputs' ``to_model_input`` treat any value other than 1 as absent, as in Captum.
 """
 
 from __future__ import annotations
@@ -245,7 +247,7 @@ class LLMAttribution(BaseLLMAttribution):
         rows = 1 + tokens.shape[0] if self.include_per_token_attr else 1
         total: Tensor | None = None
         for _ in range(num_trials):
-            cur = method.attribute(inp.to_tensor().to(self.device), **kwargs)
+            cur = method.attribute(inp.to_tensor().to(self.device, torch.float64), **kwargs)
             cur = cur.reshape(rows, inp.n_itp_features)
             total = cur if total is None else total + cur
         attr = inp.format_attr(total / num_trials)  # type: ignore[operator]
@@ -298,6 +300,10 @@ class LLMGradientAttribution(BaseLLMAttribution):
         tokens = self._get_target_tokens(inp, target, gen_args)
         inp = cast(TextTokenInput, inp)  # checked by _get_target_tokens
         z = inp.to_tensor().to(self.device)
+        if isinstance(self.attr_method, LayerGradientShap):  # it moves along the presence vector: floats
+            z = z.to(torch.float64)
+            if isinstance(kwargs.get("baselines"), Tensor):
+                kwargs["baselines"] = kwargs["baselines"].to(z.dtype)
         n_tokens = inp.inp_tensor.shape[1]
         rows = []
         for step in range(tokens.shape[0]):
