@@ -9,9 +9,10 @@ several times in one forward gives a tuple with one result per call (Captum sile
 Several targets in one call (beyond Captum): every method that takes ``target`` also takes a keyword-only
 ``targets``, a list of targets (each one in any form ``target`` accepts, except a callable). The batch is
 stacked once per target and run as one batch, and every tensor of the result gets a leading dimension of
-size ``len(targets)``: ``result[k]`` equals the call with ``target=targets[k]`` (a convergence delta becomes
-``(K, N)``). It is a separate keyword so it cannot be confused with Captum's per-example ``target`` list;
-pass one or the other. Sampling methods draw their noise independently for each copy.
+size ``len(targets)``: ``result[k]`` equals the call with ``target=targets[k]`` (a convergence delta gets
+the same leading dimension, e.g. ``(K, N)``). It is a separate keyword so it cannot be confused with
+Captum's per-example ``target`` list; pass one or the other. Sampling methods draw their noise
+independently for each copy.
 """
 
 from __future__ import annotations
