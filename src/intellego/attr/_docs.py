@@ -10,7 +10,7 @@ TARGET = """target: which output to explain. None when the model returns one val
 ARGS = """additional_forward_args: extra arguments passed after the inputs. Tensors whose first dimension is
             the batch follow their examples through internal batches; anything else is passed as is."""
 MEMORY = """memory_budget: keyword-only; bytes of autograd state one internal batch may use. By default the
-            chunk size is measured and fitted to 128 MiB on CPU (half the free memory on a GPU). Results do not
+            chunk size is measured and fitted to 64 MiB on CPU (half the free memory on a GPU). Results do not
             depend on it."""
 GENERATOR = """generator: keyword-only ``torch.Generator`` for reproducible sampling (default: torch's global RNG)."""
 FEATURE_MASK = """feature_mask: integer feature ids per input tensor (a tensor, or a tuple with one per input), of

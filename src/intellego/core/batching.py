@@ -25,9 +25,9 @@ __all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "saved_profile_per_row"
            "check_positive_int", "DEFAULT_BUDGET"]
 
 # bytes of autograd state per chunk on CPU: large enough to amortise per-call overhead, small enough that a
-# chunk's activations stay cache-friendly (a 320-row ResNet chunk at 1 GiB ran about 2x slower per row than
-# ~110-row chunks at 128 MiB, measured single-threaded)
-DEFAULT_BUDGET = 128 << 20
+# chunk's activations stay cache-friendly. Single-threaded on the small benchmark ResNet, IG over 400 rows took
+# 500 ms in one 1 GiB chunk, 328 ms in 128 MiB chunks and 218 ms in 64 MiB chunks (16-64 MiB all about equal).
+DEFAULT_BUDGET = 64 << 20
 _PROBE_THRESHOLD_ROWS = 256  # below this many rows the whole job is one chunk without measuring
 
 
