@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -191,7 +191,7 @@ class TextTokenInput(InterpretableInput):
             baselines = tokenizer.convert_tokens_to_ids([baselines])[0]
         require(isinstance(baselines, int) and not isinstance(baselines, bool),
                 f"baselines must be a token id (int) or a token string, got {describe(baselines)}")
-        self.baselines = baselines
+        self.baselines: int = cast(int, baselines)
 
     def to_tensor(self) -> Tensor:
         return torch.ones_like(self.itp_tensor)

@@ -71,7 +71,8 @@ class BaseLLMAttribution(Attribution):
         self._check_input(inp)
         if target is None:
             generate = getattr(self.model, "generate", None)
-            require(callable(generate), "the model has no generate() method: pass target= (a string or token ids)")
+            if not callable(generate):
+                raise IntellegoError("the model has no generate() method: pass target= (a string or token ids)")
             model_inp = self._format_model_input(inp.to_model_input())
             n = model_inp["input_ids"].shape[1]
             tokens = generate(**model_inp, **(gen_args or DEFAULT_GEN_ARGS))[0][n:]
@@ -245,12 +246,9 @@ class LLMAttribution(BaseLLMAttribution):
         method.forward_func = lambda z: self._forward_func(z, inp, tokens, use_cached_outputs, _inspect_forward,
                                                            forward_in_tokens)
         rows = 1 + tokens.shape[0] if self.include_per_token_attr else 1
-        total: Tensor | None = None
-        for _ in range(num_trials):
-            cur = method.attribute(inp.to_tensor().to(self.device, torch.float64), **kwargs)
-            cur = cur.reshape(rows, inp.n_itp_features)
-            total = cur if total is None else total + cur
-        attr = inp.format_attr(total / num_trials)  # type: ignore[operator]
+        trials = [method.attribute(inp.to_tensor().to(self.device, torch.float64), **kwargs).reshape(
+            rows, inp.n_itp_features) for _ in range(num_trials)]
+        attr = inp.format_attr(torch.stack(trials).mean(0) if num_trials > 1 else trials[0])
         return LLMAttributionResult(seq_attr=attr[0], token_attr=attr[1:] if self.include_per_token_attr else None,
                                     input_tokens=inp.values, output_tokens=pretty_tokens(tokens, self.tokenizer),
                                     inp=inp)

@@ -78,7 +78,7 @@ class VLLMProvider(RemoteLLMProvider):
         n = len(tokenizer.encode(target_str, add_special_tokens=False))
         reply = self.client.completions.create(model=self.model_name, prompt=input_prompt + target_str,
                                                temperature=0.0, max_tokens=1, extra_body={"prompt_logprobs": 0})
-        entries = reply.choices[0].prompt_logprobs if getattr(reply, "choices", None) else None
+        entries: Any = reply.choices[0].prompt_logprobs if getattr(reply, "choices", None) else None
         require(bool(entries), "the vLLM reply has no prompt_logprobs")
         out = [float(next(iter(e.values()))["logprob"]) for e in entries[-n:] if e]
         require(len(out) == n, f"the vLLM reply gave {len(out)} target log-probabilities, expected {n}")

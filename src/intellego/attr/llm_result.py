@@ -125,7 +125,8 @@ class LLMAttributionResult:
         plt.setp(ax.get_xticklabels(), rotation=-30, ha="right", rotation_mode="anchor")
         for i in range(data.shape[0]):
             for j in range(data.shape[1]):
-                color = "black" if 0.2 < im.norm(data[i, j]) < 0.8 else "white"
+                shade = float(im.norm(data[i, j]))  # type: ignore[arg-type]
+                color = "black" if 0.2 < shade < 0.8 else "white"
                 ax.text(j, i, f"{data[i, j]:.4f}", ha="center", va="center", color=color)
         return _finish(plt, fig, ax, show)
 
