@@ -213,6 +213,11 @@ def test_image_mask_input_parity():
                        res[0].inp.to_model_input(torch.tensor([[1, 0, 1, 0]]))["input_ids"])
     pix = ours.format_pixel_attr(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
     assert pix.shape == (1, 4, 4) and pix[0, 3, 3] == 4.0
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig, ax = res[0].plot_image_heatmap(target_token_pos=(0, 2))
+    assert len(ax.texts) == 4  # one id label per segment
 
 
 def test_remote_attribution_with_local_provider():
