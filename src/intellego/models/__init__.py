@@ -21,6 +21,7 @@ from intellego.models.demo import (
     load_tabular_mlp,
     load_token_classifier,
 )
+from intellego.models.tiny_lm import TinyCausalLM, WordTokenizer
 
 __all__ = [
     "WEIGHT_FILES",
@@ -30,4 +31,6 @@ __all__ = [
     "load_shapes_cnn",
     "load_tabular_mlp",
     "load_token_classifier",
+    "TinyCausalLM",
+    "WordTokenizer",
 ]
