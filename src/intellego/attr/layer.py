@@ -360,8 +360,10 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
         grads, _, layout = grads_at(expanded, sites, points, rows)
         samples = grads
         if self._multiply_by_inputs:
-            both, _ = evals_at(expanded.tiled(2), sites, tuple(torch.cat([e, s]) for e, s in zip(noisy, starts)), rows,
-                               known=layout)
+            # inputs and baselines at most as many rows per call as the gradient pass: on CPU a forward pass
+            # over twice the rows ran ~1.5x slower per row (cache), measured on the benchmark ResNet
+            both, _ = evals_at(expanded.tiled(2), sites, tuple(torch.cat([e, s]) for e, s in zip(noisy, starts)),
+                               min(rows, total), known=layout)
             samples = tuple(g * (t[:total] - t[total:]) for g, t in zip(grads, both))
         require_batch_first(samples, total, "LayerGradientShap")
         attrs = tuple(s.reshape(batch, n_samples, *s.shape[1:]).mean(1) for s in samples)
