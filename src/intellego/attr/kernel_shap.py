@@ -24,7 +24,9 @@ from .linear_models import LinearRegression
 __all__ = ["KernelShap"]
 
 KERNEL_SHAP_ESTIMATORS = ("kernelshap", "captum")
-RIDGE = 1e-3
+RIDGE = 1e-2
+RIDGE_POWER = 1.0
+PAIR_FROM = 3  # draws per feature from which coalitions come in complementary pairs
 
 
 class KernelShap(Lime):
@@ -34,8 +36,16 @@ class KernelShap(Lime):
 
     With ``n_samples >= 2**n_features`` every coalition is enumerated with its exact Shapley-kernel weight
     and the result is the exact Shapley value. Otherwise coalitions are drawn by size from the Shapley
-    kernel, in complementary pairs. ``n_samples`` counts all model evaluations per example, including the
-    full input and the baseline.
+    kernel, in complementary pairs from three draws per feature on (below that, pairs carry too few
+    independent equations), and a small ridge towards the equal split, ``1e-2 * n_features / draws``
+    relative, keeps directions the draws leave undetermined from blowing up. ``n_samples`` counts all model
+    evaluations per example, including the full input and the baseline.
+
+    Small budgets: in our tests on random MLPs the mean error is below Captum's from about 1.5 evaluations
+    per feature on (far below once pairs are used), but at or below one evaluation per feature, where the
+    problem is underdetermined, it is on par and can be higher (up to ~20% on some models), because both
+    estimators then mostly report their prior (our equal split, Captum's minimum-norm fit). Give at least
+    two evaluations per feature, or group features with ``feature_mask``.
 
     ``estimator="captum"`` reproduces Captum's estimator instead (unpaired draws, the two end points
     weighted 1e6, an unconstrained linear regression with intercept); with ``generator=None`` it draws from
@@ -106,8 +116,13 @@ class KernelShap(Lime):
                 rows = torch.cat([ends, present])
                 out = ev.run(rows.shape[0], lambda sl: plan.removed(~rows[sl]))
                 coef = _constrained(present, weights, out[2:] if len(present) else None, out[0], out[1], ev,
-                                    0.0 if exact else RIDGE)
+                                    0.0 if exact else _ridge(n_feat, len(present)))
             return _format(coef, plan, ev, return_input_shape, was_tuple)
+
+def _ridge(n_feat: int, draws: int) -> float:
+    """Relative ridge of the sampled estimator: ``RIDGE * (n_feat / draws) ** RIDGE_POWER``."""
+    return RIDGE * (n_feat / max(draws, 1)) ** RIDGE_POWER
+
 
 def _kernel_samples(n_feat: int, budget: int, generator: torch.Generator | None,
                     device: torch.device) -> tuple[Tensor, Tensor, bool]:
@@ -128,7 +143,7 @@ def _kernel_samples(n_feat: int, budget: int, generator: torch.Generator | None,
     sizes = torch.arange(1, n_feat, dtype=torch.float64)
     probs = 1 / (sizes * (n_feat - sizes))
     # pairs carry about one equation each: pair only when there are enough draws to determine the problem
-    paired = budget >= 4 * n_feat
+    paired = budget >= PAIR_FROM * n_feat
     draws = (budget + 1) // 2 if paired else budget
     k = torch.multinomial(probs.to(gdev), draws, replacement=True, generator=generator) + 1
     ranks = torch.rand(draws, n_feat, generator=generator, device=gdev).argsort(1).argsort(1)
