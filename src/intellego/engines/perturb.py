@@ -424,8 +424,8 @@ def _next_chunk(left: int, per_call: int, balanced: bool) -> int:
     return math.ceil(left / math.ceil(left / per_call))
 
 
-CPU_CHUNK_BYTES = 1 << 20
-"""On CPU, the bytes of the largest activation of one model call (about half a core's L2 cache; a throughput
+CPU_CHUNK_BYTES = 768 << 10
+"""On CPU, the bytes of the largest activation of one model call (well inside a core's L2 cache; a throughput
 cap, not a memory limit: on the benchmark MLP and ResNet, chunks this size ran up to 2x faster than one big
 stack)."""
 
