@@ -45,7 +45,8 @@ def _lime_base(m):
 
 CASES = {
     "FeatureAblation": Case(_mlp_inputs, lambda m, x: FeatureAblation(m).attribute(x, target=1),
-                            lambda m, x: FeatureAblation(Exploding(m)).attribute(x, target=1, perturbations_per_eval=1)),
+                            lambda m, x: FeatureAblation(Exploding(m)).attribute(
+                                x, target=1, perturbations_per_eval=1)),
     "Occlusion": Case(_cnn_inputs, lambda m, x: Occlusion(m).attribute(x, ((1, 4, 4),), ((1, 4, 4),), target=0),
                       lambda m, x: Occlusion(m).attribute(x, ((1, 9, 9),), target=0)),
     "FeaturePermutation": Case(_mlp_inputs, lambda m, x: FeaturePermutation(m).attribute(
@@ -61,7 +62,8 @@ CASES = {
         lambda m, x: KernelShap(m).attribute(x, target=1, feature_mask=(torch.ones(1, 3, 8, 8),))),
     "Lime": Case(_mlp_inputs, lambda m, x: Lime(m).attribute(x, target=0, n_samples=10, generator=_gen()),
                  lambda m, x: Lime(Exploding(m)).attribute(x, target=0),
-                 covers=("LinearRegression", "Ridge", "Lasso", "get_exp_kernel_similarity_function")),
+                 covers=("LinearRegression", "Ridge", "Lasso", "get_exp_kernel_similarity_function",
+                         "SkLearnLinearModel", "SkLearnLasso", "SkLearnRidge", "SkLearnLinearRegression")),
     "LimeBase": Case(_mlp_inputs, lambda m, x: _lime_base(m).attribute(x[:1], target=0, n_samples=6),
                      lambda m, x: _lime_base(Exploding(m, 1)).attribute(x[:1], target=0, n_samples=6)),
 }

@@ -65,3 +65,38 @@ def test_lasso_batched_solve_equals_one_problem_at_a_time_and_more_features_than
         mine = lasso_objective(X, Y[:, k], W[:, k], coef[k], intercept[k], 0.05)
         best = lasso_objective(X, Y[:, k], W[:, k], torch.from_numpy(theirs.coef_), theirs.intercept_, 0.05)
         assert mine <= best + 1e-10 * max(1.0, abs(best))
+
+
+def test_captum_named_wrappers_fit_like_sklearn_and_dispatch():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from intellego.attr import SkLearnLasso, SkLearnLinearModel, SkLearnLinearRegression, SkLearnRidge
+    from intellego.errors import IntellegoError
+
+    X, y, w = data(11, binary=True)
+    for ours, theirs in [(SkLearnLasso(alpha=0.05), sklearn.Lasso(alpha=0.05, tol=1e-12, max_iter=100_000)),
+                         (SkLearnRidge(alpha=0.3), sklearn.Ridge(alpha=0.3)),
+                         (SkLearnLinearRegression(), sklearn.LinearRegression())]:
+        theirs.fit(X.numpy(), y.numpy(), sample_weight=w.numpy())
+        ours.fit(DataLoader(TensorDataset(X, y, w), batch_size=7))  # Captum's fit(train_data) interface
+        np.testing.assert_allclose(ours.representation()[0].numpy(), theirs.coef_, atol=1e-7)
+        np.testing.assert_allclose(ours.bias().numpy(), [theirs.intercept_], atol=1e-7)
+    lasso = SkLearnLinearModel("linear_model.Lasso", alpha=0.2, selection="random")
+    assert isinstance(lasso, SkLearnLasso) and isinstance(lasso, SkLearnLinearModel) and lasso.alpha == 0.2
+    assert SkLearnLasso().alpha == 1.0  # scikit-learn's default
+    with pytest.raises(IntellegoError, match="sklearn_module must be one of"):
+        SkLearnLinearModel("linear_model.ElasticNet")
+    with pytest.raises(IntellegoError, match="positive"):
+        SkLearnLasso(alpha=0.1, positive=True)
+
+
+def test_lime_with_ported_sklearn_lasso_equals_default_lime():
+    from intellego.attr import Lime, SkLearnLasso
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2)).double()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    default = Lime(model).attribute(x, target=1, n_samples=40, generator=torch.Generator().manual_seed(1))
+    ported = Lime(model, interpretable_model=SkLearnLasso(alpha=0.01)).attribute(
+        x, target=1, n_samples=40, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(ported, default)

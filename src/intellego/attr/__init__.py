@@ -55,7 +55,15 @@ from .layer_rules import (
     NeuronGuidedBackprop,
 )
 from .lime import Lime, LimeBase, get_exp_kernel_similarity_function
-from .linear_models import Lasso, LinearRegression, Ridge
+from .linear_models import (
+    Lasso,
+    LinearRegression,
+    Ridge,
+    SkLearnLasso,
+    SkLearnLinearModel,
+    SkLearnLinearRegression,
+    SkLearnRidge,
+)
 from .llm import LLMAttribution, LLMGradientAttribution
 from .llm_remote import RemoteLLMAttribution, RemoteLLMProvider, VLLMProvider
 from .llm_result import LLMAttributionResult
@@ -109,6 +117,10 @@ __all__ = [
     "LinearRegression",
     "Ridge",
     "Lasso",
+    "SkLearnLinearModel",
+    "SkLearnLasso",
+    "SkLearnRidge",
+    "SkLearnLinearRegression",
     "get_exp_kernel_similarity_function",
     "DeepLift",
     "DeepLiftShap",

@@ -4,7 +4,10 @@
 (``Lasso``: ``sum(w * r**2) / (2 * sum(w)) + alpha * |coef|_1``; ``Ridge``: ``sum(w * r**2) + alpha * |coef|**2``),
 with an unpenalised intercept. :meth:`solve` fits many problems that share one design matrix at once
 (one per example of a batch); ``fit(X, y, sample_weight)`` / ``coef_`` / ``intercept_`` and
-``representation()`` give the scikit-learn and Captum interfaces.
+``fit(dataloader)`` / ``representation()`` / ``bias()`` give the scikit-learn and Captum interfaces.
+Captum's wrapper names (``SkLearnLasso``, ``SkLearnRidge``, ``SkLearnLinearRegression``,
+``SkLearnLinearModel``, from ``captum._utils.models.linear_model``) are here too, on the same torch solvers,
+so ported Lime code only changes its import to ``from intellego.attr import SkLearnLasso``.
 
 Example:
     >>> import torch
@@ -16,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -23,7 +27,8 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 
-__all__ = ["InterpretableLinearModel", "LinearRegression", "Ridge", "Lasso", "fit_linear"]
+__all__ = ["InterpretableLinearModel", "LinearRegression", "Ridge", "Lasso", "SkLearnLinearModel", "SkLearnLasso",
+           "SkLearnRidge", "SkLearnLinearRegression", "fit_linear"]
 
 
 class InterpretableLinearModel:
@@ -51,8 +56,14 @@ class InterpretableLinearModel:
     def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> InterpretableLinearModel:
-        """scikit-learn style: fit one problem, set ``coef_`` (F,) and ``intercept_`` (scalar tensor)."""
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> InterpretableLinearModel:
+        """Fit one problem, set ``coef_`` (F,) and ``intercept_`` (scalar tensor).
+
+        scikit-learn style ``fit(X, y, sample_weight)``, or Captum style ``fit(train_data)`` with an iterable
+        (a ``DataLoader``) of ``(x, y)`` or ``(x, y, weight)`` batches.
+        """
+        if y is None:
+            X, y, sample_weight = _from_batches(X)
         X = torch.as_tensor(X)
         y = torch.as_tensor(y).reshape(-1, 1)
         w = torch.ones_like(y, dtype=torch.float64) if sample_weight is None else torch.as_tensor(
@@ -68,8 +79,29 @@ class InterpretableLinearModel:
             raise IntellegoError(f"{type(self).__name__} is not fitted yet: call fit first")
         return coef.reshape(1, -1)
 
+    def bias(self) -> Tensor:
+        """Captum style: the intercept as a ``(1,)`` tensor."""
+        if self.intercept_ is None:
+            raise IntellegoError(f"{type(self).__name__} is not fitted yet: call fit first")
+        return self.intercept_.reshape(1)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _from_batches(data: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+    require(hasattr(data, "__iter__") and not isinstance(data, Tensor),
+            f"fit takes (X, y, sample_weight) or an iterable of (x, y[, weight]) batches, got {describe(data)}")
+    xs, ys, ws = [], [], []
+    for batch in data:
+        require(isinstance(batch, (tuple, list)) and len(batch) in (2, 3),
+                f"each batch must be (x, y) or (x, y, weight), got {describe(batch)}")
+        xs.append(torch.as_tensor(batch[0]).reshape(len(batch[0]), -1))
+        ys.append(torch.as_tensor(batch[1]).reshape(-1))
+        if len(batch) == 3:
+            ws.append(torch.as_tensor(batch[2]).reshape(-1))
+    require(len(xs) > 0, "fit got no batches")
+    return torch.cat(xs), torch.cat(ys), torch.cat(ws) if ws else None
 
 
 class LinearRegression(InterpretableLinearModel):
@@ -148,6 +180,68 @@ def _kkt_solve(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: fl
     ok = (info == 0) & torch.isfinite(x).all(1)
     ok &= torch.where(active, x * sign > 0, residual.abs() <= alpha + slack).all(1)
     return x, ok
+
+
+_SKLEARN_HARMLESS = {"copy_X", "n_jobs", "precompute", "warm_start", "random_state", "selection", "solver"}
+
+
+class SkLearnLinearModel(InterpretableLinearModel):
+    """Captum's ``SkLearnLinearModel(sklearn_module, **kwargs)``, fitted by our torch solvers (no scikit-learn).
+
+    ``sklearn_module`` is one of ``"linear_model.Lasso"``, ``"linear_model.Ridge"`` and
+    ``"linear_model.LinearRegression"``; the instance is the matching :class:`SkLearnLasso`,
+    :class:`SkLearnRidge` or :class:`SkLearnLinearRegression`. Keyword arguments are scikit-learn's
+    (``alpha``, ``fit_intercept``, ``max_iter``, ``tol``); options that only steer scikit-learn's solver
+    (``copy_X``, ``selection``, ...) are accepted and ignored, others (``positive``) raise. The objectives are
+    scikit-learn's, so ported Lime code gives the same surrogate, fitted for the whole batch at once.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import SkLearnLinearModel
+        >>> model = SkLearnLinearModel("linear_model.Ridge", alpha=0.5)
+        >>> type(model).__name__, model.alpha
+        ('SkLearnRidge', 0.5)
+    """
+
+    _solver: type[InterpretableLinearModel] = InterpretableLinearModel
+
+    def __new__(cls, sklearn_module: str = "", **kwargs: Any) -> SkLearnLinearModel:
+        if cls is SkLearnLinearModel:
+            known = {c._module: c for c in (SkLearnLasso, SkLearnRidge, SkLearnLinearRegression)}
+            require(sklearn_module in known, f"sklearn_module must be one of {sorted(known)} (intellego fits "
+                    f"them with torch), got {sklearn_module!r}")
+            cls = known[sklearn_module]
+        return object.__new__(cls)
+
+    _module = ""
+
+    def __init__(self, sklearn_module: str = "", **kwargs: Any) -> None:
+        module = type(self)._module
+        require(sklearn_module in ("", module), f"{type(self).__name__} fits {module}, got {sklearn_module!r}")
+        allowed = set(inspect.signature(self._solver.__init__).parameters) - {"self"}
+        unknown = sorted(set(kwargs) - allowed - _SKLEARN_HARMLESS)
+        require(not unknown, f"{type(self).__name__}: scikit-learn option(s) {unknown} are not supported by the "
+                f"torch solver; supported: {sorted(allowed)}")
+        self._solver.__init__(self, **{k: v for k, v in kwargs.items() if k in allowed})
+        self.sklearn_module = module
+
+
+class SkLearnLasso(SkLearnLinearModel, Lasso):
+    """Captum's ``SkLearnLasso(**kwargs)`` on our :class:`Lasso` (scikit-learn's default ``alpha=1.0``)."""
+
+    _solver, _module = Lasso, "linear_model.Lasso"
+
+
+class SkLearnRidge(SkLearnLinearModel, Ridge):
+    """Captum's ``SkLearnRidge(**kwargs)`` on our :class:`Ridge`."""
+
+    _solver, _module = Ridge, "linear_model.Ridge"
+
+
+class SkLearnLinearRegression(SkLearnLinearModel, LinearRegression):
+    """Captum's ``SkLearnLinearRegression(**kwargs)`` on our :class:`LinearRegression`."""
+
+    _solver, _module = LinearRegression, "linear_model.LinearRegression"
 
 
 def fit_linear(model: Any, X: Tensor, Y: Tensor, W: Tensor) -> Tensor:
