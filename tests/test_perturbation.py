@@ -279,3 +279,14 @@ BAD = [
 def test_bad_inputs_raise_clear_errors(call, match):
     with pytest.raises(IntellegoError, match=match):
         call(mlp(), torch.randn(3, 5, dtype=D))
+
+
+def test_kernel_shap_of_an_additive_model_is_exact_once_the_draws_determine_it():
+    """The ridge that steadies tiny budgets must not bias a determined fit: a linear model's KernelSHAP
+    values are w * (x - baseline) from any spanning set of coalitions, not only from full enumeration."""
+    torch.manual_seed(3)
+    lin = torch.nn.Linear(9, 1).double()
+    x = torch.randn(2, 9, dtype=torch.float64)
+    for n_samples in (16, 40, 120):
+        out = KernelShap(lin).attribute(x, n_samples=n_samples, generator=torch.Generator().manual_seed(n_samples))
+        torch.testing.assert_close(out, lin.weight[0] * x, rtol=0, atol=1e-10)

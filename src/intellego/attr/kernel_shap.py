@@ -166,13 +166,23 @@ def _constrained(present: Tensor, weights: Tensor, values: Tensor | None, empty:
     Y = values.double().reshape(Z.shape[0], -1) - base - Z.sum(1, keepdim=True) * equal
     wz = Z * weights[:, None]
     gram = wz.T @ Z
-    lam = ridge * gram.diagonal().mean().clamp_min(1e-300)
+    lam = ridge * gram.diagonal().mean().clamp_min(1e-300) if ridge and _undetermined(gram) else 0.0
     kkt = torch.zeros(n_feat + 1, n_feat + 1, dtype=torch.float64, device=Z.device)
     kkt[:n_feat, :n_feat] = gram + lam * torch.eye(n_feat, dtype=torch.float64, device=Z.device)
     kkt[:n_feat, n_feat] = kkt[n_feat, :n_feat] = 1
     rhs = torch.cat([wz.T @ Y, torch.zeros_like(total)])
     solution = torch.linalg.solve(kkt, rhs)[:n_feat] + equal
     return solution.T.reshape(*ev.out_shape, n_feat)
+
+
+def _undetermined(gram: Tensor, rtol: float = 1e-9) -> bool:
+    """Whether the draws leave a direction of the sum-zero subspace (where the constraint lets the
+    attributions move) without information; only then is the ridge needed. A determined fit is left
+    unbiased, so an additive model gets its exact Shapley values from any spanning set of coalitions."""
+    n = gram.shape[0]
+    centre = torch.eye(n, dtype=gram.dtype, device=gram.device) - 1.0 / n
+    eig = torch.linalg.eigvalsh(centre @ gram @ centre)[1:]  # drop the zero of the all-ones direction
+    return bool(eig[0] <= rtol * eig[-1].clamp_min(1e-300))
 
 
 def _captum_samples(n_feat: int, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
