@@ -47,12 +47,7 @@ ALLOWED: dict[tuple[str, str], str] = {
 }
 
 # Differences filed in /work/briefs/compat_findings.md for the owner of the file; xfail until fixed.
-PENDING: dict[str, str] = {
-    "LayerGradientXActivation.__init__": "memory_efficient=False is missing (attr/layer.py)",
-    "LayerDeepLift.__init__": "eps must be keyword-only after Captum's parameters (attr/layer_rules.py)",
-    "LayerDeepLiftShap.__init__": "eps must be keyword-only after Captum's parameters (attr/layer_rules.py)",
-    "NeuronDeepLiftShap.attribute": "baselines has a default (None) where Captum requires it (attr/layer_rules.py)",
-}
+PENDING: dict[str, str] = {}
 
 
 def _same_default(a: Any, b: Any) -> bool:

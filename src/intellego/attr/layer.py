@@ -78,9 +78,12 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
     """
 
     def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None,
-                 multiply_by_inputs: bool = True) -> None:
+                 multiply_by_inputs: bool = True, memory_efficient: bool = False) -> None:
+        """``memory_efficient`` is accepted for Captum compatibility and changes nothing: activations and
+        gradients are already taken in one pass without extra copies."""
         super().__init__(forward_func, layer, device_ids)
         self._multiply_by_inputs = multiply_by_inputs
+        self.memory_efficient = memory_efficient
 
     @property
     def multiplies_by_inputs(self) -> bool:

@@ -49,7 +49,7 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
         (torch.Size([2, 4]), True)
     """
 
-    def __init__(self, model: Any, layer: Any, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
+    def __init__(self, model: Any, layer: Any, multiply_by_inputs: bool = True, *, eps: float = 1e-10) -> None:
         _single(layer, type(self).__name__)
         super().__init__(model, layer)
         self.model, self.eps, self._multiply_by_inputs = model, eps, multiply_by_inputs
@@ -233,6 +233,13 @@ class NeuronDeepLiftShap(NeuronDeepLift):
 
     _primary = DeepLiftShap
     _stack_baselines = False
+
+    def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any,  # type: ignore[override]
+                  additional_forward_args: Any = None, attribute_to_neuron_input: bool = False,
+                  custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:
+        """The neuron's DeepLiftShap attributions over the baseline distribution, shaped like ``inputs``."""
+        return super().attribute(inputs, neuron_selector, baselines, additional_forward_args,
+                                 attribute_to_neuron_input, custom_attribution_func)
 
 
 class NeuronGuidedBackprop(NeuronMethod, GradientAttribution):
