@@ -57,7 +57,11 @@ def _once(fn: Callable[[], Any]) -> float:
 
 
 def measure(case: Case, repeats: int = 7, warmup: int = 1, budget_s: float = 20.0) -> Result:
-    """Median seconds of each variant, run in interleaved rounds so drift hits all of them alike."""
+    """Median seconds of each variant, run in interleaved rounds so drift hits all of them alike.
+
+    The order of the variants rotates from round to round (no variant always runs first, right after another
+    case), and fast cases get more rounds (up to ``4 * repeats``) while they fit in the time budget.
+    """
     variants = {"ours": case.ours, "floor": case.floor, **case.extra}
     if case.captum is not None:
         variants["captum"] = case.captum
@@ -65,11 +69,14 @@ def measure(case: Case, repeats: int = 7, warmup: int = 1, budget_s: float = 20.
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {k: [] for k in variants}
+    names = list(variants)
     start = time.perf_counter()
-    for i in range(repeats):
-        for k, fn in variants.items():
-            samples[k].append(_once(fn))
-        if i >= 2 and time.perf_counter() - start > budget_s:
+    for i in range(4 * repeats):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for k in order:
+            samples[k].append(_once(variants[k]))
+        elapsed = time.perf_counter() - start
+        if i + 1 >= repeats and (elapsed > budget_s / 4 or i >= 2 and elapsed > budget_s):
             break
     return Result(case, {k: statistics.median(v) for k, v in samples.items()})
 

@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="run only cases whose section or name contains this")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: steadier timings on a shared machine, same for both libraries)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     cases = [c for c in collect(args.quick) if args.only.lower() in (c.section + " " + c.name).lower()]
     results = []
     for case in cases:

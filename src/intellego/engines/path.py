@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -63,9 +64,16 @@ QUADRATURES: dict[str, Callable[[int], tuple[list[float], list[float]]]] = {
 def quadrature(method: str, n_steps: int) -> tuple[list[float], list[float]]:
     """Nodes in [0, 1] and weights summing to one for ``method`` with ``n_steps`` points."""
     check_positive_int(n_steps, "n_steps", allow_none=False)
-    if method not in QUADRATURES:
+    if not isinstance(method, str) or method not in QUADRATURES:
         raise IntellegoError(f"method must be one of {sorted(QUADRATURES)}, got {method!r}")
-    return QUADRATURES[method](n_steps)
+    alphas, weights = _cached_rule(method, n_steps)
+    return list(alphas), list(weights)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_rule(method: str, n_steps: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    alphas, weights = QUADRATURES[method](n_steps)
+    return tuple(alphas), tuple(weights)
 
 
 def integrate(
