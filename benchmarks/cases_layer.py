@@ -52,10 +52,15 @@ def _resnet_cases(quick: bool) -> list[Case]:
               floor_backward(r, x.repeat(20, 1, 1, 1))),
     ]
     out += _rule_and_perturbation_cases(sec, r, layer, x, base)
-    for name in ("LayerGradCamPlusPlus", "LayerHiResCam", "LayerEigenCam", "LayerScoreCam"):
+    for name in ("LayerGradCamPlusPlus", "LayerHiResCam", "LayerEigenCam"):
         cam = getattr(ia, name)(r, r.layer3)
         out.append(Case(sec, name, "batch 4, layer3 (no Captum equivalent)", lambda c=cam: c.attribute(x, target=0),
                         None, floor_backward(r, x)))
+    score_cam = ia.LayerScoreCam(r, r.layer3)
+    channels = 64  # layer3's output channels: ScoreCAM runs one masked forward per channel and example
+    out.append(Case(sec, "LayerScoreCam", "batch 4, layer3 (no Captum equivalent)",
+                    lambda: score_cam.attribute(x, target=0), None, floor_forward(r, x.repeat(channels, 1, 1, 1)),
+                    note="floor: one forward over the 64 masked copies of each example"))
     return out
 
 
