@@ -40,7 +40,10 @@ def render(results: list[Result], quick: bool) -> str:
         "Written by `make bench` (`python -m benchmarks.run`). intellego and Captum run the same job in one",
         "process: one warm-up, then interleaved repeats, medians reported. *Floor* is the physical floor: one",
         "batched forward+backward (gradient methods) or forward (perturbation methods) over the same samples.",
-        "Ratios below 1.0 against Captum mean intellego is faster.",
+        "Ratios below 1.0 against Captum mean intellego is faster. On a CPU the floor is not a strict lower",
+        "bound: one forward over tens of thousands of rows runs slower than the same rows in cache-sized chunks,",
+        "which is why some large jobs come out below 1.0 against it. Timings use one torch thread (`--threads`)",
+        "so that both libraries see the same, steadier machine; no GPU was lent to the session that wrote this.",
         "",
         f"- Machine: {platform.machine()}, {torch.get_num_threads()} threads, "
         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
