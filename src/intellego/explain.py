@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +14,16 @@ from .errors import IntellegoError
 
 __all__ = ["explain", "Explanation", "METHODS"]
 
-METHODS: dict[str, str] = {
-    "integrated_gradients": "IntegratedGradients",
-    "saliency": "Saliency",
-    "input_x_gradient": "InputXGradient",
-    "gradient_shap": "GradientShap",
-    "smoothgrad": "NoiseTunnel",
-}
+_PRIMARY = ("Saliency", "InputXGradient", "IntegratedGradients", "GradientShap", "DeepLift", "DeepLiftShap",
+            "GuidedBackprop", "Deconvolution", "LRP", "Occlusion", "FeatureAblation", "FeaturePermutation",
+            "ShapleyValueSampling", "ShapleyValues", "KernelShap", "Lime")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+METHODS: dict[str, str] = {_snake(n): n for n in _PRIMARY} | {"smoothgrad": "NoiseTunnel"}
 
 
 @dataclass
@@ -57,7 +61,8 @@ def explain(model: Any, inputs: Any, method: str = "integrated_gradients", targe
     cls = _method_class(method)
     algorithm = cls(attr.Saliency(model)) if cls is attr.NoiseTunnel else cls(model)
     params = inspect.signature(algorithm.attribute).parameters
-    if "target" in params:
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if "target" in params or takes_kwargs:
         kwargs["target"] = target
     want_delta = algorithm.has_convergence_delta() and "return_convergence_delta" in params
     if want_delta:
