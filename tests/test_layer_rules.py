@@ -134,3 +134,37 @@ def test_neuron_deeplift_complete_through_max_pool_where_captum_is_not():
     theirs = ca.NeuronDeepLift(model, model[3]).attribute(x, (2, 1, 1), b)
     torch.testing.assert_close(ours.sum((1, 2, 3)), gap)
     assert (theirs.sum((1, 2, 3)) - gap).abs().max() > 1e-3
+
+
+class _Residual(nn.Module):
+    """In-place ReLU and max pooling before the layer, a functional ReLU and a residual after it."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(5)
+        self.a, self.layer, self.b = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        h = self.relu(self.a(x))
+        h = torch.nn.functional.max_pool1d(h.unsqueeze(1), 1).squeeze(1)
+        return self.b(torch.relu(self.layer(h)) + h)
+
+
+def test_layer_deeplift_rules_from_layer_equal_rules_everywhere():
+    """Applying the rules only after the layer returns (LayerDeepLift's shortcut) changes nothing: the gradient
+    w.r.t. the layer's output never runs through the earlier operations."""
+    from intellego.attr.deep_lift import deeplift_rules
+    from intellego.core.grad import ForwardSpec
+    from intellego.engines.rules import rule_gradients
+
+    model = _Residual().double()
+    x, b = torch.randn(5, 4, dtype=D), torch.randn(5, 4, dtype=D)
+    spec = ForwardSpec.build(model, 1, None, 5)
+    runs = [rule_gradients(spec, (x,), deeplift_rules(), baselines=(b,), layer=model.layer, from_layer=f)
+            for f in (False, True)]
+    for field in ("grads", "layer", "layer_reference"):
+        _close(getattr(runs[0], field), getattr(runs[1], field), 1e-12)
+    _close(runs[0].reference_scores, runs[1].reference_scores, 1e-12)
+    attr = ia.LayerDeepLift(model, model.layer).attribute(x, b, target=1)
+    _close(attr, (runs[0].layer[0] - runs[0].layer_reference[0]) * runs[0].grads[0], 1e-12)

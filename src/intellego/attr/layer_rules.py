@@ -85,7 +85,7 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
         if custom is not None and not callable(custom):
             raise IntellegoError(f"custom_attribution_func must be callable, got {describe(custom)}")
         res = rule_gradients(spec, xs, deeplift_rules(self.eps), baselines=refs, layer=self.layer,
-                             layer_input=to_input)
+                             layer_input=to_input, from_layer=True)
         values, ref_values = res.layer or (), res.layer_reference or ()
         if custom is not None:
             attrs = _custom(custom, res.grads, values, ref_values)

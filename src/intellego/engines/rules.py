@@ -257,12 +257,13 @@ class RuleMode(TorchFunctionMode):
         self.references = references
         self.calls: list[Call] = []
         self.modules: list[nn.Module] = []
+        self.active = True  # False: every call runs unchanged and unrecorded (see ``rule_gradients(layer=)``)
         self._last: tuple[Tensor, Call] | None = None
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         spec = _KINDS.get(func)
-        if spec is None:
+        if spec is None or not self.active:
             return func(*args, **kwargs)
         operands = args[: spec.operands]
         if len(operands) < spec.operands or not all(isinstance(t, Tensor) for t in operands):
@@ -386,6 +387,7 @@ def rule_gradients(
     layer: nn.Module | None = None,
     layer_input: bool = False,
     track: tuple[nn.Module, ...] = (),
+    from_layer: bool = False,
 ) -> RuleResult:
     """Gradients of ``spec``'s read-out under the rule map ``rules``: the engine of every backward-rule method.
 
@@ -401,6 +403,10 @@ def rule_gradients(
             (``LayerDeepLift``, ``LayerLRP``...) are ``(layer - layer_reference) * grads`` and the like.
             The module must run once per forward.
         track: modules whose calls are tracked, so ``rules`` receives those running, outermost first (LRP).
+        from_layer: with a layer (its output), apply rules only to operations called after the layer returns,
+            in both passes: the gradient w.r.t. the layer's output cannot run through earlier ones, so this
+            only saves their rule work. Not for rule maps whose rules look at ``call.source`` (LRP's
+            BatchNorm folding), which then would not see the operation before the first one after the layer.
 
     Returns:
         A :class:`RuleResult`. Every hook and the function mode are removed on return or error.
@@ -417,11 +423,23 @@ def rule_gradients(
             scope.forward_pre_hook(m, enter)
             scope.forward_hook(m, leave)
         seen = scope.capture(layer, inputs=layer_input) if layer is not None else None
+        modes: list[RuleMode] = []
+        late = from_layer and layer is not None and not layer_input
+        if late:
+            # The gradient w.r.t. the layer's output runs only through operations called after the layer returns:
+            # earlier ones (upstream of it, or in branches that never see its output) run as they are, in both
+            # passes alike, so the pairing of the inputs' and the baselines' calls is unchanged.
+            def start(_module: nn.Module, _args: Any, _out: Any) -> None:
+                modes[-1].active = True
+
+            scope.forward_hook(layer, start)
         references = None
         layer_ref = ref_scores = None
         if baselines is not None:
             recorder = RuleMode(rules, record=True)
             recorder.modules = stack
+            recorder.active = not late
+            modes.append(recorder)
             with torch.no_grad():
                 with recorder:
                     ref_out = spec.output(baselines)
@@ -432,6 +450,8 @@ def rule_gradients(
                 seen.clear()
         mode = RuleMode(rules, references=references, hook=scope.tensor_hook)
         mode.modules = stack
+        mode.active = not late
+        modes.append(mode)
         with torch.enable_grad():
             leaves = tuple(x.detach().requires_grad_(True) for x in inputs)
             with mode:
