@@ -181,7 +181,7 @@ class DeepLift(GradientAttribution):
         if not delta:
             return attrs, None
         n = xs[0].shape[0]
-        total = sum(a.reshape(n, -1).sum(1) for a in attrs)
+        total = torch.stack([a.reshape(n, -1).sum(1) for a in attrs]).sum(0)
         gap = res.scores - res.reference_scores  # type: ignore[operator]
         return attrs, (total - gap.to(total.dtype)).detach()  # type: ignore[union-attr]
 

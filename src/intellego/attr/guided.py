@@ -8,10 +8,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor, nn
+
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
-from ..engines.rules import DECONV, GUIDED, RuleMap, rule_gradients
+from ..engines.rules import Call, Fast, Rule, RuleMap, WithFast, rule_gradients
 from ._base import GradientAttribution
+
+
+def _positive(grad: Tensor) -> Tensor:
+    return grad.clamp(min=0)
+
+
+def _guided(call: Call, grad: Tensor) -> tuple[Tensor]:
+    return (grad.clamp(min=0) * (call.x > 0).to(grad.dtype),)
+
+
+def _deconv(call: Call, grad: Tensor) -> tuple[Tensor]:
+    return (grad.clamp(min=0),)
+
+
+# the ReLU's own derivative is the guided mask; deconvolution replaces it with 1
+_GUIDED = WithFast(_guided, Fast(output=lambda call: _positive))
+_DECONV = WithFast(_deconv, Fast(multiplier=lambda call: 1.0, output=lambda call: _positive))
+
+
+def GUIDED(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
+    """Guided Backprop: ReLUs pass only positive gradients where their input was positive."""
+    return _GUIDED if kind == "relu" else None
+
+
+def DECONV(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
+    """Deconvolution: ReLUs pass the positive part of the incoming gradient, whatever their input."""
+    return _DECONV if kind == "relu" else None
 
 __all__ = ["GuidedBackprop", "Deconvolution"]
 

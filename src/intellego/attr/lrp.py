@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import grad as nn_grad
 
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
@@ -79,7 +80,7 @@ class PropagationRule:
         BatchNorm folded into a linear/conv layer can take the scaling over, see ``_BatchNormCanonizer``)."""
         if not _plain(self):
             return None
-        call.lrp_epsilon = self.epsilon  # type: ignore[attr-defined]
+        call.notes["lrp_epsilon"] = self.epsilon
         return _EPSILON
 
     def __repr__(self) -> str:
@@ -97,10 +98,10 @@ def _lazy_epsilon(call: Call) -> Any:
     call.versions = versions(call)
 
     def hook(grad: Tensor) -> Tensor | None:
-        if getattr(call, "folded", False):  # a BatchNorm after this layer scales the gradient instead
+        if call.notes.get("folded", False):  # a BatchNorm after this layer scales the gradient instead
             return None
         check_versions(call)
-        z, eps = call.out, call.lrp_epsilon  # type: ignore[attr-defined]
+        z, eps = call.out, call.notes["lrp_epsilon"]
         if eps == 0:
             return grad * (z != 0)  # type: ignore[operator]
         size = z.abs()  # type: ignore[union-attr]
@@ -176,7 +177,8 @@ class IdentityRule(PropagationRule):
 
 def _pass_ratio(call: Call) -> Tensor:
     """``f(x) / x`` (the derivative where ``x = 0``): the multiplier that passes relevance unchanged."""
-    ratio = call.out / torch.where(call.x == 0, 1.0, call.x).to(call.x.dtype)  # type: ignore[operator]
+    out = call.out if call.out is not None else call.run(call.x)
+    ratio = out / torch.where(call.x == 0, 1.0, call.x).to(call.x.dtype)
     at_zero = call.x == 0
     if bool(at_zero.any()):
         ratio = torch.where(at_zero, local_vjp(call, torch.ones_like(ratio))[0], ratio)
@@ -209,11 +211,11 @@ class _BatchNormCanonizer(PropagationRule):
         if not self._mergeable(call):
             return self.fallback.fast(call)
         src = call.source
-        eps = getattr(src, "lrp_epsilon", None)
+        eps = src.notes.get("lrp_epsilon") if src is not None else None
         if eps is None:
             return None
-        src.folded = True  # type: ignore[union-attr]
-        call.lrp_epsilon = eps  # type: ignore[attr-defined]
+        src.notes["folded"] = True  # type: ignore[union-attr]
+        call.notes["lrp_epsilon"] = eps
         return _EPSILON
 
     def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor, ...]:
@@ -224,7 +226,8 @@ class _BatchNormCanonizer(PropagationRule):
         eps = call.kwargs.get("eps", _arg(call, 6) or 1e-5)
         scale = torch.rsqrt(call.args[1] + eps) * (w if w is not None else 1.0)
         shift = (b if b is not None else 0.0) - call.args[0] * scale
-        src.merged = (scale, shift)  # type: ignore[attr-defined]
+        if src is not None:
+            src.notes["merged"] = (scale, shift)
         return (safe_divide(grad * call.out, call.x, 1e-12),)  # type: ignore[operator]
 
 
@@ -233,7 +236,7 @@ def _params(call: Call) -> tuple[Tensor, Tensor | None]:
         return call.kwargs.get("weight", _arg(call, 2)), call.kwargs.get("bias", _arg(call, 3))
     w = call.args[0] if call.args else call.kwargs["weight"]
     b = call.kwargs.get("bias", _arg(call, 1))
-    merged = getattr(call, "merged", None)
+    merged = call.notes.get("merged")
     if merged is not None:  # the BatchNorm after this layer, folded in
         scale, shift = merged
         w = w * scale.reshape(-1, *([1] * (w.dim() - 1)))
@@ -251,7 +254,7 @@ def _transpose(call: Call) -> Any:
                 for i, (k, default) in enumerate((("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)), 2)]
     if d not in (1, 2, 3) or isinstance(geometry[1], str):
         return None
-    conv_input = getattr(torch.nn.grad, f"conv{d}d_input")
+    conv_input = getattr(nn_grad, f"conv{d}d_input")
     return lambda w, s: conv_input(call.x.shape, w, s, *geometry)
 
 

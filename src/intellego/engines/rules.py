@@ -16,7 +16,8 @@ which keeps the model's forward semantics and routes the gradient through the ru
 Example:
     >>> import torch
     >>> from intellego.core.grad import ForwardSpec
-    >>> from intellego.engines.rules import GUIDED, rule_gradients
+    >>> from intellego.attr.guided import GUIDED
+    >>> from intellego.engines.rules import rule_gradients
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
     >>> spec = ForwardSpec.build(model, None, None, 2)
     >>> result = rule_gradients(spec, (torch.randn(2, 3),), GUIDED)
@@ -27,176 +28,23 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
 from ..errors import IntellegoError, require
+from .calls import Call, Fast, Rule, WithFast, _scaled, check_versions, local_vjp, safe_divide, versions
+from .ops import _KINDS, ACTIVATIONS, kind_of, out_of_place
 
-__all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS", "GUIDED",
-           "DECONV", "WithFast", "check_versions", "local_vjp", "safe_divide", "versions"]
+__all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS",
+           "WithFast", "check_versions", "local_vjp", "safe_divide", "versions"]
 
-Rule = Callable[["Call", Tensor], tuple[Tensor | None, ...]]
 RuleMap = Callable[[str, "list[nn.Module]"], "Rule | None"]
-
-
-# ---------------------------------------------------------------------------------------------------- kinds
-@dataclass(frozen=True)
-class _Kind:
-    kind: str
-    plain: Callable[..., Any]  # out-of-place function computing the same value
-    inplace: bool = False  # the function always works in place
-    inplace_arg: int | None = None  # position of an ``inplace`` flag, also accepted as keyword
-    operands: int = 1  # how many leading positional tensors receive gradients
-
-
-ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu")
-
-
-def _table() -> dict[Any, _Kind]:
-    t: dict[Any, _Kind] = {}
-    for f in (torch.relu, torch.Tensor.relu):
-        t[f] = _Kind("relu", torch.relu)
-    t[F.relu] = _Kind("relu", F.relu, inplace_arg=1)
-    for f in (torch.relu_, torch.Tensor.relu_, F.relu_):
-        t[f] = _Kind("relu", torch.relu, inplace=True)
-    t[F.elu] = _Kind("elu", F.elu, inplace_arg=2)
-    t[F.elu_] = _Kind("elu", F.elu, inplace=True)
-    t[F.leaky_relu] = _Kind("leaky_relu", F.leaky_relu, inplace_arg=2)
-    t[F.leaky_relu_] = _Kind("leaky_relu", F.leaky_relu, inplace=True)
-    for name in ("sigmoid", "tanh"):
-        plain = getattr(torch, name)
-        for f in (plain, getattr(torch.Tensor, name), getattr(F, name)):
-            t[f] = _Kind(name, plain)
-        for f in (getattr(torch, name + "_"), getattr(torch.Tensor, name + "_")):
-            t[f] = _Kind(name, plain, inplace=True)
-    t[F.softplus] = _Kind("softplus", F.softplus)
-    t[F.gelu] = _Kind("gelu", F.gelu)
-    t[F.silu] = _Kind("silu", F.silu, inplace_arg=1)
-    for f in (F.softmax, torch.softmax, torch.Tensor.softmax):
-        t[f] = _Kind("softmax", f)
-    for d in (1, 2, 3):
-        for f in (getattr(F, f"max_pool{d}d"), getattr(torch, f"max_pool{d}d")):
-            t[f] = _Kind(f"max_pool{d}d", f)
-        t[getattr(F, f"conv{d}d")] = _Kind("conv", getattr(F, f"conv{d}d"))
-        for name in (f"avg_pool{d}d", f"adaptive_avg_pool{d}d"):
-            t[getattr(F, name)] = _Kind("avg_pool", getattr(F, name))
-    t[F.linear] = _Kind("linear", F.linear)
-    t[F.batch_norm] = _Kind("batch_norm", F.batch_norm)
-    for f in (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__):
-        t[f] = _Kind("add", torch.add, operands=2)
-    for f in (torch.Tensor.add_, torch.Tensor.__iadd__):
-        t[f] = _Kind("add", torch.add, inplace=True, operands=2)
-    return t
-
-
-_KINDS = _table()
-
-
-def kind_of(func: Any) -> str | None:
-    """The rule kind of a torch function (``"relu"``, ``"conv"``, ``"add"``...), or None if it has none."""
-    k = _KINDS.get(func)
-    return None if k is None else k.kind
-
-
-# ---------------------------------------------------------------------------------------------------- calls
-@dataclass
-class Call:
-    """One operation call seen in a forward pass.
-
-    Attributes:
-        kind: the rule kind (see :func:`kind_of`).
-        func: the out-of-place function; ``args``/``kwargs`` the call's other arguments.
-        inputs: the operands that receive gradients (detached values as they were before the call).
-        out: the output (detached); ``ref`` the same call in the reference pass (DeepLift), or None.
-        module: the innermost tracked module running when the call happened, or None.
-    """
-
-    kind: str
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    inputs: tuple[Tensor, ...] = ()
-    out: Tensor | None = None
-    ref: Call | None = None
-    module: nn.Module | None = None
-    index: int = 0
-    rule: Rule | None = field(default=None, repr=False)
-    source: Call | None = field(default=None, repr=False)  # the previous call, when its output is our input
-    versions: tuple[int, ...] = ()  # version counters at record time (reference pass)
-
-    @property
-    def x(self) -> Tensor:
-        return self.inputs[0]
-
-    def run(self, *inputs: Tensor, **overrides: Any) -> Tensor:
-        """Recompute the operation on ``inputs``; ``overrides`` replace keyword arguments, or the i-th
-        non-operand positional argument when named ``arg<i>``."""
-        if not overrides:
-            return self.func(*inputs, *self.args, **self.kwargs)
-        args = list(self.args)
-        kwargs = dict(self.kwargs)
-        for key, value in overrides.items():
-            if key.startswith("arg") and key[3:].isdigit():
-                args[int(key[3:])] = value
-            else:
-                kwargs[key] = value
-        return self.func(*inputs, *args, **kwargs)
-
-
-def local_vjp(call: Call, grad: Tensor, at: tuple[Tensor, ...] | None = None,
-              fn: Callable[..., Tensor] | None = None) -> tuple[Tensor, ...]:
-    """The ordinary chain-rule gradient of ``fn`` (default: the call itself) at ``at`` (default: its inputs)."""
-    points = call.inputs if at is None else at
-    with torch.enable_grad():
-        leaves = tuple(p.detach().requires_grad_(True) for p in points)
-        out = (fn or call.run)(*leaves)
-        grads = torch.autograd.grad(out, leaves, grad, allow_unused=True)
-    return tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, points))
-
-
-@dataclass(frozen=True)
-class Fast:
-    """A rule's fast form, used instead of an autograd node with a Python backward where it applies.
-
-    A rule (any callable ``(call, grad) -> grads``) may also have a method ``fast(call) -> Fast | None``,
-    asked when the operation is seen (``call.inputs``, ``ref``, ``source`` and ``module`` are set, ``out`` is
-    not yet); None means the general path. Both fields get the call once ``call.out`` is set:
-
-    * ``multiplier(call)``: the operand's gradient is ``grad * multiplier`` (a tensor shaped like the output,
-      or a number) instead of the operation's own derivative (elementwise operations with one operand);
-    * ``output(call)``: what happens to the gradient arriving at the output before the operation's own
-      backward (or the multiplier) runs: None (nothing), a tensor (multiply by it) or a function
-      ``grad -> grad`` (a hook, run in backward).
-
-    Both are built into the graph from native operations, so backward runs no Python unless ``output``
-    returns a function.
-    """
-
-    multiplier: Callable[[Call], Tensor | float] | None = None
-    output: Callable[[Call], Tensor | Callable[[Tensor], Tensor | None] | None] | None = None
-
-
-def _scaled(y: Tensor, factor: Tensor | float, value: Tensor | None = None) -> Tensor:
-    """``value`` (default ``y``) with a graph whose gradient w.r.t. ``y`` is ``grad * factor``: a native
-    multiplication whose result is then overwritten in place outside autograd (it saves neither tensor)."""
-    z = y.clone() if isinstance(factor, float) and factor == 1.0 else y.mul(factor)  # clone: no backward kernel
-    z.detach().copy_(y if value is None else value)
-    return z
-
-
-def safe_divide(num: Tensor, den: Tensor, eps: float) -> Tensor:
-    """``num / (den + eps * sign(den))`` with ``sign(0) = 1``; 0 where that denominator is 0 (``eps = 0``)."""
-    sign = torch.where(den >= 0, 1.0, -1.0).to(den.dtype)
-    stable = den + eps * sign
-    zero = stable == 0
-    return torch.where(zero, 0.0, num / torch.where(zero, 1.0, stable).to(stable.dtype)).to(num.dtype)
 
 
 class _RuleFn(torch.autograd.Function):
@@ -213,19 +61,6 @@ class _RuleFn(torch.autograd.Function):
         call: Call = ctx.call
         check_versions(call)
         return (None, *call.rule(call, grad))  # type: ignore[misc]
-
-
-def versions(call: Call) -> tuple[int, ...]:
-    """The version counters of the call's saved inputs and output (recorded to detect later in-place changes)."""
-    return tuple(t._version for t in (*call.inputs, call.out))
-
-
-def check_versions(call: Call) -> None:
-    """Raise if the call's saved input or output was changed in place after it ran."""
-    if versions(call) != call.versions:
-        raise IntellegoError(
-            f"operation #{call.index} ({call.kind}) had its input or output modified in place later in the "
-            "forward pass by an operation the rules do not handle; make that operation out of place")
 
 
 def _protect(calls: list[Call], target: Tensor) -> None:
@@ -272,10 +107,10 @@ class RuleMode(TorchFunctionMode):
             return func(*args, **kwargs)
         rule = self.rules(spec.kind, self.modules)
         if rule is None:
-            if self.calls and (spec.inplace or spec.inplace_arg is not None) and _out_of_place(spec, args, kwargs)[2]:
+            if self.calls and (spec.inplace or spec.inplace_arg is not None) and out_of_place(spec, args, kwargs)[2]:
                 _protect(self.calls, operands[0])
             return func(*args, **kwargs)
-        rest, kw, inplace = _out_of_place(spec, args, kwargs)
+        rest, kw, inplace = out_of_place(spec, args, kwargs)
         if spec.kind.startswith("max_pool") and (kw.get("return_indices") or len(rest) > 5 and rest[5]):
             raise IntellegoError(f"{func.__name__} with return_indices=True is not supported by backward rules; "
                                  "use max pooling without indices in the model")
@@ -341,23 +176,6 @@ class RuleMode(TorchFunctionMode):
             raise IntellegoError(
                 f"the forward pass for the inputs made {len(self.calls)} rule-bearing calls but the one for the "
                 f"baselines made {len(self.references)}; the model's control flow depends on its input")
-
-
-def _out_of_place(spec: _Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict, bool]:
-    """The call's non-operand arguments for the out-of-place function, and whether it was in place."""
-    rest = tuple(args[spec.operands:])
-    kw = dict(kwargs)
-    inplace = spec.inplace
-    if spec.inplace_arg is not None:
-        pos = spec.inplace_arg - spec.operands
-        if "inplace" in kw:
-            inplace = bool(kw.pop("inplace"))
-        elif len(rest) > pos:
-            inplace = bool(rest[pos])
-            rest = rest[:pos] + (False,) + rest[pos + 1:]
-    if spec.kind == "add" and ("alpha" in kw or rest):
-        raise IntellegoError("add with alpha is not supported by backward rules")
-    return rest, kw, inplace
 
 
 # ---------------------------------------------------------------------------------------------------- engine
@@ -432,7 +250,7 @@ def rule_gradients(
             def start(_module: nn.Module, _args: Any, _out: Any) -> None:
                 modes[-1].active = True
 
-            scope.forward_hook(layer, start)
+            scope.forward_hook(layer, start)  # type: ignore[arg-type]
         references = None
         layer_ref = ref_scores = None
         if baselines is not None:
@@ -474,43 +292,3 @@ def _as_tuple(value: Any) -> tuple[Tensor, ...]:
 def _name(module: nn.Module | None) -> str:
     return f"layer {type(module).__name__}"
 
-
-# ---------------------------------------------------------------------------------------------------- simple maps
-class WithFast:
-    """A rule ``general(call, grad)`` with a fixed fast form (see :class:`Fast`)."""
-
-    def __init__(self, general: Rule, fast: Fast) -> None:
-        self.general, self._fast = general, fast
-
-    def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor | None, ...]:
-        return self.general(call, grad)
-
-    def fast(self, call: Call) -> Fast:
-        return self._fast
-
-
-def _positive(grad: Tensor) -> Tensor:
-    return grad.clamp(min=0)
-
-
-def _guided(call: Call, grad: Tensor) -> tuple[Tensor]:
-    return (grad.clamp(min=0) * (call.x > 0).to(grad.dtype),)
-
-
-def _deconv(call: Call, grad: Tensor) -> tuple[Tensor]:
-    return (grad.clamp(min=0),)
-
-
-# the ReLU's own derivative is the guided mask; deconvolution replaces it with 1
-_GUIDED = WithFast(_guided, Fast(output=lambda call: _positive))
-_DECONV = WithFast(_deconv, Fast(multiplier=lambda call: 1.0, output=lambda call: _positive))
-
-
-def GUIDED(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
-    """Guided Backprop: ReLUs pass only positive gradients where their input was positive."""
-    return _GUIDED if kind == "relu" else None
-
-
-def DECONV(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
-    """Deconvolution: ReLUs pass the positive part of the incoming gradient, whatever their input."""
-    return _DECONV if kind == "relu" else None

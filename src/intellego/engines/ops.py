@@ -1,0 +1,101 @@
+"""The torch functions that backward rules can intercept, and how to call each out of place.
+
+Each entry of the table maps a torch function (``torch.relu``, ``F.conv2d``, ``Tensor.relu_``, ``operator``
+additions...) to a :class:`_Kind`: its rule kind, an out-of-place function computing the same value, and
+whether and where it works in place. :mod:`intellego.engines.rules` looks calls up here.
+
+Example:
+    >>> import torch
+    >>> from intellego.engines.ops import kind_of
+    >>> kind_of(torch.relu), kind_of(torch.nn.functional.conv2d), kind_of(torch.cat)
+    ('relu', 'conv', None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import IntellegoError
+
+__all__ = ["ACTIVATIONS", "kind_of", "out_of_place"]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    kind: str
+    plain: Callable[..., Any]  # out-of-place function computing the same value
+    inplace: bool = False  # the function always works in place
+    inplace_arg: int | None = None  # position of an ``inplace`` flag, also accepted as keyword
+    operands: int = 1  # how many leading positional tensors receive gradients
+
+
+ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu")
+
+
+def _table() -> dict[Any, _Kind]:
+    f: Any
+    t: dict[Any, _Kind] = {}
+    for f in (torch.relu, torch.Tensor.relu):
+        t[f] = _Kind("relu", torch.relu)
+    t[F.relu] = _Kind("relu", F.relu, inplace_arg=1)
+    for f in (torch.relu_, torch.Tensor.relu_, F.relu_):
+        t[f] = _Kind("relu", torch.relu, inplace=True)
+    t[F.elu] = _Kind("elu", F.elu, inplace_arg=2)
+    t[F.elu_] = _Kind("elu", F.elu, inplace=True)
+    t[F.leaky_relu] = _Kind("leaky_relu", F.leaky_relu, inplace_arg=2)
+    t[F.leaky_relu_] = _Kind("leaky_relu", F.leaky_relu, inplace=True)
+    for name in ("sigmoid", "tanh"):
+        plain = getattr(torch, name)
+        for f in (plain, getattr(torch.Tensor, name), getattr(F, name)):
+            t[f] = _Kind(name, plain)
+        for f in (getattr(torch, name + "_"), getattr(torch.Tensor, name + "_")):
+            t[f] = _Kind(name, plain, inplace=True)
+    t[F.softplus] = _Kind("softplus", F.softplus)
+    t[F.gelu] = _Kind("gelu", F.gelu)
+    t[F.silu] = _Kind("silu", F.silu, inplace_arg=1)
+    for f in (F.softmax, torch.softmax, torch.Tensor.softmax):
+        t[f] = _Kind("softmax", f)
+    for d in (1, 2, 3):
+        for f in (getattr(F, f"max_pool{d}d"), getattr(torch, f"max_pool{d}d")):
+            t[f] = _Kind(f"max_pool{d}d", f)
+        t[getattr(F, f"conv{d}d")] = _Kind("conv", getattr(F, f"conv{d}d"))
+        for name in (f"avg_pool{d}d", f"adaptive_avg_pool{d}d"):
+            t[getattr(F, name)] = _Kind("avg_pool", getattr(F, name))
+    t[F.linear] = _Kind("linear", F.linear)
+    t[F.batch_norm] = _Kind("batch_norm", F.batch_norm)
+    for f in (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__):
+        t[f] = _Kind("add", torch.add, operands=2)
+    for f in (torch.Tensor.add_, torch.Tensor.__iadd__):
+        t[f] = _Kind("add", torch.add, inplace=True, operands=2)
+    return t
+
+
+_KINDS = _table()
+
+
+def kind_of(func: Any) -> str | None:
+    """The rule kind of a torch function (``"relu"``, ``"conv"``, ``"add"``...), or None if it has none."""
+    k = _KINDS.get(func)
+    return None if k is None else k.kind
+
+
+def out_of_place(spec: _Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict, bool]:
+    """The call's non-operand arguments for the out-of-place function, and whether it was in place."""
+    rest = tuple(args[spec.operands:])
+    kw = dict(kwargs)
+    inplace = spec.inplace
+    if spec.inplace_arg is not None:
+        pos = spec.inplace_arg - spec.operands
+        if "inplace" in kw:
+            inplace = bool(kw.pop("inplace"))
+        elif len(rest) > pos:
+            inplace = bool(rest[pos])
+            rest = rest[:pos] + (False,) + rest[pos + 1:]
+    if spec.kind == "add" and ("alpha" in kw or rest):
+        raise IntellegoError("add with alpha is not supported by backward rules")
+    return rest, kw, inplace
