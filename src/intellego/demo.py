@@ -5,7 +5,8 @@ attribute a handful of images with Integrated Gradients and Saliency and print h
 falls inside each object's ground-truth mask; then, where those parts are installed, print the metrics
 table, write the comparison figure, and start the Insights explorer (``--no-serve`` stops before it).
 
-Usage: ``python -m intellego.demo [--n 64] [--out out/] [--no-serve] [--port 8765]``.
+Usage: ``python -m intellego.demo [--n 64] [--out out/] [--no-serve] [--port 8765] [--export insights.html]``
+(``make demo ARGS="--export out/insights.html"`` writes the explorer's offline export instead of serving).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="out", help="folder for the figure and the static export")
     parser.add_argument("--no-serve", action="store_true", help="do not start the Insights app")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--export", metavar="PATH", help="write the explorer's offline HTML export and exit")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     _attribution_report(args.n, args.seed)
@@ -81,10 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nWrote the method comparison figure to {path}")
     else:
         print("\n(matplotlib is not installed: pip install 'intellego[viz]' for the comparison figure)")
-    if args.no_serve:
-        return 0
     from .insights.__main__ import main as insights_main
 
+    if args.export:
+        return int(insights_main(["--export", args.export]) or 0)
+    if args.no_serve:
+        return 0
     return int(insights_main(["--port", str(args.port)]) or 0)
 
 
