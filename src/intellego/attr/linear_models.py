@@ -48,12 +48,11 @@ class InterpretableLinearModel:
             xbar, ybar = v.T @ X, (v * Y).sum(0)
         else:
             xbar, ybar = X.new_zeros(Y.shape[1], X.shape[1]), Y.new_zeros(Y.shape[1])
-        gram = torch.einsum("nf,nm,ng->mfg", X, v, X) - xbar[:, :, None] * xbar[:, None, :]
-        corr = torch.einsum("nf,nm->mf", X, v * Y) - xbar * ybar[:, None]
-        coef = self._coefficients(gram, corr, total)
+        corr = (v * Y).T @ X - xbar * ybar[:, None]
+        coef = self._coefficients(_Moments(X, v, xbar), corr, total)
         return coef, ybar - (coef * xbar).sum(1)
 
-    def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
         raise NotImplementedError
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> InterpretableLinearModel:
@@ -89,6 +88,22 @@ class InterpretableLinearModel:
         return f"{type(self).__name__}()"
 
 
+class _Moments:
+    """Weighted, centred second moments of a shared design ``X (n, F)``, one problem per column of ``v (n, M)``,
+    formed only for the problems asked for (a lasso whose zero solution is optimal never needs its gram)."""
+
+    def __init__(self, X: Tensor, v: Tensor, xbar: Tensor) -> None:
+        self.X, self.v, self.xbar = X, v, xbar
+
+    def gram(self, rows: Tensor | None = None) -> Tensor:
+        """``(m, F, F)``: ``X^T diag(v_m) X - xbar_m xbar_m^T`` for the problems ``rows`` (default: all)."""
+        v, xbar = (self.v, self.xbar) if rows is None else (self.v[:, rows], self.xbar[rows])
+        n, f = self.X.shape
+        # one matrix product: every problem's weighted copy of X^T stacked, times the shared X
+        weighted = (v.T[:, None, :] * self.X.T[None]).reshape(-1, n)
+        return (weighted @ self.X).reshape(-1, f, f) - xbar[:, :, None] * xbar[:, None, :]
+
+
 def _from_batches(data: Any) -> tuple[Tensor, Tensor, Tensor | None]:
     require(hasattr(data, "__iter__") and not isinstance(data, Tensor),
             f"fit takes (X, y, sample_weight) or an iterable of (x, y[, weight]) batches, got {describe(data)}")
@@ -107,7 +122,8 @@ def _from_batches(data: Any) -> tuple[Tensor, Tensor, Tensor | None]:
 class LinearRegression(InterpretableLinearModel):
     """Weighted least squares; the minimum-norm solution when the samples do not determine it."""
 
-    def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+        gram = moments.gram()
         return (torch.linalg.pinv(gram, hermitian=True) @ corr[:, :, None])[:, :, 0]
 
 
@@ -119,7 +135,8 @@ class Ridge(InterpretableLinearModel):
         require(alpha >= 0, f"alpha must be non-negative, got {alpha!r}")
         self.alpha = alpha
 
-    def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+        gram = moments.gram()
         eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
         scaled = gram * total[:, None, None] + self.alpha * eye
         return (torch.linalg.pinv(scaled, hermitian=True) @ (corr * total[:, None])[:, :, None])[:, :, 0]
@@ -140,19 +157,27 @@ class Lasso(InterpretableLinearModel):
         require(alpha >= 0, f"alpha must be non-negative, got {alpha!r}")
         self.alpha, self.max_iter, self.tol = alpha, max_iter, tol
 
-    def _coefficients(self, gram: Tensor, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
         alpha = float(self.alpha)
-        G = gram.permute(2, 1, 0).contiguous()  # G[j]: column j of every problem's gram, (F, M)
+        scale = alpha + float(corr.abs().amax())
+        slack = 1e-9 * scale
+        coef = torch.zeros_like(corr)
+        # zero is the minimiser where no correlation exceeds alpha: those problems need no gram and no solve
+        todo = (~(corr.abs() <= alpha + slack).all(1)).nonzero()[:, 0]
+        if len(todo):
+            coef[todo] = self._descend(moments.gram(todo), corr[todo], alpha, slack, scale)
+        return coef
+
+    def _descend(self, gram: Tensor, corr: Tensor, alpha: float, slack: float, scale: float) -> Tensor:
+        """Coordinate descent sweeps with an exact re-solve after each; solved problems leave the batch."""
+        result = torch.zeros_like(corr)
+        live = torch.arange(corr.shape[0], device=corr.device)
+        G = gram.permute(2, 1, 0).contiguous()  # G[j]: column j of every problem's gram, (F, m)
         c = corr.T.contiguous()
         d = torch.diagonal(gram, dim1=1, dim2=2).T.contiguous()
         inv = torch.where(d > 1e-300, 1 / d.clamp_min(1e-300), torch.zeros_like(d))
         coef, fitted = torch.zeros_like(c), torch.zeros_like(c)  # fitted = gram @ coef
-        scale = alpha + float(c.abs().amax())
-        slack = 1e-9 * scale
-        exact, ok = _kkt_solve(gram, corr, coef.T, alpha, slack)
         for _ in range(self.max_iter):
-            if bool(ok.all()):
-                return exact
             biggest = torch.zeros_like(c[0])
             for j in range(c.shape[0]):
                 old = coef[j]
@@ -162,9 +187,19 @@ class Lasso(InterpretableLinearModel):
                 coef[j] = new
                 biggest = torch.maximum(biggest, step.abs())
             exact, ok = _kkt_solve(gram, corr, coef.T, alpha, slack)
-            if float(biggest.max()) <= self.tol * scale:
+            result[live[ok]] = exact[ok]
+            keep = (~ok).nonzero()[:, 0]
+            if len(keep) == 0:
+                return result
+            converged = float(biggest.max()) <= self.tol * scale
+            if len(keep) < len(live):
+                live, gram, corr, G, c, d, inv = (live[keep], gram[keep], corr[keep], G[:, :, keep], c[:, keep],
+                                                   d[:, keep], inv[:, keep])
+                coef, fitted = coef[:, keep], fitted[:, keep]
+            if converged:
                 break
-        return torch.where(ok[:, None], exact, coef.T)
+        result[live] = coef.T  # not solved exactly: the descent's coefficients
+        return result
 
 
 def _kkt_solve(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: float) -> tuple[Tensor, Tensor]:
