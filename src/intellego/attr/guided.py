@@ -28,9 +28,25 @@ def _deconv(call: Call, grad: Tensor) -> tuple[Tensor]:
     return (grad.clamp(min=0),)
 
 
+def _guided_direct(plain: Any, x: Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], hook: Any) -> Tensor:
+    """The ReLU as it is (its backward is the guided mask), its output's gradient clamped by a hook."""
+    y = plain(x, *args, **kwargs)
+    hook(y, _positive)
+    return y
+
+
+def _deconv_direct(plain: Any, x: Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], hook: Any) -> Tensor:
+    """A copy of ``x`` (identity backward, nothing saved) rectified in place outside autograd, its gradient
+    clamped by a hook: two kernels forward, one backward."""
+    y = x.clone()
+    y.detach().relu_()
+    hook(y, _positive)
+    return y
+
+
 # the ReLU's own derivative is the guided mask; deconvolution replaces it with 1
-_GUIDED = WithFast(_guided, Fast(output=lambda call: _positive))
-_DECONV = WithFast(_deconv, Fast(multiplier=lambda call: 1.0, output=lambda call: _positive))
+_GUIDED = WithFast(_guided, Fast(output=lambda call: _positive), direct=_guided_direct)
+_DECONV = WithFast(_deconv, Fast(multiplier=lambda call: 1.0, output=lambda call: _positive), direct=_deconv_direct)
 
 
 def GUIDED(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,9 +27,11 @@ __all__ = ["Call", "Fast", "WithFast", "Rule", "local_vjp", "safe_divide", "vers
 
 Rule = Callable[["Call", Tensor], tuple[Tensor | None, ...]]
 
-@dataclass
 class Call:
     """One operation call seen in a forward pass.
+
+    A plain class with slots (no dataclass machinery): one is built per intercepted call, so its
+    construction is on the hot path of every backward-rule method.
 
     Attributes:
         kind: the rule kind (see :func:`kind_of`).
@@ -37,21 +39,27 @@ class Call:
         inputs: the operands that receive gradients (detached values as they were before the call).
         out: the output (detached); ``ref`` the same call in the reference pass (DeepLift), or None.
         module: the innermost tracked module running when the call happened, or None.
+        index: the call's position among the pass's rule-bearing calls; ``rule`` the rule it got.
+        source: the previous call, when its output is this call's input (else None).
+        versions: version counters at record time (see :func:`versions`).
+        notes: a rule's scratch data for this call.
     """
 
-    kind: str
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    inputs: tuple[Tensor, ...] = ()
-    out: Tensor | None = None
-    ref: Call | None = None
-    module: nn.Module | None = None
-    index: int = 0
-    rule: Rule | None = field(default=None, repr=False)
-    source: Call | None = field(default=None, repr=False)  # the previous call, when its output is our input
-    versions: tuple[int, ...] = ()  # version counters at record time (reference pass)
-    notes: dict[str, Any] = field(default_factory=dict, repr=False)  # a rule's scratch data for this call
+    __slots__ = ("kind", "func", "args", "kwargs", "inputs", "out", "ref", "module", "index", "rule", "source",
+                 "versions", "notes")
+
+    def __init__(self, kind: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 inputs: tuple[Tensor, ...] = (), out: Tensor | None = None, ref: Call | None = None,
+                 module: nn.Module | None = None, index: int = 0, rule: Rule | None = None,
+                 source: Call | None = None) -> None:
+        self.kind, self.func, self.args, self.kwargs = kind, func, args, kwargs
+        self.inputs, self.out, self.ref, self.module = inputs, out, ref, module
+        self.index, self.rule, self.source = index, rule, source
+        self.versions: tuple[int, ...] = ()
+        self.notes: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Call({self.kind!r}, #{self.index}, inputs={[tuple(t.shape) for t in self.inputs]})"
 
     @property
     def x(self) -> Tensor:
@@ -135,10 +143,17 @@ def check_versions(call: Call) -> None:
 
 
 class WithFast:
-    """A rule ``general(call, grad)`` with a fixed fast form (see :class:`Fast`)."""
+    """A rule ``general(call, grad)`` with a fixed fast form (see :class:`Fast`) and optionally a direct one.
 
-    def __init__(self, general: Rule, fast: Fast) -> None:
-        self.general, self._fast = general, fast
+    A *direct form* ``direct(plain, x, args, kwargs, hook) -> Tensor`` builds the operation's value from its
+    single operand ``x`` (which requires grad) with a native graph, registering gradient hooks with
+    ``hook(tensor, fn)``; ``plain(x, *args, **kwargs)`` is the out-of-place operation. Used when no
+    reference pass is paired (Guided Backprop, Deconvolution): the engine then builds no :class:`Call` at all,
+    the cheapest path for a rule that needs nothing recorded.
+    """
+
+    def __init__(self, general: Rule, fast: Fast, direct: Callable[..., Tensor] | None = None) -> None:
+        self.general, self._fast, self.direct = general, fast, direct
 
     def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor | None, ...]:
         return self.general(call, grad)

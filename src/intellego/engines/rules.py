@@ -96,14 +96,14 @@ class RuleMode(TorchFunctionMode):
         self._last: tuple[Tensor, Call] | None = None
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
         spec = _KINDS.get(func)
         if spec is None or not self.active:
-            return func(*args, **kwargs)
-        operands = args[: spec.operands]
-        if len(operands) < spec.operands or not all(isinstance(t, Tensor) for t in operands):
-            return func(*args, **kwargs)
-        if spec.operands == 2 and operands[0].shape != operands[1].shape:
+            return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        n = spec.operands
+        operands = args[:n]
+        if len(operands) < n or not isinstance(operands[0], Tensor) \
+                or n == 2 and (not isinstance(operands[1], Tensor) or operands[0].shape != operands[1].shape):
             return func(*args, **kwargs)
         rule = self.rules(spec.kind, self.modules)
         if rule is None:
@@ -111,12 +111,15 @@ class RuleMode(TorchFunctionMode):
                 _protect(self.calls, operands[0])
             return func(*args, **kwargs)
         rest, kw, inplace = out_of_place(spec, args, kwargs)
+        direct = getattr(rule, "direct", None)
+        if direct is not None and self.references is None and not self.record:
+            return self._direct(direct, spec.plain, operands[0], rest, kw, inplace)
         if spec.kind.startswith("max_pool") and (kw.get("return_indices") or len(rest) > 5 and rest[5]):
             raise IntellegoError(f"{func.__name__} with return_indices=True is not supported by backward rules; "
                                  "use max pooling without indices in the model")
         call = Call(spec.kind, spec.plain, rest, kw, module=self.modules[-1] if self.modules else None,
                     index=len(self.calls), rule=rule)
-        saved = tuple(t.detach().clone() if inplace else t.detach() for t in operands)
+        saved = tuple(t.detach().clone() for t in operands) if inplace else tuple(t.detach() for t in operands)
         if inplace:
             _protect(self.calls, operands[0])
         if self.record:
@@ -125,10 +128,12 @@ class RuleMode(TorchFunctionMode):
             call.versions = versions(call)
             self.calls.append(call)
             return out
-        call.ref = self._reference(call, saved)
+        if self.references is not None:
+            call.ref = self._reference(call, saved)
         call.inputs = saved
-        if self._last is not None and self._last[0] is operands[0]:
-            call.source = self._last[1]
+        last = self._last
+        if last is not None and last[0] is operands[0]:
+            call.source = last[1]
         fast = getattr(rule, "fast", None)
         how = fast(call) if fast is not None else None
         out = _RuleFn.apply(call, *operands) if how is None else self._fast(call, how, operands)
@@ -136,6 +141,19 @@ class RuleMode(TorchFunctionMode):
         result = operands[0].copy_(out) if inplace else out
         self._last = (result, call)
         return result
+
+    def _direct(self, direct: Callable[..., Tensor], plain: Callable[..., Any], x: Tensor, rest: tuple[Any, ...],
+                kw: dict[str, Any], inplace: bool) -> Tensor:
+        """A rule's direct form (see :class:`~intellego.engines.calls.Fast`): no call record at all."""
+        if inplace and self.calls:
+            _protect(self.calls, x)
+        self._last = None
+        if not (x.requires_grad and torch.is_grad_enabled()):
+            out = plain(x, *rest, **kw)
+        else:
+            require(self.hook is not None, "a rule with a direct form needs RuleMode(hook=...)")
+            out = direct(plain, x, rest, kw, self.hook)
+        return x.copy_(out) if inplace else out
 
     def _fast(self, call: Call, how: Fast, operands: tuple[Tensor, ...]) -> Tensor:
         """The call's value with a native graph: the multiplier replaces the operation's derivative, the
