@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.grad import ForwardSpec
+from ..core.hooks import keep_buffers
 from ..core.inputs import pack, pack_baselines
 from ..errors import IntellegoError, describe, require
 
@@ -32,6 +34,13 @@ class Attribution:
 
     attribute: Callable[..., Any]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every ``attribute`` leaves the buffers of a model in training mode as it found them."""
+        super().__init_subclass__(**kwargs)
+        method = cls.__dict__.get("attribute")
+        if callable(method) and not getattr(method, "_keeps_buffers", False):
+            cls.attribute = _keeping_buffers(method)  # type: ignore[method-assign]
+
     @property
     def multiplies_by_inputs(self) -> bool:
         """Whether attributions are scaled by ``inputs - baselines`` (global rather than local)."""
@@ -46,6 +55,16 @@ class Attribution:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _keeping_buffers(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def attribute(self: Attribution, *args: Any, **kwargs: Any) -> Any:
+        with keep_buffers(self.forward_func):
+            return method(self, *args, **kwargs)
+
+    attribute._keeps_buffers = True  # type: ignore[attr-defined]
+    return attribute
 
 
 class GradientAttribution(Attribution):

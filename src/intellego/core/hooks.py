@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import describe, require
 
-__all__ = ["HookScope", "Capture", "as_tuple"]
+__all__ = ["HookScope", "Capture", "as_tuple", "keep_buffers", "modules_of"]
 
 _MISSING = object()
 
@@ -134,3 +135,43 @@ def _same_kind(original: Any, new: Any, module: nn.Module) -> Any:
         return new
     require(isinstance(new, Tensor), f"substitute for {type(module).__name__} must be a tensor, got {describe(new)}")
     return new
+
+
+def modules_of(forward_func: Any) -> list[nn.Module]:
+    """The modules a ``forward_func`` runs: the model itself, the owner of a bound method, or modules held in a
+    closure (``lambda x: model(x)[0]``)."""
+    if isinstance(forward_func, nn.Module):
+        return [forward_func]
+    owner = getattr(forward_func, "__self__", None)
+    if isinstance(owner, nn.Module):
+        return [owner]
+    cells = getattr(forward_func, "__closure__", None) or ()
+    found = []
+    for cell in cells:
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, nn.Module):
+            found.append(value)
+    return found
+
+
+@contextlib.contextmanager
+def keep_buffers(forward_func: Any) -> Any:
+    """Restore the buffers of any module in training mode on exit (BatchNorm running statistics would
+    otherwise absorb every path point, noisy sample or perturbed copy an attribution method runs).
+
+    Costs nothing for models in eval mode: only buffers of modules with ``training=True`` are copied (and all of
+    them are written back: batch norm updates its running statistics without bumping their version counter).
+    """
+    saved = [(b, b.detach().clone())
+             for model in modules_of(forward_func) for m in model.modules() if m.training
+             for b in m._buffers.values() if b is not None]
+    try:
+        yield
+    finally:
+        if saved:
+            with torch.no_grad():
+                for buf, value in saved:
+                    buf.copy_(value)

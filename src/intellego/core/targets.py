@@ -64,7 +64,9 @@ class Readout:
                 self._bad_scores(output, scores)
             return scores
         if not isinstance(output, Tensor):
-            raise IntellegoError(f"the model must return a tensor to select a target, got {describe(output)}")
+            raise IntellegoError(f"the model must return a tensor to select a target, got {describe(output)}; "
+                                 "pass a forward_func that returns one, e.g. lambda x: model(x)[0] "
+                                 "or lambda x: model(x)['logits']")
         if self.per_example is not None:
             return self._select_per_example(output)
         return self._select_index(output)
