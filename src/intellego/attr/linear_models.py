@@ -96,12 +96,26 @@ class _Moments:
         self.X, self.v, self.xbar = X, v, xbar
 
     def gram(self, rows: Tensor | None = None) -> Tensor:
-        """``(m, F, F)``: ``X^T diag(v_m) X - xbar_m xbar_m^T`` for the problems ``rows`` (default: all)."""
+        """``(m, F, F)``: ``X^T diag(v_m) X - xbar_m xbar_m^T`` for the problems ``rows`` (default: all).
+
+        The result is a view of an ``(F, F, m)`` buffer (what coordinate descent reads column by column);
+        the matrices are symmetric, so either index order reads the same numbers.
+        """
         v, xbar = (self.v, self.xbar) if rows is None else (self.v[:, rows], self.xbar[rows])
         n, f = self.X.shape
-        # one matrix product: every problem's weighted copy of X^T stacked, times the shared X
-        weighted = (v.T[:, None, :] * self.X.T[None]).reshape(-1, n)
-        return (weighted @ self.X).reshape(-1, f, f) - xbar[:, :, None] * xbar[:, None, :]
+        m = v.shape[1]
+        upper = torch.triu_indices(f, f, device=self.X.device)
+        if n * upper.shape[1] <= max(4 * m * f * f, 1 << 20):
+            # one (pairs, n) @ (n, m) product over the distinct entries, then copied to both triangles
+            pairs = (self.X[:, upper[0]] * self.X[:, upper[1]]).T
+            where = torch.empty(f, f, dtype=torch.long, device=self.X.device)
+            where[upper[0], upper[1]] = where[upper[1], upper[0]] = torch.arange(upper.shape[1], device=where.device)
+            g = (pairs @ v)[where.reshape(-1)].reshape(f, f, m)
+        else:  # too many pairs to hold: one (F, n) @ (n, m * F) product
+            g = (self.X.T @ (v.T[:, :, None] * self.X[None]).transpose(0, 1).reshape(n, -1)).reshape(f, m, f)
+            g = g.permute(0, 2, 1)
+        g -= xbar.T[:, None, :] * xbar.T[None, :, :]
+        return g.permute(2, 0, 1)
 
 
 def _from_batches(data: Any) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -172,7 +186,7 @@ class Lasso(InterpretableLinearModel):
         """Coordinate descent sweeps with an exact re-solve after each; solved problems leave the batch."""
         result = torch.zeros_like(corr)
         live = torch.arange(corr.shape[0], device=corr.device)
-        G = gram.permute(2, 1, 0).contiguous()  # G[j]: column j of every problem's gram, (F, m)
+        G = gram.permute(1, 2, 0).contiguous()  # G[j]: row (= column) j of every gram, (F, m); no copy
         c = corr.T.contiguous()
         d = torch.diagonal(gram, dim1=1, dim2=2).T.contiguous()
         inv = torch.where(d > 1e-300, 1 / d.clamp_min(1e-300), torch.zeros_like(d))
@@ -204,14 +218,27 @@ class Lasso(InterpretableLinearModel):
 
 def _kkt_solve(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: float) -> tuple[Tensor, Tensor]:
     """Solve each lasso problem exactly on the support and signs of ``coef`` (M, F); also whether the
-    solution is optimal: same signs on the support, ``|corr - gram @ x| <= alpha`` off it."""
+    solution is optimal: same signs on the support, ``|corr - gram @ x| <= alpha`` off it.
+
+    Each problem's active features are gathered first, so the systems are only as large as the largest
+    support (lasso supports are often a few features: the solve is then nearly free)."""
+    m = coef.shape[0]
     active = coef != 0
     sign = coef.sign()
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    system = torch.where(active[:, :, None] & active[:, None, :], gram, eye)
-    x, info = torch.linalg.solve_ex(system, torch.where(active, corr - alpha * sign, torch.zeros_like(corr)))
-    x = torch.where(active, x, torch.zeros_like(x))
-    residual = corr - (gram @ x[:, :, None])[:, :, 0]
+    count = active.sum(1)
+    s = int(count.max()) if m else 0
+    order = torch.argsort((~active).to(torch.uint8), dim=1, stable=True)[:, :s]  # active features first
+    valid = torch.arange(s, device=coef.device)[None] < count[:, None]
+    rows = torch.arange(m, device=coef.device)[:, None]
+    cols = gram[rows, :, order]  # (m, s, F): the gram's rows of the active features
+    both = valid[:, :, None] & valid[:, None, :]
+    system = torch.where(both, cols.gather(2, order[:, None, :].expand(m, s, s)),
+                         torch.eye(s, dtype=gram.dtype, device=gram.device))
+    rhs = torch.where(valid, (corr - alpha * sign).gather(1, order), torch.zeros((), dtype=corr.dtype))
+    xs, info = torch.linalg.solve_ex(system, rhs)
+    xs = torch.where(valid, xs, torch.zeros((), dtype=xs.dtype))
+    x = torch.zeros_like(corr).scatter_(1, order, xs)
+    residual = corr - (cols * xs[:, :, None]).sum(1)
     ok = (info == 0) & torch.isfinite(x).all(1)
     ok &= torch.where(active, x * sign > 0, residual.abs() <= alpha + slack).all(1)
     return x, ok
