@@ -56,8 +56,9 @@ class _Rescale:
         require(ref is not None and call.out is not None and ref.out is not None, "DeepLift rule without reference")
         dx = call.x - ref.x  # type: ignore[union-attr]
         m = (call.out - ref.out).div_(dx)  # type: ignore[operator, union-attr]
-        if _any_small(dx, self.eps):
-            small = dx.abs() < self.eps
+        size = dx.abs_()  # dx is not needed any more: its magnitude in place saves a buffer
+        if size.numel() > 0 and bool(size.amin() < self.eps):
+            small = size < self.eps
             deriv = (call.x > 0).to(m.dtype) if call.kind == "relu" else local_vjp(call, torch.ones_like(m))[0]
             m = torch.where(small, deriv, m)
         return m

@@ -104,8 +104,9 @@ def _lazy_epsilon(call: Call) -> Any:
         z, eps = call.out, call.notes["lrp_epsilon"]
         if eps == 0:
             return grad * (z != 0)  # type: ignore[operator]
-        size = z.abs()  # type: ignore[union-attr]
-        return (grad * size).div_(size.add_(eps))
+        # grad * |z| / (|z| + eps) as grad - eps * grad / (|z| + eps): three kernels and two buffers
+        stable = z.abs().add_(eps)  # type: ignore[union-attr]
+        return torch.addcdiv(grad, grad, stable, value=-eps, out=stable)
     return hook
 
 
@@ -278,6 +279,17 @@ _ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.Batch
             nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
+_MISSING = object()
+
+
+def _captum_rule(m: nn.Module) -> Any:
+    """A Captum-style ``module.rule`` (read, never written), or None."""
+    rule = m.__dict__.get("rule", _MISSING)
+    if rule is _MISSING:  # a class attribute or property; submodules, parameters and buffers are never rules
+        return getattr(m, "rule", None) if hasattr(type(m), "rule") else None
+    return rule
+
+
 class _Untracked(Exception):
     """An operation has no rule and the module running it is unknown (not every module was tracked)."""
 
@@ -292,13 +304,19 @@ class _LRPRules:
         self.default = EpsilonRule()
         self.batch_norm = _BatchNormCanonizer(self.default) if canonize else self.default
         self.all_tracked = True  # set False while only ``track()`` is tracked
+        # each module's own rule, looked up once per attribution call (a missing ``rule`` attribute costs an
+        # exception inside ``nn.Module.__getattr__``)
+        self.own = {m: self.rules.get(n, self.rules.get(type(m), _captum_rule(m))) for m, n in self.names.items()}
 
     def _rule(self, m: nn.Module) -> Any:
-        return self.rules.get(self.names.get(m), self.rules.get(type(m), getattr(m, "rule", None)))
+        rule = self.own.get(m, _MISSING)
+        if rule is _MISSING:  # a module that is not in the model (a callable wrapping other modules)
+            return self.rules.get(type(m), _captum_rule(m))
+        return rule
 
     def track(self) -> tuple[nn.Module, ...]:
         """The modules whose calls must be tracked: those with a rule (the others never decide one)."""
-        return tuple(m for m in self.names if isinstance(self._rule(m), PropagationRule))
+        return tuple(m for m, rule in self.own.items() if isinstance(rule, PropagationRule))
 
     def __call__(self, kind: str, modules: list[nn.Module]) -> Any:
         for m in reversed(modules):
@@ -326,8 +344,8 @@ class _LRPRules:
             require(isinstance(key, type) or key in self.names.values(),
                     f"rules key {key!r} is neither a module type nor the name of a module of the model")
         for m, name in self.names.items():
-            if next(m.children(), None) is None and not isinstance(m, _ALLOWED) and name not in self.rules \
-                    and type(m) not in self.rules and not isinstance(getattr(m, "rule", None), PropagationRule):
+            if next(m.children(), None) is None and not isinstance(m, _ALLOWED) \
+                    and not isinstance(self.own[m], PropagationRule):
                 raise IntellegoError(
                     f"LRP has no rule for module {name!r} of type {type(m).__name__}; pass one with "
                     f"LRP(model, rules={{{type(m).__name__}: EpsilonRule()}}) if that rule is right for it")
