@@ -46,19 +46,24 @@ def _rows(model, x, refs, target, sec, label, m_shap):
     return [*out, lrp]
 
 
-# Where the time goes on the MLP at batch 1024 (floor 0.4-0.7 ms, so fixed costs show); measured alone, 1 thread,
-# these rows come out at 1.27x (DeepLift), 1.29x (GuidedBackprop, Deconvolution) and 1.62x (LRP) of the floor.
-# Interleaved with Captum in this harness they read 1.6x, 1.7x and 2.2x: the fixed costs grow with a colder cache.
+# Where the time goes on the MLP at batch 1024 (floor 0.37-0.4 ms, so fixed costs show); measured alone, 1 thread,
+# thread time, lower quartile: DeepLift ~1.3-1.5x, GuidedBackprop ~1.3x, Deconvolution ~1.27x, LRP ~1.7x the floor.
+# Interleaved with Captum in this harness they read 1.55x, 1.5-1.6x, 1.35-1.4x and 1.9-2.2x (noisy shared machine):
+# the fixed Python costs grow with the colder caches after each Captum run.
+_COMMON = ("the TorchFunctionMode itself (every forward op goes through Python: about 30 us over the floor even with "
+           "an empty mode) plus about 10 us of call setup")
 _MLP_NOTES = {
-    "DeepLift": "two passes (a no-grad one over the baselines, 0.18 ms, then forward+backward over the inputs, "
-                "0.38 ms: less compute than the floor's 2048-row forward+backward) plus about 0.1 ms of multiplier "
-                "arithmetic per call (x - x_ref, f(x) - f(x_ref), divide, mul, copy per ReLU) and about 0.1 ms of "
-                "Python (function-mode dispatch, recording and pairing the calls)",
-    "GuidedBackprop": "about 0.06 ms of Python per call over the floor's 0.37 ms (function-mode dispatch, two ReLU "
-                      "rule calls, two gradient hooks) plus the hooks' clamp",
-    "Deconvolution": "as GuidedBackprop: about 0.06 ms of Python per call plus the hooks' clamp",
-    "LRP": "one Python gradient hook per Linear scaling the gradient by |z| / (|z| + eps) (abs, mul, add, divide "
-           "on each 1024x64 output): about 0.2 ms over the floor's 0.37 ms",
+    "DeepLift": "two passes (a no-grad one over the baselines, 0.17 ms, then forward+backward over the inputs, "
+                "0.37 ms: less compute than the floor's 2048-row forward+backward) plus 8 kernels per ReLU on "
+                "1024x64 (relu, x - x_ref, y - y_ref, divide, |dx| in place, amin for the eps check, and the "
+                "multiply + copy that put the multiplier into the graph), about 40 us each; and " + _COMMON,
+    "GuidedBackprop": "each ReLU's direct form (no call record): relu plus a gradient hook that clamps, about 5 us "
+                      "of Python and 4 us of clamp per ReLU; the rest is " + _COMMON,
+    "Deconvolution": "as GuidedBackprop (clone + relu_ outside autograd, then the clamping hook); the rest is "
+                     + _COMMON,
+    "LRP": "one Python gradient hook per Linear scaling the gradient by |z| / (|z| + eps) (abs, add, addcdiv with "
+           "its division: about 20-40 us per 1024x64 output, a division kernel is slow on a CPU) and a call record "
+           "per Linear (kept: a BatchNorm after it may take the scaling over); the rest is " + _COMMON,
 }
 
 
