@@ -9,6 +9,7 @@ calls (``torch.relu``, ``F.softmax``), in-place activations and modules used sev
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -23,7 +24,7 @@ from ..engines.rules import ACTIVATIONS, Call, Fast, Rule, local_vjp, rule_gradi
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution
 
-__all__ = ["DeepLift", "DeepLiftShap", "deeplift_rules"]
+__all__ = ["DeepLift", "DeepLiftShap", "deeplift_rules", "warn_unruled"]
 
 
 def _rescale(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
@@ -102,6 +103,13 @@ def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
     return lambda kind, modules: table.get(kind)
 
 
+def warn_unruled(method: str, names: tuple[str, ...]) -> None:
+    """One warning naming the non-linear operations that passed the plain gradient (no DeepLIFT rule for them)."""
+    if names:
+        warnings.warn(f"{method} has no rule for {', '.join(names)}: these pass the plain gradient, so the "
+                      "attributions need not sum to f(inputs) - f(baselines)", UserWarning, stacklevel=3)
+
+
 def _custom(func: Callable[..., Any], grads: tuple[Tensor, ...], xs: tuple[Tensor, ...],
             refs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     n = len(inspect.signature(func).parameters)
@@ -173,6 +181,7 @@ class DeepLift(GradientAttribution):
         if custom is not None and not callable(custom):
             raise IntellegoError(f"custom_attribution_func must be callable, got {describe(custom)}")
         res = rule_gradients(spec, xs, deeplift_rules(self.eps), baselines=refs)
+        warn_unruled(type(self).__name__, res.unruled)
         if custom is not None:
             attrs = _custom(custom, res.grads, xs, refs)
         elif self._multiply_by_inputs:

@@ -24,7 +24,7 @@ from ._base import GradientAttribution, LayerAttribution
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, no_grad_kwargs
 from ._neuron_engine import NeuronPlan
-from .deep_lift import DeepLift, DeepLiftShap, _custom, deeplift_rules
+from .deep_lift import DeepLift, DeepLiftShap, _custom, deeplift_rules, warn_unruled
 from .guided import Deconvolution, GuidedBackprop
 from .layer import LayerGradCam
 from .neuron import NeuronMethod
@@ -86,6 +86,7 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
             raise IntellegoError(f"custom_attribution_func must be callable, got {describe(custom)}")
         res = rule_gradients(spec, xs, deeplift_rules(self.eps), baselines=refs, layer=self.layer,
                              layer_input=to_input, from_layer=True)
+        warn_unruled(type(self).__name__, res.unruled)
         values, ref_values = res.layer or (), res.layer_reference or ()
         if custom is not None:
             attrs = _custom(custom, res.grads, values, ref_values)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import IntellegoError
 
-__all__ = ["ACTIVATIONS", "kind_of", "out_of_place"]
+__all__ = ["ACTIVATIONS", "kind_of", "out_of_place", "unruled_nonlinearity"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,44 @@ def out_of_place(spec: _Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     if spec.kind == "add" and ("alpha" in kw or rest):
         raise IntellegoError("add with alpha is not supported by backward rules")
     return rest, kw, inplace
+
+
+def _unruled_table() -> dict[Any, tuple[str, int]]:
+    """Operations with no rule that are non-linear in their inputs: name and which operands must be activations
+    (1: the first, 2: the first two, -2: the second)."""
+    t: dict[Any, tuple[str, int]] = {}
+    for f in (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm):
+        t[f] = ("matmul of two activations", 2)
+    for f in (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__):
+        t[f] = ("product of two activations", 2)
+    for f in (torch.div, torch.Tensor.div, torch.Tensor.__truediv__):
+        t[f] = ("division by an activation", -2)
+    t[F.layer_norm], t[F.group_norm], t[F.log_softmax] = ("layer_norm", 1), ("group_norm", 1), ("log_softmax", 1)
+    t[F.scaled_dot_product_attention] = ("scaled_dot_product_attention", 1)
+    for name in ("exp", "log", "sqrt", "rsqrt", "pow", "sin", "cos", "abs"):
+        for f in (getattr(torch, name), getattr(torch.Tensor, name)):
+            t[f] = (name, 1)
+    t[torch.Tensor.__pow__] = ("pow", 1)
+    return t
+
+
+_UNRULED = _unruled_table()
+
+
+def _activation(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.requires_grad and not isinstance(value, torch.nn.Parameter)
+
+
+def unruled_nonlinearity(func: Any, args: tuple[Any, ...]) -> str | None:
+    """The name of ``func`` when it has no rule and is non-linear in the activations it gets here, else None."""
+    how = _UNRULED.get(func)
+    if how is None:
+        return None
+    name, which = how
+    if which == 1:
+        ok = len(args) > 0 and _activation(args[0])
+    elif which == 2:
+        ok = len(args) > 1 and _activation(args[0]) and _activation(args[1])
+    else:
+        ok = len(args) > 1 and _activation(args[1])
+    return name if ok else None

@@ -39,7 +39,7 @@ from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
 from ..errors import IntellegoError, require
 from .calls import Call, Fast, Rule, WithFast, _scaled, check_versions, local_vjp, safe_divide, versions
-from .ops import _KINDS, ACTIVATIONS, kind_of, out_of_place
+from .ops import _KINDS, ACTIVATIONS, kind_of, out_of_place, unruled_nonlinearity
 
 __all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS",
            "WithFast", "check_versions", "local_vjp", "safe_divide", "versions"]
@@ -94,10 +94,16 @@ class RuleMode(TorchFunctionMode):
         self.modules: list[nn.Module] = []
         self.active = True  # False: every call runs unchanged and unrecorded (see ``rule_gradients(layer=)``)
         self._last: tuple[Tensor, Call] | None = None
+        # with references (DeepLift): names of non-linear operations without a rule that passed the plain gradient
+        self.unruled: set[str] | None = set() if references is not None else None
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         spec = _KINDS.get(func)
         if spec is None or not self.active:
+            if self.unruled is not None and spec is None and self.active:
+                name = unruled_nonlinearity(func, args)
+                if name is not None:
+                    self.unruled.add(name)
             return func(*args, **(kwargs or {}))
         kwargs = kwargs or {}
         n = spec.operands
@@ -107,6 +113,9 @@ class RuleMode(TorchFunctionMode):
             return func(*args, **kwargs)
         rule = self.rules(spec.kind, self.modules)
         if rule is None:
+            if self.unruled is not None and spec.kind == "batch_norm" and operands[0].requires_grad \
+                    and (kwargs.get("training") or len(args) > 5 and args[5]):
+                self.unruled.add("batch_norm in training mode")
             if self.calls and (spec.inplace or spec.inplace_arg is not None) and out_of_place(spec, args, kwargs)[2]:
                 _protect(self.calls, operands[0])
             return func(*args, **kwargs)
@@ -212,6 +221,7 @@ class RuleResult:
     layer: tuple[Tensor, ...] | None = None
     layer_reference: tuple[Tensor, ...] | None = None
     reference_scores: Tensor | None = None
+    unruled: tuple[str, ...] = ()  # with baselines: non-linear operations without a rule (plain gradient)
 
 
 def rule_gradients(
@@ -293,14 +303,16 @@ def rule_gradients(
             with mode:
                 out = spec.output(leaves)
             mode.finish()
+            unruled = tuple(sorted(mode.unruled or ()))
             scores = spec.readout(out)
             if seen is None:
-                return RuleResult(grads_of(scores, leaves), scores.detach(), reference_scores=ref_scores)
+                return RuleResult(grads_of(scores, leaves), scores.detach(), reference_scores=ref_scores,
+                                  unruled=unruled)
             values = _as_tuple(seen.single(_name(layer)))
             require(len(seen.outputs) == 1, f"{_name(layer)} ran {len(seen.outputs)} times in one forward; "
                     "layer attribution needs a module that runs once")
             grads = grads_of(scores, values)
-        return RuleResult(grads, scores.detach(), tuple(v.detach() for v in values), layer_ref, ref_scores)
+        return RuleResult(grads, scores.detach(), tuple(v.detach() for v in values), layer_ref, ref_scores, unruled)
 
 
 def _as_tuple(value: Any) -> tuple[Tensor, ...]:
