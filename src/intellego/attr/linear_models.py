@@ -114,7 +114,8 @@ class _Moments:
         else:  # too many pairs to hold: one (F, n) @ (n, m * F) product
             g = (self.X.T @ (v.T[:, :, None] * self.X[None]).transpose(0, 1).reshape(n, -1)).reshape(f, m, f)
             g = g.permute(0, 2, 1)
-        g -= xbar.T[:, None, :] * xbar.T[None, :, :]
+        xt = xbar.T.contiguous()
+        g -= xt[:, None, :] * xt[None, :, :]
         return g.permute(2, 0, 1)
 
 
@@ -171,6 +172,8 @@ class Lasso(InterpretableLinearModel):
         require(alpha >= 0, f"alpha must be non-negative, got {alpha!r}")
         self.alpha, self.max_iter, self.tol = alpha, max_iter, tol
 
+    _newton_steps = 3
+
     def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
         alpha = float(self.alpha)
         scale = alpha + float(corr.abs().amax())
@@ -183,10 +186,13 @@ class Lasso(InterpretableLinearModel):
         return coef
 
     def _descend(self, gram: Tensor, corr: Tensor, alpha: float, slack: float, scale: float) -> Tensor:
-        """Coordinate descent sweeps with an exact re-solve after each; solved problems leave the batch."""
+        """Coordinate descent sweeps, each followed by an exact solve on the support found and a few active-set
+        (semismooth Newton) steps from it; solved problems leave the batch. The sweeps guarantee progress;
+        the Newton steps usually finish in a few iterations what the sweeps would take tens of."""
         result = torch.zeros_like(corr)
         live = torch.arange(corr.shape[0], device=corr.device)
         G = gram.permute(1, 2, 0).contiguous()  # G[j]: row (= column) j of every gram, (F, m); no copy
+        gram = gram.contiguous()  # and one matrix after another, for the solves
         c = corr.T.contiguous()
         d = torch.diagonal(gram, dim1=1, dim2=2).T.contiguous()
         inv = torch.where(d > 1e-300, 1 / d.clamp_min(1e-300), torch.zeros_like(d))
@@ -200,7 +206,7 @@ class Lasso(InterpretableLinearModel):
                 fitted.addcmul_(G[j], step)
                 coef[j] = new
                 biggest = torch.maximum(biggest, step.abs())
-            exact, ok = _kkt_solve(gram, corr, coef.T, alpha, slack)
+            exact, ok = _refined(gram, corr, coef.T, alpha, slack, self._newton_steps)
             result[live[ok]] = exact[ok]
             keep = (~ok).nonzero()[:, 0]
             if len(keep) == 0:
@@ -216,9 +222,27 @@ class Lasso(InterpretableLinearModel):
         return result
 
 
-def _kkt_solve(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: float) -> tuple[Tensor, Tensor]:
+def _refined(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: float, steps: int
+             ) -> tuple[Tensor, Tensor]:
+    """:func:`_kkt_solve` on the support of ``coef``, then up to ``steps`` active-set steps for the problems
+    not yet optimal: the next support and signs are those of ``d * x + (corr - gram @ x)`` beyond ``alpha``
+    (where one coordinate-descent step from the exact ``x`` would land)."""
+    x, ok, residual = _kkt_solve(gram, corr, coef, alpha, slack)
+    d = torch.diagonal(gram, dim1=1, dim2=2)
+    for _ in range(steps):
+        bad = (~ok).nonzero()[:, 0]
+        if len(bad) == 0:
+            break
+        z = d[bad] * x[bad] + residual[bad]
+        guess = torch.where(z.abs() > alpha, z.sign(), torch.zeros((), dtype=z.dtype))
+        x[bad], ok[bad], residual[bad] = _kkt_solve(gram[bad], corr[bad], guess, alpha, slack)
+    return x, ok
+
+
+def _kkt_solve(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: float
+               ) -> tuple[Tensor, Tensor, Tensor]:
     """Solve each lasso problem exactly on the support and signs of ``coef`` (M, F); also whether the
-    solution is optimal: same signs on the support, ``|corr - gram @ x| <= alpha`` off it.
+    solution is optimal: same signs on the support, ``|corr - gram @ x| <= alpha`` off it; and that residual.
 
     Each problem's active features are gathered first, so the systems are only as large as the largest
     support (lasso supports are often a few features: the solve is then nearly free)."""
@@ -227,6 +251,13 @@ def _kkt_solve(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: fl
     sign = coef.sign()
     count = active.sum(1)
     s = int(count.max()) if m else 0
+    if 2 * s > coef.shape[1]:  # large supports: solve on the whole gram, inactive rows set to the identity
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        system = torch.where(active[:, :, None] & active[:, None, :], gram, eye)
+        x, good = _spd_solve(system, torch.where(active, corr - alpha * sign, torch.zeros_like(corr)))
+        x = torch.where(active, x, torch.zeros_like(x))
+        residual = corr - (gram @ x[:, :, None])[:, :, 0]
+        return x, _optimal(x, good, active, sign, residual, alpha + slack), residual
     order = torch.argsort((~active).to(torch.uint8), dim=1, stable=True)[:, :s]  # active features first
     valid = torch.arange(s, device=coef.device)[None] < count[:, None]
     rows = torch.arange(m, device=coef.device)[:, None]
@@ -235,13 +266,26 @@ def _kkt_solve(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: fl
     system = torch.where(both, cols.gather(2, order[:, None, :].expand(m, s, s)),
                          torch.eye(s, dtype=gram.dtype, device=gram.device))
     rhs = torch.where(valid, (corr - alpha * sign).gather(1, order), torch.zeros((), dtype=corr.dtype))
-    xs, info = torch.linalg.solve_ex(system, rhs)
+    xs, good = _spd_solve(system, rhs)
     xs = torch.where(valid, xs, torch.zeros((), dtype=xs.dtype))
     x = torch.zeros_like(corr).scatter_(1, order, xs)
     residual = corr - (cols * xs[:, :, None]).sum(1)
-    ok = (info == 0) & torch.isfinite(x).all(1)
-    ok &= torch.where(active, x * sign > 0, residual.abs() <= alpha + slack).all(1)
-    return x, ok
+    return x, _optimal(x, good, active, sign, residual, alpha + slack), residual
+
+
+def _spd_solve(system: Tensor, rhs: Tensor, rtol: float = 1e-9) -> tuple[Tensor, Tensor]:
+    """Cholesky solves of positive semi-definite systems ``(m, s, s)``; also which were well determined: every
+    pivot at least ``rtol`` of its diagonal entry (a support with (nearly) collinear features has many exact
+    solutions, and the one a solver returns is rounding noise)."""
+    factor, info = torch.linalg.cholesky_ex(system)
+    x = torch.cholesky_solve(rhs[:, :, None], factor)[:, :, 0]
+    pivots = torch.diagonal(factor, dim1=1, dim2=2) ** 2
+    return x, (info == 0) & (pivots >= rtol * torch.diagonal(system, dim1=1, dim2=2)).all(1)
+
+
+def _optimal(x: Tensor, good: Tensor, active: Tensor, sign: Tensor, residual: Tensor, bound: float) -> Tensor:
+    ok = good & torch.isfinite(x).all(1)
+    return ok & torch.where(active, x * sign > 0, residual.abs() <= bound).all(1)
 
 
 _SKLEARN_HARMLESS = {"copy_X", "n_jobs", "precompute", "warm_start", "random_state", "selection", "solver"}
