@@ -138,8 +138,7 @@ class LinearRegression(InterpretableLinearModel):
     """Weighted least squares; the minimum-norm solution when the samples do not determine it."""
 
     def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
-        gram = moments.gram()
-        return (torch.linalg.pinv(gram, hermitian=True) @ corr[:, :, None])[:, :, 0]
+        return _solve_or_pinv(moments.gram(), corr)
 
 
 class Ridge(InterpretableLinearModel):
@@ -154,7 +153,19 @@ class Ridge(InterpretableLinearModel):
         gram = moments.gram()
         eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
         scaled = gram * total[:, None, None] + self.alpha * eye
-        return (torch.linalg.pinv(scaled, hermitian=True) @ (corr * total[:, None])[:, :, None])[:, :, 0]
+        return _solve_or_pinv(scaled, corr * total[:, None])
+
+
+def _solve_or_pinv(system: Tensor, rhs: Tensor) -> Tensor:
+    """Solutions of symmetric positive semi-definite systems ``(m, F, F)``: Cholesky where the system is well
+    determined, the pseudo-inverse (minimum-norm solution) where it is not (one LAPACK call per matrix
+    either way, but a Cholesky solve is several times cheaper than an eigendecomposition)."""
+    system = system.contiguous()
+    x, good = _spd_solve(system, rhs)
+    bad = (~good).nonzero()[:, 0]
+    if len(bad):
+        x[bad] = (torch.linalg.pinv(system[bad], hermitian=True) @ rhs[bad][:, :, None])[:, :, 0]
+    return x
 
 
 class Lasso(InterpretableLinearModel):
