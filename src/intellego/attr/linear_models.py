@@ -171,10 +171,13 @@ def _solve_or_pinv(system: Tensor, rhs: Tensor) -> Tensor:
 class Lasso(InterpretableLinearModel):
     """Weighted lasso ``sum(w * r**2) / (2 * sum(w)) + alpha * |coef|_1``, all problems of a batch at once.
 
-    Coordinate descent sweeps run on every problem together (one Python step per feature and sweep); after
-    each sweep the support and signs it found are solved exactly (one batched linear solve) and accepted
-    where they satisfy the optimality (KKT) conditions, so the result is the exact minimiser, usually after
-    one or two sweeps. ``max_iter`` sweeps at most; ``tol`` stops earlier on small coefficient changes.
+    Problems whose zero solution is optimal (no feature correlates with the target beyond ``alpha``, common
+    for Lime surrogates) are settled from their correlations alone. The others run coordinate descent sweeps
+    together (one Python step per feature and sweep); after each sweep the support and signs it found are
+    solved exactly (batched Cholesky solves, as small as the largest support), followed by a few active-set
+    steps, and accepted where they satisfy the optimality (KKT) conditions; solved problems leave the batch.
+    The result is the exact minimiser, usually after one or two sweeps. ``max_iter`` sweeps at most; ``tol``
+    stops earlier on small coefficient changes.
     """
 
     def __init__(self, alpha: float = 1.0, fit_intercept: bool = True, max_iter: int = 1000,
