@@ -46,24 +46,35 @@ def _rows(model, x, refs, target, sec, label, m_shap):
     return [*out, lrp]
 
 
-# Where the time goes on the MLP at batch 1024 (floor 0.37-0.4 ms, so fixed costs show); measured alone, 1 thread,
-# thread time, lower quartile: DeepLift ~1.3-1.5x, GuidedBackprop ~1.3x, Deconvolution ~1.27x, LRP ~1.7x the floor.
-# Interleaved with Captum in this harness they read 1.55x, 1.5-1.6x, 1.35-1.4x and 1.9-2.2x (noisy shared machine):
-# the fixed Python costs grow with the colder caches after each Captum run.
-_COMMON = ("the TorchFunctionMode itself (every forward op goes through Python: about 30 us over the floor even with "
-           "an empty mode) plus about 10 us of call setup")
+# Where the time goes on the MLP at batch 1024 (floor 0.37-0.4 ms, so fixed costs show). Measured alone, 1 thread, gc
+# disabled, interleaved medians of 300 rounds (noisy shared 2-core machine): floor 368-398 us, rule_gradients with an
+# empty rule map 404-411 us, GuidedBackprop 449 / Deconvolution 432 us (rule_gradients) and 482 / 468 us (attribute),
+# LRP 519-551 / 565-611 us, DeepLift 768-1068 us against a 2048-row floor of 713 us. In this harness they read
+# DeepLift 1.38-1.57x, GuidedBackprop 1.42-1.46x, Deconvolution 1.41-1.61x, LRP 1.80-1.85x: the fixed Python costs
+# grow with the colder caches after each Captum run.
+_COMMON = ("the TorchFunctionMode itself plus call setup: an attribution with an empty rule map costs 404-411 us "
+           "against the floor's 368-384 us (every forward op goes through Python)")
 _MLP_NOTES = {
-    "DeepLift": "two passes (a no-grad one over the baselines, 0.17 ms, then forward+backward over the inputs, "
-                "0.37 ms: less compute than the floor's 2048-row forward+backward) plus 8 kernels per ReLU on "
-                "1024x64 (relu, x - x_ref, y - y_ref, divide, |dx| in place, amin for the eps check, and the "
-                "multiply + copy that put the multiplier into the graph), about 40 us each; and " + _COMMON,
+    "DeepLift": "two passes: the no-grad one over the baselines with the recording mode (184 us against 160 us "
+                "without it) and forward+backward over the inputs (537-567 us against 371-377 us plain): about "
+                "80 us per ReLU on 1024x64, of which 8 kernels (relu, x - x_ref, y - y_ref, divide, |dx| in place, "
+                "amin for the eps check, the multiply + copy that put the multiplier into the graph) are about "
+                "40 us and the call record, reference pairing and multiplier code the rest; plus " + _COMMON,
     "GuidedBackprop": "each ReLU's direct form (no call record): relu plus a gradient hook that clamps, about 5 us "
                       "of Python and 4 us of clamp per ReLU; the rest is " + _COMMON,
-    "Deconvolution": "as GuidedBackprop (clone + relu_ outside autograd, then the clamping hook); the rest is "
-                     + _COMMON,
-    "LRP": "one Python gradient hook per Linear scaling the gradient by |z| / (|z| + eps) (abs, add, addcdiv with "
-           "its division: about 20-40 us per 1024x64 output, a division kernel is slow on a CPU) and a call record "
-           "per Linear (kept: a BatchNorm after it may take the scaling over); the rest is " + _COMMON,
+    "Deconvolution": "as GuidedBackprop (clone + relu_ outside autograd, then the clamping hook; its backward has no "
+                     "threshold kernel, so alone it is 10-15 us cheaper than GuidedBackprop: where this table shows "
+                     "it slower, that is noise); the rest is " + _COMMON,
+    "LRP": "target missed. Over an empty rule map (404-411 us) LRP's rule_gradients (519-551 us) adds: the three "
+           "Linear call records, 27 us (kept: a BatchNorm after a layer may take its scaling over); the epsilon "
+           "scaling grad * |z| / (|z| + eps) as one Python gradient hook per Linear, 80-110 us (abs, add_, "
+           "addcdiv: about 19 us of kernels per 1024x64 output, the rest hook registration, removal and the "
+           "Python call in backward); then the rule map (build + check about 10 us) and relevance = x * grad. "
+           "Measured and rejected: a per-Linear autograd Function doing the scaling and the matmul in one Python "
+           "backward (532 vs 538 us, no gain); the scaling built into the graph natively (factor in forward, "
+           "multiply + copy: 556 vs 519 us, worse); skipping the scaling where it rounds to the identity "
+           "(eps <= min|z| * u / 4) never applies, as min|z| over 65k activations is about 1e-5. "
+           "ReLU already gets no node under LRP (its own gradient passes relevance). The rest is " + _COMMON,
 }
 
 
