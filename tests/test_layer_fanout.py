@@ -4,6 +4,7 @@ module that runs several times, selector checks in the main forward, and argumen
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import pytest
@@ -287,3 +288,35 @@ def test_primary_gradient_methods_take_targets(name, kw):
         _assert_same(batched, method.attribute(x1, target=t, **kw), k)
     chunked = method.attribute(x1, targets=[3, 0], internal_batch_size=2, **kw)
     _assert_same(chunked, method.attribute(x1, target=0, **kw), 1)
+
+
+def test_layer_ablation_messages_never_name_the_primary_arguments():
+    """The names come from the caller (ArgNames), not from rewriting words: no stray primary names remain."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+    x = torch.randn(2, 3)
+    bad = [(ia.LayerFeatureAblation(model, model[0]).attribute, {"layer_mask": torch.zeros(2, 5, dtype=torch.long)}),
+           (ia.LayerFeatureAblation(model, model[0]).attribute, {"layer_baselines": torch.zeros(3, 7)}),
+           (ia.LayerFeatureAblation(model, model[0]).attribute, {"layer_baselines": (0.0, 0.0)}),
+           (ia.LayerFeatureAblation(model, model[0]).attribute,
+            {"layer_mask": (torch.zeros(1, 4, dtype=torch.long),) * 2}),
+           (ia.LayerFeatureAblation(model, model[0]).attribute, {"layer_mask": torch.tensor([[0, 2, 2, 2]])}),
+           (ia.LayerFeaturePermutation(model, model[0]).attribute, {"layer_mask": torch.zeros(1, 1, 4).long()})]
+    for call, kw in bad:
+        with pytest.raises(IntellegoError) as err:
+            call(x, **kw)
+        message = str(err.value)
+        assert "layer_" in message, message
+        assert not re.search(r"(?<!layer_)\b(feature_mask|baselines|inputs|the input)\b", message), message
+
+
+def test_primary_ablation_errors_name_feature_mask_and_baselines():
+    model = nn.Linear(4, 1)
+    x = torch.randn(2, 4)
+    with pytest.raises(IntellegoError, match=r"^feature_mask of shape \(2, 5\) cannot be broadcast to the input"):
+        ia.FeatureAblation(model).attribute(x, feature_mask=torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(IntellegoError, match=r"^baselines of shape \(3, 7\) cannot be broadcast to the input"):
+        ia.FeatureAblation(model).attribute(x, baselines=torch.zeros(3, 7))
+    with pytest.raises(IntellegoError, match=r"^feature_mask has 2 tensor\(s\) but inputs has 1"):
+        ia.FeatureAblation(model).attribute(x, feature_mask=(torch.zeros(1, 4, dtype=torch.long),) * 2)
+    with pytest.raises(IntellegoError, match="^feature_mask must hold integer"):
+        ia.FeaturePermutation(model).attribute(x, feature_mask=torch.zeros(1, 4))

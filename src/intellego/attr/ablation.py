@@ -16,7 +16,7 @@ from torch import Tensor
 from ..core.grad import ForwardSpec
 from ..core.hooks import HookScope
 from ..core.inputs import pack, pack_baselines, unpack
-from ..engines.perturb import Evaluator, FeaturePlan, plan_features
+from ..engines.perturb import PRIMARY_NAMES, ArgNames, Evaluator, FeaturePlan, plan_features
 from ..errors import require
 from . import _docs
 from ._base import PerturbationAttribution
@@ -26,10 +26,11 @@ __all__ = ["FeatureAblation", "Occlusion", "FeaturePermutation", "prepare", "set
 
 def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target: Any, additional_forward_args: Any,
             perturbations_per_eval: int | None, memory_budget: int | None, show_progress: bool,
-            ) -> tuple[tuple[Tensor, ...], bool, Evaluator]:
-    """Pack the arguments of a perturbation method and build its :class:`Evaluator` (nothing evaluated)."""
-    xs, was_tuple = pack(inputs)
-    fills = pack_baselines(baselines, xs)
+            names: ArgNames = PRIMARY_NAMES) -> tuple[tuple[Tensor, ...], bool, Evaluator]:
+    """Pack the arguments of a perturbation method and build its :class:`Evaluator` (nothing evaluated);
+    errors name the arguments as ``names`` says."""
+    xs, was_tuple = pack(inputs, names.inputs)
+    fills = pack_baselines(baselines, xs, names.baselines, inputs_name=names.inputs, noun=names.tensor)
     spec = ForwardSpec.build(method.forward_func, target, additional_forward_args, xs[0].shape[0])
     ev = Evaluator(spec, xs, fills, target_is_none=target is None, perturbations_per_eval=perturbations_per_eval,
                    memory_budget=memory_budget, show_progress=show_progress, desc=type(method).__name__)
@@ -37,16 +38,16 @@ def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target
 
 
 def settled_plan(ev: Evaluator, xs: tuple[Tensor, ...], feature_mask: Any,
-                 plan: FeaturePlan | None = None) -> FeaturePlan:
+                 plan: FeaturePlan | None = None, names: ArgNames = PRIMARY_NAMES) -> FeaturePlan:
     """The feature plan of ``feature_mask`` (``plan`` if already built). Masks that differ between examples
     need one output per example: then the output mode is fixed up front (one extra call), so a model
     returning one value per batch is refused before the perturbed calls. Otherwise the first perturbed call
     fixes it."""
-    plan = plan_features(xs, feature_mask) if plan is None else plan
+    plan = plan_features(xs, feature_mask, names=names) if plan is None else plan
     if plan.per_example:
         ev.reference()
         if ev.aggregate:
-            plan_features(xs, feature_mask, aggregate=True)  # raises: masks cannot differ between examples
+            plan_features(xs, feature_mask, aggregate=True, names=names)  # raises: masks cannot differ between examples
     return plan
 
 
@@ -105,10 +106,17 @@ class FeatureAblation(PerturbationAttribution):
             {SHOW_PROGRESS}
             {MEMORY}
         """
+        return self._ablation(inputs, baselines, target, additional_forward_args, feature_mask,
+                              perturbations_per_eval, show_progress, memory_budget, PRIMARY_NAMES)
+
+    def _ablation(self, inputs: Any, baselines: Any, target: Any, additional_forward_args: Any, feature_mask: Any,
+                  perturbations_per_eval: int | None, show_progress: bool, memory_budget: int | None,
+                  names: ArgNames) -> Any:
+        """:meth:`attribute` for a caller whose users name the arguments as ``names`` says (layer methods)."""
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
-                                        perturbations_per_eval, memory_budget, show_progress)
-            return unpack(ablate(ev, settled_plan(ev, xs, feature_mask)), was_tuple)
+                                        perturbations_per_eval, memory_budget, show_progress, names)
+            return unpack(ablate(ev, settled_plan(ev, xs, feature_mask, names=names)), was_tuple)
 
 
 class Occlusion(FeatureAblation):
@@ -204,13 +212,20 @@ class FeaturePermutation(FeatureAblation):
             {GENERATOR}
             {MEMORY}
         """
+        return self._permutation(inputs, target, additional_forward_args, feature_mask, perturbations_per_eval,
+                                 show_progress, generator, memory_budget, PRIMARY_NAMES)
+
+    def _permutation(self, inputs: Any, target: Any, additional_forward_args: Any, feature_mask: Any,
+                     perturbations_per_eval: int | None, show_progress: bool, generator: torch.Generator | None,
+                     memory_budget: int | None, names: ArgNames) -> Any:
+        """:meth:`attribute` for a caller whose users name the arguments as ``names`` says (layer methods)."""
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, None, target, additional_forward_args,
-                                        perturbations_per_eval, memory_budget, show_progress)
+                                        perturbations_per_eval, memory_budget, show_progress, names)
             batch = xs[0].shape[0]
             require(batch >= 2, f"FeaturePermutation shuffles features across the batch and needs at least 2 "
-                    f"examples, got inputs {tuple(xs[0].shape)}")
-            plan = settled_plan(ev, xs, feature_mask)
+                    f"examples, got {names.inputs} of shape {tuple(xs[0].shape)}")
+            plan = settled_plan(ev, xs, feature_mask, names=names)
             if self.perm_func is not None:
                 fills = self._custom_fills(xs, plan)
             else:

@@ -8,9 +8,6 @@ runs the primary method on the model cut at the layer, with the neuron as the ta
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -18,8 +15,9 @@ from torch import Tensor
 
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
+from ..engines.perturb import ArgNames
 from ..engines.rules import rule_gradients
-from ..errors import IntellegoError, require
+from ..errors import require
 from ._base import GradientAttribution, PerturbationAttribution
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod
@@ -32,26 +30,9 @@ from .neuron import NeuronMethod
 __all__ = ["LayerFeatureAblation", "LayerFeaturePermutation", "NeuronFeatureAblation", "LayerLRP"]
 
 
-_LAYER_WORDS = ((re.compile(r"\bfeature_mask\b"), "layer_mask"), (re.compile(r"\bbaselines\b"), "layer_baselines"),
-                (re.compile(r"\bthe input of shape\b"), "the layer's value of shape"),
-                (re.compile(r"\binputs has\b"), "the layer's value has"),
-                (re.compile(r"\bthe input's shape\b"), "the layer value's shape"),
-                (re.compile(r"\bone mask per input\b"), "one mask per layer tensor"))
-
-
-@contextlib.contextmanager
-def _layer_argument_names() -> Iterator[None]:
-    """Errors of the primary method speak of ``feature_mask`` / ``baselines`` / inputs; the user passed
-    ``layer_mask`` / ``layer_baselines`` for the layer's value, so name those instead."""
-    try:
-        yield
-    except IntellegoError as err:
-        message = str(err)
-        for pattern, word in _LAYER_WORDS:
-            message = pattern.sub(word, message)
-        if message == str(err):
-            raise
-        raise IntellegoError(message) from err
+_LAYER_NAMES = ArgNames(feature_mask="layer_mask", baselines="layer_baselines", inputs="the layer's value",
+                        tensor="the layer's value")
+"""The primary method's arguments as the user of a layer method knows them."""
 
 
 class _LayerPerturbation(LayerMethod, PerturbationAttribution):
@@ -84,9 +65,8 @@ class LayerFeatureAblation(_LayerPerturbation):
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
         """Attributions shaped like the layer's value (``perturbations_per_eval`` None sizes batches itself)."""
         fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
-        with _layer_argument_names():
-            attrs, _ = pack(FeatureAblation(fn).attribute(acts, layer_baselines, target, args, layer_mask,
-                                                          perturbations_per_eval, memory_budget=memory_budget))
+        attrs, _ = pack(FeatureAblation(fn)._ablation(acts, layer_baselines, target, args, layer_mask,
+                                                      perturbations_per_eval, False, memory_budget, _LAYER_NAMES))
         return restructure(layout, attrs, self._many)
 
 
@@ -109,9 +89,8 @@ class LayerFeaturePermutation(_LayerPerturbation):
                   memory_budget: int | None = None) -> Any:
         """Attributions shaped like the layer's value."""
         fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
-        with _layer_argument_names():
-            attrs, _ = pack(FeaturePermutation(fn).attribute(acts, target, args, layer_mask, perturbations_per_eval,
-                                                             generator=generator, memory_budget=memory_budget))
+        attrs, _ = pack(FeaturePermutation(fn)._permutation(acts, target, args, layer_mask, perturbations_per_eval,
+                                                            False, generator, memory_budget, _LAYER_NAMES))
         return restructure(layout, attrs, self._many)
 
 

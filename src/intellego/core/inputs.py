@@ -72,7 +72,7 @@ def same_structure(values: Any, count: int, name: str) -> tuple[Any, ...]:
     return (values,) * count
 
 
-def _broadcast_baseline(base: Any, x: Tensor, name: str) -> Tensor:
+def _broadcast_baseline(base: Any, x: Tensor, name: str, noun: str = "the input") -> Tensor:
     if isinstance(base, (int, float)) and not isinstance(base, bool):
         return torch.full_like(x, float(base)) if x.is_floating_point() else torch.full_like(x, base)
     require(isinstance(base, Tensor), f"{name} must be None, a number or a tensor, got {describe(base)}")
@@ -85,27 +85,30 @@ def _broadcast_baseline(base: Any, x: Tensor, name: str) -> Tensor:
         return base.expand_as(x)
     except RuntimeError:
         raise IntellegoError(
-            f"{name} of shape {tuple(base.shape)} cannot be broadcast to the input of shape {tuple(x.shape)}; "
+            f"{name} of shape {tuple(base.shape)} cannot be broadcast to {noun} of shape {tuple(x.shape)}; "
             f"use a number, a tensor of shape {tuple(x.shape)}, or one of shape (1, {', '.join(map(str, x.shape[1:]))})"
         ) from None
 
 
-def pack_baselines(baselines: Any, inputs: tuple[Tensor, ...], name: str = "baselines") -> tuple[Tensor, ...]:
-    """Baselines broadcast to the inputs' shapes: None (zeros), a number, a tensor or a tuple of those."""
+def pack_baselines(baselines: Any, inputs: tuple[Tensor, ...], name: str = "baselines", *,
+                   inputs_name: str = "inputs", noun: str = "the input") -> tuple[Tensor, ...]:
+    """Baselines broadcast to the inputs' shapes: None (zeros), a number, a tensor or a tuple of those.
+
+    Error messages call the argument ``name``, the tensors ``inputs_name`` and one of them ``noun``."""
     if baselines is None:
         return tuple(torch.zeros_like(x) for x in inputs)
     if isinstance(baselines, (tuple, list)):
         require(
             len(baselines) == len(inputs),
-            f"{name} has {len(baselines)} entries but inputs has {len(inputs)} tensors",
+            f"{name} has {len(baselines)} entries but {inputs_name} has {len(inputs)} tensors",
         )
         return tuple(
-            torch.zeros_like(x) if b is None else _broadcast_baseline(b, x, f"{name}[{i}]")
+            torch.zeros_like(x) if b is None else _broadcast_baseline(b, x, f"{name}[{i}]", noun)
             for i, (b, x) in enumerate(zip(baselines, inputs))
         )
     require(len(inputs) == 1 or not isinstance(baselines, Tensor),
-            f"{name} is a single tensor but inputs has {len(inputs)} tensors; pass a tuple of baselines")
-    return tuple(_broadcast_baseline(baselines, x, name) for x in inputs)
+            f"{name} is a single tensor but {inputs_name} has {len(inputs)} tensors; pass a tuple of {name}")
+    return tuple(_broadcast_baseline(baselines, x, name, noun) for x in inputs)
 
 
 def pack_baseline_distribution(

@@ -32,8 +32,33 @@ from ..core.inputs import same_structure
 from ..errors import IntellegoError, describe, require
 from .perturb_eval import CPU_CHUNK_BYTES, Evaluator, progress_bar
 
-__all__ = ["FeaturePlan", "Windows", "plan_features", "Evaluator", "progress_bar", "CPU_CHUNK_BYTES"]
+__all__ = ["ArgNames", "PRIMARY_NAMES", "FeaturePlan", "Windows", "plan_features", "Evaluator", "progress_bar",
+           "CPU_CHUNK_BYTES"]
 
+
+@dataclass(frozen=True)
+class ArgNames:
+    """What the caller calls the arguments the engine validates; every error message is built from these.
+
+    Attributes:
+        feature_mask: the name of the mask argument.
+        baselines: the name of the baselines argument.
+        inputs: the name of the perturbed tensors as a whole (a tensor or a tuple of tensors).
+        tensor: one of those tensors in prose.
+
+    Example:
+        >>> ArgNames(feature_mask="layer_mask").baselines
+        'baselines'
+    """
+
+    feature_mask: str = "feature_mask"
+    baselines: str = "baselines"
+    inputs: str = "inputs"
+    tensor: str = "the input"
+
+
+PRIMARY_NAMES = ArgNames()
+"""The names of the primary perturbation methods (``feature_mask``, ``baselines``, ``inputs``)."""
 
 @dataclass(frozen=True)
 class Windows:
@@ -147,13 +172,15 @@ def plan_features(
     strides: Any = None,
     *,
     aggregate: bool = False,
+    names: ArgNames = PRIMARY_NAMES,
 ) -> FeaturePlan:
     """Validate a ``feature_mask`` or sliding windows against ``inputs`` and build the plan.
 
-    With neither, every scalar of every input is its own feature (ids run on across the tensors).
+    With neither, every scalar of every input is its own feature (ids run on across the tensors). Errors
+    name the arguments as ``names`` says.
     """
     require(feature_mask is None or sliding_window_shapes is None,
-            "give either feature_mask or sliding_window_shapes, not both")
+            f"give either {names.feature_mask} or sliding_window_shapes, not both")
     shapes = tuple(tuple(x.shape[1:]) for x in inputs)
     if sliding_window_shapes is not None:
         return _window_plan(inputs, sliding_window_shapes, strides, shapes)
@@ -167,32 +194,32 @@ def plan_features(
             offset += n
         return FeaturePlan(offset, tuple(default), None, shapes)
     given = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
-    require(len(given) == len(inputs),
-            f"feature_mask has {len(given)} tensor(s) but inputs has {len(inputs)}; give one mask per input")
-    masks = tuple(_check_mask(m, x, i, len(inputs), aggregate) for i, (m, x) in enumerate(zip(given, inputs)))
+    require(len(given) == len(inputs), f"{names.feature_mask} has {len(given)} tensor(s) but {names.inputs} has "
+            f"{len(inputs)}; give one mask per tensor of {names.inputs}")
+    masks = tuple(_check_mask(m, x, i, len(inputs), aggregate, names) for i, (m, x) in enumerate(zip(given, inputs)))
     ids = torch.unique(torch.cat([m.reshape(-1).cpu() for m in masks]))
-    require(ids.numel() > 0, "feature_mask holds no ids")
+    require(ids.numel() > 0, f"{names.feature_mask} holds no ids")
     n = int(ids.max()) + 1
     if ids.numel() != n:
         missing = sorted(set(range(n)) - set(ids.tolist()))[:8]
         raise IntellegoError(
-            f"feature_mask ids must be 0 .. num_features - 1 without gaps; ids {missing} are missing "
+            f"{names.feature_mask} ids must be 0 .. num_features - 1 without gaps; ids {missing} are missing "
             f"(max id {n - 1}, {ids.numel()} distinct ids); renumber them, e.g. with "
             "torch.unique(mask, return_inverse=True)")
     return FeaturePlan(n, masks, None, shapes)
 
 
-def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool) -> Tensor:
-    name = "feature_mask" if count == 1 else f"feature_mask[{i}]"
+def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names: ArgNames) -> Tensor:
+    name = names.feature_mask if count == 1 else f"{names.feature_mask}[{i}]"
     require(isinstance(mask, Tensor), f"{name} must be a tensor of integer ids, got {describe(mask)}")
     require(not (mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool),
             f"{name} must hold integer feature ids, got dtype {mask.dtype}")
-    require(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than the input "
-            f"of shape {tuple(x.shape)}")
+    require(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than "
+            f"{names.tensor} of shape {tuple(x.shape)}")
     m = mask.reshape(*[1] * (x.dim() - mask.dim()), *mask.shape).to(x.device, torch.long)
     ok = all(a in (1, b) for a, b in zip(m.shape, x.shape))
-    require(ok, f"{name} of shape {tuple(mask.shape)} cannot be broadcast to the input of shape "
-            f"{tuple(x.shape)}; use shape (1, {', '.join(map(str, x.shape[1:]))}) or the input's shape")
+    require(ok, f"{name} of shape {tuple(mask.shape)} cannot be broadcast to {names.tensor} of shape "
+            f"{tuple(x.shape)}; use shape (1, {', '.join(map(str, x.shape[1:]))}) or {tuple(x.shape)}")
     require(not aggregate or m.shape[0] == 1,
             f"{name} has a first dimension of {m.shape[0]}, but the model returns one value for the whole "
             "batch: masks cannot differ between examples, use a first dimension of 1")
