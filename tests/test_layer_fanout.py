@@ -320,3 +320,40 @@ def test_primary_ablation_errors_name_feature_mask_and_baselines():
         ia.FeatureAblation(model).attribute(x, feature_mask=(torch.zeros(1, 4, dtype=torch.long),) * 2)
     with pytest.raises(IntellegoError, match="^feature_mask must hold integer"):
         ia.FeaturePermutation(model).attribute(x, feature_mask=torch.zeros(1, 4))
+
+
+# -- neuron lists with slice entries (each entry sums its block) ----------------------------------------------
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("NeuronGradient", {}),
+    ("NeuronIntegratedGradients", {"n_steps": 5, "baselines": 0.3}),
+    ("NeuronDeepLift", {"baselines": 0.3}),
+    ("NeuronConductance", {"n_steps": 5, "target": 1}),
+    ("NeuronFeatureAblation", {"baselines": 0.3}),
+])
+def test_neuron_lists_with_slices_equal_the_loop(name, kwargs):
+    model = _cnn()
+    x = torch.randn(3, 2, 6, 6, dtype=D)
+    neurons = [(1, slice(0, 3), 2), (0, 1, 1), (slice(None), slice(1, None, 2)), (2, -1, slice(-2, None))]
+    method = getattr(ia, name)(model, model[1])
+    batched = method.attribute(x, neurons, **kwargs)
+    assert batched.shape == (4, 3, 2, 6, 6)
+    for k, n in enumerate(neurons):
+        single = method.attribute(x, n, **kwargs)
+        assert single.abs().sum() > 0
+        torch.testing.assert_close(batched[k], single, atol=1e-10, rtol=1e-8)
+
+
+def test_neuron_list_with_slices_on_internal_batches_and_bad_entries():
+    model = _mlp()
+    x = torch.randn(5, 5, dtype=D)
+    neurons = [(slice(0, 3),), 4, (slice(2, None),)]
+    method = ia.NeuronIntegratedGradients(model, model[2])
+    batched = method.attribute(x, neurons, n_steps=6, internal_batch_size=7)
+    for k, n in enumerate(neurons):
+        torch.testing.assert_close(batched[k], method.attribute(x, n, n_steps=6), atol=1e-10, rtol=1e-8)
+    with pytest.raises(IntellegoError, match=r"neuron_selector \(9,\) is out of range"):
+        method.attribute(x, [(slice(0, 2),), 9])
+    with pytest.raises(IntellegoError, match="not callables"):
+        method.attribute(x, [(slice(0, 2),), lambda v: v[:, 0]])

@@ -3,8 +3,10 @@
 ``NeuronX`` runs the primary method ``X`` on :class:`NeuronModel` (the model run up to the chosen call of
 the layer, returning its value) with the selector as the target. A *list* of selectors (beyond Captum) is
 run in one batched call through :mod:`intellego.attr._fanout`: the batch is stacked once per neuron and each
-copy reads its own neuron. The selector is parsed up front and checked against the layer's value inside the
-method's own first forward pass (no extra forward), before any backward pass.
+copy reads its own neuron. Entries with slices (each a sum over its block) go the same way: the cut model then
+returns, per row, the ``K`` read-outs of all selectors (:meth:`NeuronPlan.view`, an index set per selector, summed)
+and copy ``k``'s target is column ``k``. The selector is parsed up front and checked against the layer's value
+inside the method's own first forward pass (no extra forward), before any backward pass.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..core.targets import Readout
@@ -32,13 +35,15 @@ class NeuronModel(nn.Module):
     """
 
     def __init__(self, forward_func: Callable[..., Any], site: Site, *, layer_call: int = 0,
-                 check: Callable[[Any], None] | None = None) -> None:
+                 check: Callable[[Any], None] | None = None, view: Callable[[Any], Any] | None = None) -> None:
         super().__init__()
         self.model = forward_func if isinstance(forward_func, nn.Module) else None
         self._run = neuron_forward(forward_func, site, layer_call=layer_call, check=check)
+        self._view = view
 
     def forward(self, *args: Any) -> Any:
-        return self._run(*args)
+        value = self._run(*args)
+        return value if self._view is None else self._view(value)
 
 
 class _SliceSum:
@@ -56,15 +61,12 @@ def _parse(sel: Any, many: bool) -> tuple[Any, ...] | None:
     """An int or int/slice tuple as a tuple; None for a callable (only allowed alone)."""
     if callable(sel) and not isinstance(sel, Tensor):
         if many:
-            raise IntellegoError("a list of neuron selectors must hold ints or tuples of ints, not callables")
+            raise IntellegoError("a list of neuron selectors must hold ints or tuples of ints/slices, not callables")
         return None
     if isinstance(sel, int) and not isinstance(sel, bool):
         return (sel,)
     if isinstance(sel, tuple) and all(isinstance(s, slice) or (isinstance(s, int) and not isinstance(s, bool))
                                       for s in sel):
-        if many and any(isinstance(s, slice) for s in sel):
-            raise IntellegoError(f"a list of neuron selectors cannot hold slices (got {sel!r}); pass a selector "
-                                 "with slices on its own")
         return sel
     if isinstance(sel, tuple):
         raise IntellegoError(f"{_NAME} entries must be ints or slices, got {sel!r}")
@@ -101,6 +103,8 @@ class NeuronPlan:
         self.indices = [p for p in parsed if p is not None]
         self.count = len(sels)
         self._checked = False
+        self.summed = self.many and any(isinstance(s, slice) for sel in self.indices for s in sel)
+        self._sums = [_SliceSum(sel) for sel in self.indices] if self.summed else []
         first = parsed[0]
         self.target: Any
         if first is None:
@@ -118,9 +122,17 @@ class NeuronPlan:
             _check_index(sel, value)
         self._checked = True
 
+    def view(self, value: Any) -> Any:
+        """What the read-out indexes: the layer's value, or for a list with slices ``(rows, K)``, column ``k``
+        the sum of selector ``k``'s block (each row holds all ``K`` sums; its copy's target picks one)."""
+        if not self.summed:
+            return value
+        return torch.stack([s(value) for s in self._sums], 1)
+
     def fanout(self, batch: int) -> Fanout:
-        """The stacked read-out of a list of selectors for a batch of ``batch`` examples."""
-        return Fanout.of(self.indices, batch, _NAME)
+        """The stacked read-out of a list of selectors for a batch of ``batch`` examples (copy ``k`` reads
+        selector ``k``, or column ``k`` of :meth:`view` for a list with slices)."""
+        return Fanout.of(list(range(self.count)) if self.summed else self.indices, batch, _NAME)
 
 
 def stacked_target(plan: NeuronPlan, batch: int) -> Any:

@@ -3,9 +3,9 @@
 Each class is the primary method run with a neuron as the read-out: the model is cut at the layer (the
 forward stops there) and ``neuron_selector`` becomes the target. ``neuron_selector`` is an int, a tuple of
 ints (one per dimension of an example's layer value), a tuple with slices (the block is summed), or a
-callable ``layer_value -> (N,)``. Beyond Captum, a *list* of ints / int tuples attributes all those
-neurons in one batched call and returns ``(len(list), *input_shape)`` tensors; ``result[k]`` equals the call
-with ``neuron_selector=list[k]``.
+callable ``layer_value -> (N,)``. Beyond Captum, a *list* of ints / tuples of ints or slices attributes all
+those neurons (blocks) in one batched call and returns ``(len(list), *input_shape)`` tensors; ``result[k]``
+equals the call with ``neuron_selector=list[k]``.
 
 A layer that runs several times in one forward pass (a shared or tied module) has one value per call, and a
 neuron of each. The keyword-only constructor argument ``layer_call`` picks the call: ``0`` (the default) is
@@ -58,7 +58,8 @@ class NeuronMethod(NeuronAttribution):
     def _cut(self, to_input: bool, plan: NeuronPlan | None = None) -> NeuronModel:
         """The model cut at the chosen call of the layer; ``plan`` checks its selector in the first forward."""
         return NeuronModel(self.forward_func, Site(self.layer, to_input), layer_call=self.layer_call,
-                           check=None if plan is None else plan.check)
+                           check=None if plan is None else plan.check,
+                           view=None if plan is None or not plan.summed else plan.view)
 
     def _run(self, inputs: Any, plan: NeuronPlan, baselines: Any, args: Any, call: Any, *,
              stack_baselines: bool = True) -> Any:
@@ -207,7 +208,7 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, batch).tiled(k)
         neuron = make_readout(plan.target if fan is None else fan.rows, batch * k, "neuron_selector")
         xs_k, bs_k = (xs, bs) if fan is None else (fan.tile(xs), fan.tile(bs))
-        cut = _CutPoint(Site(self.layer, attribute_to_neuron_input), self.layer_call, plan.check)
+        cut = _CutPoint(Site(self.layer, attribute_to_neuron_input), self.layer_call, plan.check, plan.view)
         rows = rows_for(spec, xs_k, batch * k * n_steps, internal_batch_size, memory_budget)
 
         def grad_fn(points: tuple[Tensor, ...], ex: slice, steps: int) -> tuple[Tensor, ...]:
@@ -222,8 +223,8 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
 class _CutPoint:
     """The chosen call of a site, substituted by a copy whose gradient is taken (for neuron conductance)."""
 
-    def __init__(self, site: Site, layer_call: int, check: Any) -> None:
-        self.site, self.layer_call, self.check = site, layer_call, check
+    def __init__(self, site: Site, layer_call: int, check: Any, view: Any) -> None:
+        self.site, self.layer_call, self.check, self.view = site, layer_call, check, view
 
     def conductance_grads(self, spec: ForwardSpec, neuron: Readout, points: tuple[Tensor, ...]) -> tuple[
             Tensor, ...]:
@@ -246,6 +247,6 @@ class _CutPoint:
             value = chosen if len(chosen) > 1 else chosen[0]
             grads_value = torch.autograd.grad(scores.sum(), chosen, retain_graph=True, allow_unused=True)
             grads_value = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads_value, chosen))
-            mid = neuron(grads_value if len(grads_value) > 1 else grads_value[0])
-            input_grads = grads_of(neuron(value), leaves)
+            mid = neuron(self.view(grads_value if len(grads_value) > 1 else grads_value[0]))
+            input_grads = grads_of(neuron(self.view(value)), leaves)
         return tuple(g * mid.reshape(-1, *[1] * (g.dim() - 1)) for g in input_grads)
