@@ -100,3 +100,24 @@ def test_lime_with_ported_sklearn_lasso_equals_default_lime():
     ported = Lime(model, interpretable_model=SkLearnLasso(alpha=0.01)).attribute(
         x, target=1, n_samples=40, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(ported, default)
+
+
+def test_lasso_nearly_dense_ill_conditioned_batch_matches_sklearn():
+    """Lime-like problems with large targets (most coefficients non-zero): many need tens of sweeps, so the
+    spaced-out exact solves (and the skipping of sign patterns already tried) are exercised."""
+    g = torch.Generator().manual_seed(3)
+    n, f, m = 50, 16, 24
+    X = (torch.rand(n, f, generator=g) > 0.5).double()
+    hidden = torch.randn(f, 8, generator=g, dtype=torch.float64)
+    Y = 100 * torch.tanh(X @ hidden @ torch.randn(8, m, generator=g, dtype=torch.float64) / 4)
+    W = torch.exp(-((1 - X).sum(1, keepdim=True) / f) ** 2 / 0.0625 * torch.rand(1, m, generator=g) * 3)
+    coef, intercept = Lasso(alpha=0.01).solve(X, Y, W)
+    assert (coef != 0).double().mean() > 0.8
+    for k in range(0, m, 6):
+        theirs = sklearn.Lasso(alpha=0.01, tol=1e-14, max_iter=1_000_000).fit(
+            X.numpy(), Y[:, k].numpy(), sample_weight=W[:, k].numpy())
+        mine = lasso_objective(X, Y[:, k], W[:, k], coef[k], intercept[k], 0.01)
+        best = lasso_objective(X, Y[:, k], W[:, k], torch.from_numpy(theirs.coef_), theirs.intercept_, 0.01)
+        assert mine <= best + 1e-10 * max(1.0, abs(best))
+        one = Lasso(alpha=0.01).fit(X, Y[:, k], sample_weight=W[:, k])
+        torch.testing.assert_close(coef[k], one.coef_, rtol=0, atol=1e-10)

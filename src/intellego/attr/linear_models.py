@@ -173,10 +173,11 @@ class Lasso(InterpretableLinearModel):
 
     Problems whose zero solution is optimal (no feature correlates with the target beyond ``alpha``, common
     for Lime surrogates) are settled from their correlations alone. The others run coordinate descent sweeps
-    together (one Python step per feature and sweep); after each sweep the support and signs it found are
-    solved exactly (batched Cholesky solves, as small as the largest support), followed by a few active-set
-    steps, and accepted where they satisfy the optimality (KKT) conditions; solved problems leave the batch.
-    The result is the exact minimiser, usually after one or two sweeps. ``max_iter`` sweeps at most; ``tol``
+    together (one Python step per feature and sweep); after the first sweep and then every tenth, the support
+    and signs found are solved exactly (batched Cholesky solves, as small as the largest support), followed by
+    active-set steps, and accepted where they satisfy the optimality (KKT) conditions; solved problems leave
+    the batch. The result is the exact minimiser, usually after one sweep (or tens on ill-conditioned,
+    nearly dense problems). ``max_iter`` sweeps at most; ``tol``
     stops earlier on small coefficient changes.
     """
 
@@ -186,7 +187,8 @@ class Lasso(InterpretableLinearModel):
         require(alpha >= 0, f"alpha must be non-negative, got {alpha!r}")
         self.alpha, self.max_iter, self.tol = alpha, max_iter, tol
 
-    _newton_steps = 3
+    _newton_steps = 3  # active-set steps after the first sweep's solve (one after the later ones)
+    _solve_every = 10  # sweeps between exact solves after the first (a solve costs about ten sweeps)
 
     def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
         alpha = float(self.alpha)
@@ -200,9 +202,12 @@ class Lasso(InterpretableLinearModel):
         return coef
 
     def _descend(self, gram: Tensor, corr: Tensor, alpha: float, slack: float, scale: float) -> Tensor:
-        """Coordinate descent sweeps, each followed by an exact solve on the support found and a few active-set
-        (semismooth Newton) steps from it; solved problems leave the batch. The sweeps guarantee progress;
-        the Newton steps usually finish in a few iterations what the sweeps would take tens of."""
+        """Coordinate descent sweeps; after the first and then every ``_solve_every``-th, an exact solve on the
+        support found and active-set (semismooth Newton) steps from it; solved problems leave the batch. The
+        sweeps guarantee progress; the solves finish what the sweeps would take tens more of. A batch of
+        Cholesky solves costs about ten sweeps, and on ill-conditioned, nearly dense problems (Lime with large
+        targets) an attempt after every sweep mostly failed, so later attempts are spaced out, and a problem
+        whose signs did not change since its last failed attempt is not solved again."""
         result = torch.zeros_like(corr)
         live = torch.arange(corr.shape[0], device=corr.device)
         G = gram.permute(1, 2, 0).contiguous()  # G[j]: row (= column) j of every gram, (F, m); no copy
@@ -211,7 +216,8 @@ class Lasso(InterpretableLinearModel):
         d = torch.diagonal(gram, dim1=1, dim2=2).T.contiguous()
         inv = torch.where(d > 1e-300, 1 / d.clamp_min(1e-300), torch.zeros_like(d))
         coef, fitted = torch.zeros_like(c), torch.zeros_like(c)  # fitted = gram @ coef
-        for _ in range(self.max_iter):
+        tried = torch.zeros_like(corr)  # the signs each problem's last exact solve started from
+        for sweep in range(self.max_iter):
             biggest = torch.zeros_like(c[0])
             for j in range(c.shape[0]):
                 old = coef[j]
@@ -220,16 +226,24 @@ class Lasso(InterpretableLinearModel):
                 fitted.addcmul_(G[j], step)
                 coef[j] = new
                 biggest = torch.maximum(biggest, step.abs())
-            exact, ok = _refined(gram, corr, coef.T, alpha, slack, self._newton_steps)
-            result[live[ok]] = exact[ok]
+            converged = float(biggest.max()) <= self.tol * scale
+            ok = torch.zeros(len(live), dtype=torch.bool, device=corr.device)
+            if sweep == 0 or (sweep + 1) % self._solve_every == 0 or converged or sweep + 1 == self.max_iter:
+                # an exact solve from the signs of the last one that failed would fail again: skip those
+                signs = coef.T.sign()
+                fresh = (signs != tried).any(1).nonzero()[:, 0]
+                tried[fresh] = signs[fresh]
+                if len(fresh):
+                    exact, ok[fresh] = _refined(gram[fresh], corr[fresh], signs[fresh], alpha, slack,
+                                                self._newton_steps if sweep == 0 else 1)
+                    result[live[fresh[ok[fresh]]]] = exact[ok[fresh]]
             keep = (~ok).nonzero()[:, 0]
             if len(keep) == 0:
                 return result
-            converged = float(biggest.max()) <= self.tol * scale
             if len(keep) < len(live):
                 live, gram, corr, G, c, d, inv = (live[keep], gram[keep], corr[keep], G[:, :, keep], c[:, keep],
                                                    d[:, keep], inv[:, keep])
-                coef, fitted = coef[:, keep], fitted[:, keep]
+                coef, fitted, tried = coef[:, keep], fitted[:, keep], tried[keep]
             if converged:
                 break
         result[live] = coef.T  # not solved exactly: the descent's coefficients
