@@ -173,7 +173,7 @@ class Lasso(InterpretableLinearModel):
 
     Problems whose zero solution is optimal (no feature correlates with the target beyond ``alpha``, common
     for Lime surrogates) are settled from their correlations alone. The others run coordinate descent sweeps
-    together (one Python step per feature and sweep); after the first sweep and then every tenth, the support
+    together (one Python step per feature and sweep); after the first sweep and then every 15th, the support
     and signs found are solved exactly (batched Cholesky solves, as small as the largest support), followed by
     active-set steps, and accepted where they satisfy the optimality (KKT) conditions; solved problems leave
     the batch. The result is the exact minimiser, usually after one sweep (or tens on ill-conditioned,
@@ -187,8 +187,8 @@ class Lasso(InterpretableLinearModel):
         require(alpha >= 0, f"alpha must be non-negative, got {alpha!r}")
         self.alpha, self.max_iter, self.tol = alpha, max_iter, tol
 
-    _newton_steps = 3  # active-set steps after the first sweep's solve (one after the later ones)
-    _solve_every = 10  # sweeps between exact solves after the first (a solve costs about ten sweeps)
+    _newton_steps = 3  # active-set steps after each exact solve, while they solve a quarter of those they try
+    _solve_every = 15  # sweeps between exact solves after the first (a batch of solves costs about ten sweeps)
 
     def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
         alpha = float(self.alpha)
@@ -232,10 +232,13 @@ class Lasso(InterpretableLinearModel):
                 # an exact solve from the signs of the last one that failed would fail again: skip those
                 signs = coef.T.sign()
                 fresh = (signs != tried).any(1).nonzero()[:, 0]
-                tried[fresh] = signs[fresh]
-                if len(fresh):
+                tried = signs
+                if len(fresh) == len(live):  # (no copies)
+                    exact, ok = _refined(gram, corr, signs, alpha, slack, self._newton_steps)
+                    result[live[ok]] = exact[ok]
+                elif len(fresh):
                     exact, ok[fresh] = _refined(gram[fresh], corr[fresh], signs[fresh], alpha, slack,
-                                                self._newton_steps if sweep == 0 else 1)
+                                                self._newton_steps)
                     result[live[fresh[ok[fresh]]]] = exact[ok[fresh]]
             keep = (~ok).nonzero()[:, 0]
             if len(keep) == 0:
@@ -254,17 +257,22 @@ def _refined(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: floa
              ) -> tuple[Tensor, Tensor]:
     """:func:`_kkt_solve` on the support of ``coef``, then up to ``steps`` active-set steps for the problems
     not yet optimal: the next support and signs are those of ``d * x + (corr - gram @ x)`` beyond ``alpha``
-    (where one coordinate-descent step from the exact ``x`` would land)."""
+    (where one coordinate-descent step from the exact ``x`` would land). The steps stop early once the last
+    solve settled under a quarter of the problems it tried (ill-conditioned, nearly dense problems, where
+    the steps mostly fail and more coordinate descent sweeps are cheaper)."""
     x, ok, residual = _kkt_solve(gram, corr, coef, alpha, slack)
     d = torch.diagonal(gram, dim1=1, dim2=2)
+    tried, solved = len(ok), int(ok.sum())
     for _ in range(steps):
         bad = (~ok).nonzero()[:, 0]
-        if len(bad) == 0:
+        if len(bad) == 0 or 4 * solved < tried:  # stop where the steps no longer pay for themselves
             break
         z = d[bad] * x[bad] + residual[bad]
         guess = torch.where(z.abs() > alpha, z.sign(), torch.zeros((), dtype=z.dtype))
         x[bad], ok[bad], residual[bad] = _kkt_solve(gram[bad], corr[bad], guess, alpha, slack)
+        tried, solved = len(bad), int(ok[bad].sum())
     return x, ok
+
 
 
 def _kkt_solve(gram: Tensor, corr: Tensor, coef: Tensor, alpha: float, slack: float
