@@ -55,15 +55,7 @@ from .layer_rules import (
     NeuronGuidedBackprop,
 )
 from .lime import Lime, LimeBase, get_exp_kernel_similarity_function
-from .linear_models import (
-    Lasso,
-    LinearRegression,
-    Ridge,
-    SkLearnLasso,
-    SkLearnLinearModel,
-    SkLearnLinearRegression,
-    SkLearnRidge,
-)
+from .linear_models import Lasso, LinearRegression, Ridge
 from .llm import LLMAttribution, LLMGradientAttribution
 from .llm_remote import RemoteLLMAttribution, RemoteLLMProvider, VLLMProvider
 from .llm_result import LLMAttributionResult
@@ -71,6 +63,7 @@ from .lrp import LRP
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
 from .shapley import ShapleyValues, ShapleyValueSampling
+from .sklearn_models import SkLearnLasso, SkLearnLinearModel, SkLearnLinearRegression, SkLearnRidge
 from .summarizer import (
     MSE,
     ClassSummarizer,
