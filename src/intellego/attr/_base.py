@@ -43,8 +43,9 @@ class Attribution:
 
     @property
     def multiplies_by_inputs(self) -> bool:
-        """Whether attributions are scaled by ``inputs - baselines`` (global rather than local)."""
-        return False
+        """Whether attributions are scaled by ``inputs - baselines`` (global rather than local): Captum's
+        ``multiply_by_inputs`` constructor switch, kept as ``_multiply_by_inputs`` by the methods that have it."""
+        return bool(getattr(self, "_multiply_by_inputs", False))
 
     def has_convergence_delta(self) -> bool:
         """Whether ``attribute(..., return_convergence_delta=True)`` is supported."""

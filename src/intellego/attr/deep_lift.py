@@ -150,10 +150,6 @@ class DeepLift(GradientAttribution):
         self.eps = eps
         self._multiply_by_inputs = multiply_by_inputs
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
     def has_convergence_delta(self) -> bool:
         return True
 

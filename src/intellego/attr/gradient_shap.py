@@ -37,10 +37,6 @@ class GradientShap(GradientAttribution):
         super().__init__(forward_func)
         self._multiply_by_inputs = multiply_by_inputs
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
     def has_convergence_delta(self) -> bool:
         return True
 

@@ -85,10 +85,6 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
         self._multiply_by_inputs = multiply_by_inputs
         self.memory_efficient = memory_efficient
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
                   targets: list[Any] | None = None, internal_batch_size: int | None = None,
@@ -269,10 +265,6 @@ class LayerIntegratedGradients(LayerMethod, GradientAttribution):
         super().__init__(forward_func, layer, device_ids)
         self._multiply_by_inputs = multiply_by_inputs
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
     def has_convergence_delta(self) -> bool:
         return True
 
@@ -324,10 +316,6 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
                  multiply_by_inputs: bool = True) -> None:
         super().__init__(forward_func, layer, device_ids)
         self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def has_convergence_delta(self) -> bool:
         return True

@@ -54,10 +54,6 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
         super().__init__(model, layer)
         self.model, self.eps, self._multiply_by_inputs = model, eps, multiply_by_inputs
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
     def has_convergence_delta(self) -> bool:
         return True
 
@@ -204,10 +200,6 @@ class NeuronDeepLift(NeuronMethod, GradientAttribution):
     def __init__(self, model: Any, layer: Any, multiply_by_inputs: bool = True, *, layer_call: int = 0) -> None:
         super().__init__(model, layer, layer_call=layer_call)
         self.model, self._multiply_by_inputs = model, multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False,

@@ -116,10 +116,6 @@ class NeuronIntegratedGradients(NeuronMethod, GradientAttribution):
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_neuron_input: bool = False, *, memory_budget: int | None = None) -> Any:
@@ -149,10 +145,6 @@ class NeuronGradientShap(NeuronMethod, GradientAttribution):
                  multiply_by_inputs: bool = True, *, layer_call: int = 0) -> None:
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any, n_samples: int = 5,
                   stdevs: float | tuple[float, ...] = 0.0, additional_forward_args: Any = None,
@@ -186,10 +178,6 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
                  multiply_by_inputs: bool = True, *, layer_call: int = 0) -> None:
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, target: Any = None,
                   additional_forward_args: Any = None, n_steps: int = 50, method: str = "riemann_trapezoid",
