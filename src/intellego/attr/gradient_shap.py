@@ -10,7 +10,7 @@ from torch import Tensor
 from ..core.batching import check_positive_int, chunks, plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baseline_distribution, require_float, unpack
-from ..engines.sampling import check_stdev, gaussian_like, randint, uniform
+from ..engines.sampling import check_stdev, shap_draws
 from ._base import GradientAttribution, convergence_delta
 
 __all__ = ["GradientShap"]
@@ -64,11 +64,7 @@ class GradientShap(GradientAttribution):
         batch = xs[0].shape[0]
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, batch)
         rows = batch * n_samples
-        pick = randint(refs[0].shape[0], rows, xs[0].device, generator)
-        noisy = tuple(x.repeat_interleave(n_samples, 0) for x in xs)
-        noisy = tuple(v + gaussian_like(v, s, generator) for v, s in zip(noisy, sds))
-        alphas = uniform(rows, xs[0], generator)
-        starts = tuple(r[pick] for r in refs)
+        starts, noisy, alphas = shap_draws(xs, refs, n_samples, sds, generator)
         expanded = spec.interleaved(n_samples)
         per_row = plan_rows(rows, limit=internal_batch_size, memory_budget=memory_budget, device=xs[0].device,
                             measure=lambda: measure_saved_bytes(spec, xs))

@@ -27,7 +27,7 @@ from ..core.batching import check_positive_int
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float
 from ..engines.path import integrate, quadrature
-from ..engines.sampling import check_stdev, gaussian_like, randint, uniform
+from ..engines.sampling import check_stdev, shap_draws
 from ._base import GradientAttribution, convergence_delta
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, evals_at, grads_at, no_grad_kwargs, path_layer_grads, rows_for
@@ -339,11 +339,7 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
         batch = xs[0].shape[0]
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, batch)
         total = batch * n_samples
-        pick = randint(refs[0].shape[0], total, xs[0].device, generator)
-        noisy = tuple(x.repeat_interleave(n_samples, 0) for x in xs)
-        noisy = tuple(v + gaussian_like(v, s, generator) for v, s in zip(noisy, sds))
-        alphas = uniform(total, xs[0], generator)
-        starts = tuple(r[pick] for r in refs)
+        starts, noisy, alphas = shap_draws(xs, refs, n_samples, sds, generator)
         expanded = spec.interleaved(n_samples)
         rows = rows_for(spec, xs, 2 * total, internal_batch_size, memory_budget)
         sites = self._sites(attribute_to_layer_input)

@@ -12,7 +12,7 @@ from ..core.batching import check_positive_int, chunks
 from ..core.grad import _is_batched
 from ..core.inputs import pack, require_float, unpack
 from ..core.targets import expand_target
-from ..engines.sampling import NT_TYPES, check_stdev, gaussian_like, randint, reduce_moments
+from ..engines.sampling import NT_TYPES, check_stdev, noisy_copies, randint, reduce_moments
 from ..errors import IntellegoError, describe, require
 from ._base import Attribution
 
@@ -83,8 +83,7 @@ class NoiseTunnel(Attribution):
         deltas = []
         for part in chunks(nt_samples, nt_samples_batch_size or nt_samples):
             k = part.stop - part.start
-            noisy = tuple(x.repeat_interleave(k, 0) for x in xs)
-            noisy = tuple(v + gaussian_like(v, s, generator) for v, s in zip(noisy, sds))
+            noisy = noisy_copies(xs, k, sds, generator)
             call_kwargs = _expand_kwargs(kwargs, k, batch, draw_baseline_from_distrib, generator)
             out = self.attribution_method.attribute(unpack(noisy, was_tuple), **call_kwargs)
             if want_delta:

@@ -19,7 +19,8 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 
-__all__ = ["gaussian_like", "uniform", "randint", "reduce_moments", "NT_TYPES", "check_stdev"]
+__all__ = ["gaussian_like", "uniform", "randint", "noisy_copies", "shap_draws", "reduce_moments", "NT_TYPES",
+           "check_stdev"]
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -46,6 +47,27 @@ def randint(high: int, n: int, device: torch.device, generator: torch.Generator 
     """``n`` integers in ``[0, high)``."""
     r = torch.randint(high, (n,), generator=generator, device=_device(generator, device))
     return r.to(device)
+
+
+def noisy_copies(xs: tuple[Tensor, ...], k: int, stdevs: tuple[float, ...],
+                 generator: torch.Generator | None) -> tuple[Tensor, ...]:
+    """Every example repeated ``k`` times in place, plus Gaussian noise of its tensor's standard deviation."""
+    return tuple(v + gaussian_like(v, s, generator) for v, s in
+                 zip((x.repeat_interleave(k, 0) for x in xs), stdevs))
+
+
+def shap_draws(xs: tuple[Tensor, ...], refs: tuple[Tensor, ...], n_samples: int, stdevs: tuple[float, ...],
+               generator: torch.Generator | None) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]:
+    """GradientSHAP's draws for ``n_samples`` per example (the draws of an example together): a reference
+    picked from ``refs``, the noisy input, and a point ``alpha ~ U(0, 1)`` on the path between them.
+
+    Returns ``(starts, ends, alphas)``; the drawing order is fixed, so a seeded generator reproduces it.
+    """
+    rows = xs[0].shape[0] * n_samples
+    pick = randint(refs[0].shape[0], rows, xs[0].device, generator)
+    ends = noisy_copies(xs, n_samples, stdevs, generator)
+    alphas = uniform(rows, xs[0], generator)
+    return tuple(r[pick] for r in refs), ends, alphas
 
 
 def check_stdev(stdevs: object, count: int, name: str = "stdevs") -> tuple[float, ...]:
