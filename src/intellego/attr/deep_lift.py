@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -192,6 +193,44 @@ class DeepLift(GradientAttribution):
         return attrs, (total - gap.to(total.dtype)).detach()  # type: ignore[union-attr]
 
 
+@dataclass(frozen=True)
+class BaselinePairs:
+    """DeepLiftShap's rows: every example paired with every baseline of a distribution (the ``m`` pairs of an
+    example together), cut into chunks by :func:`~intellego.core.batching.plan_rows`."""
+
+    spec: ForwardSpec
+    inputs: tuple[Tensor, ...]
+    refs: tuple[Tensor, ...]
+    n: int
+    m: int
+    rows: int
+
+    @classmethod
+    def build(cls, forward_func: Any, xs: tuple[Tensor, ...], baselines: Any, target: Any,
+              additional_forward_args: Any, internal_batch_size: int | None) -> BaselinePairs:
+        check_positive_int(internal_batch_size, "internal_batch_size")
+        dist = pack_baseline_distribution(baselines, xs, min_count=2)
+        n, m = xs[0].shape[0], dist[0].shape[0]
+        spec = ForwardSpec.build(forward_func, target, additional_forward_args, n).interleaved(m)
+        big_x = tuple(x.repeat_interleave(m, 0) for x in xs)
+        big_r = tuple(r.repeat(n, *([1] * (r.dim() - 1))) for r in dist)
+        rows = plan_rows(n * m, limit=internal_batch_size, device=xs[0].device,
+                         measure=lambda: measure_saved_bytes(spec, big_x))
+        return cls(spec, big_x, big_r, n, m, rows)
+
+    def chunks(self) -> list[tuple[ForwardSpec, tuple[Tensor, ...], tuple[Tensor, ...]]]:
+        """``(spec, inputs, baselines)`` of each chunk of pairs."""
+        total = self.n * self.m
+        if self.rows >= total:
+            return [(self.spec, self.inputs, self.refs)]
+        return [(self.spec.rows(sl), tuple(x[sl] for x in self.inputs), tuple(r[sl] for r in self.refs))
+                for sl in chunks(total, self.rows)]
+
+    def mean(self, attrs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """Per-pair attributions averaged over each example's baselines."""
+        return tuple(a.reshape(self.n, self.m, *a.shape[1:]).mean(1) for a in attrs)
+
+
 class DeepLiftShap(DeepLift):
     """DeepLIFT averaged over a distribution of baselines: an approximation of SHAP values.
 
@@ -224,19 +263,12 @@ class DeepLiftShap(DeepLift):
         (example, baseline) pair, the pairs of each example together."""
         xs, was_tuple = pack(inputs)
         require_float(xs)
-        check_positive_int(internal_batch_size, "internal_batch_size")
-        dist = pack_baseline_distribution(baselines, xs, min_count=2)
-        n, m = xs[0].shape[0], dist[0].shape[0]
-        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, n).interleaved(m)
-        big_x = tuple(x.repeat_interleave(m, 0) for x in xs)
-        big_r = tuple(r.repeat(n, *([1] * (r.dim() - 1))) for r in dist)
-        rows = plan_rows(n * m, limit=internal_batch_size, device=xs[0].device,
-                         measure=lambda: measure_saved_bytes(spec, big_x))
-        parts = [self._attribute(spec.rows(sl) if rows < n * m else spec, tuple(x[sl] for x in big_x),
-                                 tuple(r[sl] for r in big_r), custom_attribution_func, return_convergence_delta)
-                 for sl in chunks(n * m, rows)]
+        pairs = BaselinePairs.build(self.forward_func, xs, baselines, target, additional_forward_args,
+                                    internal_batch_size)
+        parts = [self._attribute(spec, x, r, custom_attribution_func, return_convergence_delta)
+                 for spec, x, r in pairs.chunks()]
         attrs = parts[0][0] if len(parts) == 1 else tuple(torch.cat(a) for a in zip(*(p[0] for p in parts)))
-        result = unpack(tuple(a.reshape(n, m, *a.shape[1:]).mean(1) for a in attrs), was_tuple)
+        result = unpack(pairs.mean(attrs), was_tuple)
         if not return_convergence_delta:
             return result
         return result, torch.cat([p[1] for p in parts])  # type: ignore[misc]

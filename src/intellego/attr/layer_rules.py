@@ -15,16 +15,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.batching import check_positive_int, chunks, plan_rows
-from ..core.grad import ForwardSpec, measure_saved_bytes
-from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float, unpack
+from ..core.grad import ForwardSpec
+from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..engines.rules import rule_gradients
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution, LayerAttribution
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, no_grad_kwargs
 from ._neuron_engine import NeuronPlan
-from .deep_lift import DeepLift, DeepLiftShap, _custom, deeplift_rules, warn_unruled
+from .deep_lift import BaselinePairs, DeepLift, DeepLiftShap, _custom, deeplift_rules, warn_unruled
 from .guided import Deconvolution, GuidedBackprop
 from .layer import LayerGradCam
 from .neuron import NeuronMethod
@@ -122,19 +121,13 @@ class LayerDeepLiftShap(LayerDeepLift):
                 per_example_baselines=False)
         xs, _ = pack(inputs)
         require_float(xs)
-        check_positive_int(internal_batch_size, "internal_batch_size")
-        dist = pack_baseline_distribution(baselines, xs, min_count=2)
-        n, m = xs[0].shape[0], dist[0].shape[0]
-        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, n).interleaved(m)
-        big_x = tuple(x.repeat_interleave(m, 0) for x in xs)
-        big_r = tuple(r.repeat(n, *([1] * (r.dim() - 1))) for r in dist)
-        rows = plan_rows(n * m, limit=internal_batch_size, device=xs[0].device,
-                         measure=lambda: measure_saved_bytes(spec, big_x))
-        parts = [self._rows(spec.rows(sl), tuple(x[sl] for x in big_x), tuple(r[sl] for r in big_r),
-                            attribute_to_layer_input, custom_attribution_func) for sl in chunks(n * m, rows)]
+        pairs = BaselinePairs.build(self.forward_func, xs, baselines, target, additional_forward_args,
+                                    internal_batch_size)
+        parts = [self._rows(spec, x, r, attribute_to_layer_input, custom_attribution_func)
+                 for spec, x, r in pairs.chunks()]
         attrs = tuple(torch.cat(a) for a in zip(*(p[0] for p in parts)))
         delta = torch.cat([p[1] for p in parts])
-        result = unpack(tuple(a.reshape(n, m, *a.shape[1:]).mean(1) for a in attrs), parts[0][2])
+        result = unpack(pairs.mean(attrs), parts[0][2])
         return (result, delta) if return_convergence_delta else result
 
 
