@@ -82,6 +82,23 @@ def tiny_cnn(seed: int = 0) -> nn.Module:
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
 
 
+def mlp_case(model: nn.Module | None = None) -> tuple[nn.Module, torch.Tensor]:
+    """A model in training mode and an input that requires grad and already has a ``.grad``: state a method
+    must leave as it found it."""
+    model = tiny_mlp() if model is None else model
+    model.train()
+    x = torch.randn(3, 4, requires_grad=True)
+    x.grad = torch.ones_like(x)
+    return model, x
+
+
+def cnn_case() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """A small CNN whose first parameter already has a ``.grad``, and a 1-tuple of images."""
+    model = tiny_cnn()
+    next(model.parameters()).grad = torch.zeros_like(next(model.parameters()))
+    return model, (torch.randn(2, 3, 8, 8),)
+
+
 class Exploding(nn.Module):
     """Wraps a model and raises on the n-th forward call: for hygiene after a failure mid-call."""
 

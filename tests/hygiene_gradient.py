@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from _hygiene import Case, Exploding, tiny_cnn, tiny_mlp
+from _hygiene import Case, Exploding, cnn_case, mlp_case
 from intellego.attr import GradientShap, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 
 
 def _mlp_inputs():
-    model = tiny_mlp()
-    model.train()  # a mode the method must not flip
-    x = torch.randn(3, 4, requires_grad=True)
-    x.grad = torch.ones_like(x)
-    return model, x
+    return mlp_case()
 
 
-def _cnn_inputs():
-    model = tiny_cnn()
-    next(model.parameters()).grad = torch.zeros_like(next(model.parameters()))
-    return model, (torch.randn(2, 3, 8, 8),)
+_cnn_inputs = cnn_case
 
 
 def _explode(method):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from _hygiene import Case, Exploding, tiny_cnn, tiny_mlp
+from _hygiene import Case, Exploding, cnn_case, mlp_case, tiny_mlp
 from _rule_models import Reused
 from intellego.attr import LRP, Deconvolution, DeepLift, DeepLiftShap, GuidedBackprop
 from intellego.attr.lrp import GammaRule
@@ -25,17 +25,10 @@ class _Inplace(nn.Module):
 
 
 def _mlp_inputs():
-    model = _Inplace()
-    model.train()
-    x = torch.randn(3, 4, requires_grad=True)
-    x.grad = torch.ones_like(x)
-    return model, x
+    return mlp_case(_Inplace())
 
 
-def _cnn_inputs():
-    model = tiny_cnn()
-    next(model.parameters()).grad = torch.zeros_like(next(model.parameters()))
-    return model, (torch.randn(2, 3, 8, 8),)
+_cnn_inputs = cnn_case
 
 
 def _reused():
