@@ -48,33 +48,44 @@ class Result:
         return self.times["ours"] / self.times["floor"]
 
 
-def _once(fn: Callable[[], Any]) -> float:
+def _once(fn: Callable[[], Any], loops: int = 1) -> float:
+    """Seconds per call of ``fn``, timed over ``loops`` back-to-back calls."""
     start = time.perf_counter()
-    fn()
+    for _ in range(loops):
+        fn()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / loops
 
 
-def measure(case: Case, repeats: int = 7, warmup: int = 1, budget_s: float = 20.0) -> Result:
-    """Median seconds of each variant, run in interleaved rounds so drift hits all of them alike.
+def measure(case: Case, repeats: int = 7, warmup: int = 1, budget_s: float = 20.0,
+            fast_below_s: float = 0.02, block_s: float = 0.005) -> Result:
+    """Median seconds per call of each variant, run in interleaved rounds so drift hits all of them alike.
 
     The order of the variants rotates from round to round (no variant always runs first, right after another
-    case), and fast cases get more rounds (up to ``4 * repeats``) while they fit in the time budget.
+    case), and fast cases get more rounds (up to ``4 * repeats``) while they fit in the time budget. A variant
+    faster than ``fast_below_s`` is timed like ``timeit`` within each round: one untimed call, then a block of
+    back-to-back calls lasting about ``block_s``, whose mean is the sample. Otherwise a sub-millisecond call
+    pays for the caches the variant before it evicted (Captum's calls run much more Python than ours, so this
+    penalises whichever library runs after it); the medians are steady-state per-call times. Slow variants
+    are timed one call at a time, where that cost is noise.
     """
     variants = {"ours": case.ours, "floor": case.floor, **case.extra}
     if case.captum is not None:
         variants["captum"] = case.captum
-    for fn in variants.values():
-        for _ in range(warmup):
-            fn()
+    loops = {}
+    for k, fn in variants.items():
+        first = min(_once(fn) for _ in range(warmup))
+        loops[k] = 0 if first >= fast_below_s else max(1, min(20, int(block_s / max(first, 1e-6))))
     samples: dict[str, list[float]] = {k: [] for k in variants}
     names = list(variants)
     start = time.perf_counter()
     for i in range(4 * repeats):
         order = names[i % len(names):] + names[:i % len(names)]
         for k in order:
-            samples[k].append(_once(variants[k]))
+            if loops[k]:
+                variants[k]()
+            samples[k].append(_once(variants[k], loops[k] or 1))
         elapsed = time.perf_counter() - start
         if i + 1 >= repeats and (elapsed > budget_s / 4 or i >= 2 and elapsed > budget_s):
             break

@@ -10,12 +10,14 @@ BatchNorm into the linear layer before it and give residual additions the epsilo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor, nn
 
 from ..core.grad import ForwardSpec
+from ..core.hooks import walk_modules
 from ..core.inputs import pack, require_float, unpack
 from ..engines.rules import rule_gradients
 from ..errors import IntellegoError, describe, require
@@ -63,14 +65,22 @@ class _LRPRules:
     Captum-style ``module.rule``; then the defaults (epsilon for layers, pass-through for activations)."""
 
     def __init__(self, model: nn.Module, rules: Mapping[Any, PropagationRule], canonize: bool) -> None:
-        self.names = {m: n for n, m in model.named_modules()}
+        self.model = model
         self.rules = dict(rules)
         self.default = EpsilonRule()
         self.batch_norm = _BatchNormCanonizer(self.default) if canonize else self.default
         self.all_tracked = True  # set False while only ``track()`` is tracked
         # each module's own rule, looked up once per attribution call (a missing ``rule`` attribute costs an
-        # exception inside ``nn.Module.__getattr__``)
-        self.own = {m: self.rules.get(n, self.rules.get(type(m), _captum_rule(m))) for m, n in self.names.items()}
+        # exception inside ``nn.Module.__getattr__``); names are built only where rules are keyed by name
+        by_name = any(isinstance(k, str) for k in self.rules)
+        if by_name:
+            self.own = {m: self.rules.get(n, self.rules.get(type(m), _captum_rule(m))) for m, n in self.names.items()}
+        else:
+            self.own = {m: self.rules.get(type(m), _captum_rule(m)) for m in walk_modules(model)}
+
+    @functools.cached_property
+    def names(self) -> dict[nn.Module, str]:
+        return {m: n for n, m in self.model.named_modules()}
 
     def _rule(self, m: nn.Module) -> Any:
         rule = self.own.get(m, _MISSING)
@@ -107,9 +117,9 @@ class _LRPRules:
                     f"rules[{key!r}] must be a PropagationRule (EpsilonRule, GammaRule...), got {describe(rule)}")
             require(isinstance(key, type) or key in self.names.values(),
                     f"rules key {key!r} is neither a module type nor the name of a module of the model")
-        for m, name in self.names.items():
-            if next(m.children(), None) is None and not isinstance(m, _ALLOWED) \
-                    and not isinstance(self.own[m], PropagationRule):
+        for m, rule in self.own.items():
+            if all(c is None for c in m._modules.values()) and not isinstance(m, _ALLOWED) and not isinstance(rule, PropagationRule):
+                name = self.names[m]
                 raise IntellegoError(
                     f"LRP has no rule for module {name!r} of type {type(m).__name__}; pass one with "
                     f"LRP(model, rules={{{type(m).__name__}: EpsilonRule()}}) if that rule is right for it")

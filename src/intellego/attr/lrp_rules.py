@@ -33,6 +33,7 @@ class PropagationRule:
     """A relevance rule for linear-like operations: ``z' = layer(x; modify(w), modify(b))``."""
 
     epsilon: float = 1e-9
+    direct = None  # no record-free form (see ``WithFast``): said here, as a missing attribute is slow to ask for
 
     def weights(self, w: Tensor) -> Tensor:
         return w
@@ -95,12 +96,12 @@ def _plain(rule: PropagationRule) -> bool:
 
 def _lazy_epsilon(call: Call) -> Any:
     call.versions = versions(call)
+    z, eps, notes = call.out, call.notes["lrp_epsilon"], call.notes
 
     def hook(grad: Tensor) -> Tensor | None:
-        if call.notes.get("folded", False):  # a BatchNorm after this layer scales the gradient instead
+        if "folded" in notes:  # a BatchNorm after this layer scales the gradient instead
             return None
         check_versions(call)
-        z, eps = call.out, call.notes["lrp_epsilon"]
         if eps == 0:
             return grad * (z != 0)  # type: ignore[operator]
         # grad * |z| / (|z| + eps) as grad - eps * grad / (|z| + eps): three kernels and two buffers

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..errors import describe, require
 
-__all__ = ["HookScope", "Capture", "as_tuple", "keep_buffers", "modules_of"]
+__all__ = ["HookScope", "Capture", "as_tuple", "keep_buffers", "modules_of", "walk_modules"]
 
 _MISSING = object()
 
@@ -74,9 +74,16 @@ class HookScope(contextlib.ExitStack):
         self.callback(handle.remove)
 
     def tensor_hook(self, tensor: Tensor, fn: Callable[[Tensor], Tensor | None]) -> None:
-        """Register a gradient hook on a tensor created inside the call, removed on exit."""
-        handle = tensor.register_hook(fn)
-        self.callback(handle.remove)
+        """Register a gradient hook on a tensor created inside the call, removed on exit.
+
+        Backward-rule methods register one per rule-bearing operation, so this is on the hot path: the handles
+        go into one list removed by a single exit callback.
+        """
+        handles = self.__dict__.get("_tensor_handles")
+        if handles is None:
+            handles = self._tensor_handles = []
+            self.callback(_remove_all, handles)
+        handles.append(tensor.register_hook(fn))
 
     def patch(self, obj: Any, name: str, value: Any) -> None:
         """Set ``obj.name = value`` and restore the old value (or absence) on exit."""
@@ -137,6 +144,24 @@ def _same_kind(original: Any, new: Any, module: nn.Module) -> Any:
     return new
 
 
+def _remove_all(handles: list[Any]) -> None:
+    for handle in handles:
+        handle.remove()
+
+
+def walk_modules(model: nn.Module) -> list[nn.Module]:
+    """``list(model.modules())`` (each module once, parents first) without building names: a few times faster,
+    which matters for per-call scans of small models."""
+    found, seen, stack = [model], {id(model)}, [model]
+    while stack:
+        for child in reversed(stack.pop()._modules.values()):
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                found.append(child)
+                stack.append(child)
+    return found
+
+
 def modules_of(forward_func: Any) -> list[nn.Module]:
     """The modules a ``forward_func`` runs: the model itself, the owner of a bound method, or modules held in a
     closure (``lambda x: model(x)[0]``)."""
@@ -166,7 +191,7 @@ def keep_buffers(forward_func: Any) -> Any:
     them are written back: batch norm updates its running statistics without bumping their version counter).
     """
     saved = [(b, b.detach().clone())
-             for model in modules_of(forward_func) for m in model.modules() if m.training
+             for model in modules_of(forward_func) for m in walk_modules(model) if m.training
              for b in m._buffers.values() if b is not None]
     try:
         yield

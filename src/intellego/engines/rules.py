@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,9 @@ def _protect(calls: list[Call], target: Tensor) -> None:
             c.versions = versions(c)
 
 
+_UNSEEN: Any = object()
+
+
 class RuleMode(TorchFunctionMode):
     """Routes every call of a known operation through the rule its rule map assigns.
 
@@ -94,6 +98,7 @@ class RuleMode(TorchFunctionMode):
         self.modules: list[nn.Module] = []
         self.active = True  # False: every call runs unchanged and unrecorded (see ``rule_gradients(layer=)``)
         self._last: tuple[Tensor, Call] | None = None
+        self._by_kind: dict[str, Rule | None] = {}  # rules asked with no tracked module running
         # with references (DeepLift): names of non-linear operations without a rule that passed the plain gradient
         self.unruled: set[str] | None = set() if references is not None else None
 
@@ -111,7 +116,12 @@ class RuleMode(TorchFunctionMode):
         if len(operands) < n or not isinstance(operands[0], Tensor) \
                 or n == 2 and (not isinstance(operands[1], Tensor) or operands[0].shape != operands[1].shape):
             return func(*args, **kwargs)
-        rule = self.rules(spec.kind, self.modules)
+        if self.modules:
+            rule = self.rules(spec.kind, self.modules)
+        else:  # no tracked module running: the rule depends on the kind alone
+            rule = self._by_kind.get(spec.kind, _UNSEEN)
+            if rule is _UNSEEN:
+                rule = self._by_kind[spec.kind] = self.rules(spec.kind, self.modules)
         if rule is None:
             if self.unruled is not None and spec.kind == "batch_norm" and operands[0].requires_grad \
                     and (kwargs.get("training") or len(args) > 5 and args[5]):
@@ -128,7 +138,10 @@ class RuleMode(TorchFunctionMode):
                                  "use max pooling without indices in the model")
         call = Call(spec.kind, spec.plain, rest, kw, module=self.modules[-1] if self.modules else None,
                     index=len(self.calls), rule=rule)
-        saved = tuple(t.detach().clone() for t in operands) if inplace else tuple(t.detach() for t in operands)
+        if inplace:
+            saved = tuple(t.detach().clone() for t in operands)
+        else:
+            saved = (operands[0].detach(),) if n == 1 else tuple(t.detach() for t in operands)
         if inplace:
             _protect(self.calls, operands[0])
         if self.record:
@@ -259,15 +272,16 @@ def rule_gradients(
     """
     with HookScope() as scope:
         stack: list[nn.Module] = []
-        def enter(module: nn.Module, _args: Any) -> None:
-            stack.append(module)
+        if track:
+            def enter(module: nn.Module, _args: Any) -> None:
+                stack.append(module)
 
-        def leave(_module: nn.Module, _args: Any, _out: Any) -> None:
-            stack.pop()
+            def leave(_module: nn.Module, _args: Any, _out: Any) -> None:
+                stack.pop()
 
-        for m in track:
-            scope.forward_pre_hook(m, enter)
-            scope.forward_hook(m, leave)
+            for m in track:
+                scope.forward_pre_hook(m, enter)
+                scope.forward_hook(m, leave)
         seen = scope.capture(layer, inputs=layer_input) if layer is not None else None
         modes: list[RuleMode] = []
         late = from_layer and layer is not None and not layer_input
@@ -298,12 +312,12 @@ def rule_gradients(
         mode.modules = stack
         mode.active = not late
         modes.append(mode)
-        with torch.enable_grad():
+        with _grad_enabled():
             leaves = tuple(x.detach().requires_grad_(True) for x in inputs)
             with mode:
                 out = spec.output(leaves)
             mode.finish()
-            unruled = tuple(sorted(mode.unruled or ()))
+            unruled = tuple(sorted(mode.unruled)) if mode.unruled else ()
             scores = spec.readout(out)
             if seen is None:
                 return RuleResult(grads_of(scores, leaves), scores.detach(), reference_scores=ref_scores,
@@ -313,6 +327,11 @@ def rule_gradients(
                     "layer attribution needs a module that runs once")
             grads = grads_of(scores, values)
         return RuleResult(grads, scores.detach(), tuple(v.detach() for v in values), layer_ref, ref_scores, unruled)
+
+
+def _grad_enabled() -> Any:
+    """``torch.enable_grad()``, or nothing to do when gradients are on already (the usual case)."""
+    return contextlib.nullcontext() if torch.is_grad_enabled() else torch.enable_grad()
 
 
 def _as_tuple(value: Any) -> tuple[Tensor, ...]:
