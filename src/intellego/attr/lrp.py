@@ -118,7 +118,8 @@ class _LRPRules:
             require(isinstance(key, type) or key in self.names.values(),
                     f"rules key {key!r} is neither a module type nor the name of a module of the model")
         for m, rule in self.own.items():
-            if all(c is None for c in m._modules.values()) and not isinstance(m, _ALLOWED) and not isinstance(rule, PropagationRule):
+            leaf = all(c is None for c in m._modules.values())
+            if leaf and not isinstance(m, _ALLOWED) and not isinstance(rule, PropagationRule):
                 name = self.names[m]
                 raise IntellegoError(
                     f"LRP has no rule for module {name!r} of type {type(m).__name__}; pass one with "
