@@ -81,7 +81,8 @@ class HookScope(contextlib.ExitStack):
         """
         handles = self.__dict__.get("_tensor_handles")
         if handles is None:
-            handles = self._tensor_handles = []
+            handles = []
+            self._tensor_handles: list[Any] = handles
             self.callback(_remove_all, handles)
         handles.append(tensor.register_hook(fn))
 
