@@ -95,13 +95,17 @@ def _plain(rule: PropagationRule) -> bool:
 
 
 def _lazy_epsilon(call: Call) -> Any:
+    # The layer's own backward needs nothing from the record, so its input is let go now: the activation can be
+    # freed as soon as autograd is done with it (and backward reuses that memory instead of fresh pages).
+    call.inputs = ()
     call.versions = versions(call)
-    z, eps, notes = call.out, call.notes["lrp_epsilon"], call.notes
+    eps, notes = call.notes["lrp_epsilon"], call.notes
 
     def hook(grad: Tensor) -> Tensor | None:
         if "folded" in notes:  # a BatchNorm after this layer scales the gradient instead
             return None
         check_versions(call)
+        z, call.out = call.out, None  # read now: a later in-place operation may have given the record a copy
         if eps == 0:
             return grad * (z != 0)  # type: ignore[operator]
         # grad * |z| / (|z| + eps) as grad - eps * grad / (|z| + eps): three kernels and two buffers

@@ -183,21 +183,31 @@ def modules_of(forward_func: Any) -> list[nn.Module]:
     return found
 
 
-@contextlib.contextmanager
-def keep_buffers(forward_func: Any) -> Any:
+class _KeptBuffers:
+    """The context manager :func:`keep_buffers` returns (a plain class: it wraps every ``attribute`` call)."""
+
+    __slots__ = ("saved",)
+
+    def __init__(self, forward_func: Any) -> None:
+        self.saved = [(b, b.detach().clone())
+                      for model in modules_of(forward_func) for m in walk_modules(model) if m.training
+                      for b in m._buffers.values() if b is not None]
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: Any) -> None:
+        if self.saved:
+            with torch.no_grad():
+                for buf, value in self.saved:
+                    buf.copy_(value)
+
+
+def keep_buffers(forward_func: Any) -> _KeptBuffers:
     """Restore the buffers of any module in training mode on exit (BatchNorm running statistics would
     otherwise absorb every path point, noisy sample or perturbed copy an attribution method runs).
 
     Costs nothing for models in eval mode: only buffers of modules with ``training=True`` are copied (and all of
     them are written back: batch norm updates its running statistics without bumping their version counter).
     """
-    saved = [(b, b.detach().clone())
-             for model in modules_of(forward_func) for m in walk_modules(model) if m.training
-             for b in m._buffers.values() if b is not None]
-    try:
-        yield
-    finally:
-        if saved:
-            with torch.no_grad():
-                for buf, value in saved:
-                    buf.copy_(value)
+    return _KeptBuffers(forward_func)

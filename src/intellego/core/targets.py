@@ -80,6 +80,8 @@ class Readout:
 
     def _select_index(self, output: Tensor) -> Tensor:
         index = self.index or ()
+        if len(index) == 1 and output.dim() == 2 and -output.shape[1] <= index[0] < output.shape[1]:
+            return output[:, index[0]]  # the usual case: a class index into (N, classes) logits
         if output.dim() == 0:
             if index != ():
                 raise IntellegoError(f"target {index} cannot index a scalar model output")

@@ -86,6 +86,8 @@ def kind_of(func: Any) -> str | None:
 
 def out_of_place(spec: _Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict, bool]:
     """The call's non-operand arguments for the out-of-place function, and whether it was in place."""
+    if spec.inplace_arg is None and spec.kind != "add":  # nothing to rewrite: the arguments as they are
+        return args[spec.operands:], kwargs, spec.inplace
     rest = tuple(args[spec.operands:])
     kw = dict(kwargs)
     inplace = spec.inplace

@@ -191,8 +191,9 @@ class RuleMode(TorchFunctionMode):
         if isinstance(post, Tensor):
             return _scaled(y, post) if y.requires_grad else y
         if post is not None and y.requires_grad:
-            require(self.hook is not None, "a rule with a gradient hook needs RuleMode(hook=...)")
-            self.hook(y, post)  # type: ignore[misc]
+            if self.hook is None:
+                raise IntellegoError("a rule with a gradient hook needs RuleMode(hook=...)")
+            self.hook(y, post)
         return y
 
     def _reference(self, call: Call, saved: tuple[Tensor, ...]) -> Call | None:
@@ -211,11 +212,14 @@ class RuleMode(TorchFunctionMode):
         return ref
 
     def finish(self) -> None:
-        """Check that the inputs' pass used every reference call."""
+        """Check that the inputs' pass used every reference call, then let go of the records: what backward
+        needs, the graph and the hooks hold themselves, so activations are freed as soon as autograd is done
+        with them rather than when the attribution returns."""
         if self.references is not None and len(self.calls) != len(self.references):
             raise IntellegoError(
                 f"the forward pass for the inputs made {len(self.calls)} rule-bearing calls but the one for the "
                 f"baselines made {len(self.references)}; the model's control flow depends on its input")
+        self.calls, self.references, self._last = [], None, None
 
 
 # ---------------------------------------------------------------------------------------------------- engine
@@ -304,7 +308,7 @@ def rule_gradients(
                 with recorder:
                     ref_out = spec.output(baselines)
                 ref_scores = spec.readout(ref_out)
-            references = recorder.calls
+            references, recorder.calls = recorder.calls, []
             if seen is not None:
                 layer_ref = _as_tuple(seen.single(_name(layer)))
                 seen.clear()
@@ -317,6 +321,7 @@ def rule_gradients(
             with mode:
                 out = spec.output(leaves)
             mode.finish()
+            references = None
             unruled = tuple(sorted(mode.unruled)) if mode.unruled else ()
             scores = spec.readout(out)
             if seen is None:
