@@ -240,3 +240,27 @@ def test_bad_rules_map():
         LRP(_net(), rules={"nope": EpsilonRule()}).attribute(_x(2, 5), target=0)
     with pytest.raises(IntellegoError, match="PropagationRule"):
         LRP(_net(), rules={nn.Linear: "gamma"}).attribute(_x(2, 5), target=0)
+
+
+class _InPlaceTanh(nn.Module):
+    """Linear -> in-place tanh -> Linear: the tanh overwrites the first layer's output after that layer ran."""
+
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        self.inplace = inplace
+        self.a, self.b = nn.Linear(5, 7), nn.Linear(7, 3)
+
+    def forward(self, x):
+        z = self.a(x)
+        return self.b(z.tanh_() if self.inplace else z.tanh())
+
+
+def test_in_place_activation_after_a_layer_keeps_that_layers_output():
+    """The epsilon scaling of the first layer needs its output as it was before ``tanh_`` overwrote it; an
+    in-place and an out-of-place tanh must give the same relevance (eps large enough to matter)."""
+    rules = {nn.Linear: EpsilonRule(0.5)}
+    inplace = seeded(lambda: _InPlaceTanh(True))
+    plain = seeded(lambda: _InPlaceTanh(False))
+    x = _x(6, 5)
+    torch.testing.assert_close(LRP(inplace, rules=rules).attribute(x, target=1),
+                               LRP(plain, rules=rules).attribute(x, target=1), atol=1e-12, rtol=1e-10)
