@@ -45,7 +45,7 @@ class _Rescale:
 
     def __init__(self, eps: float) -> None:
         self.eps = eps
-        self._fast = Fast(multiplier=self.multiplier)
+        self._fast = Fast(multiplier=partial(_rescale_multiplier, eps=eps))  # not a bound method: no cycle
 
     def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor]:
         return _rescale(call, grad, self.eps)
@@ -53,17 +53,18 @@ class _Rescale:
     def fast(self, call: Call) -> Fast:
         return self._fast
 
-    def multiplier(self, call: Call) -> Tensor:
-        ref = call.ref
-        require(ref is not None and call.out is not None and ref.out is not None, "DeepLift rule without reference")
-        dx = call.x - ref.x  # type: ignore[union-attr]
-        m = (call.out - ref.out).div_(dx)  # type: ignore[operator, union-attr]
-        size = dx.abs_()  # dx is not needed any more: its magnitude in place saves a buffer
-        if size.numel() > 0 and bool(size.amin() < self.eps):
-            small = size < self.eps
-            deriv = (call.x > 0).to(m.dtype) if call.kind == "relu" else local_vjp(call, torch.ones_like(m))[0]
-            m = torch.where(small, deriv, m)
-        return m
+
+def _rescale_multiplier(call: Call, eps: float) -> Tensor:
+    ref = call.ref
+    require(ref is not None and call.out is not None and ref.out is not None, "DeepLift rule without reference")
+    dx = call.x - ref.x  # type: ignore[union-attr]
+    m = (call.out - ref.out).div_(dx)  # type: ignore[operator, union-attr]
+    size = dx.abs_()  # dx is not needed any more: its magnitude in place saves a buffer
+    if size.numel() > 0 and bool(size.amin() < eps):
+        small = size < eps
+        deriv = (call.x > 0).to(m.dtype) if call.kind == "relu" else local_vjp(call, torch.ones_like(m))[0]
+        m = torch.where(small, deriv, m)
+    return m
 
 
 def _any_small(dx: Tensor, eps: float) -> bool:
