@@ -264,3 +264,23 @@ def test_in_place_activation_after_a_layer_keeps_that_layers_output():
     x = _x(6, 5)
     torch.testing.assert_close(LRP(inplace, rules=rules).attribute(x, target=1),
                                LRP(plain, rules=rules).attribute(x, target=1), atol=1e-12, rtol=1e-10)
+
+
+def test_layer_output_changed_in_place_later_is_an_error_not_a_wrong_answer():
+    """The epsilon scaling reads the layer's output in backward; an untracked in-place change (``mul_``) after
+    the ReLU ran (autograd itself saved only the ReLU's output, so it cannot notice) would make it read the
+    wrong values, so LRP refuses instead."""
+
+    class Sneaky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(5, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            z = self.a(x)
+            out = self.b(torch.relu(z))
+            z.mul_(2.0)
+            return out
+
+    with pytest.raises(IntellegoError, match="modified in place"):
+        LRP(seeded(Sneaky)).attribute(_x(3, 5), target=0)

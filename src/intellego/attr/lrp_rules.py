@@ -13,13 +13,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn import grad as nn_grad
 
-from ..engines.rules import Call, Fast, WithFast, check_versions, local_vjp, safe_divide, versions
+from ..engines.rules import Call, Fast, WithFast, check_versions, local_vjp, safe_divide
 from ..errors import require
 
 __all__ = ["PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule", "IdentityRule"]
@@ -88,24 +89,31 @@ class PropagationRule:
 
 
 def _plain(rule: PropagationRule) -> bool:
-    """Whether ``rule`` propagates through the layer as it is (LRP-epsilon)."""
-    cls = type(rule)
-    return (cls.weights is PropagationRule.weights and cls.bias is PropagationRule.bias
-            and cls.modified is PropagationRule.modified and cls.__call__ is PropagationRule.__call__)
+    """Whether ``rule`` propagates through the layer as it is (LRP-epsilon); decided once per class."""
+    return _plain_class(type(rule))
+
+
+@functools.cache
+def _plain_class(cls: type) -> bool:
+    return (cls.weights is PropagationRule.weights and cls.bias is PropagationRule.bias  # type: ignore[attr-defined]
+            and cls.modified is PropagationRule.modified  # type: ignore[attr-defined]
+            and cls.__call__ is PropagationRule.__call__)
 
 
 def _lazy_epsilon(call: Call) -> Any:
     # The layer's own backward needs nothing from the record, so its input is let go now: the activation can be
     # freed as soon as autograd is done with it (and backward reuses that memory instead of fresh pages).
     call.inputs = ()
-    call.versions = versions(call)
+    call.versions = (call.out._version,)  # type: ignore[union-attr]
     eps, notes = call.notes["lrp_epsilon"], call.notes
 
     def hook(grad: Tensor) -> Tensor | None:
         if "folded" in notes:  # a BatchNorm after this layer scales the gradient instead
             return None
-        check_versions(call)
         z, call.out = call.out, None  # read now: a later in-place operation may have given the record a copy
+        if (z._version,) != call.versions:  # type: ignore[union-attr]
+            call.out = z
+            check_versions(call)  # raises, naming the operation
         if eps == 0:
             return grad * (z != 0)  # type: ignore[operator]
         # grad * |z| / (|z| + eps) as grad - eps * grad / (|z| + eps): three kernels and two buffers
