@@ -90,7 +90,7 @@ class PropagationRule:
 
 def _plain(rule: PropagationRule) -> bool:
     """Whether ``rule`` propagates through the layer as it is (LRP-epsilon); decided once per class."""
-    return _plain_class(type(rule))
+    return _plain_class(type(rule))  # type: ignore[arg-type]
 
 
 @functools.cache
