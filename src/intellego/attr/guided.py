@@ -28,14 +28,14 @@ def _deconv(call: Call, grad: Tensor) -> tuple[Tensor]:
     return (grad.clamp(min=0),)
 
 
-def _guided_direct(plain: Any, x: Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], hook: Any) -> Tensor:
+def _guided_direct(call: Call, x: Tensor, hook: Any) -> Tensor:
     """The ReLU as it is (its backward is the guided mask), its output's gradient clamped by a hook."""
-    y = plain(x, *args, **kwargs)
+    y = call.run(x)
     hook(y, _positive)
     return y
 
 
-def _deconv_direct(plain: Any, x: Tensor, args: tuple[Any, ...], kwargs: dict[str, Any], hook: Any) -> Tensor:
+def _deconv_direct(call: Call, x: Tensor, hook: Any) -> Tensor:
     """A copy of ``x`` (identity backward, nothing saved) rectified in place outside autograd, its gradient
     clamped by a hook: two kernels forward, one backward."""
     y = x.clone()

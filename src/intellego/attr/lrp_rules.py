@@ -34,7 +34,6 @@ class PropagationRule:
     """A relevance rule for linear-like operations: ``z' = layer(x; modify(w), modify(b))``."""
 
     epsilon: float = 1e-9
-    direct = None  # no record-free form (see ``WithFast``): said here, as a missing attribute is slow to ask for
 
     def weights(self, w: Tensor) -> Tensor:
         return w
@@ -83,6 +82,19 @@ class PropagationRule:
             return None
         call.notes["lrp_epsilon"] = self.epsilon
         return _EPSILON
+
+    @property
+    def direct(self) -> Any:
+        """Plain epsilon on a single-operand layer (see ``WithFast``): the layer as it is, a bare record (a
+        BatchNorm after it may take the scaling over) and the epsilon hook on its output; None otherwise."""
+        return self._epsilon_direct if _plain(self) else None
+
+    def _epsilon_direct(self, call: Call, x: Tensor, hook: Any) -> Tensor:
+        y = call.run(x)
+        call.out = y.detach()
+        call.notes["lrp_epsilon"] = self.epsilon
+        hook(y, _lazy_epsilon(call))
+        return y
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -145,11 +145,12 @@ def check_versions(call: Call) -> None:
 class WithFast:
     """A rule ``general(call, grad)`` with a fixed fast form (see :class:`Fast`) and optionally a direct one.
 
-    A *direct form* ``direct(plain, x, args, kwargs, hook) -> Tensor`` builds the operation's value from its
-    single operand ``x`` (which requires grad) with a native graph, registering gradient hooks with
-    ``hook(tensor, fn)``; ``plain(x, *args, **kwargs)`` is the out-of-place operation. Used when no
-    reference pass is paired (Guided Backprop, Deconvolution): the engine then builds no :class:`Call` at all,
-    the cheapest path for a rule that needs nothing recorded.
+    A *direct form* ``direct(call, x, hook) -> Tensor`` builds the operation's value from its single operand
+    ``x`` (which requires grad) with a native graph, registering gradient hooks with ``hook(tensor, fn)``;
+    ``call`` is a bare record (kind, ``call.run`` for the out-of-place operation, no saved inputs). Used when
+    no reference pass is paired (Guided Backprop, Deconvolution, LRP-epsilon): the cheapest path for a rule
+    that needs nothing recorded. A form that sets ``call.out`` keeps the record for later rules to see as
+    their ``call.source``.
     """
 
     def __init__(self, general: Rule, fast: Fast, direct: Callable[..., Tensor] | None = None) -> None:

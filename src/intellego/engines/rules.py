@@ -131,8 +131,9 @@ class RuleMode(TorchFunctionMode):
             return func(*args, **kwargs)
         rest, kw, inplace = out_of_place(spec, args, kwargs)
         direct = getattr(rule, "direct", None)
-        if direct is not None and self.references is None and not self.record:
-            return self._direct(direct, spec.plain, operands[0], rest, kw, inplace)
+        if direct is not None and n == 1 and self.references is None and not self.record:
+            return self._direct(direct, Call(spec.kind, spec.plain, rest, kw, index=len(self.calls), rule=rule),
+                                operands[0], inplace)
         if spec.kind.startswith("max_pool") and (kw.get("return_indices") or len(rest) > 5 and rest[5]):
             raise IntellegoError(f"{func.__name__} with return_indices=True is not supported by backward rules; "
                                  "use max pooling without indices in the model")
@@ -164,18 +165,22 @@ class RuleMode(TorchFunctionMode):
         self._last = (result, call)
         return result
 
-    def _direct(self, direct: Callable[..., Tensor], plain: Callable[..., Any], x: Tensor, rest: tuple[Any, ...],
-                kw: dict[str, Any], inplace: bool) -> Tensor:
-        """A rule's direct form (see :class:`~intellego.engines.calls.Fast`): no call record at all."""
+    def _direct(self, direct: Callable[..., Tensor], call: Call, x: Tensor, inplace: bool) -> Tensor:
+        """A rule's direct form (see :class:`~intellego.engines.calls.WithFast`): the record is kept only if
+        the form set its output (a later rule may look at it as ``call.source``)."""
         if inplace and self.calls:
             _protect(self.calls, x)
         self._last = None
         if not (x.requires_grad and torch.is_grad_enabled()):
-            out = plain(x, *rest, **kw)
-        else:
-            require(self.hook is not None, "a rule with a direct form needs RuleMode(hook=...)")
-            out = direct(plain, x, rest, kw, self.hook)
-        return x.copy_(out) if inplace else out
+            return x.copy_(call.run(x)) if inplace else call.run(x)
+        if self.hook is None:
+            raise IntellegoError("a rule with a direct form needs RuleMode(hook=...)")
+        out = direct(call, x, self.hook)
+        result = x.copy_(out) if inplace else out
+        if call.out is not None:
+            self.calls.append(call)
+            self._last = (result, call)
+        return result
 
     def _fast(self, call: Call, how: Fast, operands: tuple[Tensor, ...]) -> Tensor:
         """The call's value with a native graph: the multiplier replaces the operation's derivative, the
