@@ -249,3 +249,52 @@ def test_deeplift_warns_on_nonlinear_ops_without_rule():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         DeepLift(res).attribute(xr, target=1)
+
+
+@pytest.mark.parametrize("softmax", [lambda x: torch.softmax(x, -1), lambda x: torch.nn.functional.softmax(x, dim=1),
+                                     lambda x: x.softmax(0), lambda x: torch.softmax(x, 1, dtype=torch.float64)])
+def test_softmax_where_input_and_baseline_agree_uses_its_plain_gradient(softmax):
+    """Where a softmax input equals its baseline value (attention logits of a token the input does not change)
+    the rule falls back to the ordinary gradient; the written-out softmax gradient must equal autograd's."""
+    from intellego.attr.deep_lift import _plain_gradient
+    from intellego.engines.calls import local_vjp
+    from intellego.engines.rules import RuleMode
+
+    x = torch.randn(3, 5, dtype=D)
+    mode = RuleMode(lambda kind, modules: (lambda call, grad: (grad,)) if kind == "softmax" else None, record=True)
+    with torch.no_grad(), mode:
+        softmax(x)
+    (call,) = mode.calls
+    grad = torch.randn(3, 5, dtype=D)
+    torch.testing.assert_close(_plain_gradient(call, grad), local_vjp(call, grad)[0], atol=1e-12, rtol=1e-12)
+
+
+def test_attention_with_a_token_shared_by_input_and_baseline_same_as_autograd_fallback(monkeypatch):
+    """A learned token prepended to every sequence makes some attention logits identical in both passes, so the
+    softmax rule takes its plain-gradient fallback there: the written-out gradient gives what autograd gives."""
+    import intellego.attr.deep_lift as dl
+    from intellego.engines.calls import local_vjp
+
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token = nn.Parameter(torch.randn(1, 1, 4))
+            self.q, self.k, self.out = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = torch.cat([self.token.expand(x.shape[0], 1, 4), x], 1)
+            a = torch.softmax(self.q(h) @ self.k(h).transpose(1, 2), -1)
+            return self.out((a @ h)[:, 0])
+
+    model = seeded(Attn)
+    x, base = torch.randn(2, 3, 4, dtype=D), torch.zeros(2, 3, 4, dtype=D)
+    used = []
+    written_out = dl._plain_gradient
+    monkeypatch.setattr(dl, "_plain_gradient", lambda call, grad: used.append(call.kind) or written_out(call, grad))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = DeepLift(model).attribute(x, base, target=1)
+        monkeypatch.setattr(dl, "_plain_gradient", lambda call, grad: local_vjp(call, grad)[0])
+        reference = DeepLift(model).attribute(x, base, target=1)
+    assert used == ["softmax"]
+    torch.testing.assert_close(ours, reference, atol=1e-12, rtol=1e-10)

@@ -34,8 +34,20 @@ def _rescale(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
     dx = call.x - ref.x  # type: ignore[union-attr]
     g = grad * (call.out - ref.out) / dx  # type: ignore[operator, union-attr]
     if _any_small(dx, eps):
-        g = torch.where(dx.abs() < eps, local_vjp(call, grad)[0], g)
+        g = torch.where(dx.abs() < eps, _plain_gradient(call, grad), g)
     return (g,)
+
+
+def _plain_gradient(call: Call, grad: Tensor) -> Tensor:
+    """The operation's ordinary gradient: written out for softmax (``y * (g - sum(g * y))`` along its dimension,
+    where attention logits of a token the input does not change hit ``x == x_ref`` on every call), by autograd
+    otherwise."""
+    dim = call.kwargs.get("dim", call.args[0] if call.args else None)
+    if call.kind == "softmax" and isinstance(dim, int) and call.kwargs.get("dtype") is None \
+            and not any(isinstance(a, torch.dtype) for a in call.args) and call.out is not None:
+        y = call.out
+        return y * (grad - (grad * y).sum(dim, keepdim=True))
+    return local_vjp(call, grad)[0]
 
 
 class _Rescale:
