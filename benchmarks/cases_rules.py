@@ -46,36 +46,33 @@ def _rows(model, x, refs, target, sec, label, m_shap):
     return [*out, lrp]
 
 
-# Where the time goes on the MLP at batch 1024 (floor 0.37-0.4 ms, so fixed costs show). Measured alone, 1 thread, gc
-# disabled, interleaved medians of 300 rounds (noisy shared 2-core machine): floor 368-398 us, rule_gradients with an
-# empty rule map 404-411 us, GuidedBackprop 449 / Deconvolution 432 us (rule_gradients) and 482 / 468 us (attribute),
-# LRP 519-551 / 565-611 us, DeepLift 768-1068 us against a 2048-row floor of 713 us. In this harness they read
-# DeepLift 1.38-1.57x, GuidedBackprop 1.42-1.46x, Deconvolution 1.41-1.61x, LRP 1.80-1.85x: the fixed Python costs
-# grow with the colder caches after each Captum run.
-_COMMON = ("the TorchFunctionMode itself plus call setup: an attribution with an empty rule map costs 404-411 us "
-           "against the floor's 368-384 us (every forward op goes through Python)")
+# Where the time goes on the MLP at batch 1024 (floor 355-410 us depending on the process, so fixed costs show).
+# Measured alone (1 thread, timeit-style blocks in interleaved rounds, medians and 10th percentiles of 40-100 rounds):
+# the engine with an empty rule map is 1.05-1.09x the floor, a hand-written TorchFunctionMode doing nothing 1.06-1.07x.
+_COMMON = ("the TorchFunctionMode (every forward op goes through Python; F.relu is a Python function, so under a "
+           "mode each call also pays torch's handle_torch_function, about 6 us) and the call set-up: an empty rule "
+           "map costs 1.05-1.09x the floor")
 _MLP_NOTES = {
-    "DeepLift": "two passes: the no-grad one over the baselines with the recording mode (184 us against 160 us "
-                "without it) and forward+backward over the inputs (537-567 us against 371-377 us plain): about "
-                "80 us per ReLU on 1024x64, of which 8 kernels (relu, x - x_ref, y - y_ref, divide, |dx| in place, "
-                "amin for the eps check, the multiply + copy that put the multiplier into the graph) are about "
-                "40 us and the call record, reference pairing and multiplier code the rest; plus " + _COMMON,
+    "DeepLift": "two passes, against a floor over the 2048 input and baseline rows: the no-grad pass over the "
+                "baselines records each ReLU, the pass over the inputs puts the multiplier (y - y_ref) / (x - x_ref) "
+                "into the graph as one native multiplication; the records are dropped when the forward pass ends, "
+                "so backward reuses their memory. The rest is " + _COMMON,
     "GuidedBackprop": "each ReLU's direct form (no call record): relu plus a gradient hook that clamps, about 5 us "
                       "of Python and 4 us of clamp per ReLU; the rest is " + _COMMON,
     "Deconvolution": "as GuidedBackprop (clone + relu_ outside autograd, then the clamping hook; its backward has no "
-                     "threshold kernel, so alone it is 10-15 us cheaper than GuidedBackprop: where this table shows "
-                     "it slower, that is noise); the rest is " + _COMMON,
-    "LRP": "target missed. Over an empty rule map (404-411 us) LRP's rule_gradients (519-551 us) adds: the three "
-           "Linear call records, 27 us (kept: a BatchNorm after a layer may take its scaling over); the epsilon "
-           "scaling grad * |z| / (|z| + eps) as one Python gradient hook per Linear, 80-110 us (abs, add_, "
-           "addcdiv: about 19 us of kernels per 1024x64 output; registration, Python call in backward and removal "
-           "about 6 us per hook, a grad_fn pre-hook instead saves about 1 us; the rest of that span is noise); "
-           "then the rule map (build + check about 10 us) and relevance = x * grad. "
-           "Measured and rejected: a per-Linear autograd Function doing the scaling and the matmul in one Python "
-           "backward (532 vs 538 us, no gain); the scaling built into the graph natively (factor in forward, "
-           "multiply + copy: 556 vs 519 us, worse); skipping the scaling where it rounds to the identity "
-           "(eps <= min|z| * u / 4) never applies, as min|z| over 65k activations is about 1e-5. "
-           "ReLU already gets no node under LRP (its own gradient passes relevance). The rest is " + _COMMON,
+                     "threshold kernel); the rest is " + _COMMON,
+    "LRP": "the epsilon scaling grad * |z| / (|z| + eps) is one gradient hook per Linear (three kernels: abs, which "
+           "reads the layer output back from memory, add_ and addcdiv, about 40 us in all here) on a bare record "
+           "(a BatchNorm after the layer may take the scaling over). A hand-written function mode with the same "
+           "three hooks and nothing else measures 1.21-1.30x the floor, so the hooks are most of the gap. "
+           "Measured and rejected (no gain or worse): |z| + eps computed in forward while z is in cache "
+           "(1.27-1.30 vs 1.24-1.25), the hook on the ReLU output instead of the Linear's (1.23-1.27), the "
+           "scaling folded into the ReLU's node as a multiplier (1.29-1.41), a per-Linear autograd Function, the "
+           "scaling as a native multiply + copy; skipping it where it rounds to the identity never applies "
+           "(min |z| over 65k activations is about 1e-5). What took LRP from 1.8x to 1.45x: records let go when "
+           "the forward pass ends (activations freed as autograd finishes with them; backward had been "
+           "allocating fresh pages), the direct form without saved inputs, timeit-style timing. The rest is "
+           + _COMMON,
 }
 
 
