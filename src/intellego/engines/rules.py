@@ -40,7 +40,7 @@ from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
 from ..errors import IntellegoError, require
 from .calls import Call, Fast, Rule, WithFast, _scaled, check_versions, local_vjp, safe_divide, versions
-from .ops import _KINDS, ACTIVATIONS, kind_of, out_of_place, unruled_nonlinearity
+from .ops import _KINDS, _UNRULED, ACTIVATIONS, kind_of, out_of_place, unruled_nonlinearity
 
 __all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS",
            "WithFast", "check_versions", "local_vjp", "safe_divide", "versions"]
@@ -104,12 +104,12 @@ class RuleMode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         spec = _KINDS.get(func)
-        if spec is None or not self.active:
-            if self.unruled is not None and spec is None and self.active:
+        if spec is None or not self.active:  # most operations: run as they are, as cheaply as possible
+            if self.unruled is not None and func in _UNRULED and self.active:
                 name = unruled_nonlinearity(func, args)
                 if name is not None:
                     self.unruled.add(name)
-            return func(*args, **(kwargs or {}))
+            return func(*args, **kwargs) if kwargs else func(*args)
         kwargs = kwargs or {}
         n = spec.operands
         operands = args[:n]
