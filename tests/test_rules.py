@@ -115,3 +115,26 @@ def test_in_place_relu_keeps_forward_semantics():
     attr, delta = DeepLift(model).attribute(x, return_convergence_delta=True)
     assert delta.abs().max() < 1e-12
     torch.testing.assert_close(attr.sum(1), model(x)[:, 0] - model(torch.zeros_like(x))[:, 0])
+
+
+@pytest.mark.parametrize("method", ["LRP", "DeepLift", "GuidedBackprop"])
+def test_max_pool_with_indices_is_a_clear_error(method):
+    """``return_indices=True`` gives a (values, indices) pair that no rule can route a gradient through."""
+    import intellego.attr as ia
+
+    class WithIndices(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 2, 3, padding=1), nn.Linear(2 * 2 * 2, 2)
+
+        def forward(self, x):
+            y, _ = torch.nn.functional.max_pool2d(self.conv(x), 2, return_indices=True)
+            return self.fc(y.flatten(1))
+
+    model, x = seeded(WithIndices), torch.randn(2, 1, 4, 4, dtype=D)
+    args = (x, torch.zeros_like(x)) if method == "DeepLift" else (x,)
+    if method == "GuidedBackprop":  # no rule for max pooling: the model runs as it is
+        assert getattr(ia, method)(model).attribute(*args, target=0).shape == x.shape
+        return
+    with pytest.raises(IntellegoError, match="return_indices"):
+        getattr(ia, method)(model).attribute(*args, target=0)

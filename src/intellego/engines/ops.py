@@ -32,6 +32,7 @@ class _Kind:
     inplace: bool = False  # the function always works in place
     inplace_arg: int | None = None  # position of an ``inplace`` flag, also accepted as keyword
     operands: int = 1  # how many leading positional tensors receive gradients
+    indices: bool = False  # returns (values, indices): no rule can route a gradient through it
 
 
 ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu")
@@ -63,6 +64,9 @@ def _table() -> dict[Any, _Kind]:
     for d in (1, 2, 3):
         for f in (getattr(F, f"max_pool{d}d"), getattr(torch, f"max_pool{d}d")):
             t[f] = _Kind(f"max_pool{d}d", f)
+        # F.max_pool2d(..., return_indices=True) dispatches to this one
+        with_indices = getattr(F, f"max_pool{d}d_with_indices")
+        t[with_indices] = _Kind(f"max_pool{d}d", with_indices, indices=True)
         t[getattr(F, f"conv{d}d")] = _Kind("conv", getattr(F, f"conv{d}d"))
         for name in (f"avg_pool{d}d", f"adaptive_avg_pool{d}d"):
             t[getattr(F, name)] = _Kind("avg_pool", getattr(F, name))

@@ -130,15 +130,14 @@ class RuleMode(TorchFunctionMode):
                 _protect(self.calls, operands[0])
             return func(*args, **kwargs)
         rest, kw, inplace = out_of_place(spec, args, kwargs)
-        direct = getattr(rule, "direct", None)
-        if direct is not None and n == 1 and self.references is None and not self.record:
-            return self._direct(direct, Call(spec.kind, spec.plain, rest, kw, index=len(self.calls), rule=rule),
-                                operands[0], inplace)
-        if spec.kind.startswith("max_pool") and (kw.get("return_indices") or len(rest) > 5 and rest[5]):
-            raise IntellegoError(f"{func.__name__} with return_indices=True is not supported by backward rules; "
-                                 "use max pooling without indices in the model")
+        if spec.indices or spec.kind.startswith("max_pool") and (kw.get("return_indices") or len(rest) > 5 and rest[5]):
+            raise IntellegoError(f"{func.__name__} returning indices (return_indices=True) is not supported by "
+                                 "backward rules; use max pooling without indices in the model")
         call = Call(spec.kind, spec.plain, rest, kw, module=self.modules[-1] if self.modules else None,
                     index=len(self.calls), rule=rule)
+        direct = getattr(rule, "direct", None)
+        if direct is not None and n == 1 and self.references is None and not self.record:
+            return self._direct(direct, call, operands[0], inplace)
         if inplace:
             saved = tuple(t.detach().clone() for t in operands)
         else:
