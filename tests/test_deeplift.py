@@ -298,3 +298,59 @@ def test_attention_with_a_token_shared_by_input_and_baseline_same_as_autograd_fa
         reference = DeepLift(model).attribute(x, base, target=1)
     assert used == ["softmax"]
     torch.testing.assert_close(ours, reference, atol=1e-12, rtol=1e-10)
+
+
+class _Act(nn.Module):
+    """Linear -> activation (a module, or a function of the hidden tensor) -> Linear."""
+
+    def __init__(self, act):
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 3)
+        self.act = act
+
+    def forward(self, x):
+        return self.b(self.act(self.a(x) * 3))  # * 3: reach the saturating parts of ReLU6, Hardtanh, Hardswish
+
+
+MORE_ACTIVATIONS = {
+    "ReLU6": lambda: nn.ReLU6(), "ReLU6(inplace)": lambda: nn.ReLU6(inplace=True), "Hardtanh": lambda: nn.Hardtanh(),
+    "Hardswish": lambda: nn.Hardswish(), "Hardswish(inplace)": lambda: nn.Hardswish(inplace=True),
+    "Hardsigmoid": lambda: nn.Hardsigmoid(), "Mish": lambda: nn.Mish(), "SELU": lambda: nn.SELU(),
+    "CELU": lambda: nn.CELU(0.5), "LogSigmoid": lambda: nn.LogSigmoid(), "Softsign": lambda: nn.Softsign(),
+    "Tanhshrink": lambda: nn.Tanhshrink(), "PReLU": lambda: nn.PReLU(8, 0.1),
+    "F.relu6": lambda: torch.nn.functional.relu6, "F.hardtanh_": lambda: lambda h: torch.nn.functional.hardtanh_(h),
+    "torch.selu_": lambda: torch.selu_, "x.clamp(min=0)": lambda: lambda h: h.clamp(min=0),
+    "torch.clamp(x, -1, 2)": lambda: lambda h: torch.clamp(h, -1, 2),
+    "x.clamp_(0, 1)": lambda: lambda h: h.clamp_(0, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_ACTIVATIONS))
+def test_completeness_is_exact_with_activations_beyond_captums_list(name):
+    """MobileNet's ReLU6 and Hardswish, Mish, SELU, PReLU, ``x.clamp(min=0)``...: each gets the rescale rule.
+    Captum's DeepLift has no rule for them and passes the plain gradient, so its attributions do not sum to
+    the output difference on these models."""
+    model = seeded(lambda: _Act(MORE_ACTIVATIONS[name]()))
+    x, b = _x(6, 5), _x(6, 5, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "has no rule" warning either
+        attr = DeepLift(model).attribute(x, b, target=1)
+    torch.testing.assert_close(attr.sum(1), model(x)[:, 1] - model(b)[:, 1], atol=1e-12, rtol=0)
+
+
+def test_captum_misses_relu6_completeness():
+    """Pinned: Captum's DeepLift on an nn.ReLU6 model (MobileNetV2's activation) is off by the saturation."""
+    model = seeded(lambda: _Act(nn.ReLU6()))
+    x, b = _x(6, 5), _x(6, 5, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = ca.DeepLift(model).attribute(x, b, target=1)
+    gap = model(x)[:, 1] - model(b)[:, 1]
+    assert (theirs.sum(1) - gap).abs().max() > 1e-3
+    torch.testing.assert_close(DeepLift(model).attribute(x, b, target=1).sum(1), gap, atol=1e-12, rtol=0)
+
+
+def test_clamp_with_tensor_bounds_is_named_in_the_warning():
+    model = seeded(lambda: _Act(lambda h: torch.clamp(h, min=h.mean(1, keepdim=True))))
+    with pytest.warns(UserWarning, match="clamp with tensor arguments"):
+        DeepLift(model).attribute(_x(4, 5), _x(4, 5, seed=2), target=0)

@@ -284,3 +284,19 @@ def test_layer_output_changed_in_place_later_is_an_error_not_a_wrong_answer():
 
     with pytest.raises(IntellegoError, match="modified in place"):
         LRP(seeded(Sneaky)).attribute(_x(3, 5), target=0)
+
+
+@pytest.mark.parametrize("act", [nn.ReLU6, nn.Hardswish, nn.Mish, nn.SELU, nn.Softsign, lambda: nn.PReLU(4, 0.2)],
+                         ids=["ReLU6", "Hardswish", "Mish", "SELU", "Softsign", "PReLU"])
+def test_lrp0_conserves_relevance_through_more_activations(act):
+    """Activations that map 0 to 0 pass relevance unchanged, so LRP-0 on a bias-free network conserves it."""
+    model = seeded(lambda: nn.Sequential(nn.Linear(5, 4, bias=False), act(), nn.Linear(4, 3, bias=False)))
+    x = _x(6, 5)
+    relevance = LRP(model, rules={nn.Linear: EpsilonRule(0.0)}).attribute(x, target=2)
+    torch.testing.assert_close(relevance.sum(1), model(x)[:, 2], atol=1e-10, rtol=1e-9)
+
+
+def test_activation_that_does_not_map_zero_to_zero_is_named():
+    model = seeded(lambda: nn.Sequential(nn.Linear(5, 4), nn.Hardsigmoid(), nn.Linear(4, 3)))
+    with pytest.raises(IntellegoError, match="Hardsigmoid"):
+        LRP(model).attribute(_x(2, 5), target=0)

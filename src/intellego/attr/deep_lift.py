@@ -1,9 +1,12 @@
 """``DeepLift`` (rescale rule) and ``DeepLiftShap``: gradients under the DeepLIFT rule map.
 
 Every non-linearity (``ReLU``, ``ELU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``GELU``, ``SiLU``,
-``Softmax``, max pooling) back-propagates the multiplier ``(f(x) - f(x_ref)) / (x - x_ref)`` instead of its
-derivative, where ``x_ref`` is the same operation's input in a pass over the baselines. Modules and functional
-calls (``torch.relu``, ``F.softmax``), in-place activations and modules used several times are all handled.
+``Softmax``, max pooling, and beyond Captum's list ``ReLU6``, ``Hardtanh``, ``Hardswish``, ``Hardsigmoid``, ``Mish``,
+``SELU``, ``CELU``, ``PReLU``, ``LogSigmoid``, ``Softsign``, ``Tanhshrink`` and ``clamp`` with number bounds)
+back-propagates the multiplier ``(f(x) - f(x_ref)) / (x - x_ref)`` instead of its derivative, where ``x_ref`` is
+the same operation's input in a pass over the baselines. Modules and functional calls (``torch.relu``,
+``F.softmax``, ``x.clamp(min=0)``), in-place activations and modules used several times are all handled;
+non-linear operations without a rule (LayerNorm, products of activations...) are named in a warning.
 """
 
 from __future__ import annotations

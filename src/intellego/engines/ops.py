@@ -33,9 +33,13 @@ class _Kind:
     inplace_arg: int | None = None  # position of an ``inplace`` flag, also accepted as keyword
     operands: int = 1  # how many leading positional tensors receive gradients
     indices: bool = False  # returns (values, indices): no rule can route a gradient through it
+    numbers_only: bool = False  # elementwise only while its other arguments are numbers (clamp's bounds)
 
 
-ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu")
+# elementwise non-linearities (one activation operand; parameters such as PReLU's weight ride along)
+ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu", "relu6", "hardtanh",
+               "hardswish", "hardsigmoid", "mish", "selu", "celu", "logsigmoid", "softsign", "tanhshrink", "prelu",
+               "clamp")
 
 
 def _table() -> dict[Any, _Kind]:
@@ -57,6 +61,20 @@ def _table() -> dict[Any, _Kind]:
         for f in (getattr(torch, name + "_"), getattr(torch.Tensor, name + "_")):
             t[f] = _Kind(name, plain, inplace=True)
     t[F.softplus] = _Kind("softplus", F.softplus)
+    # beyond Captum's list: MobileNet's ReLU6 (an nn.Hardtanh) and Hardswish, Mish, SELU, ...
+    for name, flag in (("relu6", 1), ("hardtanh", 3), ("hardswish", 1), ("hardsigmoid", 1), ("mish", 1), ("selu", 1),
+                       ("celu", 2)):
+        t[getattr(F, name)] = _Kind(name, getattr(F, name), inplace_arg=flag)
+    t[F.hardtanh_] = _Kind("hardtanh", F.hardtanh, inplace=True)
+    t[torch.selu], t[torch.selu_] = _Kind("selu", torch.selu), _Kind("selu", torch.selu, inplace=True)
+    t[torch.celu], t[torch.celu_] = _Kind("celu", torch.celu), _Kind("celu", torch.celu, inplace=True)
+    for f in (torch.clamp, torch.Tensor.clamp, torch.clip, torch.Tensor.clip):  # x.clamp(min=0) is a ReLU
+        t[f] = _Kind("clamp", torch.clamp, numbers_only=True)
+    for f in (torch.clamp_, torch.Tensor.clamp_, torch.clip_, torch.Tensor.clip_):
+        t[f] = _Kind("clamp", torch.clamp, inplace=True, numbers_only=True)
+    for name in ("logsigmoid", "softsign", "tanhshrink"):
+        t[getattr(F, name)] = _Kind(name, getattr(F, name))
+    t[torch.prelu] = _Kind("prelu", torch.prelu)
     t[F.gelu] = _Kind("gelu", F.gelu)
     t[F.silu] = _Kind("silu", F.silu, inplace_arg=1)
     for f in (F.softmax, torch.softmax, torch.Tensor.softmax):
@@ -119,6 +137,12 @@ def _unruled_table() -> dict[Any, tuple[str, int]]:
         t[f] = ("division by an activation", -2)
     t[F.layer_norm], t[F.group_norm], t[F.log_softmax] = ("layer_norm", 1), ("group_norm", 1), ("log_softmax", 1)
     t[F.scaled_dot_product_attention] = ("scaled_dot_product_attention", 1)
+    for d in (1, 2, 3):
+        t[getattr(F, f"adaptive_max_pool{d}d")] = ("adaptive max pooling", 1)
+    for f in (F.hardshrink, F.softshrink, F.glu):
+        t[f] = (f.__name__, 1)
+    for f in (torch.maximum, torch.minimum, torch.Tensor.maximum, torch.Tensor.minimum):
+        t[f] = ("maximum or minimum of two activations", 2)
     for name in ("exp", "log", "sqrt", "rsqrt", "pow", "sin", "cos", "abs"):
         for f in (getattr(torch, name), getattr(torch.Tensor, name)):
             t[f] = (name, 1)

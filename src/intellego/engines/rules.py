@@ -116,6 +116,10 @@ class RuleMode(TorchFunctionMode):
         if len(operands) < n or not isinstance(operands[0], Tensor) \
                 or n == 2 and (not isinstance(operands[1], Tensor) or operands[0].shape != operands[1].shape):
             return func(*args, **kwargs)
+        if spec.numbers_only and any(isinstance(a, Tensor) for a in (*args[n:], *kwargs.values())):
+            if self.unruled is not None and self.active:
+                self.unruled.add(f"{spec.kind} with tensor arguments")
+            return func(*args, **kwargs)
         if self.modules:
             rule = self.rules(spec.kind, self.modules)
         else:  # no tracked module running: the rule depends on the kind alone
