@@ -139,8 +139,7 @@ def _unruled_table() -> dict[Any, tuple[str, int]]:
     t[F.scaled_dot_product_attention] = ("scaled_dot_product_attention", 1)
     for d in (1, 2, 3):
         t[getattr(F, f"adaptive_max_pool{d}d")] = ("adaptive max pooling", 1)
-    for f in (F.hardshrink, F.softshrink, F.glu):
-        t[f] = (f.__name__, 1)
+    t[F.hardshrink], t[F.softshrink], t[F.glu] = ("hardshrink", 1), ("softshrink", 1), ("glu", 1)
     for f in (torch.maximum, torch.minimum, torch.Tensor.maximum, torch.Tensor.minimum):
         t[f] = ("maximum or minimum of two activations", 2)
     for name in ("exp", "log", "sqrt", "rsqrt", "pow", "sin", "cos", "abs"):
