@@ -354,3 +354,20 @@ def test_clamp_with_tensor_bounds_is_named_in_the_warning():
     model = seeded(lambda: _Act(lambda h: torch.clamp(h, min=h.mean(1, keepdim=True))))
     with pytest.warns(UserWarning, match="clamp with tensor arguments"):
         DeepLift(model).attribute(_x(4, 5), _x(4, 5, seed=2), target=0)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
+def test_fused_recurrent_layers_are_named_in_the_warning(cell):
+    """nn.LSTM/GRU/RNN run as one fused operation with no DeepLIFT rule: the plain gradient passes through it, which
+    Captum does silently; ours says so."""
+
+    class Rec(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = cell(4, 6, batch_first=True), nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    with pytest.warns(UserWarning, match="fused recurrent layer"):
+        DeepLift(seeded(Rec)).attribute(_x(3, 5, 4), _x(3, 5, 4, seed=2), target=0)

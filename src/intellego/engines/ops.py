@@ -140,6 +140,8 @@ def _unruled_table() -> dict[Any, tuple[str, int]]:
     for d in (1, 2, 3):
         t[getattr(F, f"adaptive_max_pool{d}d")] = ("adaptive max pooling", 1)
     t[F.hardshrink], t[F.softshrink], t[F.glu] = ("hardshrink", 1), ("softshrink", 1), ("glu", 1)
+    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):  # nn.LSTM / GRU / RNN: one fused operation
+        t[getattr(torch, name)] = (f"{name} (a fused recurrent layer)", 1)
     for f in (torch.maximum, torch.minimum, torch.Tensor.maximum, torch.Tensor.minimum):
         t[f] = ("maximum or minimum of two activations", 2)
     for name in ("exp", "log", "sqrt", "rsqrt", "pow", "sin", "cos", "abs"):
