@@ -300,3 +300,19 @@ def test_activation_that_does_not_map_zero_to_zero_is_named():
     model = seeded(lambda: nn.Sequential(nn.Linear(5, 4), nn.Hardsigmoid(), nn.Linear(4, 3)))
     with pytest.raises(IntellegoError, match="Hardsigmoid"):
         LRP(model).attribute(_x(2, 5), target=0)
+
+
+def test_operation_without_an_lrp_form_is_named_even_with_a_module_rule():
+    """A rule given for an LSTM module cannot apply (its fused operation has no LRP form), so the plain gradient
+    passes through it: LRP says so rather than conserve nothing silently."""
+
+    class Rec(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = nn.LSTM(4, 6, batch_first=True), nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    with pytest.warns(UserWarning, match="LRP has no rule for lstm"):
+        LRP(seeded(Rec), rules={nn.LSTM: EpsilonRule()}).attribute(_x(3, 5, 4), target=0)

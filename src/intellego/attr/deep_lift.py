@@ -12,7 +12,6 @@ non-linear operations without a rule (LayerNorm, products of activations...) are
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +23,7 @@ from torch import Tensor
 from ..core.batching import check_positive_int, chunks, plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float, unpack
-from ..engines.rules import ACTIVATIONS, Call, Fast, Rule, local_vjp, rule_gradients
+from ..engines.rules import ACTIVATIONS, Call, Fast, Rule, local_vjp, rule_gradients, warn_unruled
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution
 
@@ -118,13 +117,6 @@ def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
     for d in (1, 2, 3):
         table[f"max_pool{d}d"] = partial(_max_pool, eps=eps)
     return lambda kind, modules: table.get(kind)
-
-
-def warn_unruled(method: str, names: tuple[str, ...]) -> None:
-    """One warning naming the non-linear operations that passed the plain gradient (no DeepLIFT rule for them)."""
-    if names:
-        warnings.warn(f"{method} has no rule for {', '.join(names)}: these pass the plain gradient, so the "
-                      "attributions need not sum to f(inputs) - f(baselines)", UserWarning, stacklevel=3)
 
 
 def _custom(func: Callable[..., Any], grads: tuple[Tensor, ...], xs: tuple[Tensor, ...],

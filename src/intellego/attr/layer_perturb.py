@@ -16,7 +16,7 @@ from torch import Tensor
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
 from ..engines.perturb import ArgNames
-from ..engines.rules import rule_gradients
+from ..engines.rules import rule_gradients, warn_unruled
 from ..errors import require
 from ._base import GradientAttribution, PerturbationAttribution
 from ._fanout import fan_out_targets
@@ -174,7 +174,8 @@ class LayerLRP(LayerMethod, GradientAttribution):
         results, deltas = [], []
         for layer in layers:
             res = rule_gradients(spec, xs, rule_map, layer=layer, layer_input=attribute_to_layer_input,
-                                 track=tuple(self.model.modules()))
+                                 track=tuple(self.model.modules()), note_unruled=True)
+            warn_unruled(type(self).__name__, res.unruled, "the output")
             require(res.layer is not None, "internal: the rule engine returned no layer values")
             rel = tuple(v * g for v, g in zip(res.layer or (), res.grads))
             n = xs[0].shape[0]

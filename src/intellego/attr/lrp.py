@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..core.grad import ForwardSpec
 from ..core.hooks import walk_modules
 from ..core.inputs import pack, require_float, unpack
-from ..engines.rules import rule_gradients
+from ..engines.rules import rule_gradients, warn_unruled
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution
 from .lrp_rules import (
@@ -176,10 +176,11 @@ class LRP(GradientAttribution):
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
         rule_map.all_tracked = False
         try:
-            res = rule_gradients(spec, xs, rule_map, track=rule_map.track())
+            res = rule_gradients(spec, xs, rule_map, track=rule_map.track(), note_unruled=True)
         except _Untracked:  # an operation without a rule: run again tracking every module, to name it
             rule_map.all_tracked = True
-            res = rule_gradients(spec, xs, rule_map, track=tuple(self.model.modules()))
+            res = rule_gradients(spec, xs, rule_map, track=tuple(self.model.modules()), note_unruled=True)
+        warn_unruled(type(self).__name__, res.unruled, "the output")
         relevance = tuple(x * g for x, g in zip(xs, res.grads))
         result = unpack(relevance, was_tuple)
         if not return_convergence_delta:

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ from .calls import Call, Fast, Rule, WithFast, _scaled, check_versions, local_vj
 from .ops import _KINDS, _UNRULED, ACTIVATIONS, kind_of, out_of_place, unruled_nonlinearity
 
 __all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS",
-           "WithFast", "check_versions", "local_vjp", "safe_divide", "versions"]
+           "WithFast", "check_versions", "local_vjp", "safe_divide", "versions", "warn_unruled"]
 
 RuleMap = Callable[[str, "list[nn.Module]"], "Rule | None"]
 
@@ -88,7 +89,8 @@ class RuleMode(TorchFunctionMode):
     """
 
     def __init__(self, rules: RuleMap, *, record: bool = False, references: list[Call] | None = None,
-                 hook: Callable[[Tensor, Callable[[Tensor], Tensor | None]], None] | None = None) -> None:
+                 hook: Callable[[Tensor, Callable[[Tensor], Tensor | None]], None] | None = None,
+                 note_unruled: bool | None = None) -> None:
         super().__init__()
         self.hook = hook
         self.rules = rules
@@ -99,8 +101,9 @@ class RuleMode(TorchFunctionMode):
         self.active = True  # False: every call runs unchanged and unrecorded (see ``rule_gradients(layer=)``)
         self._last: tuple[Tensor, Call] | None = None
         self._by_kind: dict[str, Rule | None] = {}  # rules asked with no tracked module running
-        # with references (DeepLift): names of non-linear operations without a rule that passed the plain gradient
-        self.unruled: set[str] | None = set() if references is not None else None
+        # names of non-linear operations without a rule that passed the plain gradient (by default with references)
+        note = references is not None if note_unruled is None else note_unruled
+        self.unruled: set[str] | None = set() if note else None
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         spec = _KINDS.get(func)
@@ -259,6 +262,7 @@ def rule_gradients(
     layer_input: bool = False,
     track: tuple[nn.Module, ...] = (),
     from_layer: bool = False,
+    note_unruled: bool = False,
 ) -> RuleResult:
     """Gradients of ``spec``'s read-out under the rule map ``rules``: the engine of every backward-rule method.
 
@@ -278,6 +282,7 @@ def rule_gradients(
             in both passes: the gradient w.r.t. the layer's output cannot run through earlier ones, so this
             only saves their rule work. Not for rule maps whose rules look at ``call.source`` (LRP's
             BatchNorm folding), which then would not see the operation before the first one after the layer.
+        note_unruled: list non-linear operations without a rule in ``RuleResult.unruled`` (always with baselines).
 
     Returns:
         A :class:`RuleResult`. Every hook and the function mode are removed on return or error.
@@ -320,7 +325,8 @@ def rule_gradients(
             if seen is not None:
                 layer_ref = _as_tuple(seen.single(_name(layer)))
                 seen.clear()
-        mode = RuleMode(rules, references=references, hook=scope.tensor_hook)
+        mode = RuleMode(rules, references=references, hook=scope.tensor_hook,
+                        note_unruled=note_unruled or baselines is not None)
         mode.modules = stack
         mode.active = not late
         modes.append(mode)
@@ -340,6 +346,13 @@ def rule_gradients(
                     "layer attribution needs a module that runs once")
             grads = grads_of(scores, values)
         return RuleResult(grads, scores.detach(), tuple(v.detach() for v in values), layer_ref, ref_scores, unruled)
+
+
+def warn_unruled(method: str, names: tuple[str, ...], total: str = "f(inputs) - f(baselines)") -> None:
+    """One warning naming the non-linear operations that passed the plain gradient (no rule for them)."""
+    if names:
+        warnings.warn(f"{method} has no rule for {', '.join(names)}: these pass the plain gradient, so the "
+                      f"attributions need not sum to {total}", UserWarning, stacklevel=3)
 
 
 def _grad_enabled() -> Any:
