@@ -371,3 +371,19 @@ def test_fused_recurrent_layers_are_named_in_the_warning(cell):
 
     with pytest.warns(UserWarning, match="fused recurrent layer"):
         DeepLift(seeded(Rec)).attribute(_x(3, 5, 4), _x(3, 5, 4, seed=2), target=0)
+
+
+def test_max_over_a_dimension_is_named_in_the_warning():
+    """Global max pooling written as ``x.max(dim).values`` has no DeepLIFT rule (Captum's only covers MaxPool
+    modules and passes the plain gradient here silently)."""
+
+    class MaxOverTime(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv1d(2, 4, 3), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).max(2).values)
+
+    with pytest.warns(UserWarning, match="max of an activation"):
+        DeepLift(seeded(MaxOverTime)).attribute(_x(3, 2, 9), _x(3, 2, 9, seed=2), target=0)

@@ -142,6 +142,8 @@ def _unruled_table() -> dict[Any, tuple[str, int]]:
     t[F.hardshrink], t[F.softshrink], t[F.glu] = ("hardshrink", 1), ("softshrink", 1), ("glu", 1)
     for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):  # nn.LSTM / GRU / RNN: one fused operation
         t[getattr(torch, name)] = (f"{name} (a fused recurrent layer)", 1)
+    for name in ("max", "min", "amax", "amin"):  # global max pooling written as x.amax((2, 3)) or x.max(1).values
+        t[getattr(torch, name)] = t[getattr(torch.Tensor, name)] = (f"{name} of an activation", 1)
     for f in (torch.maximum, torch.minimum, torch.Tensor.maximum, torch.Tensor.minimum):
         t[f] = ("maximum or minimum of two activations", 2)
     for name in ("exp", "log", "sqrt", "rsqrt", "pow", "sin", "cos", "abs"):
