@@ -387,3 +387,33 @@ def test_max_over_a_dimension_is_named_in_the_warning():
 
     with pytest.warns(UserWarning, match="max of an activation"):
         DeepLift(seeded(MaxOverTime)).attribute(_x(3, 2, 9), _x(3, 2, 9, seed=2), target=0)
+
+
+class _InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expand, BN, ReLU6(inplace), depthwise 3x3, BN, ReLU6(inplace), 1x1, BN, skip."""
+
+    def __init__(self, c: int = 4, e: int = 3):
+        super().__init__()
+        h = c * e
+        self.conv = nn.Sequential(nn.Conv2d(c, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU6(inplace=True),
+                                  nn.Conv2d(h, h, 3, padding=1, groups=h, bias=False), nn.BatchNorm2d(h),
+                                  nn.ReLU6(inplace=True), nn.Conv2d(h, c, 1, bias=False), nn.BatchNorm2d(c))
+        for m in self.conv:
+            if isinstance(m, nn.BatchNorm2d):  # statistics as a trained model has them
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        return x + self.conv(x)
+
+
+def test_mobilenet_v2_block_completeness_where_captum_is_off():
+    model = seeded(lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU6(inplace=True), _InvertedResidual(),
+                                         _InvertedResidual(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)))
+    x, b = _x(3, 3, 8, 8) * 3, torch.zeros(3, 3, 8, 8, dtype=D)
+    _, delta = DeepLift(model).attribute(x, b, target=1, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, theirs = ca.DeepLift(model).attribute(x, b, target=1, return_convergence_delta=True)
+    assert theirs.abs().max() > 1e-3
