@@ -417,3 +417,38 @@ def test_mobilenet_v2_block_completeness_where_captum_is_off():
         warnings.simplefilter("ignore")
         _, theirs = ca.DeepLift(model).attribute(x, b, target=1, return_convergence_delta=True)
     assert theirs.abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("pool", ["amax", "AdaptiveMaxPool1d", "F.adaptive_max_pool1d"])
+def test_completeness_through_max_over_time(pool):
+    """Text CNNs take the max over time: ``x.amax(2)`` and adaptive max pooling get the max-pooling rule
+    (contributions routed to each pass's maximum), so attributions sum to the output difference."""
+
+    class MaxOverTime(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv1d(2, 4, 3), nn.Linear(4, 2)
+            self.pool = nn.AdaptiveMaxPool1d(1)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            if pool == "amax":
+                return self.fc(h.amax(2))
+            if pool == "AdaptiveMaxPool1d":
+                return self.fc(self.pool(h).flatten(1))
+            return self.fc(torch.nn.functional.adaptive_max_pool1d(h, 1).flatten(1))
+
+    model = seeded(MaxOverTime)
+    x, b = _x(3, 2, 9), _x(3, 2, 9, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        attr, delta = DeepLift(model).attribute(x, b, target=0, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-12
+    if pool == "AdaptiveMaxPool1d":  # Captum has no rule for the module and passes the plain gradient
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, theirs = ca.DeepLift(model).attribute(x, b, target=0, return_convergence_delta=True)
+        assert theirs.abs().max() > 1e-2
+    with pytest.raises(IntellegoError, match="return_indices"):
+        DeepLift(lambda t: model.fc(torch.nn.functional.adaptive_max_pool1d(t, 1, True)[0].flatten(1))).attribute(
+            torch.randn(2, 4, 5, dtype=D), target=0)

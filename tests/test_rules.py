@@ -138,3 +138,17 @@ def test_max_pool_with_indices_is_a_clear_error(method):
         return
     with pytest.raises(IntellegoError, match="return_indices"):
         getattr(ia, method)(model).attribute(*args, target=0)
+
+
+def test_every_dimension_of_layers_and_pooling_has_its_kind():
+    """The table is built in loops over 1-, 2- and 3-d functions: each must be there (a misplaced line once left
+    conv1d/conv2d out, so LRP's rules for convolutions silently stopped applying)."""
+    from intellego.engines.ops import kind_of
+
+    F = torch.nn.functional
+    for d in (1, 2, 3):
+        assert kind_of(getattr(F, f"conv{d}d")) == "conv"
+        assert kind_of(getattr(F, f"avg_pool{d}d")) == kind_of(getattr(F, f"adaptive_avg_pool{d}d")) == "avg_pool"
+        assert kind_of(getattr(F, f"max_pool{d}d")) == f"max_pool{d}d"
+        assert kind_of(getattr(F, f"adaptive_max_pool{d}d")) == "adaptive_max_pool"
+    assert kind_of(torch.amax) == kind_of(torch.Tensor.amax) == "amax"

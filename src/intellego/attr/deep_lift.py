@@ -1,12 +1,13 @@
 """``DeepLift`` (rescale rule) and ``DeepLiftShap``: gradients under the DeepLIFT rule map.
 
 Every non-linearity (``ReLU``, ``ELU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``GELU``, ``SiLU``,
-``Softmax``, max pooling, and beyond Captum's list ``ReLU6``, ``Hardtanh``, ``Hardswish``, ``Hardsigmoid``, ``Mish``,
-``SELU``, ``CELU``, ``PReLU``, ``LogSigmoid``, ``Softsign``, ``Tanhshrink`` and ``clamp`` with number bounds)
-back-propagates the multiplier ``(f(x) - f(x_ref)) / (x - x_ref)`` instead of its derivative, where ``x_ref`` is
-the same operation's input in a pass over the baselines. Modules and functional calls (``torch.relu``,
-``F.softmax``, ``x.clamp(min=0)``), in-place activations and modules used several times are all handled;
-non-linear operations without a rule (LayerNorm, products of activations...) are named in a warning.
+``Softmax``, max pooling (also adaptive, and ``amax``), and beyond Captum's list ``ReLU6``, ``Hardtanh``,
+``Hardswish``, ``Hardsigmoid``, ``Mish``, ``SELU``, ``CELU``, ``PReLU``, ``LogSigmoid``, ``Softsign``,
+``Tanhshrink`` and ``clamp`` with number bounds) back-propagates the multiplier
+``(f(x) - f(x_ref)) / (x - x_ref)`` instead of its derivative, where ``x_ref`` is the same operation's input in a
+pass over the baselines. Modules and functional calls (``torch.relu``, ``F.softmax``, ``x.clamp(min=0)``),
+in-place activations and modules used several times are all handled; non-linear operations without a rule
+(LayerNorm, products of activations...) are named in a warning.
 """
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
     rescale = _Rescale(eps)
     table: dict[str, Rule] = dict.fromkeys(ACTIVATIONS, rescale)
     table["softmax"] = partial(_softmax, eps=eps)
-    for d in (1, 2, 3):
-        table[f"max_pool{d}d"] = partial(_max_pool, eps=eps)
+    for kind in ("max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool", "amax"):
+        table[kind] = partial(_max_pool, eps=eps)
     return lambda kind, modules: table.get(kind)
 
 

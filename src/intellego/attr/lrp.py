@@ -40,7 +40,8 @@ __all__ = ["LRP", "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_R
 # ---------------------------------------------------------------------------------------------------- rule map
 _ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
             nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-            nn.AdaptiveAvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh,
+            nn.AdaptiveAvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+            nn.AdaptiveMaxPool3d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh,
             nn.GELU, nn.SiLU, nn.Hardtanh, nn.Hardswish, nn.Mish, nn.SELU, nn.CELU, nn.Softsign, nn.Tanhshrink,
             nn.PReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Flatten, nn.Unflatten,
             nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict)

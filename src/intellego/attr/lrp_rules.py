@@ -26,7 +26,7 @@ from ..errors import require
 __all__ = ["PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule", "IdentityRule"]
 
 _PARAM = ("linear", "conv", "batch_norm")
-_LAYER = (*_PARAM, "avg_pool", "max_pool1d", "max_pool2d", "max_pool3d", "add")
+_LAYER = (*_PARAM, "avg_pool", "max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool", "amax", "add")
 # activations that map 0 to 0, so relevance can pass them unchanged (f(x) / x is finite)
 _PASS = ("relu", "leaky_relu", "elu", "tanh", "gelu", "silu", "relu6", "hardtanh", "hardswish", "mish", "selu", "celu",
          "softsign", "tanhshrink", "prelu", "clamp")

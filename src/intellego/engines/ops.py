@@ -34,6 +34,7 @@ class _Kind:
     operands: int = 1  # how many leading positional tensors receive gradients
     indices: bool = False  # returns (values, indices): no rule can route a gradient through it
     numbers_only: bool = False  # elementwise only while its other arguments are numbers (clamp's bounds)
+    indices_arg: int | None = None  # position of a ``return_indices`` flag among the non-operand arguments
 
 
 # elementwise non-linearities (one activation operand; parameters such as PReLU's weight ride along)
@@ -81,13 +82,18 @@ def _table() -> dict[Any, _Kind]:
         t[f] = _Kind("softmax", f)
     for d in (1, 2, 3):
         for f in (getattr(F, f"max_pool{d}d"), getattr(torch, f"max_pool{d}d")):
-            t[f] = _Kind(f"max_pool{d}d", f)
-        # F.max_pool2d(..., return_indices=True) dispatches to this one
-        with_indices = getattr(F, f"max_pool{d}d_with_indices")
-        t[with_indices] = _Kind(f"max_pool{d}d", with_indices, indices=True)
+            t[f] = _Kind(f"max_pool{d}d", f, indices_arg=5)
+        # F.max_pool2d(..., return_indices=True) may dispatch to these
+        for name, kind in ((f"max_pool{d}d_with_indices", f"max_pool{d}d"),
+                           (f"adaptive_max_pool{d}d_with_indices", "adaptive_max_pool")):
+            t[getattr(F, name)] = _Kind(kind, getattr(F, name), indices=True)
+        t[getattr(F, f"adaptive_max_pool{d}d")] = _Kind("adaptive_max_pool", getattr(F, f"adaptive_max_pool{d}d"),
+                                                        indices_arg=1)
         t[getattr(F, f"conv{d}d")] = _Kind("conv", getattr(F, f"conv{d}d"))
         for name in (f"avg_pool{d}d", f"adaptive_avg_pool{d}d"):
             t[getattr(F, name)] = _Kind("avg_pool", getattr(F, name))
+    for f in (torch.amax, torch.Tensor.amax):  # global max pooling written as x.amax((2, 3))
+        t[f] = _Kind("amax", torch.amax)
     t[F.linear] = _Kind("linear", F.linear)
     t[F.batch_norm] = _Kind("batch_norm", F.batch_norm)
     for f in (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__):
@@ -137,12 +143,10 @@ def _unruled_table() -> dict[Any, tuple[str, int]]:
         t[f] = ("division by an activation", -2)
     t[F.layer_norm], t[F.group_norm], t[F.log_softmax] = ("layer_norm", 1), ("group_norm", 1), ("log_softmax", 1)
     t[F.scaled_dot_product_attention] = ("scaled_dot_product_attention", 1)
-    for d in (1, 2, 3):
-        t[getattr(F, f"adaptive_max_pool{d}d")] = ("adaptive max pooling", 1)
     t[F.hardshrink], t[F.softshrink], t[F.glu] = ("hardshrink", 1), ("softshrink", 1), ("glu", 1)
     for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):  # nn.LSTM / GRU / RNN: one fused operation
         t[getattr(torch, name)] = (f"{name} (a fused recurrent layer)", 1)
-    for name in ("max", "min", "amax", "amin"):  # global max pooling written as x.amax((2, 3)) or x.max(1).values
+    for name in ("max", "min", "amin"):  # e.g. global max pooling written as x.max(1).values
         t[getattr(torch, name)] = t[getattr(torch.Tensor, name)] = (f"{name} of an activation", 1)
     for f in (torch.maximum, torch.minimum, torch.Tensor.maximum, torch.Tensor.minimum):
         t[f] = ("maximum or minimum of two activations", 2)

@@ -137,7 +137,8 @@ class RuleMode(TorchFunctionMode):
                 _protect(self.calls, operands[0])
             return func(*args, **kwargs)
         rest, kw, inplace = out_of_place(spec, args, kwargs)
-        if spec.indices or spec.kind.startswith("max_pool") and (kw.get("return_indices") or len(rest) > 5 and rest[5]):
+        at = spec.indices_arg
+        if spec.indices or at is not None and (kw.get("return_indices") or len(rest) > at and rest[at]):
             raise IntellegoError(f"{func.__name__} returning indices (return_indices=True) is not supported by "
                                  "backward rules; use max pooling without indices in the model")
         call = Call(spec.kind, spec.plain, rest, kw, module=self.modules[-1] if self.modules else None,
