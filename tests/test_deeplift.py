@@ -452,3 +452,15 @@ def test_completeness_through_max_over_time(pool):
     with pytest.raises(IntellegoError, match="return_indices"):
         DeepLift(lambda t: model.fc(torch.nn.functional.adaptive_max_pool1d(t, 1, True)[0].flatten(1))).attribute(
             torch.randn(2, 4, 5, dtype=D), target=0)
+
+
+def test_dropout_left_in_training_mode_is_named_in_the_warning():
+    """The two passes would drop different units (Captum says nothing); in eval mode there is no warning."""
+    model = seeded(lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3)))
+    x, b = _x(4, 5), _x(4, 5, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DeepLift(model).attribute(x, b, target=0)
+    model.train()
+    with pytest.warns(UserWarning, match="dropout in training mode"):
+        DeepLift(model).attribute(x, b, target=0)

@@ -133,7 +133,7 @@ def out_of_place(spec: _Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
 
 def _unruled_table() -> dict[Any, tuple[str, int]]:
     """Operations with no rule that are non-linear in their inputs: name and which operands must be activations
-    (1: the first, 2: the first two, -2: the second)."""
+    (1: the first, 2: the first two, -2: the second; 0: the first, for dropout while it is in training mode)."""
     t: dict[Any, tuple[str, int]] = {}
     for f in (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm):
         t[f] = ("matmul of two activations", 2)
@@ -144,6 +144,8 @@ def _unruled_table() -> dict[Any, tuple[str, int]]:
     t[F.layer_norm], t[F.group_norm], t[F.log_softmax] = ("layer_norm", 1), ("group_norm", 1), ("log_softmax", 1)
     t[F.scaled_dot_product_attention] = ("scaled_dot_product_attention", 1)
     t[F.hardshrink], t[F.softshrink], t[F.glu] = ("hardshrink", 1), ("softshrink", 1), ("glu", 1)
+    for name in ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"):
+        t[getattr(F, name)] = ("dropout in training mode (call model.eval())", 0)
     for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):  # nn.LSTM / GRU / RNN: one fused operation
         t[getattr(torch, name)] = (f"{name} (a fused recurrent layer)", 1)
     for name in ("max", "min", "amin"):  # e.g. global max pooling written as x.max(1).values
@@ -164,13 +166,16 @@ def _activation(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.requires_grad and not isinstance(value, torch.nn.Parameter)
 
 
-def unruled_nonlinearity(func: Any, args: tuple[Any, ...]) -> str | None:
+def unruled_nonlinearity(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str | None:
     """The name of ``func`` when it has no rule and is non-linear in the activations it gets here, else None."""
     how = _UNRULED.get(func)
     if how is None:
         return None
     name, which = how
-    if which == 1:
+    if which == 0:  # dropout: random unless it is off (eval mode)
+        training = (kwargs or {}).get("training", args[2] if len(args) > 2 else True)
+        ok = bool(training) and len(args) > 0 and _activation(args[0])
+    elif which == 1:
         ok = len(args) > 0 and _activation(args[0])
     elif which == 2:
         ok = len(args) > 1 and _activation(args[0]) and _activation(args[1])

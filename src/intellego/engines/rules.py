@@ -109,7 +109,7 @@ class RuleMode(TorchFunctionMode):
         spec = _KINDS.get(func)
         if spec is None or not self.active:  # most operations: run as they are, as cheaply as possible
             if self.unruled is not None and func in _UNRULED and self.active:
-                name = unruled_nonlinearity(func, args)
+                name = unruled_nonlinearity(func, args, kwargs)
                 if name is not None:
                     self.unruled.add(name)
             return func(*args, **kwargs) if kwargs else func(*args)
