@@ -77,7 +77,9 @@ def render(results: list[Result], quick: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--only", default="", help="run only cases whose section or name contains this")
+    parser.add_argument("--only", default="",
+                        help="run only cases whose section or name contains this; their sections replace the same "
+                             "sections of --out, the rest of the file is kept")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1,
@@ -92,11 +94,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case.section[:40]:40s} {case.name:28s} vs captum {rc:>6s}  vs floor {result.ratio_floor:.2f}",
               flush=True)
         results.append(result)
-    if not args.only:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(render(results, args.quick))
-        print(f"wrote {args.out}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh = render(results, args.quick)
+    if args.only and out.exists():
+        fresh = merge_sections(out.read_text(), fresh)
+    out.write_text(fresh)
+    print(f"wrote {out}" + (" (sections run now replaced, the others kept)" if args.only else ""))
     return 0
+
+
+def _split_sections(text: str) -> tuple[str, dict[str, str]]:
+    """The header (everything before the first ``## ``) and each ``## `` section keyed by its heading."""
+    head, *parts = text.split("\n## ")
+    return head, {part.split("\n", 1)[0]: "## " + part for part in parts}
+
+
+def merge_sections(old: str, new: str) -> str:
+    """``old`` with the sections that ``new`` has replaced in place (new sections appended, header from ``new``).
+
+    ``--only`` runs a few cases; merging keeps the tables of every other case as they were.
+    """
+    _, old_sections = _split_sections(old)
+    head, new_sections = _split_sections(new)
+    merged = {**old_sections, **new_sections}
+    body = [merged[k].rstrip("\n") + "\n" for k in [*old_sections, *(k for k in new_sections if k not in old_sections)]]
+    return head.rstrip("\n") + "\n\n" + "\n".join(body)
 
 
 if __name__ == "__main__":
