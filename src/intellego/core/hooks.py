@@ -4,6 +4,11 @@ Every attribution call runs inside one scope. Hooks, temporary attribute patches
 (e.g. a ``TorchFunctionMode``) are entered on it and removed when the call ends, also when it raises, so a
 user's model never keeps a hook, an attribute or a changed flag.
 
+Hooks belong to their call: a module hook registered on a scope runs only for forward passes made inside that
+scope's ``with`` block by the same thread (and asyncio task), so two threads attributing one shared model each
+see only their own activations. The scope marks itself active in a :mod:`contextvars` variable on entry; a new
+thread starts with an empty context, so another thread's forward pass of the same module skips the hook.
+
 Example:
     >>> import torch
     >>> from intellego.core.hooks import HookScope
@@ -18,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +36,9 @@ from ..errors import describe, require
 __all__ = ["HookScope", "Capture", "as_tuple", "keep_buffers", "modules_of", "walk_modules"]
 
 _MISSING = object()
+
+# The scopes entered in the current thread / task, innermost last: a hook runs only when its scope is among them.
+_ACTIVE: contextvars.ContextVar[tuple[HookScope, ...]] = contextvars.ContextVar("intellego_hook_scopes", default=())
 
 
 def as_tuple(value: Any) -> tuple[Any, ...]:
@@ -56,20 +65,48 @@ class Capture:
 
 
 class HookScope(contextlib.ExitStack):
-    """An ``ExitStack`` that owns every hook and patch of one attribution call."""
+    """An ``ExitStack`` that owns every hook and patch of one attribution call.
+
+    Module hooks fire only for forward passes run inside the ``with`` block on the entering thread (and
+    asyncio task); calls of the same module elsewhere pass through untouched.
+    """
+
+    _entered = False
+
+    def __enter__(self) -> HookScope:
+        super().__enter__()
+        token = _ACTIVE.set((*_ACTIVE.get(), self))
+        self._entered = True
+        self.callback(_deactivate, self, token)
+        return self
+
+    def _owned(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` wrapped to run only in this scope's own thread/context (else the hook does nothing)."""
+        require(self._entered, "HookScope: enter the scope (`with HookScope() as scope:`) before registering hooks")
+
+        def hook(*args: Any, **kwargs: Any) -> Any:
+            if self in _ACTIVE.get():
+                return fn(*args, **kwargs)
+            return None
+
+        return hook
 
     def forward_hook(self, module: nn.Module, fn: Callable[..., Any], *, with_kwargs: bool = False) -> None:
         """Register ``fn(module, args, output)`` (or with kwargs) and remove it on exit."""
-        handle = module.register_forward_hook(fn, with_kwargs=with_kwargs)
+        handle = module.register_forward_hook(self._owned(fn), with_kwargs=with_kwargs)
         self.callback(handle.remove)
 
     def forward_pre_hook(self, module: nn.Module, fn: Callable[..., Any], *, with_kwargs: bool = False) -> None:
         """Register ``fn(module, args)`` (or with kwargs) and remove it on exit."""
-        handle = module.register_forward_pre_hook(fn, with_kwargs=with_kwargs)
+        handle = module.register_forward_pre_hook(self._owned(fn), with_kwargs=with_kwargs)
         self.callback(handle.remove)
 
     def backward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
-        """Register a full backward hook ``fn(module, grad_input, grad_output)`` and remove it on exit."""
+        """Register a full backward hook ``fn(module, grad_input, grad_output)`` and remove it on exit.
+
+        Not filtered by thread (backward may run on autograd's device threads), so it is not safe on a model
+        that other threads run during the call; no public method uses it.
+        """
         handle = module.register_full_backward_hook(fn)
         self.callback(handle.remove)
 
@@ -132,6 +169,14 @@ class HookScope(contextlib.ExitStack):
         else:
             self.forward_hook(module, on_output)
         return seen
+
+
+def _deactivate(scope: HookScope, token: contextvars.Token[tuple[HookScope, ...]]) -> None:
+    scope._entered = False
+    try:
+        _ACTIVE.reset(token)
+    except ValueError:  # exited in another context than entered: drop just this scope
+        _ACTIVE.set(tuple(s for s in _ACTIVE.get() if s is not scope))
 
 
 def _same_kind(original: Any, new: Any, module: nn.Module) -> Any:
