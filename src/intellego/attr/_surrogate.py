@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.inputs import pack, unpack
+from ..core.inputs import pack, pack_baselines, unpack
 from ..engines.perturb import Evaluator, FeaturePlan
 from ..errors import require
 from .ablation import prepare, settled_plan
@@ -90,9 +90,9 @@ def _bernoulli(original: Any, **kwargs: Any) -> Tensor:
 
 
 def _from_interp(sample: Tensor, original: Any, **kwargs: Any) -> Any:
-    xs, was_tuple = pack(original)
-    fills, _ = pack(kwargs["baselines"])
-    masks, _ = pack(kwargs["feature_mask"])
+    xs, was_tuple = pack(original, "original_inputs")
+    fills = pack_baselines(kwargs.get("baselines"), xs)
+    masks, _ = pack(kwargs.get("feature_mask"), "feature_mask")
     keep = sample.reshape(-1).bool()
     return unpack(tuple(torch.where(keep[m], x, f) for x, f, m in zip(xs, fills, masks)), was_tuple)
 

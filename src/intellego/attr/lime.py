@@ -9,14 +9,13 @@ Shapley-kernel special case) lives in :mod:`intellego.attr.kernel_shap`; the sha
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..core.batching import check_positive_int, chunks
+from ..core.batching import check_positive_int
 from ..core.grad import ForwardSpec
 from ..core.hooks import HookScope
 from ..core.inputs import pack, unpack
@@ -39,6 +38,12 @@ from .ablation import _fill_docs
 from .linear_models import Lasso, fit_linear
 
 __all__ = ["LimeBase", "Lime", "get_exp_kernel_similarity_function"]
+
+default_from_interp_rep_transform = _from_interp
+"""Captum's default transform from a binary sample to model inputs: ``(sample, original_inputs, *,
+feature_mask, baselines)``; baselines may be numbers, tensors or a tuple of those."""
+default_perturb_func = _bernoulli
+"""Captum's default LimeBase sampler: each of ``num_interp_features`` kept with probability 1/2."""
 
 
 class LimeBase(PerturbationAttribution):
@@ -85,25 +90,37 @@ class LimeBase(PerturbationAttribution):
                 interp.append(torch.as_tensor(z).reshape(1, -1))
                 model_inputs.append(pack(model_in)[0])
                 sims.append(float(torch.as_tensor(self.similarity_func(inputs, model_in, z, **kwargs))))
-            outputs = self._evaluate(spec, model_inputs, perturbations_per_eval or len(model_inputs), show_progress)
+            outputs = self._evaluate(spec, model_inputs, perturbations_per_eval, show_progress)
             X = torch.cat(interp).double()
             W = torch.tensor(sims, dtype=torch.float64, device=X.device)
             coef = fit_linear(self.interpretable_model, X, outputs.double().reshape(-1, 1).to(X.device), W[:, None])
             return coef.reshape(1, -1).to(torch.float32 if not xs[0].is_floating_point() else xs[0].dtype)
 
-    def _evaluate(self, spec: ForwardSpec, samples: list[tuple[Tensor, ...]], per: int, show: bool) -> Tensor:
-        out = []
-        bar = progress_bar(math.ceil(len(samples) / per), type(self).__name__, show)
+    def _evaluate(self, spec: ForwardSpec, samples: list[tuple[Tensor, ...]], per: int | None,
+                  show: bool) -> Tensor:
+        """Model outputs of all samples, in the order drawn. Samples are stacked only with samples of the same
+        shapes (a transform that drops tokens gives inputs of different lengths): without
+        ``perturbations_per_eval``, all samples go in one call when their shapes agree and one per call when
+        they do not (a forward written for one sample, as Captum's default calls it, keeps working);
+        with it, each shape group goes in chunks of that size. Results do not depend on the chunking."""
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, s in enumerate(samples):
+            groups.setdefault(tuple((tuple(t.shape), t.dtype) for t in s), []).append(i)
+        if per is None:
+            per = len(samples) if len(groups) == 1 else 1
+        calls = [(idx[k:k + per]) for idx in groups.values() for k in range(0, len(idx), per)]
+        out = torch.empty(len(samples), dtype=torch.float64)
+        bar = progress_bar(len(calls), type(self).__name__, show)
         with torch.no_grad():
-            for sl in chunks(len(samples), per):
-                part = samples[sl]
+            for idx in calls:
+                part = [samples[i] for i in idx]
                 y = spec.tiled(len(part)).scores(tuple(torch.cat(t) for t in zip(*part)))
                 require(y.numel() == len(part), f"the model must return one value per sample, got output of shape "
                         f"{tuple(y.shape)} for {len(part)} samples; pass target= or a scalar-valued forward_func")
-                out.append(y.reshape(-1))
+                out[torch.tensor(idx)] = y.reshape(-1).detach().to("cpu", torch.float64)
                 bar.update()
         bar.close()
-        return torch.cat(out)
+        return out
 
 class Lime(LimeBase):
     """LIME (Ribeiro et al., 2016) with binary features from ``feature_mask`` and baselines.
