@@ -1,0 +1,66 @@
+"""``FGSM``: one signed-gradient step of size epsilon (Goodfellow et al., 2015).
+
+Example:
+    >>> import torch
+    >>> from intellego.robust import FGSM
+    >>> model = torch.nn.Linear(3, 2)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.0, 0.0, 0.0]]))
+    ...     _ = model.bias.zero_()
+    >>> x = torch.zeros(1, 3)
+    >>> (FGSM(model).perturb(x, epsilon=0.1, target=0) - x).tolist()  # pushes the class-0 logit down
+    [[-0.10000000149011612, 0.10000000149011612, -0.10000000149011612]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+from ..core.hooks import keep_buffers
+from ..core.inputs import pack_args, unpack
+from .engine import TargetLoss, check_number, input_gradients, linf_step, pack_masks
+from .perturbation import GradientAttack
+
+__all__ = ["FGSM"]
+
+
+class FGSM(GradientAttack):
+    """Fast Gradient Sign Method: ``x' = x + epsilon * sign(grad L(x, target))`` (minus, when targeted).
+
+    Args:
+        forward_func: the model or any function of the inputs (and ``additional_forward_args``).
+        loss_func: ``loss_func(outputs, target) -> loss`` (per example or summed). Default: the negative
+            log-likelihood of the target, read as probabilities when all outputs are in ``[0, 1]`` (Captum's
+            ``-log(outputs[target])``) and as logits otherwise (``-log_softmax(outputs, 1)[target]``; Captum
+            takes the log of the raw logits there, which is undefined for negative ones).
+        lower_bound, upper_bound: the valid input range; perturbed inputs are clamped into it.
+
+    Attributes:
+        bound: the clamp into the bounds (replaceable, as in Captum).
+        zero_thresh: gradient elements at most this large in size do not move (Captum's ``1e-6``).
+    """
+
+    def __init__(self, forward_func: Callable[..., Any], loss_func: Callable[..., Tensor] | None = None,
+                 lower_bound: float = float("-inf"), upper_bound: float = float("inf")) -> None:
+        super().__init__(forward_func, loss_func, lower_bound, upper_bound)
+        self.zero_thresh = 1e-6
+
+    def perturb(self, inputs: Any, epsilon: float, target: Any, additional_forward_args: Any = None,
+                targeted: bool = False, mask: Any = None) -> Any:
+        """The perturbed inputs, same structure as ``inputs`` (a tensor or a tuple of tensors).
+
+        ``target``: the true labels (untargeted) or the labels to reach (``targeted=True``), in any form the
+        loss accepts (for the default loss: an int, a tuple, a list or a tensor of indices). ``mask``: zeros and
+        ones (or weights) broadcastable to each input; only non-zero elements move.
+        """
+        epsilon = check_number(epsilon, "epsilon")
+        xs, was_tuple = self._inputs(inputs)
+        masks = pack_masks(mask, xs)
+        loss = TargetLoss(self.loss_func, target, xs[0].shape[0])
+        with keep_buffers(self.forward_func):
+            grads, _ = input_gradients(self.forward_func, xs, pack_args(additional_forward_args), loss)
+        stepped = linf_step(xs, grads, -epsilon if targeted else epsilon, masks, self.zero_thresh)
+        return unpack([self.bound(x).detach() for x in stepped], was_tuple)
