@@ -1,4 +1,4 @@
-"""The explorer as a local web app, on the standard library's ``ThreadingHTTPServer``.
+"""The explorer as a local web app, on the standard library's ``http.server`` (with a bounded worker pool).
 
 Why the standard library: the app is one HTML page, two static files and four small JSON routes for one
 local user; a framework would add dependencies and an install step without removing any of the checks
@@ -7,8 +7,14 @@ below, which are written out here so they can be read and tested in one place:
 * binds ``127.0.0.1`` unless another host is named; a ``Host`` header check stops DNS rebinding;
 * a random per-session token: in the page URL (``?token=``) and in the ``X-Intellego-Token`` header of every
   API call; no CORS headers, so other sites cannot read answers, and a cross-site ``Origin`` is refused;
-* JSON bodies only (``415`` otherwise), a body size limit (``413``), a socket timeout per request and a time
-  limit per attribution job; unknown keys and out-of-range values answer ``400`` with the message;
+* JSON bodies only (``415`` otherwise), a body size limit (``413``), a nesting limit (``400``), bodies
+  shorter than their ``Content-Length`` refused (``400``), and a time limit per attribution job; unknown keys
+  and out-of-range values answer ``400`` with the message;
+* only origin-form request targets (``/path?query``; absolute URLs and ``*`` answer ``400``);
+* a whole-request deadline (``request_timeout``, from the start of a request to its answer, however slowly
+  the client sends: a watchdog closes the connection, with ``408`` if nothing was answered yet), a bounded
+  pool of worker threads (``max_workers``) with a bounded queue (``503`` when full) and a listen backlog of
+  128, so slow or many clients cannot exhaust threads or get connections reset;
 * only the package's own ``app.js`` and ``app.css`` are served (no file system paths); no debugger, no
   tracebacks in answers.
 
@@ -27,13 +33,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
 import json
+import queue
+import re
 import secrets
+import socket
 import threading
+import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -47,6 +58,7 @@ ASSETS = {"/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/app.css": ("app.css", "text/css; charset=utf-8")}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TOKEN_HEADER = "X-Intellego-Token"
+MAX_JSON_DEPTH = 32
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -75,21 +87,28 @@ class InsightsServer:
         port: TCP port; ``0`` picks a free one.
         token: The session token; random (32 bytes, URL-safe) when ``None``.
         max_body: Largest accepted request body, in bytes.
-        request_timeout: Seconds a connection may take to send its request.
+        request_timeout: Seconds one request may take, from its first byte (or the end of the previous answer on
+            a kept-alive connection) to its answer; slower connections are closed.
+        max_workers: Threads answering requests; further connections wait in a queue of ``4 * max_workers``,
+            and beyond that get ``503``.
         debug: Log every request to stderr (nothing else changes; there is no debugger).
     """
 
     def __init__(self, session: Session, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
-                 max_body: int = 64 * 1024, request_timeout: float = 10.0, debug: bool = False) -> None:
+                 max_body: int = 64 * 1024, request_timeout: float = 10.0, max_workers: int = 16,
+                 debug: bool = False) -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise IntellegoError(f"port must be an integer between 0 and 65535, got {port!r}")
         if not isinstance(host, str) or not host:
             raise IntellegoError(f"host must be a non-empty address string, got {host!r}")
+        if not isinstance(request_timeout, (int, float)) or not request_timeout > 0:
+            raise IntellegoError(f"request_timeout must be a positive number of seconds, got {request_timeout!r}")
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise IntellegoError(f"max_workers must be a positive integer, got {max_workers!r}")
         self.session, self.debug = session, debug
         self.token = token or secrets.token_urlsafe(32)
-        self.max_body, self.request_timeout = max_body, request_timeout
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
-        self.httpd.daemon_threads = True
+        self.max_body, self.request_timeout = max_body, float(request_timeout)
+        self.httpd = _PooledServer((host, port), _Handler, max_workers, float(request_timeout))
         self.httpd.app = self  # type: ignore[attr-defined]
         self.host, self.port = host, int(self.httpd.server_address[1])
         self._thread: threading.Thread | None = None
@@ -135,10 +154,141 @@ class InsightsServer:
         return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
 
+class _PooledServer(HTTPServer):
+    """``HTTPServer`` with a bounded pool of worker threads, a bounded queue and a whole-request deadline.
+
+    The standard ``ThreadingHTTPServer`` starts one thread per connection, without bound, and its socket
+    timeout applies to each read, so a client sending one byte at a time keeps a thread for ever. Here a
+    watchdog thread closes every connection whose current request passes its deadline.
+    """
+
+    request_queue_size = 128  # the listen backlog: browsers and tests open many connections at once
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_workers: int,
+                 request_timeout: float) -> None:
+        super().__init__(address, handler)
+        self.max_workers, self.request_timeout = max_workers, request_timeout
+        self._queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(maxsize=4 * max_workers)
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._idle = 0
+        self._deadlines: dict[Any, tuple[float, _Handler | None]] = {}
+        self._watchdog: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    # -------------------------------------------------------------- the pool
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.watch(request, None)
+        try:
+            self._queue.put_nowait((request, client_address))
+        except queue.Full:
+            self.unwatch(request)
+            _answer_now(request, HTTPStatus.SERVICE_UNAVAILABLE, "the server is busy; try again shortly")
+            self.shutdown_request(request)
+            return
+        with self._lock:
+            if self._idle == 0 and len(self._workers) < self.max_workers:
+                worker = threading.Thread(target=self._work, name=f"intellego-http-{len(self._workers)}",
+                                          daemon=True)
+                self._workers.append(worker)
+                self._idle += 1
+                worker.start()
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch_loop, name="intellego-http-watchdog",
+                                                  daemon=True)
+                self._watchdog.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            with self._lock:
+                self._idle -= 1
+            request, client_address = item
+            try:
+                self.finish_request(request, client_address)
+            except Exception:  # noqa: BLE001 - a broken connection must not end the worker
+                self.handle_error(request, client_address)
+            finally:
+                self.unwatch(request)
+                self.shutdown_request(request)
+                with self._lock:
+                    self._idle += 1
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if getattr(self, "app", None) is not None and self.app.debug:  # type: ignore[attr-defined]
+            super().handle_error(request, client_address)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._closed.set()
+        with self._lock:
+            workers = list(self._workers)
+        for _ in workers:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                break
+
+    # -------------------------------------------------------------- the deadline
+    def watch(self, request: Any, handler: _Handler | None) -> None:
+        """(Re)start the deadline of ``request``'s connection: now plus ``request_timeout``."""
+        with self._lock:
+            self._deadlines[request] = (time.monotonic() + self.request_timeout, handler)
+
+    def unwatch(self, request: Any) -> None:
+        with self._lock:
+            self._deadlines.pop(request, None)
+
+    def _watch_loop(self) -> None:
+        while not self._closed.wait(min(0.05, self.request_timeout / 4)):
+            now = time.monotonic()
+            with self._lock:
+                late = [(r, h) for r, (deadline, h) in self._deadlines.items() if deadline <= now]
+                for r, _ in late:
+                    del self._deadlines[r]
+            for request, handler in late:
+                if handler is None or not handler.answered:
+                    _answer_now(request, HTTPStatus.REQUEST_TIMEOUT,
+                                f"the request took longer than {self.request_timeout:g} s")
+                with contextlib.suppress(OSError):
+                    request.shutdown(socket.SHUT_RDWR)  # wakes the worker blocked on this connection
+
+
+def _answer_now(request: Any, status: HTTPStatus, message: str) -> None:
+    """A best-effort short JSON answer written without blocking (the connection is closed next)."""
+    body = json.dumps({"error": message}).encode()
+    head = (f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    with contextlib.suppress(OSError):
+        request.send(head + body, socket.MSG_DONTWAIT)
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text (strings skipped), without recursion.
+
+    Example:
+        >>> json_depth(b'{"a": [1, [2, "[[["]]}')
+        3
+    """
+    depth = deepest = 0
+    for m in _BRACKET.finditer(_STRING.sub(b'""', raw)):
+        depth += 1 if m.group() in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "intellego"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    answered = False
 
     @property
     def app(self) -> InsightsServer:
@@ -147,6 +297,32 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.app.request_timeout  # type: ignore[attr-defined,misc]
         super().setup()
+
+    def handle_one_request(self) -> None:
+        """One request under the whole-request deadline (restarted for each request of a kept-alive connection)."""
+        self.answered = False
+        self.server.watch(self.request, self)  # type: ignore[attr-defined]
+        try:
+            super().handle_one_request()
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """The standard checks, then: only origin-form targets (``/path``), never ``http://...``, ``//`` or ``*``."""
+        if not super().parse_request():
+            return False
+        if not self.path.startswith("/") or self.path.startswith("//"):
+            self._error(HTTPStatus.BAD_REQUEST, "the request target must be a path starting with '/' (origin form)")
+            return False
+        return True
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.answered = True
+        super().send_response(code, message)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        self.answered = True
+        super().send_error(code, message, explain)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.app.debug:
@@ -270,8 +446,21 @@ class _Handler(BaseHTTPRequestHandler):
                         f"the body has {length} bytes; the limit is {self.app.max_body}")
             return _NO_BODY
         try:
-            return json.loads(self.rfile.read(length).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self._error(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive: Content-Length announced {length} "
+                        "bytes")
+            return _NO_BODY
+        if len(raw) < length:
+            self._error(HTTPStatus.BAD_REQUEST, f"the body has {len(raw)} bytes but Content-Length announced {length}")
+            return _NO_BODY
+        depth = json_depth(raw)
+        if depth > MAX_JSON_DEPTH:
+            self._error(HTTPStatus.BAD_REQUEST, f"the body nests {depth} levels deep; the limit is {MAX_JSON_DEPTH}")
+            return _NO_BODY
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             self._error(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {exc}")
             return _NO_BODY
 
