@@ -293,8 +293,8 @@ def test_bad_inputs_are_clear():
                  lambda: ia.NeuronGradient(skip, skip.unused).attribute(x, 0)):
         with pytest.raises(IntellegoError, match="did not run in the forward pass"):
             call()
-    with pytest.raises(IntellegoError, match="grad_kwargs"):
-        ia.LayerGradCam(model, model[0]).attribute(x, target=0, grad_kwargs={"create_graph": True})
+    with pytest.raises(IntellegoError, match=r"grad_kwargs \['inputs'\] cannot be passed"):
+        ia.LayerGradCam(model, model[0]).attribute(x, target=0, grad_kwargs={"inputs": x})
 
 
 def test_layer_gradients_with_skip_connections_and_several_layers_equal_autograd():

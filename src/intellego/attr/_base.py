@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core.grad import ForwardSpec
+from ..core.grad import ForwardSpec, grad_kwargs_scope
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack, pack_baselines
 from ..errors import IntellegoError, describe, require
@@ -35,7 +35,8 @@ class Attribution:
     attribute: Callable[..., Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every ``attribute`` leaves the buffers of a model in training mode as it found them."""
+        """Every ``attribute`` leaves the buffers of a model in training mode as it found them, and opens the
+        scope of its ``grad_kwargs`` (see :func:`intellego.core.grad.use_grad_kwargs`)."""
         super().__init_subclass__(**kwargs)
         method = cls.__dict__.get("attribute")
         if callable(method) and not getattr(method, "_keeps_buffers", False):
@@ -61,7 +62,7 @@ class Attribution:
 def _keeping_buffers(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def attribute(self: Attribution, *args: Any, **kwargs: Any) -> Any:
-        with keep_buffers(self.forward_func):
+        with keep_buffers(self.forward_func), grad_kwargs_scope():
             return method(self, *args, **kwargs)
 
     attribute._keeps_buffers = True  # type: ignore[attr-defined]

@@ -36,13 +36,6 @@ class LayerMethod(LayerAttribution):
         return sites_of(self.layer, to_input)
 
 
-def no_grad_kwargs(grad_kwargs: Any) -> None:
-    """``grad_kwargs`` is accepted for Captum compatibility; extra autograd options are not supported."""
-    if grad_kwargs:
-        raise IntellegoError(f"grad_kwargs is not supported by intellego (got {grad_kwargs!r}); gradients are "
-                             "always plain first-order gradients")
-
-
 def rows_for(spec: ForwardSpec, xs: tuple[Tensor, ...], total: int, limit: int | None,
              memory_budget: int | None) -> int:
     """Rows per model call for ``total`` rows of inputs like ``xs`` (the one chunking rule)."""

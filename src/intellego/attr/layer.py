@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.batching import check_positive_int
-from ..core.grad import ForwardSpec
+from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float
 from ..engines.path import integrate, quadrature
 from ..engines.sampling import check_stdev, shap_draws
 from ._base import GradientAttribution, convergence_delta
 from ._fanout import fan_out_targets
-from ._layer_engine import LayerMethod, evals_at, grads_at, no_grad_kwargs, path_layer_grads, rows_for
+from ._layer_engine import LayerMethod, evals_at, grads_at, path_layer_grads, rows_for
 from ._site import layer_eval, layer_gradients, layer_spec, require_batch_first, restructure
 from .integrated_gradients import path_attributions
 
@@ -94,7 +94,7 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, attribute_to_layer_input, grad_kwargs, internal_batch_size=internal_batch_size,
                 memory_budget=memory_budget), inputs, None, additional_forward_args)
-        no_grad_kwargs(grad_kwargs)
+        use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, _ = pack(inputs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
         rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
@@ -130,7 +130,7 @@ class LayerGradCam(LayerMethod, GradientAttribution):
                 x, t, a, attribute_to_layer_input, relu_attributions, attr_dim_summation, grad_kwargs,
                 internal_batch_size=internal_batch_size, memory_budget=memory_budget), inputs, None,
                 additional_forward_args)
-        no_grad_kwargs(grad_kwargs)
+        use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, _ = pack(inputs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
         rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
@@ -164,7 +164,7 @@ class InternalInfluence(LayerMethod, GradientAttribution):
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, attribute_to_layer_input, grad_kwargs,
                 memory_budget=memory_budget), inputs, baselines, additional_forward_args)
-        no_grad_kwargs(grad_kwargs)
+        use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, _ = pack(inputs)
         require_float(xs)
         bs = pack_baselines(baselines, xs)
@@ -216,7 +216,7 @@ class LayerConductance(LayerMethod, GradientAttribution):
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
                 grad_kwargs, memory_budget=memory_budget), inputs, baselines, additional_forward_args)
-        no_grad_kwargs(grad_kwargs)
+        use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, _ = pack(inputs)
         require_float(xs)
         bs = pack_baselines(baselines, xs)
@@ -278,7 +278,7 @@ class LayerIntegratedGradients(LayerMethod, GradientAttribution):
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
                 grad_kwargs, memory_budget=memory_budget), inputs, baselines, additional_forward_args)
-        no_grad_kwargs(grad_kwargs)
+        use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, _ = pack(inputs)
         bs = pack_baselines(baselines, xs)
         quadrature(method, n_steps)

@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.grad import ForwardSpec
+from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..engines.rules import rule_gradients
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution, LayerAttribution
 from ._fanout import fan_out_targets
-from ._layer_engine import LayerMethod, no_grad_kwargs
+from ._layer_engine import LayerMethod
 from ._neuron_engine import NeuronPlan
 from .deep_lift import BaselinePairs, DeepLift, DeepLiftShap, _custom, deeplift_rules, warn_unruled
 from .guided import Deconvolution, GuidedBackprop
@@ -66,7 +66,7 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, return_convergence_delta, attribute_to_layer_input, custom_attribution_func, grad_kwargs),
                 inputs, baselines, additional_forward_args)
-        no_grad_kwargs(grad_kwargs)
+        use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, _ = pack(inputs)
         require_float(xs)
         refs = pack_baselines(baselines, xs)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.grad import ForwardSpec, grads_of
+from ..core.grad import ForwardSpec, autograd_grad, grads_of, use_grad_kwargs
 from ..core.hooks import HookScope
 from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..core.targets import Readout, make_readout
@@ -32,7 +32,7 @@ from ..engines.path import integrate, quadrature
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution, NeuronAttribution
 from ._fanout import fan_out
-from ._layer_engine import no_grad_kwargs, rows_for
+from ._layer_engine import rows_for
 from ._neuron_engine import NeuronModel, NeuronPlan
 from ._site import Site, _tensors, check_layers, pick_call
 from .gradient import Saliency
@@ -184,7 +184,7 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
                   internal_batch_size: int | None = None, attribute_to_neuron_input: bool = False,
                   grad_kwargs: dict[str, Any] | None = None, *, memory_budget: int | None = None) -> Any:
         """Conductance of the inputs through the neuron, shaped like ``inputs``."""
-        no_grad_kwargs(grad_kwargs)
+        use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, was_tuple = pack(inputs)
         require_float(xs)
         bs = pack_baselines(baselines, xs)
@@ -233,7 +233,7 @@ class _CutPoint:
             scores = spec.scores(leaves)
             chosen = pick_call(box, want, site)
             value = chosen if len(chosen) > 1 else chosen[0]
-            grads_value = torch.autograd.grad(scores.sum(), chosen, retain_graph=True, allow_unused=True)
+            grads_value = autograd_grad(scores.sum(), chosen, retain_graph=True, allow_unused=True)
             grads_value = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads_value, chosen))
             mid = neuron(self.view(grads_value if len(grads_value) > 1 else grads_value[0]))
             input_grads = grads_of(neuron(self.view(value)), leaves)

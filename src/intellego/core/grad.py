@@ -16,8 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,7 +31,45 @@ from .batching import chunks, plan_rows, saved_bytes_per_row
 from .inputs import pack_args
 from .targets import Readout, make_readout
 
-__all__ = ["ForwardSpec", "grads_of", "chunked_gradients", "measure_saved_bytes"]
+__all__ = ["ForwardSpec", "grads_of", "autograd_grad", "grad_kwargs_scope", "use_grad_kwargs", "chunked_gradients",
+           "measure_saved_bytes"]
+
+# Captum's ``grad_kwargs``: extra keyword arguments for ``torch.autograd.grad``, set by one ``attribute`` call for
+# the gradients it takes. Every ``attribute`` opens a fresh scope (attr/_base.py), so nothing leaks between calls.
+_GRAD_KWARGS: ContextVar[dict[str, Any] | None] = ContextVar("intellego_grad_kwargs", default=None)
+GRAD_KWARGS_KEYS = ("retain_graph", "create_graph", "allow_unused", "materialize_grads")
+
+
+@contextlib.contextmanager
+def grad_kwargs_scope() -> Iterator[None]:
+    """A scope in which :func:`use_grad_kwargs` may set options; they are dropped on exit."""
+    token = _GRAD_KWARGS.set(None)
+    try:
+        yield
+    finally:
+        _GRAD_KWARGS.reset(token)
+
+
+def use_grad_kwargs(grad_kwargs: Any, who: str) -> None:
+    """Check Captum's ``grad_kwargs`` and pass them to every ``torch.autograd.grad`` of the current scope.
+
+    ``materialize_grads=True`` (zeros for layers that do not reach the output) is what intellego does anyway;
+    ``retain_graph`` and ``create_graph`` are passed on. The outputs and inputs are the method's own.
+    """
+    if grad_kwargs is None:
+        return
+    require(isinstance(grad_kwargs, dict) and all(isinstance(k, str) for k in grad_kwargs),
+            f"{who}: grad_kwargs must be a dict of torch.autograd.grad keyword arguments, got {describe(grad_kwargs)}")
+    bad = sorted(k for k in grad_kwargs if k not in GRAD_KWARGS_KEYS)
+    require(not bad, f"{who}: grad_kwargs {bad} cannot be passed to torch.autograd.grad here (the method sets the "
+                     f"outputs, inputs and grad_outputs itself); supported keys: {', '.join(GRAD_KWARGS_KEYS)}")
+    _GRAD_KWARGS.set(dict(grad_kwargs))
+
+
+def autograd_grad(outputs: Any, inputs: Any, **fixed: Any) -> tuple[Tensor | None, ...]:
+    """``torch.autograd.grad(outputs, inputs, **fixed)`` with the current call's ``grad_kwargs`` on top."""
+    extra = _GRAD_KWARGS.get()
+    return torch.autograd.grad(outputs, inputs, **({**fixed, **extra} if extra else fixed))
 
 
 def _rows(arg: Any, batch: int, sl: slice) -> Any:
@@ -103,7 +143,7 @@ def grads_of(scores: Tensor, wrt: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     require(scores.requires_grad,
             "the selected model output does not depend on the attributed tensors (no gradient flows); "
             "check that the model uses its inputs and that gradients are not disabled inside it")
-    grads = torch.autograd.grad(scores.sum(), wrt, allow_unused=True)
+    grads = autograd_grad(scores.sum(), wrt, allow_unused=True)
     return tuple(torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt))
 
 
