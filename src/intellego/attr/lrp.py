@@ -35,7 +35,27 @@ from .lrp_rules import (
     _pass_relevance,
 )
 
-__all__ = ["LRP", "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule", "IdentityRule"]
+__all__ = ["LRP", "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule", "IdentityRule",
+           "Addition_Module", "LRPRuleError"]
+
+
+class LRPRuleError(IntellegoError, TypeError):
+    """A module has no LRP rule, or its ``rule`` attribute is not a :class:`PropagationRule`; a ``TypeError``
+    as in Captum (and an :class:`~intellego.errors.IntellegoError`)."""
+
+
+class Addition_Module(nn.Module):  # noqa: N801 (Captum's name)
+    """``x1 + x2`` as a module (Captum's ``Addition_Module`` for skip connections): LRP gives it the epsilon
+    rule by default, and a ``rule`` set on it applies to its addition.
+
+    Example:
+        >>> import torch
+        >>> Addition_Module()(torch.ones(2), torch.ones(2)).tolist()
+        [2.0, 2.0]
+    """
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return x1 + x2
 
 # ---------------------------------------------------------------------------------------------------- rule map
 _ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
@@ -44,7 +64,9 @@ _ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.Batch
             nn.AdaptiveMaxPool3d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh,
             nn.GELU, nn.SiLU, nn.Hardtanh, nn.Hardswish, nn.Mish, nn.SELU, nn.CELU, nn.Softsign, nn.Tanhshrink,
             nn.PReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Flatten, nn.Unflatten,
-            nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict)
+            nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict, Addition_Module)
+# Captum passes relevance through these unchanged even when they carry a ``rule`` attribute
+_CAPTUM_NON_LINEAR = (nn.ReLU, nn.Dropout, nn.Tanh)
 
 
 _MISSING = object()
@@ -99,6 +121,12 @@ class _LRPRules:
             rule = self._rule(m)
             if isinstance(rule, PropagationRule) and (kind in _LAYER or isinstance(rule, IdentityRule)):
                 return rule
+        if modules and kind not in _LAYER:  # a rule on the leaf module running a non-linear operation (Captum's
+            leaf = modules[-1]  # way: ``model.sigmoid.rule = EpsilonRule()``), except where Captum ignores it
+            rule = self._rule(leaf)
+            if isinstance(rule, PropagationRule) and not isinstance(leaf, _CAPTUM_NON_LINEAR) \
+                    and all(c is None for c in leaf._modules.values()):
+                return rule
         if kind == "relu":
             return None
         if kind in _PASS:
@@ -110,10 +138,17 @@ class _LRPRules:
         if not self.all_tracked:
             raise _Untracked
         where = f" in {self.names.get(modules[-1], '?')!r}" if modules else ""
-        raise IntellegoError(f"LRP has no rule for the operation {kind!r}{where}; pass one in LRP(model, rules=...) "
+        raise LRPRuleError(f"LRP has no rule for the operation {kind!r}{where}; pass one in LRP(model, rules=...) "
                              "or remove the operation")
 
     def check(self, model: nn.Module) -> None:
+        for m in walk_modules(model):
+            rule = _captum_rule(m)
+            if rule is not None and not isinstance(rule, PropagationRule):
+                raise LRPRuleError(
+                    f"module {self.names[m]!r} of type {type(m).__name__} has a rule attribute that is not an "
+                    f"intellego PropagationRule (EpsilonRule, GammaRule...): {describe(rule)}; set "
+                    "intellego.attr.lrp rules, None for the default, or pass LRP(model, rules=...)")
         for key, rule in self.rules.items():
             require(isinstance(rule, PropagationRule),
                     f"rules[{key!r}] must be a PropagationRule (EpsilonRule, GammaRule...), got {describe(rule)}")
@@ -123,7 +158,7 @@ class _LRPRules:
             leaf = all(c is None for c in m._modules.values())
             if leaf and not isinstance(m, _ALLOWED) and not isinstance(rule, PropagationRule):
                 name = self.names[m]
-                raise IntellegoError(
+                raise LRPRuleError(
                     f"LRP has no rule for module {name!r} of type {type(m).__name__}; pass one with "
                     f"LRP(model, rules={{{type(m).__name__}: EpsilonRule()}}) if that rule is right for it")
 
