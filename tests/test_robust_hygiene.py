@@ -52,8 +52,9 @@ def _extend() -> None:
         register("MinParamPerturbation", lambda m, x: robust.MinParamPerturbation(
             m, robust.FGSM(m), "epsilon", 0.0, 1.0, 0.25).evaluate(x, target=LABELS,
                                                                     attack_kwargs={"target": LABELS}))
+        # batch norm in training mode needs two rows: the wrapper doubles every batch (one-row groups occur)
         register("MinParamPerturbation-per-example", lambda m, x: robust.MinParamPerturbation(
-            m, robust.FGSM(m), "epsilon", 0.0, 1.0, 0.25, mode="binary").evaluate(
+            _doubled(m), robust.FGSM(_doubled(m)), "epsilon", 0.0, 1.0, 0.25, mode="binary").evaluate(
             x, target=LABELS, attack_kwargs={"target": LABELS}, per_example=True))
     if "AttackComparator" in names:
         def compare(m: nn.Module, x: torch.Tensor) -> Any:
@@ -68,6 +69,12 @@ def _extend() -> None:
             cls = getattr(robust, name)
             register(name, lambda m, x, cls=cls: cls(m, lower_bound=0.0, upper_bound=1.0).perturb(x, target=LABELS,
                                                                                                   **_small(cls)))
+
+
+def _doubled(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def forward(t: torch.Tensor) -> torch.Tensor:
+        return m(t.repeat(2, 1))[:t.shape[0]]
+    return forward
 
 
 def _small(cls: type) -> dict[str, Any]:

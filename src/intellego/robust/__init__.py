@@ -13,7 +13,8 @@ Example:
 """
 
 from .fgsm import FGSM
+from .min_param_perturbation import MinParamPerturbation
 from .perturbation import Perturbation
 from .pgd import PGD
 
-__all__ = ["FGSM", "PGD", "Perturbation"]
+__all__ = ["FGSM", "PGD", "Perturbation", "MinParamPerturbation"]
