@@ -180,16 +180,22 @@ class Evaluator:
         if p == 1:
             self._settle_one(y)
             return True
-        self.reference()  # decide on the batch alone (raises for perturbations_per_eval > 1)
+        # decide on the batch alone: an output that does not grow with the stacked copies is one result per
+        # batch even where its first dimension happens to equal the batch size (a sum over the batch of a
+        # model with as many outputs as examples, (1, 1) for a batch of one)
+        with torch.no_grad():
+            ref = self._select(self.spec, self.inputs)
+        self._settle_one(ref, unrelated=ref.numel() == y.numel())  # raises for perturbations_per_eval > 1
         require(self.aggregate, f"the model returned output of shape {tuple(y.shape)} for {p} perturbed copies "
                 f"of a batch of {self.batch} (expected first dimension {rows}); if it returns one value per "
                 "batch, pass perturbations_per_eval=1")
         return False
 
-    def _settle_one(self, y: Tensor) -> None:
-        """Fix the output mode from the output ``y`` of one unstacked batch."""
-        self.aggregate = y.dim() == 0 or y.shape[0] != self.batch or (self.batch > 1 and y.numel() == 1)
-        self.out_shape = (1,) if y.dim() == 0 else tuple(y.shape)
+    def _settle_one(self, y: Tensor, unrelated: bool = False) -> None:
+        """Fix the output mode from the output ``y`` of one unstacked batch (``unrelated``: known not to follow
+        the batch). One value per batch, of any shape, gives one attribution row as in Captum."""
+        self.aggregate = unrelated or y.dim() == 0 or y.shape[0] != self.batch or (self.batch > 1 and y.numel() == 1)
+        self.out_shape = (1,) if y.dim() == 0 or (self.aggregate and y.numel() == 1) else tuple(y.shape)
         require(not self.aggregate or self.ppe in (None, 1),
                 f"the model returns output of shape {tuple(y.shape)} for a batch of {self.batch}, i.e. one "
                 f"result per batch; perturbations_per_eval must then be 1, got {self.ppe}")
