@@ -1,0 +1,5 @@
+"""Alias of Captum's module path ``captum.concept._core.tcav``."""
+
+from ..tcav import TCAV
+
+__all__ = ["TCAV"]

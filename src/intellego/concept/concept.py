@@ -1,0 +1,56 @@
+"""Concepts: a named set of examples, and the interface of concept-based interpreters.
+
+Example:
+    >>> import torch
+    >>> from intellego.concept import Concept, concepts_to_str
+    >>> red = Concept(0, "red", [torch.rand(4, 3)])
+    >>> red.identifier, repr(red), concepts_to_str([red, Concept(7, "random", None)])
+    ('red-0', "Concept(0, 'red')", '0-7')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from torch import nn
+
+__all__ = ["Concept", "ConceptInterpreter", "concepts_to_str"]
+
+
+class Concept:
+    """A concept: an integer ``id`` (unique within a TCAV run), a ``name`` and an iterable of example batches.
+
+    ``data_iter`` yields batches of model inputs: a tensor, a tuple of tensors (multi-input models) or a dict of
+    tensors (models called as ``model(**batch)``). A ``DataLoader`` works, and so does a plain list of batches.
+    It may be ``None`` when the concept's activations or CAVs are already cached or saved.
+    """
+
+    def __init__(self, id: int, name: str, data_iter: Iterable[Any] | None) -> None:
+        self.id = id
+        self.name = name
+        self.data_iter = data_iter
+
+    @property
+    def identifier(self) -> str:
+        """``"<name>-<id>"``."""
+        return f"{self.name}-{self.id}"
+
+    def __repr__(self) -> str:
+        return f"Concept({self.id!r}, {self.name!r})"
+
+
+class ConceptInterpreter:
+    """Base of concept-based interpreters: holds the model; subclasses define ``interpret``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def interpret(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Concept-based scores for ``inputs`` (defined by each interpreter)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define interpret")
+
+
+def concepts_to_str(concepts: Sequence[Concept]) -> str:
+    """The key of an experimental set: the concept ids joined by ``-`` (Captum's key format)."""
+    return "-".join(str(c.id) for c in concepts)

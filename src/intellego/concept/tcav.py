@@ -1,0 +1,463 @@
+"""TCAV: Testing with Concept Activation Vectors (Kim et al., 2018), with Captum's API.
+
+For each experimental set (a list of concepts) and layer, a classifier separates the concepts' layer activations;
+its weight rows are the CAVs. The TCAV score of a concept is computed from the directional derivatives of the
+model's target output along the concept's CAV, one per input example: ``sign_count`` is the share of positive
+ones, ``magnitude`` the share of their absolute mass that is positive. :meth:`TCAV.significance` tests a concept
+against random concepts with a t-test, as in the paper.
+
+Differences from Captum (see ``docs/concept.md``): the default classifier is a torch logistic regression solved
+exactly (seeded split, bit-identical reruns, no scikit-learn); CAVs and activations are cached in memory and
+written to disk only when ``save_path`` is given; ``magnitude`` follows Captum's documented formula
+(``magnitude="mean"`` gives Captum 0.9's numbers); all layers share one forward/backward pass over the inputs.
+
+Example:
+    >>> import torch
+    >>> from intellego.concept import TCAV, Concept
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    >>> up = Concept(0, "up", [torch.randn(16, 4) + 2])
+    >>> rand = Concept(1, "random", [torch.randn(16, 4)])
+    >>> tcav = TCAV(model, ["0"])
+    >>> scores = tcav.interpret(torch.randn(8, 4), [[up, rand]], target=1)
+    >>> sorted(scores["0-1"]["0"])
+    ['magnitude', 'sign_count']
+    >>> float(scores["0-1"]["0"]["sign_count"].sum())
+    1.0
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from ..attr import LayerActivation, LayerGradientXActivation
+from ..errors import IntellegoError, describe, require
+from ._scores import MAGNITUDES, POOLS, flat_rows, tcav_scores
+from ._stats import CORRECTIONS, adjust_p_values, student_t_test
+from .cav import CAV
+from .classifier import DefaultClassifier, FastCAVClassifier
+from .concept import Concept, ConceptInterpreter, concepts_to_str
+
+__all__ = ["TCAV", "ConceptSignificance", "significance_table"]
+
+Scores = dict[str, dict[str, dict[str, Tensor]]]
+
+
+class _KeywordForward:
+    """``model(**fixed, **dict(zip(keys, tensors)))``: a dict-input model as a positional forward function."""
+
+    def __init__(self, model: nn.Module, keys: list[str], fixed: dict[str, Any]) -> None:
+        self.model, self.keys, self.fixed = model, keys, fixed
+
+    def __call__(self, *tensors: Any) -> Any:
+        return self.model(**self.fixed, **dict(zip(self.keys, tensors)))
+
+
+def _as_call(model: nn.Module, inputs: Any, what: str) -> tuple[Any, tuple[Tensor, ...]]:
+    """``(forward_func, input tensors)`` for a tensor, a tuple/list of tensors or a dict of inputs."""
+    if isinstance(inputs, Tensor):
+        xs: tuple[Tensor, ...] = (inputs,)
+        forward: Any = model
+    elif isinstance(inputs, Mapping):
+        keys = [str(k) for k, v in inputs.items() if isinstance(v, Tensor) and v.dim() > 0]
+        require(bool(keys), f"{what} is a dict without tensors; got keys {sorted(map(str, inputs))}")
+        fixed = {str(k): v for k, v in inputs.items() if str(k) not in keys}
+        xs, forward = tuple(inputs[k] for k in keys), _KeywordForward(model, keys, fixed)
+    elif isinstance(inputs, (tuple, list)) and inputs and all(isinstance(t, Tensor) for t in inputs):
+        xs, forward = tuple(inputs), model
+    else:
+        raise IntellegoError(f"{what} must be a tensor, a tuple of tensors or a dict of tensors, got "
+                             f"{describe(inputs)}")
+    sizes = {t.shape[0] if t.dim() else None for t in xs}
+    require(len(sizes) == 1 and None not in sizes,
+            f"{what}: every tensor needs the batch as its first dimension, of one size; got {describe(xs)}")
+    return forward, xs
+
+
+@dataclass
+class ConceptSignificance:
+    """The random-concept t-test of one concept at one layer (see :meth:`TCAV.significance`)."""
+
+    concept: Concept
+    layer: str
+    score: str
+    scores: Tensor
+    random_scores: Tensor
+    t_statistic: float
+    p_value: float
+    p_adjusted: float
+    significant: bool
+
+    @property
+    def mean(self) -> float:
+        return float(self.scores.mean())
+
+    @property
+    def random_mean(self) -> float:
+        return float(self.random_scores.mean())
+
+
+def significance_table(results: Mapping[str, Mapping[str, ConceptSignificance]]) -> str:
+    """A plain-text table of :meth:`TCAV.significance` results, one row per concept and layer."""
+    rows = ["concept      layer        score   random  p-value   adjusted  significant"]
+    for per_layer in results.values():
+        for r in per_layer.values():
+            rows.append(f"{r.concept.name[:12]:<12} {r.layer[:12]:<12} {r.mean:6.3f}  {r.random_mean:6.3f}  "
+                        f"{r.p_value:8.2e}  {r.p_adjusted:8.2e}  {'yes' if r.significant else 'no'}")
+    return "\n".join(rows)
+
+
+class TCAV(ConceptInterpreter):
+    """TCAV scores of concepts for a model's predictions, at one or more layers (Captum's ``TCAV``).
+
+    Args:
+        model: the model; ``layers`` name its submodules (``dict(model.named_modules())`` keys) or are modules.
+        layers: a layer name or a list of them.
+        model_id: names the model's folder under ``save_path``.
+        classifier: ``None`` or ``"default"`` (:class:`DefaultClassifier`), ``"fastcav"``
+            (:class:`FastCAVClassifier`), or any object with Captum's ``Classifier`` methods.
+        layer_attr_method: the layer attribution giving the sensitivities (default: layer gradients,
+            ``LayerGradientXActivation(model, layers, multiply_by_inputs=False)``); it is copied and pointed at
+            each layer in turn, the instance passed in is never changed.
+        attribute_to_layer_input: use the layers' inputs instead of their outputs.
+        save_path: a folder to save CAVs to and load them from; ``None`` (the default) keeps them in memory only.
+        pool: ``None`` flattens a layer's activations (Captum); ``"mean"`` averages them over every dimension but
+            the batch and ``feature_dim``, so concepts whose activations differ in length (token sequences,
+            image sizes) share one CAV space. The sensitivities are then summed over the same dimensions: the
+            score is the derivative of the output when every position moves along the CAV.
+        feature_dim: the dimension kept by ``pool="mean"`` (``-1``: features last, as in token models;
+            ``1`` for channels-first conv layers).
+        generator: seeds the default classifier's train/test split (a fixed seed when ``None``).
+        **classifier_kwargs: passed to ``classifier.train_and_eval`` (e.g. ``test_split_ratio``).
+    """
+
+    def __init__(self, model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module],
+                 model_id: str = "default_model_id", classifier: Any = None, layer_attr_method: Any = None,
+                 attribute_to_layer_input: bool = False, save_path: str | None = None, *,
+                 pool: str | None = None, feature_dim: int = -1, generator: torch.Generator | None = None,
+                 **classifier_kwargs: Any) -> None:
+        require(isinstance(model, nn.Module), f"model must be a torch.nn.Module, got {describe(model)}")
+        super().__init__(model)
+        self.layers, self._modules = self._resolve_layers(layers)
+        require(isinstance(model_id, str) and bool(model_id) and "/" not in model_id and "\\" not in model_id,
+                f"model_id must be a non-empty name without path separators, got {model_id!r}")
+        require(pool in POOLS, f"pool must be one of {POOLS}, got {pool!r}")
+        require(isinstance(feature_dim, int), f"feature_dim must be an int, got {describe(feature_dim)}")
+        require(save_path is None or isinstance(save_path, (str, bytes)) or hasattr(save_path, "__fspath__"),
+                f"save_path must be a path or None, got {describe(save_path)}")
+        self.model_id = model_id
+        self.classifier = self._resolve_classifier(classifier, generator)
+        self.classifier_kwargs = classifier_kwargs
+        require(layer_attr_method is None or callable(getattr(layer_attr_method, "attribute", None)),
+                f"layer_attr_method must be a layer attribution instance, got {describe(layer_attr_method)}")
+        self._default_attr = layer_attr_method is None
+        self.layer_attr_method = (LayerGradientXActivation(model, list(self._modules), multiply_by_inputs=False)
+                                  if layer_attr_method is None else layer_attr_method)
+        self.attribute_to_layer_input = bool(attribute_to_layer_input)
+        self.save_path = None if save_path is None else str(save_path)
+        self.pool, self.feature_dim, self.generator = pool, feature_dim, generator
+        self.concepts: set[Concept] = set()
+        self.cavs: dict[str, dict[str, CAV]] = {}
+        self._activations: dict[int, dict[str, Tensor]] = {}
+
+    # ----------------------------------------------------------------------------------------- set-up checks
+
+    def _resolve_layers(self, layers: Any) -> tuple[list[str], list[nn.Module]]:
+        named = dict(self.model.named_modules())
+        by_id = {id(m): n for n, m in named.items()}
+        items = [layers] if isinstance(layers, (str, nn.Module)) else layers
+        require(isinstance(items, (list, tuple)) and len(items) > 0,
+                f"layers must be a layer name or a non-empty list of names, got {describe(layers)}")
+        names, modules = [], []
+        for item in items:
+            if isinstance(item, nn.Module):
+                require(id(item) in by_id, f"layer {type(item).__name__} is not a submodule of the model")
+                name = by_id[id(item)]
+            else:
+                require(isinstance(item, str), f"layers must be names (str) or modules, got {describe(item)}")
+                if item not in named:
+                    close = difflib.get_close_matches(item, [n for n in named if n], n=3)
+                    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                    some = ", ".join(repr(n) for n in list(named)[1:9])
+                    raise IntellegoError(f"layer {item!r} does not exist in {type(self.model).__name__}{hint} "
+                                         f"(layers are names from model.named_modules(), e.g. {some})")
+                name = item
+            require(name not in names, f"layer {name!r} is listed twice in layers")
+            names.append(name)
+            modules.append(named[name])
+        return names, modules
+
+    @staticmethod
+    def _resolve_classifier(classifier: Any, generator: torch.Generator | None) -> Any:
+        if classifier is None or classifier == "default":
+            return DefaultClassifier(generator=generator)
+        if classifier == "fastcav":
+            return FastCAVClassifier(generator=generator)
+        missing = [m for m in ("train_and_eval", "weights", "classes") if not callable(getattr(classifier, m, None))]
+        require(not missing, f"classifier must be None, 'default', 'fastcav' or have Captum's Classifier methods; "
+                f"{describe(classifier)} lacks {missing}")
+        return classifier
+
+    def _check_sets(self, experimental_sets: Any, register: bool = True) -> list[list[Concept]]:
+        """Validate experimental sets (before any model call) and register their concepts."""
+        require(isinstance(experimental_sets, (list, tuple)) and len(experimental_sets) > 0,
+                f"experimental_sets must be a non-empty list of lists of concepts, got {describe(experimental_sets)}")
+        by_id = {c.id: c for c in self.concepts}
+        sets = []
+        for k, concepts in enumerate(experimental_sets):
+            require(isinstance(concepts, (list, tuple)) and len(concepts) >= 2,
+                    f"experimental_sets[{k}] must be a list of at least two concepts, got {describe(concepts)}")
+            for c in concepts:
+                require(isinstance(c, Concept), f"experimental_sets[{k}] holds {describe(c)}, not a Concept")
+                require(isinstance(c.id, int) and not isinstance(c.id, bool),
+                        f"concept {c!r} needs an int id, got {describe(c.id)}")
+                other = by_id.setdefault(c.id, c)
+                require(other is c, f"duplicate concept id {c.id}: {other!r} and {c!r} are different concepts "
+                        "with the same id; give each concept its own id (reuse the same Concept instance)")
+            ids = [c.id for c in concepts]
+            require(len(set(ids)) == len(ids), f"experimental_sets[{k}] lists a concept twice: ids {ids}")
+            sets.append(list(concepts))
+        if register:
+            self.concepts.update(by_id.values())
+        return sets
+
+    def _check_data(self, sets: list[list[Concept]], force_train: bool = False) -> None:
+        """Every concept whose activations will be needed has a non-empty data iterator."""
+        for concepts in sets:
+            key = concepts_to_str(concepts)
+            for layer in self.layers:
+                if not force_train and (layer in self.cavs.get(key, {}) or self._on_disk(concepts, layer)):
+                    continue
+                for c in concepts:
+                    if not force_train and layer in self._activations.get(c.id, {}):
+                        continue
+                    require(c.data_iter is not None, f"concept {c!r} has no data_iter, and its activations at "
+                            f"layer {layer!r} are needed to train the CAVs of set {key}")
+                    size = getattr(c.data_iter, "__len__", None)
+                    require(size is None or size() > 0, f"concept {c!r} is empty: its data_iter has no batches")
+
+    def _on_disk(self, concepts: list[Concept], layer: str) -> bool:
+        import os
+
+        return self.save_path is not None and os.path.exists(
+            CAV.assemble_save_path(self.save_path, self.model_id, concepts, layer))
+
+    # ----------------------------------------------------------------------------------------- activations
+
+    def generate_activation(self, layers: str | list[str], concept: Concept) -> None:
+        """Compute and cache ``concept``'s activations at ``layers`` (one forward pass per batch for all layers)."""
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        names, modules = self._resolve_layers(layers)
+        require(concept.data_iter is not None, f"concept {concept!r} has no data_iter to compute activations from")
+        rows: list[list[Tensor]] = [[] for _ in names]
+        assert concept.data_iter is not None  # for mypy
+        for b, batch in enumerate(concept.data_iter):
+            forward, xs = _as_call(self.model, batch, f"batch {b} of concept {concept!r}")
+            if xs[0].shape[0] == 0:
+                continue
+            values = LayerActivation(forward, modules).attribute(
+                xs if len(xs) > 1 else xs[0], attribute_to_layer_input=self.attribute_to_layer_input)
+            for i, value in enumerate(values):
+                rows[i].append(flat_rows(value, self.pool, self.feature_dim).detach())
+        require(bool(rows[0]), f"concept {concept!r} is empty: its data_iter yielded no examples")
+        store = self._activations.setdefault(concept.id, {})
+        for name, parts in zip(names, rows):
+            widths = sorted({p.shape[1] for p in parts})
+            require(len(widths) == 1, f"concept {concept!r}: activations at layer {name!r} have different sizes "
+                    f"across batches ({widths} features after flattening); pass pool='mean' to TCAV to average "
+                    "over positions (tokens)")
+            store[name] = torch.cat(parts)
+
+    def generate_activations(self, concept_layers: Mapping[Concept, list[str]]) -> None:
+        """Compute and cache the activations of each concept at its listed layers."""
+        for concept, layers in concept_layers.items():
+            if layers:
+                self.generate_activation(layers, concept)
+
+    def generate_all_activations(self) -> None:
+        """Compute and cache the activations of every registered concept at every layer."""
+        for concept in sorted(self.concepts, key=lambda c: c.id):
+            self.generate_activation(self.layers, concept)
+
+    # ----------------------------------------------------------------------------------------- CAVs
+
+    def load_cavs(self, concepts: list[Concept]) -> tuple[list[str], dict[Concept, list[str]]]:
+        """Fill the cache from memory or ``save_path`` for one set; return the layers still to train and, per
+        concept, the layers whose activations are missing."""
+        key = concepts_to_str(concepts)
+        todo: list[str] = []
+        missing: dict[Concept, list[str]] = {}
+        for layer in self.layers:
+            if layer not in self.cavs.get(key, {}) and self.save_path is not None:
+                cav = CAV.load(self.save_path, self.model_id, concepts, layer)
+                if cav is not None:
+                    self.cavs.setdefault(key, {})[layer] = cav
+            if layer in self.cavs.get(key, {}):
+                continue
+            todo.append(layer)
+            for c in concepts:
+                if layer not in self._activations.get(c.id, {}):
+                    missing.setdefault(c, []).append(layer)
+        return todo, missing
+
+    def _train(self, concepts: list[Concept], layer: str) -> CAV:
+        batches = [(self._activations[c.id][layer], torch.full((self._activations[c.id][layer].shape[0],), c.id,
+                                                               dtype=torch.long)) for c in concepts]
+        widths = {x.shape[1] for x, _ in batches}
+        require(len(widths) == 1, f"concepts {concepts} have activations of different sizes at layer {layer!r} "
+                f"({sorted(widths)} features); pass pool='mean' to TCAV to average over positions (tokens)")
+        builtin = isinstance(self.classifier, (DefaultClassifier, FastCAVClassifier))
+        loader: Iterable[Any] = batches if builtin else DataLoader(batches, batch_size=None)  # type: ignore[arg-type]
+        stats = self.classifier.train_and_eval(loader, **self.classifier_kwargs) or {}
+        weights = torch.as_tensor(self.classifier.weights())
+        classes = self.classifier.classes()
+        classes = [int(c) for c in (classes.tolist() if hasattr(classes, "tolist") else classes)]
+        require(weights.dim() == 2 and weights.shape[0] == len(classes) and len(classes) > 0,
+                f"the classifier returned weights of shape {tuple(weights.shape)} for classes {classes}; expected "
+                "one row per class")
+        cav = CAV(concepts, layer, {**stats, "weights": weights.detach(), "classes": classes},
+                  self.save_path, self.model_id)
+        if self.save_path is not None:
+            cav.save()
+        return cav
+
+    def compute_cavs(self, experimental_sets: list[list[Concept]], force_train: bool = False,
+                     processes: int | None = None) -> dict[str, dict[str, CAV]]:
+        """Train (or fetch from the cache / ``save_path``) the CAVs of every set at every layer.
+
+        ``processes`` is accepted for Captum compatibility and ignored: training runs in this process.
+        """
+        sets = self._check_sets(experimental_sets)
+        self._check_data(sets, force_train)
+        if force_train:
+            for c in {c for s in sets for c in s}:
+                self._activations.pop(c.id, None)
+        for concepts in sets:
+            key = concepts_to_str(concepts)
+            if force_train:
+                todo, missing = list(self.layers), {c: [x for x in self.layers if x not in
+                                                        self._activations.get(c.id, {})] for c in concepts}
+            else:
+                todo, missing = self.load_cavs(concepts)
+            self.generate_activations(missing)
+            for layer in todo:
+                self.cavs.setdefault(key, {})[layer] = self._train(concepts, layer)
+        return self.cavs
+
+    # ----------------------------------------------------------------------------------------- scores
+
+    def _sensitivities(self, inputs: Any, target: Any, additional_forward_args: Any,
+                       kwargs: dict[str, Any]) -> dict[str, Tensor]:
+        """Per layer, one row per input example of layer sensitivities (pooled like the activations)."""
+        forward, xs = _as_call(self.model, inputs, "inputs")
+        require(not isinstance(inputs, Mapping) or additional_forward_args is None,
+                "additional_forward_args cannot be combined with dict inputs; put every argument in the dict")
+        x_arg = xs if len(xs) > 1 else xs[0]
+        args = dict(target=target, additional_forward_args=additional_forward_args,
+                    attribute_to_layer_input=self.attribute_to_layer_input, **kwargs)
+        if self._default_attr:
+            method = LayerGradientXActivation(forward, list(self._modules), multiply_by_inputs=False)
+            values = method.attribute(x_arg, **args)
+        else:
+            values = []
+            for module in self._modules:
+                method = copy.copy(self.layer_attr_method)
+                method.layer = module
+                if forward is not self.model:
+                    method.forward_func = forward
+                values.append(method.attribute(x_arg, **args))
+        return {name: flat_rows(v, self.pool, self.feature_dim, reduce="sum").detach()
+                for name, v in zip(self.layers, values)}
+
+    def interpret(self, inputs: Any, experimental_sets: list[list[Concept]], target: Any = None,
+                  additional_forward_args: Any = None, processes: int | None = None, *, magnitude: str = "ratio",
+                  **kwargs: Any) -> Scores:
+        """TCAV scores per experimental set (key ``"<id>-<id>..."``) and layer: ``{"sign_count": ...,
+        "magnitude": ...}``, one value per concept in the order of the set.
+
+        ``inputs`` is a tensor, a tuple of tensors or a dict of tensors (the model is called as
+        ``model(**inputs)``). ``magnitude="ratio"`` (default) is Captum's documented formula
+        ``sum(|s| * (s > 0)) / sum(|s|)``; ``magnitude="mean"`` reproduces Captum 0.9's numbers (the plain mean
+        of the directional derivatives ``s``). ``kwargs`` go to the layer attribution method. The inputs' layer
+        sensitivities are computed first, so a bad ``target`` fails before any concept work.
+        """
+        require("attribute_to_layer_input" not in kwargs, "set attribute_to_layer_input in the TCAV constructor, "
+                "so that activations and attributions use the same side of the layer")
+        require(magnitude in MAGNITUDES, f"magnitude must be one of {MAGNITUDES}, got {magnitude!r}")
+        sets = self._check_sets(experimental_sets)
+        self._check_data(sets)
+        sens = self._sensitivities(inputs, target, additional_forward_args, kwargs)
+        self.compute_cavs(sets, processes=processes)
+        scores: Scores = {}
+        for layer, grads in sens.items():
+            rows, spans = [], []
+            for concepts in sets:
+                cav = self.cavs[concepts_to_str(concepts)][layer]
+                stats = cav.stats or {}
+                weights, classes = torch.as_tensor(stats["weights"]), [int(c) for c in stats["classes"]]
+                require(weights.shape[-1] == grads.shape[1],
+                        f"layer {layer!r}: the CAVs of set {concepts_to_str(concepts)} have {weights.shape[-1]} "
+                        f"features but the inputs' layer values have {grads.shape[1]}; activations of different "
+                        "sizes need pool='mean'")
+                where = {c: i for i, c in enumerate(classes)}
+                missing = [c.id for c in concepts if c.id not in where]
+                require(not missing, f"the CAV of set {concepts_to_str(concepts)} at {layer!r} has no row for "
+                        f"concept ids {missing} (classes {classes})")
+                rows.append(weights[[where[c.id] for c in concepts]].to(grads.device))
+                spans.append(len(concepts))
+            out = tcav_scores(grads, torch.cat(rows), magnitude)
+            start = 0
+            for concepts, n in zip(sets, spans):
+                part = {k: v[start:start + n] for k, v in out.items()}
+                scores.setdefault(concepts_to_str(concepts), {})[layer] = part
+                start += n
+        return scores
+
+    def significance(self, inputs: Any, concepts: Concept | Sequence[Concept], random_concepts: Sequence[Concept],
+                     target: Any = None, additional_forward_args: Any = None, *, score: str = "sign_count",
+                     correction: str | None = "bonferroni", alpha: float = 0.05, magnitude: str = "ratio",
+                     **kwargs: Any) -> dict[str, dict[str, ConceptSignificance]]:
+        """Is each concept's TCAV score different from chance? The random-concept t-test of the TCAV paper.
+
+        Each concept ``C`` is scored against every random concept ``R_i`` (experimental sets ``[C, R_i]``); the
+        null scores come from random-vs-random sets ``[R_i, R_(i+1 mod k)]``. A two-sided Student t-test compares
+        the two groups of scores per concept and layer; p-values are corrected over all concept-layer tests
+        (``"bonferroni"`` as in the paper, ``"holm"``, or ``None``). Needs at least 3 random concepts (the paper
+        uses tens). Returns ``{str(concept.id): {layer: ConceptSignificance}}``.
+        """
+        targets = [concepts] if isinstance(concepts, Concept) else list(concepts)
+        randoms = list(random_concepts)
+        require(len(targets) > 0, "concepts must hold at least one Concept")
+        require(len(randoms) >= 3, f"significance needs at least 3 random concepts, got {len(randoms)}")
+        require(score in ("sign_count", "magnitude"), f"score must be 'sign_count' or 'magnitude', got {score!r}")
+        require(correction in CORRECTIONS, f"correction must be one of {CORRECTIONS}, got {correction!r}")
+        require(0 < alpha < 1, f"alpha must be in (0, 1), got {alpha!r}")
+        random_ids = {r.id for r in randoms if isinstance(r, Concept)}
+        clash = [c for c in targets if isinstance(c, Concept) and c.id in random_ids]
+        require(not clash, f"concepts {clash} are also listed as random concepts")
+        k = len(randoms)
+        concept_sets = [[c, r] for c in targets for r in randoms]
+        null_sets = [[randoms[i], randoms[(i + 1) % k]] for i in range(k)]
+        results = self.interpret(inputs, concept_sets + null_sets, target, additional_forward_args,
+                                 magnitude=magnitude, **kwargs)
+        tests = []
+        for c in targets:
+            for layer in self.layers:
+                own = torch.stack([results[concepts_to_str([c, r])][layer][score][0] for r in randoms])
+                null = torch.stack([results[concepts_to_str(s)][layer][score][0] for s in null_sets])
+                t, p = student_t_test(own.tolist(), null.tolist())
+                tests.append((c, layer, own, null, t, p))
+        adjusted = adjust_p_values([p for *_, p in tests], correction)
+        out: dict[str, dict[str, ConceptSignificance]] = {}
+        for (c, layer, own, null, t, p), q in zip(tests, adjusted):
+            out.setdefault(str(c.id), {})[layer] = ConceptSignificance(c, layer, score, own, null, t, p, q, q < alpha)
+        return out
