@@ -58,11 +58,11 @@ def _extend() -> None:
             x, target=LABELS, attack_kwargs={"target": LABELS}, per_example=True))
     if "AttackComparator" in names:
         def compare(m: nn.Module, x: torch.Tensor) -> Any:
-            cmp = robust.AttackComparator(m, lambda out, labels: (out.argmax(1) == labels).float())
+            cmp = robust.AttackComparator(m, lambda out, target: (out.argmax(1) == target).float())
             cmp.add_attack(robust.FGSM(m), "fgsm", attack_kwargs={"epsilon": 0.1},
                            additional_attack_arg_names=["target"])
             cmp.add_attack(lambda t: t + 0.01 * torch.randn_like(t), "noise", num_attempts=2)
-            return cmp.evaluate(x, target=LABELS, labels=LABELS)
+            return cmp.evaluate(x, target=LABELS)
         register("AttackComparator", compare)
     for name in ("APGD", "CWL2", "DeepFool"):
         if name in names:

@@ -12,9 +12,10 @@ Example:
     torch.Size([2, 4])
 """
 
+from .attack_comparator import AttackComparator
 from .fgsm import FGSM
 from .min_param_perturbation import MinParamPerturbation
 from .perturbation import Perturbation
 from .pgd import PGD
 
-__all__ = ["FGSM", "PGD", "Perturbation", "MinParamPerturbation"]
+__all__ = ["FGSM", "PGD", "Perturbation", "MinParamPerturbation", "AttackComparator"]

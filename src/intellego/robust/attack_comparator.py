@@ -1,0 +1,179 @@
+"""``AttackComparator``: a metric of the model on the original inputs and under each of several attacks.
+
+Example:
+    >>> import torch
+    >>> from intellego.robust import AttackComparator, FGSM
+    >>> model = torch.nn.Linear(4, 3)
+    >>> x, y = torch.rand(8, 4), torch.arange(8) % 3
+    >>> def accuracy(out, target):  # every keyword of evaluate() reaches the metric
+    ...     return (out.argmax(1) == target).float()
+    >>> cmp = AttackComparator(model, accuracy)
+    >>> cmp.add_attack(FGSM(model), "FGSM", attack_kwargs={"epsilon": 0.1}, additional_attack_arg_names=["target"])
+    >>> cmp.add_attack(lambda t: t + 0.05 * torch.randn_like(t), "noise", num_attempts=3)
+    >>> results = cmp.evaluate(x, target=y)
+    >>> sorted(results), sorted(results["noise"])
+    (['FGSM', 'Original', 'noise'], ['max', 'mean', 'min'])
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import namedtuple
+from collections.abc import Callable
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from torch import Tensor
+
+from ..attr.summarizer import Max, Mean, Min, Stat, Summarizer
+from ..core.batching import check_positive_int
+from ..core.hooks import keep_buffers
+from ..core.inputs import pack_args
+from ..errors import describe, require
+from .batch_eval import outputs_for
+
+__all__ = ["AttackComparator", "AttackInfo", "ORIGINAL_KEY"]
+
+ORIGINAL_KEY = "Original"
+
+MetricResultType = TypeVar("MetricResultType")
+
+
+class AttackInfo(NamedTuple):
+    """One registered attack."""
+
+    attack_fn: Callable[..., Any]
+    name: str
+    num_attempts: int
+    apply_before_preproc: bool
+    attack_kwargs: dict[str, Any]
+    additional_args: list[str]
+
+
+def _batch_mean(value: Any) -> Any:
+    """Tensor metrics are averaged over their first (example) dimension when batches are aggregated."""
+    if isinstance(value, Tensor):
+        return value.mean(dim=0)
+    if isinstance(value, tuple):
+        return tuple(_batch_mean(v) for v in value)
+    return value
+
+
+class AttackComparator(Generic[MetricResultType]):
+    """Measure ``metric(model_out, **kwargs)`` on the inputs and under each added attack.
+
+    As in Captum, ``evaluate`` returns this batch's results (``"Original"`` plus, per attack, ``{"mean"}`` or, with
+    several attempts, ``{"mean", "min", "max"}`` over attempts) and ``summary`` the running means over all batches.
+    Unlike Captum, all model calls of a batch (original and every attempt of every attack) are stacked and run
+    without gradients in as few calls as the memory budget allows.
+    """
+
+    def __init__(self, forward_func: Callable[..., Any], metric: Callable[..., Any],
+                 preproc_fn: Callable[..., Any] | None = None) -> None:
+        require(callable(forward_func), f"forward_func must be callable, got {describe(forward_func)}")
+        require(callable(metric), f"metric must be callable, got {describe(metric)}")
+        require(preproc_fn is None or callable(preproc_fn), f"preproc_fn must be callable, got {describe(preproc_fn)}")
+        self.forward_func = forward_func
+        self.metric = metric
+        self.preproc_fn = preproc_fn
+        self.attacks: dict[str, AttackInfo] = {}
+        self.summary_results: dict[str, Summarizer] = {}
+        self.metric_aggregator: Callable[[Any], Any] = _batch_mean
+        self.batch_stats: list[type[Stat]] = [Mean, Min, Max]
+        self.aggregate_stats: list[type[Stat]] = [Mean]
+        self.out_format: Any = None
+
+    def add_attack(self, attack: Callable[..., Any], name: str | None = None, num_attempts: int = 1,
+                   apply_before_preproc: bool = True, attack_kwargs: dict[str, Any] | None = None,
+                   additional_attack_arg_names: list[str] | None = None) -> None:
+        """Register an attack (a :class:`~intellego.robust.Perturbation` or any callable of the inputs).
+
+        ``name`` defaults to the class name and must be unique; ``num_attempts`` > 1 repeats random attacks;
+        ``attack_kwargs`` are passed on every call; ``additional_attack_arg_names`` name keyword arguments of
+        ``evaluate`` (such as ``target``) that the attack also receives.
+        """
+        require(callable(attack), f"attack must be a Perturbation or a callable, got {describe(attack)}")
+        name = type(attack).__name__ if name is None else name
+        require(name not in self.attacks, f"an attack named {name!r} was already added; pass a different name=")
+        check_positive_int(num_attempts, "num_attempts", allow_none=False)
+        require(attack_kwargs is None or isinstance(attack_kwargs, dict),
+                f"attack_kwargs must be a dict or None, got {describe(attack_kwargs)}")
+        self.attacks[name] = AttackInfo(attack, name, num_attempts, apply_before_preproc, dict(attack_kwargs or {}),
+                                        list(additional_attack_arg_names or []))
+
+    def evaluate(self, inputs: Any, additional_forward_args: Any = None, perturbations_per_eval: int | None = None,
+                 **kwargs: Any) -> dict[str, Any]:
+        """This batch's metric results; ``kwargs`` go to the metric and to attacks that name them.
+
+        ``perturbations_per_eval``: candidates (the original or one attempt of one attack) per model call; None
+        (default) stacks as many as fit the memory budget. Results do not depend on it.
+        """
+        check_positive_int(perturbations_per_eval, "perturbations_per_eval")
+        args = pack_args(additional_forward_args)
+        with keep_buffers(self.forward_func):
+            preproc_input = self.preproc_fn(inputs) if self.preproc_fn is not None else inputs
+            names, candidates = [ORIGINAL_KEY], [preproc_input]
+            for key, attack in self.attacks.items():
+                extra = {}
+                for arg in attack.additional_args:
+                    if arg in kwargs:
+                        extra[arg] = kwargs[arg]
+                    else:
+                        warnings.warn(f"Additional sample arg {arg} not provided for {key}", stacklevel=2)
+                for _ in range(attack.num_attempts):
+                    if attack.apply_before_preproc:
+                        attacked = attack.attack_fn(inputs, **extra, **attack.attack_kwargs)
+                        candidates.append(self.preproc_fn(attacked) if self.preproc_fn else attacked)
+                    else:
+                        candidates.append(attack.attack_fn(preproc_input, **extra, **attack.attack_kwargs))
+                    names.append(key)
+            outputs = outputs_for(self.forward_func, candidates, args, perturbations_per_eval)
+        batch: dict[str, Summarizer] = {ORIGINAL_KEY: Summarizer([Mean()])}
+        for key, attack in self.attacks.items():
+            batch[key] = Summarizer([s() for s in self.batch_stats] if attack.num_attempts > 1 else [Mean()])
+        for key, out in zip(names, outputs):
+            value = self.metric(out, **kwargs)
+            self._remember_format(value)
+            batch[key].update(value)
+        return self._record(batch)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Running means of every result over all batches since construction or :meth:`reset`; an attack with
+        several attempts has keys ``"<name> Mean Attempt"``, ``"<name> Min Attempt"`` and ``"<name> Max Attempt"``."""
+        return {key: self._format(s.summary) for key, s in self.summary_results.items()}
+
+    def reset(self) -> None:
+        """Forget the results of earlier batches."""
+        self.summary_results = {}
+
+    # ---------------------------------------------------------------------------------------------- helpers
+
+    def _remember_format(self, value: Any) -> None:
+        if self.out_format is None and isinstance(value, tuple) and hasattr(value, "_fields"):
+            self.out_format = namedtuple(type(value).__name__, value._fields)  # type: ignore[misc]
+
+    def _format(self, summary: Any) -> dict[str, Any]:
+        if isinstance(summary, dict):
+            return summary
+        out: dict[str, Any] = {}
+        for key in summary[0]:
+            values = tuple(s[key] for s in summary)
+            out[key] = self.out_format(*values) if self.out_format else values
+        return out
+
+    def _aggregate(self, key: str, value: Any) -> None:
+        if key not in self.summary_results:
+            self.summary_results[key] = Summarizer([s() for s in self.aggregate_stats])
+        self.summary_results[key].update(self.metric_aggregator(value))
+
+    def _record(self, batch: dict[str, Summarizer]) -> dict[str, Any]:
+        results: dict[str, Any] = {ORIGINAL_KEY: self._format(batch[ORIGINAL_KEY].summary)["mean"]}
+        self._aggregate(ORIGINAL_KEY, results[ORIGINAL_KEY])
+        for key in self.attacks:
+            found = self._format(batch[key].summary)
+            results[key] = found
+            if len(found) == 1:
+                self._aggregate(key, next(iter(found.values())))
+            else:
+                for stat, value in found.items():
+                    self._aggregate(f"{key} {stat.title()} Attempt", value)
+        return results
