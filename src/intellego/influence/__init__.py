@@ -7,8 +7,11 @@ Example:
 """
 
 from intellego.influence._common import DataInfluence, KMostInfluentialResults
+from intellego.influence.influence_function import ArnoldiInfluenceFunction, NaiveInfluenceFunction
 
 __all__ = [
     "DataInfluence",
     "KMostInfluentialResults",
+    "NaiveInfluenceFunction",
+    "ArnoldiInfluenceFunction",
 ]
