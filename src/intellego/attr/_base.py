@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,56 @@ class Attribution:
 
     attribute: Callable[..., Any]
 
+    @classmethod
+    def get_name(cls) -> str:
+        """The class name with a space before each capital after the first, as Captum spells it.
+
+        Example:
+            >>> from intellego.attr import IntegratedGradients
+            >>> IntegratedGradients.get_name()
+            'Integrated Gradients'
+        """
+        return "".join(c if c.islower() or i == 0 else " " + c for i, c in enumerate(cls.__name__))
+
+    def _progress_desc(self) -> str:
+        """The description of this method's progress bar: Captum's text, e.g. ``Feature Ablation attribution``."""
+        return f"{self.get_name()} attribution"
+
+    # Whether ``attribute_future`` runs: Captum supports it for FeatureAblation, FeaturePermutation and the
+    # Shapley value methods only, and refuses it everywhere else.
+    _supports_future: bool = False
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future[Any]:
+        """``attribute`` for a ``forward_func`` that returns a ``torch.futures.Future``; returns a Future.
+
+        Takes the arguments of ``attribute``. Each model call's Future is awaited when the method needs its
+        value, so the returned Future is complete; errors are raised at the call. Methods for which Captum has
+        no ``attribute_future`` raise ``NotImplementedError``.
+
+        Example:
+            >>> import torch
+            >>> from intellego.attr import FeatureAblation
+            >>> model = torch.nn.Linear(3, 2)
+            >>> def remote(x):
+            ...     fut = torch.futures.Future()
+            ...     fut.set_result(model(x))
+            ...     return fut
+            >>> x = torch.randn(2, 3)
+            >>> fut = FeatureAblation(remote).attribute_future(x, target=1)
+            >>> torch.allclose(fut.wait(), FeatureAblation(model).attribute(x, target=1))
+            True
+        """
+        name = type(self).__name__
+        if not self._supports_future:
+            raise NotImplementedError(f"attribute_future is not implemented for {name}")
+        awaiting = copy.copy(self)
+        awaiting.forward_func = _Awaiting(self.forward_func, name)
+        with keep_buffers(self.forward_func):
+            result = awaiting.attribute(*args, **kwargs)
+        done: torch.futures.Future[Any] = torch.futures.Future()
+        done.set_result(result)
+        return done
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Every ``attribute`` leaves the buffers of a model in training mode as it found them, and opens the
         scope of its ``grad_kwargs`` (see :func:`intellego.core.grad.use_grad_kwargs`)."""
@@ -57,6 +108,20 @@ class Attribution:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class _Awaiting:
+    """A ``forward_func`` returning Futures, seen as one returning their values (for ``attribute_future``)."""
+
+    def __init__(self, forward_func: Callable[..., Any], who: str) -> None:
+        self.forward_func, self.who = forward_func, who
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.forward_func(*args, **kwargs)
+        require(isinstance(out, torch.futures.Future),
+                f"{self.who}.attribute_future needs a forward_func that returns a torch.futures.Future, but it "
+                f"returned {describe(out)}; use {self.who}.attribute for a model that returns its output directly")
+        return out.wait()
 
 
 def _keeping_buffers(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -33,7 +33,7 @@ def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target
     fills = pack_baselines(baselines, xs, names.baselines, inputs_name=names.inputs, noun=names.tensor)
     spec = ForwardSpec.build(method.forward_func, target, additional_forward_args, xs[0].shape[0])
     ev = Evaluator(spec, xs, fills, target_is_none=target is None, perturbations_per_eval=perturbations_per_eval,
-                   memory_budget=memory_budget, show_progress=show_progress, desc=type(method).__name__)
+                   memory_budget=memory_budget, show_progress=show_progress, desc=method._progress_desc())
     return xs, was_tuple, ev
 
 
@@ -80,6 +80,8 @@ class FeatureAblation(PerturbationAttribution):
         >>> torch.allclose(attr, model.weight * x, atol=1e-6)
         True
     """
+
+    _supports_future = True  # attribute_future, as in Captum (FeaturePermutation inherits it)
 
     def attribute(
         self,
@@ -131,6 +133,8 @@ class Occlusion(FeatureAblation):
         >>> Occlusion(model).attribute(x, sliding_window_shapes=(1, 2, 2), strides=2, target=1).shape
         torch.Size([3, 1, 4, 4])
     """
+
+    _supports_future = False  # Captum's Occlusion refuses attribute_future
 
     def attribute(  # type: ignore[override]
         self,

@@ -110,7 +110,7 @@ class LimeBase(PerturbationAttribution):
             per = len(samples) if len(groups) == 1 else 1
         calls = [(idx[k:k + per]) for idx in groups.values() for k in range(0, len(idx), per)]
         out = torch.empty(len(samples), dtype=torch.float64)
-        bar = progress_bar(len(calls), type(self).__name__, show)
+        bar = progress_bar(len(calls), self._progress_desc(), show)
         with torch.no_grad():
             for idx in calls:
                 part = [samples[i] for i in idx]

@@ -102,9 +102,6 @@ class BaseLLMAttribution(Attribution):
                 f"the model input must be text, token ids or a mapping with input_ids, got {describe(model_input)}")
         return dict(model_input)
 
-    def attribute_future(self) -> Callable[..., Any]:
-        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
-
 
 def _check_kwargs(kwargs: dict[str, Any], who: str) -> None:
     for k in _RESERVED:

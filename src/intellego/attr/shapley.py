@@ -48,6 +48,8 @@ class ShapleyValueSampling(PerturbationAttribution):
         True
     """
 
+    _supports_future = True  # attribute_future, as in Captum
+
     def attribute(
         self,
         inputs: Any,
@@ -129,6 +131,8 @@ class ShapleyValues(PerturbationAttribution):
         [[3.0, 3.0]]
     """
 
+    _supports_future = True  # attribute_future, as in Captum
+
     def attribute(
         self,
         inputs: Any,
@@ -170,6 +174,15 @@ class ShapleyValues(PerturbationAttribution):
 
             values = _float(ev.run(2**n_feat, removed))
             return unpack(plan.combine(_exact_shapley(values, n_feat), per_example=not ev.aggregate), was_tuple)
+
+    def attribute_future(self, inputs: Any, baselines: Any = None, target: Any = None,  # type: ignore[override]
+                         additional_forward_args: Any = None, feature_mask: Any = None, n_samples: int = 25,
+                         perturbations_per_eval: int | None = None, show_progress: bool = False,
+                         **kwargs: Any) -> torch.futures.Future[Any]:
+        """Captum's ShapleyValues.attribute_future takes ``n_samples`` (from ShapleyValueSampling) and ignores it:
+        the values are exact. The other arguments are those of :meth:`attribute`."""
+        return super().attribute_future(inputs, baselines, target, additional_forward_args, feature_mask,
+                                        perturbations_per_eval, show_progress, **kwargs)
 
 
 def _exact_shapley(values: Tensor, n: int) -> Tensor:
