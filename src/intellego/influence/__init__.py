@@ -8,10 +8,12 @@ Example:
 
 from intellego.influence._common import DataInfluence, KMostInfluentialResults
 from intellego.influence.influence_function import ArnoldiInfluenceFunction, NaiveInfluenceFunction
+from intellego.influence.influence_function_ekfac import EKFACInfluence
 
 __all__ = [
     "DataInfluence",
     "KMostInfluentialResults",
     "NaiveInfluenceFunction",
     "ArnoldiInfluenceFunction",
+    "EKFACInfluence",
 ]
