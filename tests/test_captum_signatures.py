@@ -31,14 +31,11 @@ _PERTURB = ["Occlusion", "FeatureAblation", "FeaturePermutation", "ShapleyValueS
 # (where, parameter) -> reason. `where` is "Class.method" or "module.function".
 ALLOWED: dict[tuple[str, str], str] = {
     **{(f"{n}.attribute", "perturbations_per_eval"): _PPE for n in _PERTURB},
+    **{(f"{n}.attribute_future", "perturbations_per_eval"): _PPE for n in _PERTURB},
     ("FeaturePermutation.__init__", "perm_func"):
         "None selects the default within-batch shuffle; Captum's default is its own private function object",
     ("metrics.sensitivity_max", "perturb_func"):
         "our own default_perturb_func (the same uniform L-inf noise), necessarily a different function object",
-    ("FeatureAblation.attribute", "**kwargs"):
-        "Captum documents these **kwargs as internal to its subclasses (Occlusion's window arguments)",
-    ("FeaturePermutation.attribute", "**kwargs"):
-        "Captum documents these **kwargs as internal to its subclasses; it drops a stray baselines= there",
     ("ImageMaskInput.__init__", "processor_fn"):
         "both default to an identity function; ours is necessarily a different function object",
     ("DataLoaderAttribution.attribute", "perturbations_per_pass"):
@@ -90,6 +87,12 @@ def _class_pairs() -> list[tuple[str, Any, Any]]:
         pairs.append((f"{name}.__init__", ours.__init__, theirs.__init__))
         if hasattr(theirs, "attribute"):
             pairs.append((f"{name}.attribute", ours.attribute, theirs.attribute))
+        future = getattr(theirs, "attribute_future", None)
+        if future is not None and len(inspect.signature(future).parameters) > 1 and name != "LayerFeaturePermutation":
+            # Ours runs ``attribute`` (or the class's own adapter) on a forward function that awaits its Futures.
+            mine = ours.attribute_future if any("attribute_future" in vars(k) for k in ours.__mro__
+                                                if k is not ia.Attribution) else ours.attribute
+            pairs.append((f"{name}.attribute_future", mine, future))
     return pairs
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +47,14 @@ class Attribution:
             'Integrated Gradients'
         """
         return "".join(c if c.islower() or i == 0 else " " + c for i, c in enumerate(cls.__name__))
+
+    def _warn_unused_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """Name the keyword arguments that Captum's ``**kwargs`` would accept and nothing here uses."""
+        if kwargs:
+            warnings.warn(f"{type(self).__name__}.attribute does not use the keyword argument(s) "
+                          f"{', '.join(sorted(kwargs))} (Captum accepts and ignores them too); check the spelling, "
+                          "or pass them where they belong (e.g. skip_tokens to TextTokenInput)", UserWarning,
+                          stacklevel=_caller_level())
 
     def _progress_desc(self) -> str:
         """The description of this method's progress bar: Captum's text, e.g. ``Feature Ablation attribution``."""
@@ -108,6 +118,14 @@ class Attribution:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside intellego, so that a warning points at the user's call."""
+    level, frame = 2, sys._getframe(2)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("intellego."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class _Awaiting:

@@ -91,24 +91,24 @@ def _bernoulli(original: Any, **kwargs: Any) -> Tensor:
 
 def _from_interp(sample: Tensor, original: Any, **kwargs: Any) -> Any:
     xs, was_tuple = pack(original, "original_inputs")
-    fills = pack_baselines(kwargs.get("baselines"), xs)
+    fills = pack_baselines(kwargs.get("baselines"), xs, promote=True)
     masks, _ = pack(kwargs.get("feature_mask"), "feature_mask")
     keep = sample.reshape(-1).bool()
     return unpack(tuple(torch.where(keep[m], x, f) for x, f, m in zip(xs, fills, masks)), was_tuple)
 
 
 def _feature_sums(ev: Evaluator, plan: FeaturePlan) -> dict[str, Tensor]:
-    """Per example and feature: sums of ``x**2``, ``x*b``, ``b**2``, ``(x-b)**2`` (batch summed when aggregate)."""
-    rows = ev.batch
+    """Per example and feature: sums of ``x**2``, ``x*b``, ``b**2``, ``(x-b)**2`` (one row, over all of every
+    input, when aggregate: inputs then need not share a batch size, e.g. a list of sparse indices)."""
+    rows = 1 if ev.aggregate else ev.batch
     sums = {k: torch.zeros(rows, plan.n_features, dtype=torch.float64, device=ev.inputs[0].device)
             for k in ("x2", "xb", "b2", "xmb2")}
     for x, f, m in zip(ev.inputs, ev.fills, plan.masks or ()):
-        x, f = x.double().reshape(rows, -1), f.double().expand(ev.inputs[0].shape[0], *f.shape[1:]).reshape(rows, -1)
-        idx = m.expand(rows, *m.shape[1:]).reshape(rows, -1)
+        shape = x.shape
+        x, f = x.double().reshape(rows, -1), f.double().expand(shape).reshape(rows, -1)
+        idx = m.expand(shape).reshape(rows, -1)
         for k, v in (("x2", x * x), ("xb", x * f), ("b2", f * f), ("xmb2", (x - f) ** 2)):
             sums[k].scatter_add_(1, idx, v)
-    if ev.aggregate:
-        sums = {k: v.sum(0, keepdim=True) for k, v in sums.items()}
     return sums
 
 
@@ -121,6 +121,13 @@ def _fit(model: Any, present: Tensor, values: Tensor, weights: Tensor, ev: Evalu
         W = W.reshape(n, W.shape[1], 1).expand(n, W.shape[1], Y.shape[1] // W.shape[1]).reshape(n, -1)
     coef = fit_linear(model, present.double(), Y, W)
     return coef.reshape(*ev.out_shape, present.shape[1])
+
+
+def _no_features(plan: FeaturePlan, ev: Evaluator, return_input_shape: bool, was_tuple: bool) -> Any:
+    """Inputs without elements have no features: empty coefficients (one model call fixes the output's shape)."""
+    ev.reference()
+    coef = torch.zeros(*ev.out_shape, 0, dtype=torch.float64)
+    return _format(coef, plan, ev, return_input_shape, was_tuple)
 
 
 def _format(coef: Tensor, plan: FeaturePlan, ev: Evaluator, return_input_shape: bool, was_tuple: bool) -> Any:

@@ -30,7 +30,7 @@ def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target
     """Pack the arguments of a perturbation method and build its :class:`Evaluator` (nothing evaluated);
     errors name the arguments as ``names`` says."""
     xs, was_tuple = pack(inputs, names.inputs)
-    fills = pack_baselines(baselines, xs, names.baselines, inputs_name=names.inputs, noun=names.tensor)
+    fills = pack_baselines(baselines, xs, names.baselines, inputs_name=names.inputs, noun=names.tensor, promote=True)
     spec = ForwardSpec.build(method.forward_func, target, additional_forward_args, xs[0].shape[0])
     ev = Evaluator(spec, xs, fills, target_is_none=target is None, perturbations_per_eval=perturbations_per_eval,
                    memory_budget=memory_budget, show_progress=show_progress, desc=method._progress_desc())
@@ -233,8 +233,14 @@ class FeaturePermutation(FeatureAblation):
             if self.perm_func is not None:
                 fills = self._custom_fills(xs, plan)
             else:
-                perms = _permutations(plan.n_features, batch, xs[0].device, generator)
-                fills = lambda ids: tuple(x[perms[ids.clamp_min(0)]] for x in xs)  # noqa: E731
+                # each tensor is shuffled along its own first dimension: a list of sparse ids of another length
+                # than the batch (for a model that returns one value per batch) gets permutations of its length
+                n_perm = max(plan.n_features, 1)  # row -1 (the unperturbed input) reads permutation 0
+                perms = {n: _permutations(n_perm, n, xs[0].device, generator) if n >= 2 else
+                         torch.arange(n, device=xs[0].device).expand(n_perm, n)
+                         for n in dict.fromkeys(x.shape[0] if x.dim() > 0 else 1 for x in xs)}
+                fills = lambda ids: tuple(x[perms[x.shape[0]][ids.clamp_min(0)]] if x.dim() > 0 else  # noqa: E731
+                                          x.expand(ids.shape[0]) for x in xs)
             return unpack(ablate(ev, plan, fills), was_tuple)
 
     def _custom_fills(self, xs: tuple[Tensor, ...], plan: FeaturePlan) -> Callable[[Tensor], tuple[Tensor, ...]]:

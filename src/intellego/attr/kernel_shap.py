@@ -16,7 +16,7 @@ from ..core.batching import check_positive_int
 from ..core.hooks import HookScope
 from ..engines.perturb import Evaluator
 from ..errors import IntellegoError, require
-from ._surrogate import _fit, _format, _setup
+from ._surrogate import _fit, _format, _no_features, _setup
 from .ablation import _fill_docs
 from .lime import Lime
 from .linear_models import LinearRegression
@@ -102,6 +102,8 @@ class KernelShap(Lime):
             xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
             n_feat = plan.n_features
+            if n_feat == 0:
+                return _no_features(plan, ev, return_input_shape, was_tuple)
             require(n_feat == 1 or n_samples >= 2, f"KernelShap needs n_samples >= 2 with {n_feat} features "
                     f"(the full input and the baseline), got {n_samples}")
             if estimator == "captum":

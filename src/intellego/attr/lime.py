@@ -31,6 +31,7 @@ from ._surrogate import (
     _fit,
     _format,
     _from_interp,
+    _no_features,
     _setup,
     get_exp_kernel_similarity_function,
 )
@@ -184,6 +185,8 @@ class Lime(LimeBase):
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
+            if plan.n_features == 0:
+                return _no_features(plan, ev, return_input_shape, was_tuple)
             present = self._samples(inputs, ev, plan, n_samples, generator)
             values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl]))
             weights = self._weights(inputs, ev, plan, present)

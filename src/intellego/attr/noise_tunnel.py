@@ -111,6 +111,12 @@ def _expand_kwargs(kwargs: dict[str, Any], k: int, batch: int, draw_baselines: b
         out["additional_forward_args"] = expanded if isinstance(args, tuple) else expanded[0]
     if out.get("baselines") is not None:
         out["baselines"] = _expand_baselines(out["baselines"], k, batch, draw_baselines, generator)
+    if out.get("feature_mask") is not None:  # a mask per example of the caller's batch follows its examples
+        mask = out["feature_mask"]
+        packed = mask if isinstance(mask, tuple) else (mask,)
+        expanded = tuple(m.repeat_interleave(k, 0) if isinstance(m, Tensor) and m.dim() > 0 and m.shape[0] == batch
+                         and batch > 1 else m for m in packed)
+        out["feature_mask"] = expanded if isinstance(mask, tuple) else expanded[0]
     return out
 
 

@@ -88,6 +88,11 @@ class ShapleyValueSampling(PerturbationAttribution):
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = settled_plan(ev, xs, feature_mask)
             n_feat = plan.n_features
+            if n_feat == 0:  # inputs without elements: empty attributions (one call fixes the output's shape)
+                ev.reference()
+                dtype = xs[0].dtype if xs[0].is_floating_point() else torch.get_default_dtype()
+                empty = torch.zeros(0, *ev.out_shape, dtype=dtype, device=xs[0].device)
+                return unpack(plan.combine(empty, per_example=not ev.aggregate), was_tuple)
             perms = _permutations(n_samples, n_feat, xs[0].device, generator, antithetic)
             ranks = perms.argsort(1)
             steps = torch.arange(n_feat, device=xs[0].device)

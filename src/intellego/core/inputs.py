@@ -72,11 +72,15 @@ def same_structure(values: Any, count: int, name: str) -> tuple[Any, ...]:
     return (values,) * count
 
 
-def _broadcast_baseline(base: Any, x: Tensor, name: str, noun: str = "the input") -> Tensor:
-    if isinstance(base, (int, float)) and not isinstance(base, bool):
-        return torch.full_like(x, float(base)) if x.is_floating_point() else torch.full_like(x, base)
+def _broadcast_baseline(base: Any, x: Tensor, name: str, noun: str = "the input", promote: bool = False) -> Tensor:
+    """``base`` (a number, bool or tensor) broadcast to ``x``, in ``x``'s dtype; with ``promote``, a float
+    baseline of an integer or boolean input keeps a float dtype (the perturbed input is float, as in Captum)."""
+    if isinstance(base, (bool, int, float)):
+        keep = promote and not x.is_floating_point()
+        return torch.full_like(x, base, dtype=torch.result_type(x, base) if keep else x.dtype)
     require(isinstance(base, Tensor), f"{name} must be None, a number or a tensor, got {describe(base)}")
-    base = base.to(device=x.device, dtype=x.dtype)
+    keep = promote and not x.is_floating_point()
+    base = base.to(device=x.device, dtype=torch.promote_types(x.dtype, base.dtype) if keep else x.dtype)
     if base.shape == x.shape:
         return base
     if base.dim() == x.dim() - 1 and base.shape == x.shape[1:]:
@@ -91,10 +95,11 @@ def _broadcast_baseline(base: Any, x: Tensor, name: str, noun: str = "the input"
 
 
 def pack_baselines(baselines: Any, inputs: tuple[Tensor, ...], name: str = "baselines", *,
-                   inputs_name: str = "inputs", noun: str = "the input") -> tuple[Tensor, ...]:
-    """Baselines broadcast to the inputs' shapes: None (zeros), a number, a tensor or a tuple of those.
+                   inputs_name: str = "inputs", noun: str = "the input", promote: bool = False) -> tuple[Tensor, ...]:
+    """Baselines broadcast to the inputs' shapes: None (zeros), a number, a bool, a tensor or a tuple of those.
 
-    Error messages call the argument ``name``, the tensors ``inputs_name`` and one of them ``noun``."""
+    Error messages call the argument ``name``, the tensors ``inputs_name`` and one of them ``noun``. With
+    ``promote`` (perturbation methods), float baselines of integer or boolean inputs stay float."""
     if baselines is None:
         return tuple(torch.zeros_like(x) for x in inputs)
     if isinstance(baselines, (tuple, list)):
@@ -103,12 +108,12 @@ def pack_baselines(baselines: Any, inputs: tuple[Tensor, ...], name: str = "base
             f"{name} has {len(baselines)} entries but {inputs_name} has {len(inputs)} tensors",
         )
         return tuple(
-            torch.zeros_like(x) if b is None else _broadcast_baseline(b, x, f"{name}[{i}]", noun)
+            torch.zeros_like(x) if b is None else _broadcast_baseline(b, x, f"{name}[{i}]", noun, promote)
             for i, (b, x) in enumerate(zip(baselines, inputs))
         )
     require(len(inputs) == 1 or not isinstance(baselines, Tensor),
             f"{name} is a single tensor but {inputs_name} has {len(inputs)} tensors; pass a tuple of {name}")
-    return tuple(_broadcast_baseline(baselines, x, name, noun) for x in inputs)
+    return tuple(_broadcast_baseline(baselines, x, name, noun, promote) for x in inputs)
 
 
 def pack_baseline_distribution(

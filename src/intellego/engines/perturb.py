@@ -138,14 +138,14 @@ class FeaturePlan:
         pick each example's own ids.
         """
         out_shape = tuple(values.shape[1:])
-        flat = values.reshape(values.shape[0], -1)
+        flat = values.reshape(values.shape[0], math.prod(out_shape))  # explicit sizes: no features is (0, *O)
         if self.windows is not None:
             return tuple(self._average_windows(flat, w, s, out_shape) for w, s in zip(self.windows, self.shapes))
         result = []
         for m, s in zip(self._masks, self.shapes):
             size = math.prod(s)
             if per_example:
-                table = values.movedim(0, -1).reshape(out_shape[0], -1, values.shape[0])
+                table = values.movedim(0, -1).reshape(out_shape[0], math.prod(out_shape[1:]), values.shape[0])
                 idx = m.reshape(m.shape[0], 1, size).expand(out_shape[0], table.shape[1], size)
                 result.append(torch.gather(table, 2, idx).reshape(*out_shape, *s))
             else:
