@@ -1,0 +1,57 @@
+"""``GaussianStochasticGates`` (the module path of ``captum.module.gaussian_stochastic_gates``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import describe, require
+from ._engine import gaussian_active_probs, gaussian_noise
+from .stochastic_gates_base import StochasticGatesBase
+
+__all__ = ["GaussianStochasticGates"]
+
+
+class GaussianStochasticGates(StochasticGatesBase):
+    """Gates drawn from ``N(mu, std^2)`` and clamped to [0, 1], Yamada et al. 2020 (STG); ``mu`` is learned.
+
+    Arguments as in :class:`StochasticGatesBase`, plus ``std > 0``, fixed throughout.
+
+    Example:
+        >>> import torch
+        >>> gates = GaussianStochasticGates(4, std=0.5, generator=torch.Generator().manual_seed(0))
+        >>> _ = gates.eval()
+        >>> gates(torch.ones(2, 4))[0].shape, gates.get_gate_active_probs().shape
+        (torch.Size([2, 4]), torch.Size([4]))
+    """
+
+    def __init__(self, n_gates: int, mask: Tensor | None = None, reg_weight: float = 1.0, std: float = 0.5,
+                 reg_reduction: str = "sum", *, generator: torch.Generator | None = None) -> None:
+        super().__init__(n_gates, mask=mask, reg_weight=reg_weight, reg_reduction=reg_reduction, generator=generator)
+        require(isinstance(std, (int, float)) and math.isfinite(std) and std > 0,
+                f"std must be a finite number > 0, got {describe(std)}")
+        self.mu = nn.Parameter(self._init_parameter(0.5, 0.01))
+        self.std = std
+
+    def _sample_gate_values(self, batch_size: int) -> Tensor:
+        if not self.training:
+            return self.mu.expand(batch_size, self.n_gates)
+        return gaussian_noise(batch_size, self.mu, self.std, self.generator).add_(self.mu)
+
+    def _get_gate_values(self) -> Tensor:
+        return self.mu
+
+    def _get_gate_active_probs(self) -> Tensor:
+        return gaussian_active_probs(self.mu, self.std)
+
+    @classmethod
+    def _from_pretrained(cls, mu: Tensor, *args: Any, **kwargs: Any) -> GaussianStochasticGates:
+        """Gates with a trained ``mu`` (1-D); other arguments as the constructor's, after n_gates."""
+        require(isinstance(mu, Tensor) and mu.dim() == 1, f"mu must be a 1-D tensor, got {describe(mu)}")
+        gates = cls(mu.numel(), *args, **kwargs)
+        with torch.no_grad():
+            gates.mu.copy_(mu)
+        return gates
