@@ -18,8 +18,9 @@ Example:
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -27,9 +28,41 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 
-__all__ = ["BaseFeature", "ImageFeature", "TextFeature", "GeneralFeature", "TabularFeature", "encode"]
+__all__ = ["BaseFeature", "ImageFeature", "TextFeature", "GeneralFeature", "TabularFeature", "EmptyFeature",
+           "FeatureOutput", "encode"]
 
 Transform = Callable[[Any], Any]
+
+
+class FeatureOutput(NamedTuple):
+    """What ``visualize`` returns (Captum Insights' record): the feature's ``name``, the ``base`` shown (a PNG as
+    base64 for images, the text, or ``"category: value"`` strings), the ``modified`` attribution (a heat-map PNG
+    as base64, or per-token / per-category scores scaled to [-100, 100]), the ``type`` and the
+    ``contribution`` fraction given."""
+
+    name: str
+    base: Any
+    modified: Any
+    type: str
+    contribution: Any
+
+
+def _png_base64(fig: Any) -> str:
+    """A matplotlib figure as a base64 PNG (tight layout, as Captum Insights sends it)."""
+    import warnings
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("utf-8")
+
+
+def _scaled(attribution: Tensor, norm: Tensor) -> list[float]:
+    """``attribution / norm * 100`` as a list, all zeros when the norm is zero."""
+    values = attribution / norm if float(norm) != 0 else torch.zeros_like(attribution)
+    return [v * 100 for v in values.tolist()]
 
 
 def _as_list(transforms: Transform | Sequence[Transform] | None, name: str) -> list[Transform]:
@@ -148,6 +181,15 @@ class BaseFeature:
     def _shown(self, raw: Tensor) -> Any:
         return self.visualization_transform(raw) if self.visualization_transform is not None else raw
 
+    @staticmethod
+    def visualization_type() -> str:
+        """Captum Insights' name of the feature's kind (``"image"``, ``"text"``, ``"general"``, ``"empty"``)."""
+        raise NotImplementedError("BaseFeature.visualization_type is defined by each feature class")
+
+    def visualize(self, attribution: Tensor, data: Tensor, contribution_frac: Any) -> FeatureOutput:
+        """Captum Insights' rendering of one example (batch of one) as a :class:`FeatureOutput`."""
+        raise NotImplementedError(f"{type(self).__name__}.visualize is defined by each feature class")
+
 
 class ImageFeature(BaseFeature):
     """An image input ``(C, H, W)``, ``(H, W, C)`` or ``(H, W)``, shown with a heat-map overlay.
@@ -175,6 +217,22 @@ class ImageFeature(BaseFeature):
         attr = _numpy(attribution)
         return {"kind": "image", "image": encode(_to_rgb(image, self.name)), "heat": encode(self._heat(attr))}
 
+    @staticmethod
+    def visualization_type() -> str:
+        return "image"
+
+    def visualize(self, attribution: Tensor, data: Tensor, contribution_frac: Any) -> FeatureOutput:
+        """The image and its absolute-value heat map as base64 PNGs (``data``, ``attribution``: ``(1, C, H, W)``)."""
+        from ..attr import visualization as viz
+
+        if self.visualization_transform is not None:
+            data = self.visualization_transform(data)
+        image, attr = (_hwc(t, self.name, what) for t, what in ((data, "data"), (attribution, "attribution")))
+        original, _ = viz.visualize_image_attr(attr, image, method="original_image", use_pyplot=False)
+        heat, _ = viz.visualize_image_attr(attr, image, method="heat_map", sign="absolute_value", use_pyplot=False)
+        return FeatureOutput(self.name, _png_base64(original), _png_base64(heat), self.visualization_type(),
+                             contribution_frac)
+
     def _heat(self, attr: np.ndarray) -> np.ndarray:
         if attr.ndim == 3:
             channel = -1 if self.spatial_dims(attr.shape) == (0, 1) else 0
@@ -184,6 +242,15 @@ class ImageFeature(BaseFeature):
         if attr.ndim > 3:
             return attr.reshape(-1, *attr.shape[-2:]).sum(axis=0)
         return attr.reshape(1, -1)
+
+
+def _hwc(t: Any, name: str, what: str) -> np.ndarray:
+    """A ``(1, C, H, W)`` or ``(C, H, W)`` tensor as an ``(H, W, C)`` array (Captum's squeeze and permute)."""
+    require(isinstance(t, Tensor), f"ImageFeature {name!r}: {what} must be a tensor, got {describe(t)}")
+    squeezed = t.detach().squeeze()
+    require(squeezed.dim() == 3, f"ImageFeature {name!r}: {what} must be one image (1, C, H, W) or (C, H, W), "
+                                 f"got {describe(t)}")
+    return squeezed.permute(1, 2, 0).cpu().numpy()
 
 
 def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
@@ -238,6 +305,22 @@ class TextFeature(BaseFeature):
         n = min(len(tokens), per_token.size)
         return {"kind": "text", "tokens": tokens[:n], "attribution": per_token[:n].tolist()}
 
+    @staticmethod
+    def visualization_type() -> str:
+        return "text"
+
+    def visualize(self, attribution: Tensor, data: Tensor, contribution_frac: Any) -> FeatureOutput:
+        """The text (``visualization_transform(data)``, else ``data``) and one score per token in [-100, 100]:
+        attributions summed over the embedding dimension and divided by their largest magnitude."""
+        text = self.visualization_transform(data) if self.visualization_transform is not None else data
+        require(isinstance(attribution, Tensor), f"TextFeature {self.name!r}: attribution must be a tensor, got "
+                                                 f"{describe(attribution)}")
+        attribution = attribution.squeeze(0)
+        if attribution.dim() > 1:
+            attribution = attribution.sum(dim=1)
+        return FeatureOutput(self.name, text, _scaled(attribution, attribution.abs().max()),
+                             self.visualization_type(), contribution_frac)
+
 
 class GeneralFeature(BaseFeature):
     """A vector input with one named category per entry, shown as one signed bar per category.
@@ -277,6 +360,21 @@ class GeneralFeature(BaseFeature):
         return {"kind": "columns", "names": names, "values": values.tolist() if values.size == attr.size else None,
                 "attribution": attr.tolist()}
 
+    @staticmethod
+    def visualization_type() -> str:
+        return "general"
+
+    def visualize(self, attribution: Tensor, data: Tensor, contribution_frac: Any) -> FeatureOutput:
+        """``"category: value"`` strings and one score per category in [-100, 100] (attributions divided by
+        their L2 norm), for ``data`` and ``attribution`` of shape ``(1, C)``."""
+        require(isinstance(attribution, Tensor) and isinstance(data, Tensor),
+                f"GeneralFeature {self.name!r}: attribution and data must be tensors, got {describe(attribution)} "
+                f"and {describe(data)}")
+        attribution, data = attribution.squeeze(0), data.squeeze(0)
+        base = [f"{c}: {d:.2f}" for c, d in zip(self.categories, data.tolist())]
+        return FeatureOutput(self.name, base, _scaled(attribution, attribution.norm()), self.visualization_type(),
+                             contribution_frac)
+
 
 class TabularFeature(GeneralFeature):
     """Column data ``(D,)``: each row shows every column's value next to its signed contribution.
@@ -301,3 +399,28 @@ class TabularFeature(GeneralFeature):
     @property
     def columns(self) -> list[str]:
         return self.categories
+
+
+class EmptyFeature(BaseFeature):
+    """A model input that is not shown (Captum Insights' placeholder): it still takes part in the attribution.
+
+    Example:
+        >>> EmptyFeature().visualize(torch.ones(1, 2), torch.ones(1, 2), 0.5)
+        FeatureOutput(name='empty', base=None, modified=None, type='empty', contribution=0.5)
+    """
+
+    def __init__(self, name: str = "empty", baseline_transforms: Transform | Sequence[Transform] | None = None,
+                 input_transforms: Transform | Sequence[Transform] | None = None,
+                 visualization_transform: Transform | None = None) -> None:
+        super().__init__(name, baseline_transforms, input_transforms, visualization_transform)
+
+    @staticmethod
+    def visualization_type() -> str:
+        return "empty"
+
+    def visualize(self, attribution: Tensor, data: Tensor, contribution_frac: Any) -> FeatureOutput:
+        return FeatureOutput(self.name, None, None, self.visualization_type(), contribution_frac)
+
+    def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
+        """Nothing to show: an empty column list."""
+        return {"kind": "columns", "names": [], "values": None, "attribution": []}
