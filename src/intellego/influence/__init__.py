@@ -9,6 +9,7 @@ Example:
 from intellego.influence._common import DataInfluence, KMostInfluentialResults
 from intellego.influence.influence_function import ArnoldiInfluenceFunction, NaiveInfluenceFunction
 from intellego.influence.influence_function_ekfac import EKFACInfluence
+from intellego.influence.influence_function_trak import TRAKInfluence
 
 __all__ = [
     "DataInfluence",
@@ -16,4 +17,5 @@ __all__ = [
     "NaiveInfluenceFunction",
     "ArnoldiInfluenceFunction",
     "EKFACInfluence",
+    "TRAKInfluence",
 ]
