@@ -94,9 +94,12 @@ class FeatureAblation(PerturbationAttribution):
         show_progress: bool = False,
         *,
         memory_budget: int | None = None,
+        **kwargs: Any,
     ) -> Any:
         """Attributions shaped like ``inputs`` when the model returns one value per example; with outputs
         of shape ``O`` in general (several values per example, or one per batch), shape ``(*O, *input.shape[1:])``.
+        Other keyword arguments are accepted and unused, as in Captum (which keeps them for its subclasses'
+        internals); a warning names them.
 
         Args:
             {INPUTS}
@@ -108,6 +111,7 @@ class FeatureAblation(PerturbationAttribution):
             {SHOW_PROGRESS}
             {MEMORY}
         """
+        self._warn_unused_kwargs(kwargs)
         return self._ablation(inputs, baselines, target, additional_forward_args, feature_mask,
                               perturbations_per_eval, show_progress, memory_budget, PRIMARY_NAMES)
 
@@ -203,8 +207,11 @@ class FeaturePermutation(FeatureAblation):
         *,
         generator: torch.Generator | None = None,
         memory_budget: int | None = None,
+        **kwargs: Any,
     ) -> Any:
         """Attributions like :meth:`FeatureAblation.attribute`; the batch must hold at least 2 examples.
+        Other keyword arguments are accepted and unused, as in Captum (``baselines=`` included: permuted values
+        replace the features); a warning names them.
 
         Args:
             {INPUTS}
@@ -216,6 +223,7 @@ class FeaturePermutation(FeatureAblation):
             {GENERATOR}
             {MEMORY}
         """
+        self._warn_unused_kwargs(kwargs)
         return self._permutation(inputs, target, additional_forward_args, feature_mask, perturbations_per_eval,
                                  show_progress, generator, memory_budget, PRIMARY_NAMES)
 
