@@ -216,6 +216,6 @@ def linear_accuracy(x: Tensor | Sequence[Tensor], labels: Tensor, rows: Tensor, 
     if rows.numel() == 0:
         return torch.tensor(float("nan"))
     parts = [x] if isinstance(x, Tensor) else list(x)
-    scores = torch.cat([part @ weights.T.to(part.device) for part in parts])[rows.to(parts[0].device)] + bias
+    scores = take_rows(parts, rows) @ weights.T.to(parts[0].device) + bias
     pred = torch.tensor(classes, device=scores.device)[scores.argmax(1)]
     return (pred == labels[rows].to(scores.device)).float().mean()

@@ -39,7 +39,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..attr import LayerActivation, LayerGradientXActivation
+from ..attr import LayerGradientXActivation
+from ..attr._site import Layout, layer_eval, restructure, sites_of
+from ..core.grad import ForwardSpec
+from ..core.hooks import keep_buffers
 from ..errors import IntellegoError, describe, require
 from ._scores import MAGNITUDES, POOLS, flat_rows, tcav_scores
 from ._stats import CORRECTIONS, adjust_p_values, student_t_test
@@ -168,6 +171,7 @@ class TCAV(ConceptInterpreter):
         self.concepts: set[Concept] = set()
         self.cavs: dict[str, dict[str, CAV]] = {}
         self._activations: dict[int, dict[str, Tensor]] = {}
+        self._layouts: dict[tuple[str, ...], Layout] = {}
 
     # ----------------------------------------------------------------------------------------- set-up checks
 
@@ -259,14 +263,19 @@ class TCAV(ConceptInterpreter):
         names, modules = self._resolve_layers(layers)
         require(concept.data_iter is not None, f"concept {concept!r} has no data_iter to compute activations from")
         rows: list[list[Tensor]] = [[] for _ in names]
+        sites = sites_of(modules, self.attribute_to_layer_input)
         assert concept.data_iter is not None  # for mypy
         for b, batch in enumerate(concept.data_iter):
             forward, xs = _as_call(self.model, batch, f"batch {b} of concept {concept!r}")
             if xs[0].shape[0] == 0:
                 continue
-            values = LayerActivation(forward, modules).attribute(
-                xs if len(xs) > 1 else xs[0], attribute_to_layer_input=self.attribute_to_layer_input)
-            for i, value in enumerate(values):
+            # LayerActivation's machinery, plus the layout of an earlier batch: the forward pass stops once the
+            # layers have run (a layer that runs a different number of times changes the width: an error below)
+            known = self._layouts.get(tuple(names))
+            with keep_buffers(self.model):
+                acts, layout = layer_eval(ForwardSpec.build(forward, None, None, xs[0].shape[0]), sites, xs, known)
+            self._layouts[tuple(names)] = layout
+            for i, value in enumerate(restructure(layout, acts, True)):
                 rows[i].append(flat_rows(value, self.pool, self.feature_dim).detach())
         require(bool(rows[0]), f"concept {concept!r} is empty: its data_iter yielded no examples")
         store = self._activations.setdefault(concept.id, {})
@@ -275,7 +284,7 @@ class TCAV(ConceptInterpreter):
             require(len(widths) == 1, f"concept {concept!r}: activations at layer {name!r} have different sizes "
                     f"across batches ({widths} features after flattening); pass pool='mean' to TCAV to average "
                     "over positions (tokens)")
-            store[name] = torch.cat(parts)
+            store[name] = parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def generate_activations(self, concept_layers: Mapping[Concept, list[str]]) -> None:
         """Compute and cache the activations of each concept at its listed layers."""
