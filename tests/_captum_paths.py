@@ -61,12 +61,36 @@ SKIPPED_MODULES: dict[str, str] = {
                                                "fit in closed form (fit_linear) behind the same classes",
     "captum.attr._utils.approximation_methods": "quadrature rules live in intellego.engines.path (method names "
                                                 "are the same strings); Captum's builder functions are internal",
-    "captum.attr._utils.custom_modules": "Addition_Module is Captum's test-only helper for LRP",
-    "captum.attr._utils.input_layer_wrapper": "ModelInputWrapper/InputIdentity: intellego's layer methods attribute "
-                                              "to model inputs with attribute_to_layer_input instead",
     "captum.attr._utils.common": "Captum's private formatting helpers; intellego has no public equivalent",
     "captum.attr._utils.batching": "Captum's private batching helpers; intellego batches in intellego.core.batching",
     "captum.metrics._utils.batching": "Captum's private batching helpers; intellego batches in intellego.core.batching",
+}
+
+
+# Public Captum names (classes and functions) with no intellego counterpart, and why.
+_TRAINING_BASE = ("Captum's training-function base class; intellego's surrogates subclass "
+                  "intellego.attr.linear_models.InterpretableLinearModel instead")
+_HOOK_RULE = ("Captum's module-hook backward rule for DeepLift; intellego's rules run in a TorchFunctionMode engine "
+              "(intellego.engines.rules)")
+_LIME_PART = ("a LimeBase building block of Captum's internal **kwargs protocol; intellego's Lime builds its masks "
+              "and samples itself")
+NAME_REASONS: dict[str, str] = {
+    "Model": _TRAINING_BASE,
+    "LinearModel": _TRAINING_BASE,
+    "SkLearnLogisticRegression": "classifiers as Lime surrogates are not supported (intellego's surrogates are "
+                                 "regressions fitted exactly in torch)",
+    "SkLearnSGDClassifier": "classifiers as Lime surrogates are not supported (intellego's surrogates are "
+                            "regressions fitted exactly in torch)",
+    **dict.fromkeys(["nonlinear", "softmax", "maxpool1d", "maxpool2d", "maxpool3d", "maxpool"], _HOOK_RULE),
+    **dict.fromkeys(["process_initial_eval", "format_result", "check_output_shape_valid"],
+                    "an internal step of Captum's FeatureAblation futures path"),
+    "InputBaselineXGradient": "the inner method of Captum's GradientShap, not exported by captum.attr",
+    "LayerInputBaselineXGradient": "the inner method of Captum's LayerGradientShap, not exported by captum.attr",
+    "ModifiedReluGradientAttribution": "Captum's shared base of GuidedBackprop and Deconvolution; intellego's share "
+                                       "a rule engine instead",
+    **dict.fromkeys(["construct_feature_mask", "default_perturb_func", "default_from_interp_rep_transform"],
+                    _LIME_PART),
+    "GradientForwardFunc": "the internal forward wrapper of Captum's LLMGradientAttribution",
 }
 
 
@@ -161,7 +185,8 @@ def build_plan() -> Plan:
             candidates = {id(obj): (where, obj) for where, obj in ours.get(n, [])}
             if len(candidates) != 1:
                 if not n.startswith("_"):
-                    plan.skipped_names[f"{name}.{n}"] = ("no intellego counterpart" if not candidates
+                    plan.skipped_names[f"{name}.{n}"] = (NAME_REASONS.get(n, "no intellego counterpart")
+                                                         if not candidates
                                                          else "several intellego objects share the name")
                 continue
             where, obj = next(iter(candidates.values()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from enum import Enum
 from typing import Any
 
 import torch
@@ -16,7 +17,15 @@ from ..engines.sampling import NT_TYPES, check_stdev, noisy_copies, randint, red
 from ..errors import IntellegoError, describe, require
 from ._base import Attribution
 
-__all__ = ["NoiseTunnel"]
+__all__ = ["NoiseTunnel", "NoiseTunnelType"]
+
+
+class NoiseTunnelType(Enum):
+    """Captum's names (and values) of the ``nt_type`` choices; ``attribute`` takes a member or its name."""
+
+    smoothgrad = 1
+    smoothgrad_sq = 2
+    vargrad = 3
 
 
 class NoiseTunnel(Attribution):
@@ -51,7 +60,7 @@ class NoiseTunnel(Attribution):
     def attribute(
         self,
         inputs: Any,
-        nt_type: str = "smoothgrad",
+        nt_type: str | NoiseTunnelType = "smoothgrad",
         nt_samples: int = 5,
         nt_samples_batch_size: int | None = None,
         stdevs: float | tuple[float, ...] = 1.0,
@@ -67,6 +76,8 @@ class NoiseTunnel(Attribution):
         """
         xs, was_tuple = pack(inputs)
         require_float(xs)
+        if isinstance(nt_type, NoiseTunnelType):
+            nt_type = nt_type.name
         require(nt_type in NT_TYPES, f"nt_type must be one of {NT_TYPES}, got {nt_type!r}")
         check_positive_int(nt_samples, "nt_samples", allow_none=False)
         check_positive_int(nt_samples_batch_size, "nt_samples_batch_size")

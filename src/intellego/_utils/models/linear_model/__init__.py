@@ -10,8 +10,18 @@ from intellego.attr import (
     SkLearnLinearRegression,
     SkLearnRidge,
 )
+from intellego.attr.sgd_models import (
+    SGDLasso,
+    SGDLinearModel,
+    SGDLinearRegression,
+    SGDRidge,
+)
 
 __all__ = [
+    "SGDLasso",
+    "SGDLinearModel",
+    "SGDLinearRegression",
+    "SGDRidge",
     "SkLearnLasso",
     "SkLearnLinearModel",
     "SkLearnLinearRegression",
