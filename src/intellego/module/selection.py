@@ -67,7 +67,7 @@ def select_features(
     reg_weight: float = 0.02,
     loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
     baselines: float | Tensor = 0.0,
-    batch_size: int = 128,
+    batch_size: int = 256,
     lr: float = 0.1,
     max_epochs: int = 200,
     patience: int = 5,
