@@ -47,7 +47,8 @@ class NeuronModel(nn.Module):
 
 
 class _SliceSum:
-    """A selector with slices: the selected block of each example, summed (as Captum does)."""
+    """A selector with slices, or with fewer indices than the layer has dimensions (the trailing dimensions
+    taken whole): the selected block of each example, summed (as Captum does for slices)."""
 
     def __init__(self, selector: tuple[Any, ...]) -> None:
         self.key = (slice(None), *selector)
@@ -74,8 +75,33 @@ def _parse(sel: Any, many: bool) -> tuple[Any, ...] | None:
                          f"got {describe(sel)}")
 
 
-def _check_index(sel: tuple[Any, ...], value: Any) -> None:
-    """``sel`` indexes one example's layer value (messages are built only when raising)."""
+class _CallableSelector(Readout):
+    """A callable neuron selector read as Captum reads it: one score per example ``(N,)`` or ``(N, 1)``, or one
+    value for the whole batch (a scalar: gradient methods differentiate it as it is; perturbation methods give
+    one attribution row, as for a model that returns one value per batch)."""
+
+    def __call__(self, output: Any) -> Tensor:
+        scores = self.func(output)  # type: ignore[misc]
+        ref = output if isinstance(output, Tensor) else next((t for t in output if isinstance(t, Tensor)), None) \
+            if isinstance(output, (tuple, list)) else None
+        if isinstance(scores, Tensor) and ref is not None and ref.dim() > 0:
+            n = ref.shape[0]
+            if scores.shape == (n,):
+                return scores
+            if scores.shape == (n, 1):
+                return scores[:, 0]
+            if scores.numel() == 1:
+                return scores.reshape(())
+        shown = f"shape {tuple(scores.shape)}" if isinstance(scores, Tensor) else describe(scores)
+        n_text = "N" if ref is None or ref.dim() == 0 else str(ref.shape[0])
+        raise IntellegoError(f"callable {_NAME} must return one score per example, a tensor of shape ({n_text},) or "
+                             f"({n_text}, 1), or one value for the whole batch (a scalar), but it returned {shown} "
+                             f"for {describe(output)}")
+
+
+def _check_index(sel: tuple[Any, ...], value: Any, many: bool = False) -> None:
+    """``sel`` indexes one example's layer value (messages are built only when raising); a single selector may
+    give fewer indices than the layer has dimensions (the rest taken whole and summed), a list may not."""
     if not isinstance(value, Tensor):
         raise IntellegoError(f"{_NAME} {sel!r} cannot index a layer that returns {describe(value)}; pass a "
                              "callable neuron_selector that picks the neuron from the tuple")
@@ -83,9 +109,10 @@ def _check_index(sel: tuple[Any, ...], value: Any) -> None:
     has_slice = False
     for s in sel:
         has_slice = has_slice or isinstance(s, slice)
-    if not (len(sel) == len(shape) or (has_slice and len(sel) <= len(shape))):
+    if not (len(sel) == len(shape) or ((has_slice or not many) and len(sel) <= len(shape))):
+        more = "" if len(sel) > len(shape) else " (in a list, give every index or a slice)"
         raise IntellegoError(f"{_NAME} {sel!r} has {len(sel)} indices but each example's layer value has shape "
-                             f"{tuple(shape)}")
+                             f"{tuple(shape)}{more}")
     for i, (s, size) in enumerate(zip(sel, shape)):
         if isinstance(s, int) and not -size <= s < size:
             raise IntellegoError(f"{_NAME} {sel!r} is out of range for the layer's per-example shape "
@@ -108,9 +135,9 @@ class NeuronPlan:
         first = parsed[0]
         self.target: Any
         if first is None:
-            self.target = Readout(None, None, selector, _NAME)
-        elif any(isinstance(s, slice) for s in first):
-            self.target = _SliceSum(first)
+            self.target = _CallableSelector(None, None, selector, _NAME)
+        elif any(isinstance(s, slice) for s in first) or not self.many:
+            self.target = _SliceSum(first)  # also reads a tuple with fewer indices than the layer's dimensions
         else:
             self.target = first
 
@@ -119,7 +146,7 @@ class NeuronPlan:
         if self._checked:
             return
         for sel in self.indices:
-            _check_index(sel, value)
+            _check_index(sel, value, self.many)
         self._checked = True
 
     def view(self, value: Any) -> Any:
