@@ -77,7 +77,7 @@ CASES = {
                                  {"neuron_selector": [0, 2], "baselines": torch.zeros(2, 4)},
                                  {"neuron_selector": 0, "baselines": torch.zeros(1, 4)}),
     "NeuronGuidedBackprop": _layer("NeuronGuidedBackprop", _cnn, {"neuron_selector": (1, 2, 2)},
-                                   {"neuron_selector": (1, 2)}, layer=3),
+                                   {"neuron_selector": (1, 2, 2, 0, 1)}, layer=3),  # (1, 2) is valid: Captum's reading
     "NeuronDeconvolution": _layer("NeuronDeconvolution", _cnn, {"neuron_selector": (1, 2, 2)},
                                   {"neuron_selector": (1, 2, 2, 0)}, layer=3),
     "LayerFeatureAblation": _layer("LayerFeatureAblation", _inplace, {"target": 1, "perturbations_per_eval": 2},
