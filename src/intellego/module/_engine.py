@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import describe, require
+from ..errors import IntellegoError, describe, require
 
 __all__ = ["GateLayout", "check_mask", "layout", "expand_gates", "logistic_noise", "gaussian_noise",
            "concrete_gates", "stretch", "concrete_active_probs", "gaussian_active_probs", "reduce_reg"]
@@ -21,9 +21,9 @@ REDUCTIONS = ("none", "mean", "sum")
 
 
 def _generator_device(generator: torch.Generator | None, like: Tensor) -> None:
-    require(generator is None or generator.device.type == like.device.type,
-            f"generator is on {generator.device if generator is not None else None} but the gate parameters are "
-            f"on {like.device}: pass a torch.Generator(device={str(like.device)!r})")
+    if generator is not None and generator.device.type != like.device.type:
+        raise IntellegoError(f"generator is on {generator.device} but the gate parameters are on {like.device}: "
+                             f"pass a torch.Generator(device={str(like.device)!r})")
 
 
 def logistic_noise(rows: int, like: Tensor, eps: float, generator: torch.Generator | None) -> Tensor:
