@@ -196,9 +196,15 @@ def test_cli_export_reports_a_bad_method(tmp_path, capsys):
 @pytest.mark.parametrize("module", [pytest.param("intellego.insights", marks=pytest.mark.slow),
                                     "intellego.insights.example"])
 def test_cli_serves_the_demo_until_interrupted(module):
-    proc = subprocess.Popen([sys.executable, "-m", module, "--port", "0", "--samples", "16"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).parent.parent)
+    # A run started with SIGINT ignored (`make test &`, a CI runner) would pass SIG_IGN on to the child, which
+    # then never sees the interrupt. A caught signal is reset to the default at exec, so catch it while spawning.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", module, "--port", "0", "--samples", "16"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=Path(__file__).parent.parent)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         line = proc.stdout.readline()
         assert line.startswith("intellego insights: open http://127.0.0.1:"), line + proc.stderr.read()
