@@ -5,7 +5,7 @@ is (to first order) how much the test loss would rise if the training example we
 scores mark proponents. Two classes with Captum's names and arguments:
 
 * By default both compute the *full-rank* damped inverse of the Gauss-Newton curvature (never indefinite) with
-  damping ``damping_ratio`` (default 0.01) times the curvature's mean eigenvalue, by one eigendecomposition where
+  damping ``damping_ratio`` (default 0.1) times the curvature's mean eigenvalue, by one eigendecomposition where
   ``P x P`` fits (``solver="exact"``), else by batched conjugate gradients on Gauss-Newton-vector products
   (``solver="cg"``) or LiSSA (``solver="lissa"``). ``curvature="hessian"`` uses the exact Hessian instead (a
   named error if it is not positive definite after damping); ``hessian_reg=`` gives an absolute damping.
@@ -33,7 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..engines.per_sample import per_sample_grads
 from ..errors import describe, require
+from .curvature.ekfac import MAX_EXACT_OUTPUTS, output_cotangents
 from .curvature.functional import FlatObjective, per_example_loss
 from .curvature.lowrank import arnoldi_root, top_eigen_root
 from .curvature.solvers import (
@@ -48,6 +50,23 @@ from .influence_function_base import IFBase
 __all__ = ["NaiveInfluenceFunction", "ArnoldiInfluenceFunction"]
 
 _EXACT_MAX_PARAMS = 6000  # P x P eigendecomposition: ~10 s at this size on one CPU core
+
+
+def _dot_output(out: Tensor, cotangent: Tensor) -> Tensor:
+    return (out * cotangent).sum()
+
+
+def damped_cholesky(C: Tensor, damping: float, *, what: str) -> Tensor:
+    """The Cholesky factor ``L`` of ``C + damping I`` (in ``C``'s dtype, float64 when that fails); for a matrix
+    that is not positive definite, the eigendecomposition's named error."""
+    M = (C + C.T) / 2
+    M.diagonal().add_(damping)
+    for dtype in dict.fromkeys((C.dtype, torch.float64)):
+        L, info = torch.linalg.cholesky_ex(M.to(dtype))
+        if int(info) == 0:
+            return L
+    damped_eigh(C, damping, what=what)  # raises, naming the smallest eigenvalue and the damping that would do
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _InverseCurvatureInfluence(IFBase):
@@ -91,7 +110,7 @@ class _InverseCurvatureInfluence(IFBase):
             solver = "exact" if self.param_count <= _EXACT_MAX_PARAMS else "cg"
         self.solver = "lowrank" if (captum_parity or projection_dim is not None) else solver
         self.R: Tensor | None = None
-        self.evals: Tensor | None = None
+        self.chol: Tensor | None = None
         self.hessian_reg: float
         with torch.enable_grad():
             if self.solver == "lowrank":
@@ -101,9 +120,7 @@ class _InverseCurvatureInfluence(IFBase):
                 C = self._matrix(show_progress)
                 self.hessian_reg = (relative_damping(float(torch.trace(C)), C.shape[0], damping_ratio)
                                     if hessian_reg is None else float(hessian_reg))
-                evals, evecs = damped_eigh(C, self.hessian_reg, what=self._what())
-                self.R = evecs * evals.rsqrt()
-                self.evals = evals
+                self.chol = damped_cholesky(C, self.hessian_reg, what=self._what())
             else:
                 trace = hutchinson_trace(self._matvec, self.param_count, generator=self.generator,
                                          dtype=self.theta.dtype)
@@ -131,10 +148,27 @@ class _InverseCurvatureInfluence(IFBase):
             if self.curvature == "hessian":
                 C += self.objective.hessian(self.theta, [batch])
             else:
-                C += self.objective.gauss_newton(self.theta, [batch])
+                C += self._gauss_newton(batch)
             bar.update(1)
         bar.close()
         return C
+
+    def _gauss_newton(self, batch: Any) -> Tensor:
+        """``sum_n J_n^T H_n J_n`` of one batch as ``U^T U``: ``U`` holds each example's gradients of
+        ``<output, L_n e_k>`` (``L_n L_n^T = H_n``), from the per-sample-gradient engine."""
+        features, labels = tuple(batch[:-1]), batch[-1]
+        with torch.no_grad():
+            out = self.work(*features)
+        if not isinstance(out, Tensor) or out[0].numel() > MAX_EXACT_OUTPUTS:
+            return self.objective.gauss_newton(self.theta, [batch])
+        U = output_cotangents(out, labels, self.objective.loss, "exact", None)  # (r, n, *out)
+        r, n = U.shape[0], U.shape[1]
+        rows = tuple(torch.cat([f] * r) if isinstance(f, Tensor) and f.dim() > 0 and f.shape[0] == n else f
+                     for f in features)  # every example once per cotangent, in one engine call
+        with torch.enable_grad():
+            G = per_sample_grads(self.work, rows, U.reshape(r * n, *U.shape[2:]), loss=_dot_output,
+                                 names=self.names, memory_budget=self.memory_budget)
+        return G.T @ G
 
     def _top_eigenvalue(self, steps: int = 30) -> float:
         v = torch.randn(self.param_count, 1, generator=self.generator, dtype=self.theta.dtype)
@@ -151,6 +185,8 @@ class _InverseCurvatureInfluence(IFBase):
     def _solve(self, G: Tensor) -> Tensor:
         """``(C + damping I)^{-1} G^T`` as rows: ``(n, P)``."""
         B = G.T.to(self.theta.dtype)
+        if self.chol is not None:
+            return torch.cholesky_solve(B.to(self.chol.dtype), self.chol).T.to(G.dtype)
         if self.solver == "cg":
             X = conjugate_gradient(self._matvec, B, damping=self.hessian_reg, tol=self.cg_tol,
                                    max_iter=self.cg_max_iter)
@@ -177,8 +213,6 @@ class _InverseCurvatureInfluence(IFBase):
         """``(C + damping I)^{-1} v`` for each row ``v`` of ``vectors`` ``(n, P)`` (full-rank solvers only)."""
         require(self.solver != "lowrank", "inverse_apply needs a full-rank solver (not captum_parity or a "
                                           "projection_dim)")
-        if self.R is not None:
-            return vectors @ self.R @ self.R.T
         return self._solve(vectors)
 
 
@@ -202,7 +236,7 @@ class NaiveInfluenceFunction(_InverseCurvatureInfluence):
                  projection_dim: int | None = None, seed: int = 42, hessian_reg: float | None = None,
                  hessian_inverse_tol: float = 1e-5, projection_on_cpu: bool = True, show_progress: bool = False,
                  *, captum_parity: bool = False, curvature: str = "gauss_newton", solver: str = "auto",
-                 damping_ratio: float = 0.01, memory_budget: int | None = None,
+                 damping_ratio: float = 0.1, memory_budget: int | None = None,
                  generator: torch.Generator | None = None, cg_tol: float = 1e-6, cg_max_iter: int | None = None,
                  lissa_depth: int = 1000, lissa_repeats: int = 1) -> None:
         super().__init__(model, train_dataset, checkpoint, checkpoints_load_func, layers, loss_fn, batch_size,
@@ -232,7 +266,7 @@ class ArnoldiInfluenceFunction(_InverseCurvatureInfluence):
                  projection_dim: int | None = None, seed: int = 0, arnoldi_dim: int = 200, arnoldi_tol: float = 1e-1,
                  hessian_reg: float | None = None, hessian_inverse_tol: float = 1e-4, projection_on_cpu: bool = True,
                  show_progress: bool = False, *, captum_parity: bool = False, curvature: str = "gauss_newton",
-                 solver: str = "auto", damping_ratio: float = 0.01, memory_budget: int | None = None,
+                 solver: str = "auto", damping_ratio: float = 0.1, memory_budget: int | None = None,
                  generator: torch.Generator | None = None, cg_tol: float = 1e-6, cg_max_iter: int | None = None,
                  lissa_depth: int = 1000, lissa_repeats: int = 1) -> None:
         super().__init__(model, train_dataset, checkpoint, checkpoints_load_func, layers, loss_fn, batch_size,

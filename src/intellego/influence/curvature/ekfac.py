@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import hessian, vmap
 
 from ...core.hooks import HookScope
 from ...errors import describe, require
@@ -70,10 +69,15 @@ def output_cotangents(out: Tensor, labels: Any, loss: Callable[[Any, Any], Tenso
     require(c <= MAX_EXACT_OUTPUTS, f"fisher='exact' needs at most {MAX_EXACT_OUTPUTS} outputs per example, the model "
                                     f"gives {c}; use fisher='sampled'")
 
-    def one(o: Tensor, y: Any) -> Tensor:
-        return loss(o.unsqueeze(0), y.unsqueeze(0) if isinstance(y, Tensor) else y).sum()
-
-    H = vmap(hessian(one))(out, labels).reshape(n, c, c)
+    z = out.clone().requires_grad_(True)
+    with torch.enable_grad():  # examples' losses are separate: one double-backward per output coordinate
+        g, = torch.autograd.grad(loss(z, labels).sum(), z, create_graph=True)
+        g = g.reshape(n, c)
+        rows = []
+        for j in range(c):
+            h, = torch.autograd.grad(g[:, j].sum(), z, retain_graph=j + 1 < c, allow_unused=True)
+            rows.append(torch.zeros(n, c, dtype=z.dtype) if h is None else h.reshape(n, c))
+    H = torch.stack(rows, 1).detach()
     evals, evecs = torch.linalg.eigh((H + H.transpose(1, 2)) / 2)
     roots = evecs * evals.clamp_min(0).sqrt().unsqueeze(1)  # (n, c, r): H = roots roots^T
     return roots.permute(2, 0, 1).reshape(c, *out.shape)
