@@ -471,3 +471,17 @@ def test_tutorial_script_runs():
     script = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "concept_shapes.py"
     out = runpy.run_path(str(script), run_name="__main__")
     assert out["significant_circles"] and not out["significant_random"]
+
+
+def test_progress_bar_over_the_experimental_sets(capsys):
+    concepts = [Concept(0, "planted", [batch(1, 1.0)]), *randoms(20, 2)]
+    TCAV(MODEL, "layer").compute_cavs([concepts[:2], concepts[::2]], show_progress=True)
+    assert "CAVs" in capsys.readouterr().err
+
+
+def test_docs_page_shows_the_tutorial_code():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = (root / "docs" / "tutorials" / "concept_shapes.py").read_text()
+    assert script.strip() in (root / "docs" / "concept.md").read_text()

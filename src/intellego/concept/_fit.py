@@ -200,14 +200,16 @@ def mean_difference(x: Tensor | Sequence[Tensor], labels: Tensor,
 
 def take_rows(parts: Sequence[Tensor], rows: Tensor) -> Tensor:
     """``torch.cat(parts)[rows]`` for sorted ``rows``, gathering straight from the blocks (one copy)."""
-    out, start = [], 0
+    first = parts[0]
+    out = torch.empty((rows.numel(), *first.shape[1:]), dtype=first.dtype, device=first.device)
+    start = 0
     for part in parts:
         stop = start + part.shape[0]
         lo, hi = torch.searchsorted(rows, torch.tensor([start, stop], device=rows.device)).tolist()
         if hi > lo:
-            out.append(part.index_select(0, (rows[lo:hi] - start).to(part.device)))
+            torch.index_select(part, 0, (rows[lo:hi] - start).to(part.device), out=out[lo:hi])
         start = stop
-    return out[0] if len(out) == 1 else torch.cat(out)
+    return out
 
 
 def linear_accuracy(x: Tensor | Sequence[Tensor], labels: Tensor, rows: Tensor, weights: Tensor, bias: Tensor,

@@ -43,6 +43,7 @@ from ..attr import LayerGradientXActivation
 from ..attr._site import Layout, layer_eval, restructure, sites_of
 from ..core.grad import ForwardSpec
 from ..core.hooks import keep_buffers
+from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
 from ._scores import MAGNITUDES, POOLS, flat_rows, tcav_scores
 from ._stats import CORRECTIONS, adjust_p_values, student_t_test
@@ -340,27 +341,37 @@ class TCAV(ConceptInterpreter):
         return cav
 
     def compute_cavs(self, experimental_sets: list[list[Concept]], force_train: bool = False,
-                     processes: int | None = None) -> dict[str, dict[str, CAV]]:
+                     processes: int | None = None, *, show_progress: bool = False) -> dict[str, dict[str, CAV]]:
         """Train (or fetch from the cache / ``save_path``) the CAVs of every set at every layer.
 
         ``processes`` is accepted for Captum compatibility and ignored: training runs in this process.
+        ``show_progress`` shows a bar over the experimental sets (tqdm when installed).
         """
         sets = self._check_sets(experimental_sets)
         self._check_data(sets, force_train)
         if force_train:
             for c in {c for s in sets for c in s}:
                 self._activations.pop(c.id, None)
-        for concepts in sets:
-            key = concepts_to_str(concepts)
-            if force_train:
-                todo, missing = list(self.layers), {c: [x for x in self.layers if x not in
-                                                        self._activations.get(c.id, {})] for c in concepts}
-            else:
-                todo, missing = self.load_cavs(concepts)
-            self.generate_activations(missing)
-            for layer in todo:
-                self.cavs.setdefault(key, {})[layer] = self._train(concepts, layer)
+        bar = progress_bar(len(sets), "CAVs", show_progress)
+        try:
+            for concepts in sets:
+                self._compute_set(concepts, force_train)
+                bar.update()
+        finally:
+            bar.close()
         return self.cavs
+
+    def _compute_set(self, concepts: list[Concept], force_train: bool) -> None:
+        """Activations (where missing) and CAVs of one experimental set at every layer."""
+        key = concepts_to_str(concepts)
+        if force_train:
+            todo, missing = list(self.layers), {c: [x for x in self.layers if x not in
+                                                    self._activations.get(c.id, {})] for c in concepts}
+        else:
+            todo, missing = self.load_cavs(concepts)
+        self.generate_activations(missing)
+        for layer in todo:
+            self.cavs.setdefault(key, {})[layer] = self._train(concepts, layer)
 
     # ----------------------------------------------------------------------------------------- scores
 
@@ -389,14 +400,15 @@ class TCAV(ConceptInterpreter):
 
     def interpret(self, inputs: Any, experimental_sets: list[list[Concept]], target: Any = None,
                   additional_forward_args: Any = None, processes: int | None = None, *, magnitude: str = "ratio",
-                  **kwargs: Any) -> Scores:
+                  show_progress: bool = False, **kwargs: Any) -> Scores:
         """TCAV scores per experimental set (key ``"<id>-<id>..."``) and layer: ``{"sign_count": ...,
         "magnitude": ...}``, one value per concept in the order of the set.
 
         ``inputs`` is a tensor, a tuple of tensors or a dict of tensors (the model is called as
         ``model(**inputs)``). ``magnitude="ratio"`` (default) is Captum's documented formula
         ``sum(|s| * (s > 0)) / sum(|s|)``; ``magnitude="mean"`` reproduces Captum 0.9's numbers (the plain mean
-        of the directional derivatives ``s``). ``kwargs`` go to the layer attribution method. The inputs' layer
+        of the directional derivatives ``s``). ``show_progress`` shows a bar over the CAV trainings. ``kwargs`` go
+        to the layer attribution method. The inputs' layer
         sensitivities are computed first, so a bad ``target`` fails before any concept work.
         """
         require("attribute_to_layer_input" not in kwargs, "set attribute_to_layer_input in the TCAV constructor, "
@@ -405,7 +417,7 @@ class TCAV(ConceptInterpreter):
         sets = self._check_sets(experimental_sets)
         self._check_data(sets)
         sens = self._sensitivities(inputs, target, additional_forward_args, kwargs)
-        self.compute_cavs(sets, processes=processes)
+        self.compute_cavs(sets, processes=processes, show_progress=show_progress)
         scores: Scores = {}
         for layer, grads in sens.items():
             rows, spans = [], []
@@ -434,7 +446,7 @@ class TCAV(ConceptInterpreter):
     def significance(self, inputs: Any, concepts: Concept | Sequence[Concept], random_concepts: Sequence[Concept],
                      target: Any = None, additional_forward_args: Any = None, *, score: str = "sign_count",
                      correction: str | None = "bonferroni", alpha: float = 0.05, magnitude: str = "ratio",
-                     **kwargs: Any) -> dict[str, dict[str, ConceptSignificance]]:
+                     show_progress: bool = False, **kwargs: Any) -> dict[str, dict[str, ConceptSignificance]]:
         """Is each concept's TCAV score different from chance? The random-concept t-test of the TCAV paper.
 
         Each concept ``C`` is scored against every random concept ``R_i`` (experimental sets ``[C, R_i]``); the
@@ -457,7 +469,7 @@ class TCAV(ConceptInterpreter):
         concept_sets = [[c, r] for c in targets for r in randoms]
         null_sets = [[randoms[i], randoms[(i + 1) % k]] for i in range(k)]
         results = self.interpret(inputs, concept_sets + null_sets, target, additional_forward_args,
-                                 magnitude=magnitude, **kwargs)
+                                 magnitude=magnitude, show_progress=show_progress, **kwargs)
         tests = []
         for c in targets:
             for layer in self.layers:
