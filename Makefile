@@ -16,11 +16,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m intellego.demo $(ARGS)
 
+# The browser tests need Debian's chromium: scripts/ensure_chromium.sh installs it when this user may (root or
+# passwordless sudo); otherwise it says how and prints the pytest arguments that leave those tests out.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q $$(sh scripts/ensure_chromium.sh) $(ARGS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "" $(ARGS)
+	$(BIN)/python -m pytest -q -m "" $$(sh scripts/ensure_chromium.sh) $(ARGS)
+
+browser:
+	sh scripts/ensure_chromium.sh >/dev/null
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(ARGS)
