@@ -14,6 +14,15 @@ import intellego.robust as robust
 from _hygiene import Exploding, assert_same, snapshot
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small models run fastest on one thread; on a shared, loaded machine more threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def bn_model() -> nn.Module:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.0), nn.Linear(6, 3))
@@ -67,8 +76,9 @@ def _extend() -> None:
     for name in ("APGD", "CWL2", "DeepFool"):
         if name in names:
             cls = getattr(robust, name)
-            register(name, lambda m, x, cls=cls: cls(m, lower_bound=0.0, upper_bound=1.0).perturb(x, target=LABELS,
-                                                                                                  **_small(cls)))
+            # batch norm in training mode needs two rows; finished examples leave the batch
+            register(name, lambda m, x, cls=cls: cls(_doubled(m), lower_bound=0.0, upper_bound=1.0).perturb(
+                x, target=LABELS, **_small(cls)))
 
 
 def _doubled(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

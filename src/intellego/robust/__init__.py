@@ -13,9 +13,10 @@ Example:
 """
 
 from .attack_comparator import AttackComparator
+from .extra import APGD, CWL2, DeepFool
 from .fgsm import FGSM
 from .min_param_perturbation import MinParamPerturbation
 from .perturbation import Perturbation
 from .pgd import PGD
 
-__all__ = ["FGSM", "PGD", "Perturbation", "MinParamPerturbation", "AttackComparator"]
+__all__ = ["FGSM", "PGD", "Perturbation", "MinParamPerturbation", "AttackComparator", "APGD", "CWL2", "DeepFool"]
