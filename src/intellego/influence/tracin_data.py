@@ -234,10 +234,13 @@ def as_batches(data: Any, batch_size: int | None = None, *, what: str = "inputs"
     return data if isinstance(data, Batches) else Batches(data, batch_size, what=what)
 
 
-def default_rows(p: int, itemsize: int) -> int:
-    """Rows of a training batch when the user gives no batch size: about a third of the memory budget holds
-    the batch's gradients (at least 64 rows, at most 8192)."""
-    return int(min(8192, max(64, DEFAULT_BUDGET // max(3 * p * itemsize, 1))))
+def default_rows(p: int, itemsize: int, n: int | None = None) -> int:
+    """Rows of a training batch when the user gives no batch size: about half the memory budget holds the
+    batch's gradients (at least 64 rows, at most 8192); with ``n`` rows in all, the batches are made even."""
+    rows = int(min(8192, max(64, DEFAULT_BUDGET // max(2 * p * itemsize, 1))))
+    if n:
+        rows = -(-n // -(-n // rows))
+    return rows
 
 
 def check_k(k: Any, n: int | None, what: str = "the training set") -> None:

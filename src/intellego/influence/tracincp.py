@@ -168,16 +168,23 @@ class TracInCP(TracInCPBase):
         p = sum(int(dict(model.named_parameters())[n].numel()) for n in self._names)
         itemsize = next(model.parameters()).element_size()
         if batch_size is None:
-            self.train_dataloader = as_batches(train_dataset, default_rows(p, itemsize), what="train_dataset")
+            rows = default_rows(p, itemsize, self.train_dataloader.rows())
+            self.train_dataloader = as_batches(train_dataset, rows, what="train_dataset")
             self.train_dataloader_len = len(self.train_dataloader)
 
     # -- gradients ---------------------------------------------------------------------------------------------
 
-    def _grads(self, batch: Any, state: CheckpointState, test: bool) -> Tensor:
+    def _grads(self, batch: Any, state: CheckpointState, test: bool, flat: bool = True) -> Any:
+        """Per-example gradients of a batch at a checkpoint: ``(n, P)``, or ``{name: (n, *shape)}``."""
         inputs, target = split_batch(batch)
         return per_sample_grads(self.model, inputs, target, loss=self._test_loss if test else self._loss,
                                 names=self._names, state=(state.params, state.buffers),
-                                memory_budget=self.memory_budget)
+                                memory_budget=self.memory_budget, flat=flat)
+
+    def _blocks(self, batch: Any, state: CheckpointState) -> list[Tensor]:
+        """A training batch's gradients as one ``(n, P_k)`` view per parameter: no flattened copy is made."""
+        g = self._grads(batch, state, test=False, flat=False)
+        return [g[k].reshape(g[k].shape[0], -1) for k in self._names]
 
     def _check_losses(self, batch: Any) -> None:
         """Before a pass: per-example losses must return one value per example (checked on two test rows)."""
@@ -195,11 +202,13 @@ class TracInCP(TracInCPBase):
         if self.test_loss_fn is not self.loss_fn:
             check_per_example_loss(self.test_loss_fn, "test_loss_fn", out, two)
 
-    def _test_grads(self, inputs: Any, aggregate: bool) -> list[Tensor]:
-        """One ``(n_test, P)`` (or ``(1, P)`` when aggregating) matrix per checkpoint, scaled by its rate."""
+    def _test_grads(self, inputs: Any, aggregate: bool) -> list[list[Tensor]]:
+        """Per checkpoint, the test gradients scaled by its rate, one ``(n_test, P_k)`` block per parameter (one
+        row, summed over the examples, when aggregating)."""
         data = as_batches(inputs, what="inputs")
         out = []
         first = True
+        sizes = [int(self._states[0].params[k].numel()) for k in self._names]
         for state in self._states:
             parts = []
             for batch in data:
@@ -209,14 +218,15 @@ class TracInCP(TracInCPBase):
                 g = self._grads(batch, state, test=True)
                 parts.append(g.sum(0, keepdim=True) if aggregate else g)
             g = torch.cat(parts) if len(parts) > 1 else parts[0]
-            out.append((g.sum(0, keepdim=True) if aggregate else g) * state.learning_rate)
+            g = (g.sum(0, keepdim=True) if aggregate else g) * state.learning_rate
+            out.append([b.contiguous() for b in g.split(sizes, dim=1)])
         return out
 
-    def _batch_scores(self, test_grads: list[Tensor], batch: Any) -> Tensor:
+    def _batch_scores(self, test_grads: list[list[Tensor]], batch: Any) -> Tensor:
         scores: Tensor | None = None
-        for state, t in zip(self._states, test_grads):
-            part = t @ self._grads(batch, state, test=False).T
-            scores = part if scores is None else scores + part
+        for state, test in zip(self._states, test_grads):
+            for t, g in zip(test, self._blocks(batch, state)):
+                scores = t @ g.T if scores is None else scores.addmm_(t, g.T)
         return cast(Tensor, scores)  # at least one checkpoint, checked at construction
 
     # -- public ------------------------------------------------------------------------------------------------
@@ -225,7 +235,7 @@ class TracInCP(TracInCPBase):
         test_grads = self._test_grads(inputs, aggregate)
         rows = [self._batch_scores(test_grads, batch)
                 for batch in self._pass(self.train_dataloader, show_progress, "influence over training batches")]
-        return torch.cat(rows, 1)
+        return rows[0] if len(rows) == 1 else torch.cat(rows, 1)
 
     def _get_k_most_influential(self, inputs: Any, k: int = 5, proponents: bool = True, show_progress: bool = False,
                                 aggregate: bool = False) -> KMostInfluentialResults:
@@ -246,8 +256,7 @@ class TracInCP(TracInCPBase):
         for batch in self._pass(data, show_progress, "self influence over batches"):
             total: Tensor | None = None
             for state in self._states:
-                g = self._grads(batch, state, test=False)
-                part = (g * g).sum(1) * state.learning_rate
+                part = torch.stack([(g * g).sum(1) for g in self._blocks(batch, state)]).sum(0) * state.learning_rate
                 total = part if total is None else total + part
             parts.append(cast(Tensor, total))
         return torch.cat(parts)
