@@ -325,7 +325,8 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
                   attribute_to_layer_input: bool = False, *, targets: list[Any] | None = None,
                   generator: torch.Generator | None = None, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value; with ``return_convergence_delta`` one delta per draw."""
+        """Attributions shaped like the layer's value; with ``return_convergence_delta`` one delta per draw (for a
+        list of layers, a list with one delta tensor per layer)."""
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, n_samples, stdevs, t, a, return_convergence_delta, attribute_to_layer_input,
@@ -357,6 +358,9 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
         result = restructure(layout, attrs, self._many)
         if not return_convergence_delta:
             return result
+        if self._many:  # each layer's attributions are complete on their own: one delta per layer
+            return result, [convergence_delta(expanded, tuple(part) if isinstance(part, (tuple, list)) else (part,),
+                                              starts, noisy) for part in layout.split(samples)]
         return result, convergence_delta(expanded, samples, starts, noisy)
 
 

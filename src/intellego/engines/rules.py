@@ -300,7 +300,14 @@ def rule_gradients(
             for m in track:
                 scope.forward_pre_hook(m, enter)
                 scope.forward_hook(m, leave)
-        seen = scope.capture(layer, inputs=layer_input) if layer is not None else None
+        if layer is None:
+            seen = None
+        elif layer_input:
+            seen = scope.capture(layer, inputs=True)
+        else:  # the model continues with a copy: an in-place operation after the layer (ReLU(inplace=True))
+            # changes the copy, not the layer's value and the node its gradient is taken at
+            seen = scope.substitute(layer, lambda _i, out: out.clone() if isinstance(out, Tensor) else
+                                    type(out)(t.clone() if isinstance(t, Tensor) else t for t in out))
         modes: list[RuleMode] = []
         late = from_layer and layer is not None and not layer_input
         if late:
