@@ -138,6 +138,11 @@ def render_image_attr(attr: Any, original_image: Any = None, method: Any = "heat
     """
     method, sign = _checked(method, sign, original_image)
     require(0.0 <= alpha_overlay <= 1.0, f"alpha_overlay must be in [0, 1], got {alpha_overlay!r}")
+    if method == "original_image" and attr is None:  # showing the image needs no attribution (Captum's tutorials
+        # pass None there; Captum itself then fails)
+        return _with_alpha(_unit_image(as_image_array(original_image, "original_image", channels_last)))
+    require(attr is not None, f"attr is None: method={method!r} draws attributions; only 'original_image' "
+            "shows the image without them")
     arr = as_image_array(attr, "attr", channels_last)
     image = np.zeros(arr.shape[:2] + (3,))  # only heat_map goes without an image, and does not use it
     if original_image is not None:
