@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..attr import LayerGradientXActivation
-from ..attr._site import Layout, layer_eval, restructure, sites_of
+from ..attr._site import layer_eval, restructure, sites_of
 from ..core.grad import ForwardSpec
 from ..core.hooks import keep_buffers
 from ..engines.perturb_eval import progress_bar
@@ -172,7 +172,6 @@ class TCAV(ConceptInterpreter):
         self.concepts: set[Concept] = set()
         self.cavs: dict[str, dict[str, CAV]] = {}
         self._activations: dict[int, dict[str, Tensor]] = {}
-        self._layouts: dict[tuple[str, ...], Layout] = {}
 
     # ----------------------------------------------------------------------------------------- set-up checks
 
@@ -270,12 +269,11 @@ class TCAV(ConceptInterpreter):
             forward, xs = _as_call(self.model, batch, f"batch {b} of concept {concept!r}")
             if xs[0].shape[0] == 0:
                 continue
-            # LayerActivation's machinery, plus the layout of an earlier batch: the forward pass stops once the
-            # layers have run (a layer that runs a different number of times changes the width: an error below)
-            known = self._layouts.get(tuple(names))
+            # LayerActivation's machinery without its per-call input checks. The whole forward runs: stopping
+            # after the layers' known number of calls would silently drop calls when a module runs a
+            # data-dependent number of times (a cell looped over tokens)
             with keep_buffers(self.model):
-                acts, layout = layer_eval(ForwardSpec.build(forward, None, None, xs[0].shape[0]), sites, xs, known)
-            self._layouts[tuple(names)] = layout
+                acts, layout = layer_eval(ForwardSpec.build(forward, None, None, xs[0].shape[0]), sites, xs)
             for i, value in enumerate(restructure(layout, acts, True)):
                 rows[i].append(flat_rows(value, self.pool, self.feature_dim).detach())
         require(bool(rows[0]), f"concept {concept!r} is empty: its data_iter yielded no examples")
