@@ -306,3 +306,17 @@ def test_generator_on_the_wrong_device_is_named():
     gates = im.GaussianStochasticGates(2, generator=torch.Generator().manual_seed(0))
     with pytest.raises(IntellegoError, match="generator is on cpu but the gate parameters are on meta"):
         _engine.gaussian_noise(2, torch.empty(2, device="meta"), 0.5, gates.generator)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", KINDS)
+def test_cuda_gates_with_a_cuda_generator(kind):
+    def run():
+        gates = getattr(im, kind)(300, generator=torch.Generator(device="cuda").manual_seed(0)).cuda()
+        gated, reg = gates(torch.ones(256, 300, device="cuda"))  # 76800 elements: the fused path
+        return gated, torch.autograd.grad(gated.sum() + reg, list(gates.parameters()))[0]
+
+    (a, ga), (b, gb) = run(), run()
+    assert a.is_cuda and torch.equal(a, b) and torch.equal(ga, gb)
+    with pytest.raises(IntellegoError, match="generator is on cpu but the gate parameters are on cuda"):
+        getattr(im, kind)(3, generator=torch.Generator()).cuda()(torch.ones(2, 3, device="cuda"))

@@ -72,7 +72,8 @@ def main() -> dict[str, object]:
     open_gates = hand[1.0]
     return {"accuracy": accuracy, "selected": sorted(found.selected().tolist()),
             "strict": sorted(strict.selected().tolist()), "racks": by_rack.ranking.tolist(),
-            "rack_probs": by_rack.probs.tolist(), "hand": open_gates}
+            "rack_probs": by_rack.probs.tolist(), "hand": open_gates,
+            "hand_weak": hand[0.01]}
 
 
 if __name__ == "__main__":

@@ -120,9 +120,13 @@ def select_features(
         for owned in modules_of(model):
             for m in walk_modules(owned):
                 scope.patch(m, "training", False)
+        if data.needs_targets and isinstance(inputs, Tensor):  # the model's own outputs, once for all epochs
+            data = _data(inputs, _own_all(model, first_x, batch_size), batch_size, generator)[1]
         own_targets = data.needs_targets
         loss = _Loss(model, loss_fn)
-        scale = _reference(model, loss, data, base, own_targets)
+        opened, gap = _reference(model, loss, data, base, own_targets)
+        inv_gap, offset = 1.0 / gap, opened / gap  # objective: (loss - opened) / gap + L0 penalty
+        shifted = bool(base.dim() > 0 or base.item() != 0)
         optimizer = torch.optim.Adam(params, lr=lr)
         module.train()
         bar = progress_bar(max_epochs, "select_features", show_progress)
@@ -133,13 +137,16 @@ def select_features(
                 total, steps = 0.0, 0
                 for x, y in data.epoch():
                     y = _own(model, x) if own_targets else cast(Tensor, y)
-                    gated, reg = module(x - base)
-                    out = model(gated + base)
-                    objective = (loss(out, y) - scale[0]) / scale[1] + reg.sum()
+                    if shifted:
+                        gated, reg = module(x - base)
+                        gated = gated + base
+                    else:
+                        gated, reg = module(x)
+                    objective = loss(model(gated), y) * inv_gap + (reg if reg.dim() == 0 else reg.sum())
                     optimizer.zero_grad(set_to_none=True)
                     objective.backward(inputs=params)
                     optimizer.step()
-                    total, steps = total + float(objective.detach()), steps + 1
+                    total, steps = total + float(objective.detach()) - offset, steps + 1
                 history.append(total / max(steps, 1))
                 bar.update(1)
                 if history[-1] < best - tol:
@@ -295,6 +302,10 @@ def _own(model: Callable[..., Tensor], x: Tensor) -> Tensor:
     if not isinstance(out, Tensor):
         raise IntellegoError(f"the model must return a tensor, got {describe(out)}")
     return out.detach()
+
+
+def _own_all(model: Callable[..., Tensor], x: Tensor, batch_size: int) -> Tensor:
+    return torch.cat([_own(model, x[start:start + batch_size]) for start in range(0, x.shape[0], batch_size)])
 
 
 def _reference(model: Callable[..., Tensor], loss: _Loss, data: _Data, base: Tensor,
