@@ -5,7 +5,7 @@ is (to first order) how much the test loss would rise if the training example we
 scores mark proponents. Two classes with Captum's names and arguments:
 
 * By default both compute the *full-rank* damped inverse of the Gauss-Newton curvature (never indefinite) with
-  damping ``damping_ratio`` (default 0.1) times the curvature's mean eigenvalue, by one eigendecomposition where
+  damping ``damping_ratio`` (default 3) times the curvature's mean eigenvalue, by one eigendecomposition where
   ``P x P`` fits (``solver="exact"``), else by batched conjugate gradients on Gauss-Newton-vector products
   (``solver="cg"``) or LiSSA (``solver="lissa"``). ``curvature="hessian"`` uses the exact Hessian instead (a
   named error if it is not positive definite after damping); ``hessian_reg=`` gives an absolute damping.
@@ -236,7 +236,7 @@ class NaiveInfluenceFunction(_InverseCurvatureInfluence):
                  projection_dim: int | None = None, seed: int = 42, hessian_reg: float | None = None,
                  hessian_inverse_tol: float = 1e-5, projection_on_cpu: bool = True, show_progress: bool = False,
                  *, captum_parity: bool = False, curvature: str = "gauss_newton", solver: str = "auto",
-                 damping_ratio: float = 0.1, memory_budget: int | None = None,
+                 damping_ratio: float = 3.0, memory_budget: int | None = None,
                  generator: torch.Generator | None = None, cg_tol: float = 1e-6, cg_max_iter: int | None = None,
                  lissa_depth: int = 1000, lissa_repeats: int = 1) -> None:
         super().__init__(model, train_dataset, checkpoint, checkpoints_load_func, layers, loss_fn, batch_size,
@@ -266,7 +266,7 @@ class ArnoldiInfluenceFunction(_InverseCurvatureInfluence):
                  projection_dim: int | None = None, seed: int = 0, arnoldi_dim: int = 200, arnoldi_tol: float = 1e-1,
                  hessian_reg: float | None = None, hessian_inverse_tol: float = 1e-4, projection_on_cpu: bool = True,
                  show_progress: bool = False, *, captum_parity: bool = False, curvature: str = "gauss_newton",
-                 solver: str = "auto", damping_ratio: float = 0.1, memory_budget: int | None = None,
+                 solver: str = "auto", damping_ratio: float = 3.0, memory_budget: int | None = None,
                  generator: torch.Generator | None = None, cg_tol: float = 1e-6, cg_max_iter: int | None = None,
                  lissa_depth: int = 1000, lissa_repeats: int = 1) -> None:
         super().__init__(model, train_dataset, checkpoint, checkpoints_load_func, layers, loss_fn, batch_size,

@@ -2,7 +2,7 @@
 
 :func:`projection` draws a ``(P, k)`` Rademacher (or Gaussian) matrix scaled by ``1/sqrt(k)`` from its own seed, in
 row blocks, so a checkpoint's projection is reproducible and never touches the global RNG. :func:`kernel_inverse`
-returns ``(Phi^T Phi + damping I)^{-1}`` for the projected training gradients ``Phi``.
+returns the Cholesky factor of ``Phi^T Phi + damping I`` for the projected training gradients ``Phi``.
 
 Example:
     >>> import torch
@@ -23,7 +23,7 @@ __all__ = ["projection", "kernel_inverse", "margin_output"]
 _BLOCK = 4096
 
 
-def projection(p: int, k: int, *, seed: int, kind: str = "rademacher", dtype: torch.dtype = torch.float32
+def projection(p: int, k: int, *, seed: int, kind: str = "gaussian", dtype: torch.dtype = torch.float32
                ) -> Tensor:
     """A ``(p, k)`` random projection with entries ``+-1/sqrt(k)`` (Rademacher) or ``N(0, 1/k)``."""
     require(kind in ("rademacher", "gaussian"), f"projection kind must be 'rademacher' or 'gaussian', got {kind!r}")
@@ -32,7 +32,7 @@ def projection(p: int, k: int, *, seed: int, kind: str = "rademacher", dtype: to
         rows = min(_BLOCK, p - start)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + b)
         if kind == "rademacher":
-            block = torch.randint(0, 2, (rows, k), generator=gen).to(dtype) * 2 - 1
+            block = torch.empty(rows, k, dtype=dtype).bernoulli_(0.5, generator=gen).mul_(2).sub_(1)
         else:
             block = torch.randn(rows, k, generator=gen, dtype=dtype)
         blocks.append(block)
@@ -40,14 +40,15 @@ def projection(p: int, k: int, *, seed: int, kind: str = "rademacher", dtype: to
 
 
 def kernel_inverse(phi: Tensor, damping: float) -> Tensor:
-    """``(phi^T phi + damping I)^{-1}`` (symmetric), with a named error when the kernel is singular."""
-    K = phi.T @ phi
+    """The Cholesky factor (float64) of ``phi^T phi + damping I``, with a named error when the kernel is
+    singular; apply its inverse with ``torch.cholesky_solve``."""
+    K = (phi.T @ phi).double()
     K.diagonal().add_(damping)
     L, info = torch.linalg.cholesky_ex(K)
     require(int(info) == 0, f"the TRAK kernel Phi^T Phi ({K.shape[0]} x {K.shape[0]}) is singular after damping "
                             f"{damping:.3g}: use fewer projection dimensions than training examples or raise "
                             "damping_ratio")
-    return torch.cholesky_inverse(L)
+    return L
 
 
 def margin_output(out: Tensor, target: Tensor) -> Tensor:
