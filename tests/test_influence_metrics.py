@@ -141,3 +141,23 @@ def test_training_learns_and_leave_one_out_on_task_runs() -> None:
     assert run.test_accuracy > 0.7 and len(run.checkpoints) == 3
     changes = leave_one_out_changes(task.retrain, task.n_train, torch.tensor([1, 2]))
     assert changes.shape == (50, 2) and bool(changes.abs().sum() > 0)
+
+
+def test_tracin_beats_random_scores_on_lds() -> None:
+    """The metric can tell a real attribution from noise: TracIn's LDS on the task is high, random scores' near 0."""
+    from intellego.influence import TracInCP
+    from intellego.influence.metrics import linear_datamodeling_score
+
+    task = make_influence_task(200, 20, seed=0)
+    run = task.train(epochs=2, n_checkpoints=2)
+    scores = TracInCP(task.model(), task.train_dataset(), run.checkpoints, run.load,
+                      loss_fn=task.loss_fn("none")).influence((task.x_test, task.y_test))
+
+    def retrain(masks):
+        return task.retrain(masks, epochs=2)
+
+    good = linear_datamodeling_score(scores, retrain, 20, generator=torch.Generator().manual_seed(0))
+    noise = linear_datamodeling_score(torch.randn(scores.shape, generator=torch.Generator().manual_seed(1)),
+                                      retrain, 20, generator=torch.Generator().manual_seed(0))
+    assert good.score > 0.5 and abs(noise.score) < 0.2
+    assert good.per_test.shape == (20,) and good.predicted.shape == good.actual.shape == (20, 20)
