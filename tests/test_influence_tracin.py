@@ -326,3 +326,22 @@ def test_captum_module_paths_are_aliases() -> None:
         alias = importlib.import_module(f"intellego.influence._core.{module}")
         for name in names:
             assert getattr(alias, name) is getattr(ours, name)
+
+
+def test_mean_loss_without_reduction_attribute_uses_each_examples_loss(captum_influence) -> None:
+    """Captum assumes such a loss sums the batch, so it divides every gradient by the batch size; we do not."""
+    x, y, ds, ckpts, load = _setup()
+    t = (x[:5], y[:5])
+
+    def mean_loss(out, target):
+        return nn.functional.cross_entropy(out, target)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = TracInCP(_model(), ds, ckpts, load, loss_fn=mean_loss, sample_wise_grads_per_batch=True)
+        theirs = captum_influence.TracInCP(_model(), ds, ckpts, load, loss_fn=mean_loss, batch_size=6,
+                                           sample_wise_grads_per_batch=True).influence(t)
+    right = TracInCP(_model(), ds, ckpts, load, loss_fn=nn.CrossEntropyLoss(reduction="sum"),
+                     sample_wise_grads_per_batch=True).influence(t)
+    torch.testing.assert_close(ours.influence(t), right, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(theirs * (6 * 5), right, atol=1e-10, rtol=1e-8)  # train batch 6, test batch 5
