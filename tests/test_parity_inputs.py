@@ -185,3 +185,24 @@ def test_noise_tunnel_around_feature_ablation_with_a_mask_per_example():
     assert noisy.shape == x.shape
     # features of one example share one value: the mask was applied per example
     assert torch.allclose(noisy[0, 0], noisy[0, 1]) and torch.allclose(noisy[2, 2], noisy[2, 3])
+
+
+@pytest.mark.parametrize("cls", SPARSE_METHODS + ["FeaturePermutation"])
+def test_empty_sparse_input(cls):
+    """An empty list of sparse ids (``torch.tensor([])``) beside a batch, for a model that returns one value per
+    batch: it is one feature with attribution 0 (Captum's FeatureAblation and FeaturePermutation give the same;
+    its Shapley, Lime and KernelShap classes fail inside with IndexError)."""
+    model = models.BasicModelWithSparseInputs()
+    inp1 = torch.tensor([[1.0, -2.0, 3.0], [2.0, -1.0, 3.0]])
+    kwargs: dict = {"n_samples": 40, "generator": torch.Generator().manual_seed(0)} \
+        if cls in ("Lime", "KernelShap", "ShapleyValueSampling") else {}
+    method = ia.Lime(model, interpretable_model=ia.LinearRegression()) if cls == "Lime" else getattr(ia, cls)(model)
+    ours = method.attribute((inp1, torch.tensor([])), **kwargs)
+    assert [t.shape for t in ours] == [(1, 3), (1,)]
+    _close(ours[1], torch.zeros(1), atol=1e-6)
+    _close(ours[0], torch.zeros(1, 3) if cls == "FeaturePermutation" else torch.tensor([[9.0, -3.0, 12.0]]),
+           atol=1e-5)
+    if cls in ("FeatureAblation", "FeaturePermutation"):
+        theirs = getattr(ca, cls)(model).attribute((inp1, torch.tensor([])))
+        for a, b in zip(ours, theirs):
+            _close(a, b, atol=1e-6)

@@ -131,13 +131,17 @@ class Evaluator:
         if cached is not None:
             return cached
         one = self.spec.rows(slice(0, 1))
-        first = tuple(x[:1] for x in self.inputs)
+        # an input that does not follow the batch (a list of sparse ids, for a model with one output per batch)
+        # goes in as it is
+        rowed = tuple(x.dim() > 0 and x.shape[0] == self.batch for x in self.inputs)
+        first = tuple(x[:1] if r else x for x, r in zip(self.inputs, rowed))
 
         def run(n: int) -> Tensor:
-            out = one.tiled(n).output(tuple(x.expand(n, *x.shape[1:]).clone() for x in first))
+            out = one.tiled(n).output(tuple(x.expand(n, *x.shape[1:]).clone() if r else x
+                                            for x, r in zip(first, rowed)))
             return out if isinstance(out, Tensor) else torch.zeros(())
 
-        input_bytes = sum(x[0].numel() * x.element_size() for x in self.inputs)
+        input_bytes = sum(x[:1].numel() * x.element_size() for x in self.inputs)
         total, largest = saved_profile_per_row(run)
         measured = (total + 2 * input_bytes, largest)
         _remember_cost(self.spec, key, measured)
