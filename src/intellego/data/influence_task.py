@@ -139,10 +139,12 @@ class InfluenceTask:
         weights = masks.to(self.x_train.dtype)
         onehot = F.one_hot(self.y_train, self.n_classes).to(self.x_train.dtype)
         gen = torch.Generator().manual_seed(self.seed + 1)
-        every = max(epochs // n_checkpoints, 1) if n_checkpoints else 0
+        total = epochs * -(-self.n_train // self.batch_size)
+        save_at = {max(1, round(total * (j + 1) / n_checkpoints)) for j in range(n_checkpoints)}
         saved: list[dict[str, Tensor]] = []
+        step = 0
         lr, decay = self.lr, self.weight_decay
-        for epoch in range(epochs):
+        for _epoch in range(epochs):
             order = torch.randperm(self.n_train, generator=gen)
             for start in range(0, self.n_train, self.batch_size):
                 idx = order[start:start + self.batch_size]
@@ -156,14 +158,15 @@ class InfluenceTask:
                 if decay:
                     g_w1, g_b1, g_w2, g_b2 = g_w1 + decay * w1, g_b1 + decay * b1, g_w2 + decay * w2, g_b2 + decay * b2
                 w1, b1, w2, b2 = w1 - lr * g_w1, b1 - lr * g_b1, w2 - lr * g_w2, b2 - lr * g_b2
-            if every and (epoch + 1) % every == 0 and len(saved) < n_checkpoints:
-                saved.append({"0.weight": w1[0].clone(), "0.bias": b1[0].clone(), "2.weight": w2[0].clone(),
-                              "2.bias": b2[0].clone()})
+                step += 1
+                if step in save_at:
+                    saved.append({"0.weight": w1[0].clone(), "0.bias": b1[0].clone(), "2.weight": w2[0].clone(),
+                                  "2.bias": b2[0].clone()})
         return {"0.weight": w1, "0.bias": b1, "2.weight": w2, "2.bias": b2}, saved
 
     def train(self, epochs: int = 20, n_checkpoints: int = 3) -> TrainedRun:
-        """Train one student on the whole training set; checkpoints evenly spaced over the epochs (the last is
-        the final model). Cached per ``(epochs, n_checkpoints)``."""
+        """Train one student on the whole training set; ``n_checkpoints`` checkpoints evenly spaced over the
+        SGD steps (the last is the final model). Cached per ``(epochs, n_checkpoints)``."""
         key = f"train-{epochs}-{n_checkpoints}"
         if key not in self._cache:
             params, saved = self._fit(torch.ones(1, self.n_train), epochs, n_checkpoints)
