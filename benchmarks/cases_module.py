@@ -8,6 +8,8 @@ to the input, no gates), so the floor prices the model and the loop, not the gat
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +58,8 @@ def _gate_cases(quick: bool) -> list[Case]:
             ours = getattr(im, kind)(n, mask=mask)
             theirs = getattr(cmod, kind)(n, mask=mask)
             out.append(Case(SEC_GATES, label, setting, _step(ours, x), _step(theirs, x), _floor(x)))
+    out[0].note = ("wall-clock times; on a shared machine at load ~10 they swing by several x between runs, so "
+                   "`python -m benchmarks.cases_module` measures CPU time instead (docs/module.md has its table)")
     return out
 
 
@@ -108,3 +112,35 @@ def _select_cases(quick: bool) -> list[Case]:
 
 def cases(quick: bool = False) -> list[Case]:
     return _gate_cases(quick) + _select_cases(quick)
+
+
+def cpu_times(rounds: int = 15) -> None:
+    """Median process CPU time per call of each variant, interleaved: steadier than wall-clock time when other
+    processes compete for the cores (one torch thread, so CPU time is the work done)."""
+    torch.set_num_threads(1)
+
+    def timed(fn: Callable[[], Any], k: int) -> float:
+        start = time.process_time()
+        for _ in range(k):
+            fn()
+        return (time.process_time() - start) / k
+
+    print("| section | method | setting | intellego | Captum | floor | ours / Captum |")
+    print("|---|---|---|---|---|---|---|")
+    for case in cases(False):
+        variants = {"ours": case.ours, "captum": case.captum, "floor": case.floor}
+        for fn in variants.values():
+            fn()
+        k = max(1, int(0.02 / max(timed(case.ours, 1), 1e-5)))
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(rounds):
+            for name, fn in variants.items():
+                if fn is not None:
+                    samples[name].append(timed(fn, k))
+        med = {name: statistics.median(v) * 1e3 for name, v in samples.items()}
+        print(f"| {case.section.split(': ', 1)[1]} | {case.name} | {case.setting} | {med['ours']:.3f} ms | "
+              f"{med['captum']:.3f} ms | {med['floor']:.3f} ms | {med['ours'] / med['captum']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    cpu_times()

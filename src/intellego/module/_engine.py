@@ -15,7 +15,8 @@ from torch import Tensor
 from ..errors import IntellegoError, describe, require
 
 __all__ = ["GateLayout", "check_mask", "layout", "expand_gates", "logistic_noise", "gaussian_noise",
-           "concrete_gates", "stretch", "concrete_active_probs", "gaussian_active_probs", "reduce_reg"]
+           "concrete_gates", "gaussian_gates", "stretch", "concrete_active_probs", "gaussian_active_probs",
+           "reduce_reg"]
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -87,6 +88,16 @@ def concrete_gates(noise: Tensor, log_alpha: Tensor, temperature: float, lower: 
         return _HardConcrete.apply(noise, log_alpha, temperature, lower, upper)
     s = torch.sigmoid(noise.add_(log_alpha).div_(temperature))
     return torch.clamp(stretch(s, lower, upper), min=0, max=1)
+
+
+def gaussian_gates(noise: Tensor, mu: Tensor) -> Tensor:
+    """Gaussian gate draws ``clamp(noise + mu, 0, 1)``; ``noise`` (``N(0, std^2)``, shape ``(rows, n)``) is
+    overwritten. (A fused autograd node, as for the binary concrete gates, measured no faster here.)
+
+    >>> gaussian_gates(torch.tensor([[0.2, -0.4, 0.9]]), torch.full((3,), 0.5))
+    tensor([[0.7000, 0.1000, 1.0000]])
+    """
+    return torch.clamp(noise.add_(mu), min=0, max=1)
 
 
 def stretch(s: Tensor, lower: float, upper: float) -> Tensor:

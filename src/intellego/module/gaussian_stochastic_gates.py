@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import describe, require
-from ._engine import gaussian_active_probs, gaussian_noise
+from ._engine import gaussian_active_probs, gaussian_gates, gaussian_noise
 from .stochastic_gates_base import StochasticGatesBase
 
 __all__ = ["GaussianStochasticGates"]
@@ -40,6 +40,13 @@ class GaussianStochasticGates(StochasticGatesBase):
         if not self.training:
             return self.mu.expand(batch_size, self.n_gates)
         return gaussian_noise(batch_size, self.mu, self.std, self.generator).add_(self.mu)
+
+    def _clamped_gates(self, batch_size: int) -> Tensor:
+        if type(self)._sample_gate_values is not GaussianStochasticGates._sample_gate_values:
+            return super()._clamped_gates(batch_size)  # a subclass draws its own way
+        if not self.training:
+            return torch.clamp(self.mu, min=0, max=1).unsqueeze(0)
+        return gaussian_gates(gaussian_noise(batch_size, self.mu, self.std, self.generator), self.mu)
 
     def _get_gate_values(self) -> Tensor:
         return self.mu
