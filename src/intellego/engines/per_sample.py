@@ -141,15 +141,17 @@ def _grad_program(model: nn.Module, frozen: dict[str, Tensor], buffers: dict[str
 
 
 def _rows_per_chunk(model: nn.Module, n: int, p: int, itemsize: int, inputs: tuple[Any, ...],
-                    chunk_rows: int | None, memory_budget: int | None) -> int:
+                    chunk_rows: int | None, memory_budget: int | None, flat: bool) -> int:
     if chunk_rows is not None:
         return chunk_rows
     budget = memory_budget or default_budget(_device_of(model, inputs))
-    # the gradients themselves (vmapped result + flattened copy) and each example's input and activations,
-    # estimated as 4x the input row: small next to P for the models influence methods are used with
+    # the gradients themselves (the vmapped result, plus the flattened copy when ``flat``) and each example's
+    # input and activations, estimated as 4x the input row: small next to P for the models influence methods
+    # are used with. Chunks are made even (no small remainder chunk).
     row_in = sum(int(x[0].numel()) * x.element_size() for x in inputs if isinstance(x, Tensor) and x.dim() > 0)
-    per_row = 3 * p * itemsize + 4 * row_in
-    return int(max(1, min(n, budget // max(per_row, 1))))
+    per_row = (2 if flat else 1) * p * itemsize + 4 * row_in
+    rows = int(max(1, min(n, budget // max(per_row, 1))))
+    return -(-n // -(-n // rows)) if n else rows
 
 
 def _device_of(model: nn.Module, inputs: tuple[Any, ...]) -> torch.device:
@@ -204,7 +206,7 @@ def per_sample_grads(
     program = _grad_program(model, frozen, buffers, loss, dims, has_target)
     p_total = flat_size(chosen)
     itemsize = next(iter(chosen.values())).element_size() if chosen else 4
-    rows = _rows_per_chunk(model, n, p_total, itemsize, inputs, chunk_rows, memory_budget)
+    rows = _rows_per_chunk(model, n, p_total, itemsize, inputs, chunk_rows, memory_budget, flat)
     pieces: list[Any] = []
     for sl in chunks(n, rows):
         args = tuple(x[sl] if d == 0 else x for x, d in zip(inputs, dims))
