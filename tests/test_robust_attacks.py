@@ -197,12 +197,12 @@ def test_pgd_matches_captum(captum_robust, norm):
     x = torch.rand(8, 5, dtype=torch.float64)
     t = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
     ce = nn.CrossEntropyLoss(reduction="none")
-    for loss in (None, ce):
-        for targeted in (False, True):
-            kw = {"norm": norm, "targeted": targeted}
-            ours = PGD(model, loss, 0.0, 1.0).perturb(x, 0.3, 0.04, 12, t, l2_step="sign", **kw)
-            theirs = captum_robust.PGD(model, loss, 0.0, 1.0).perturb(x, 0.3, 0.04, 12, t, **kw)
-            torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-10)
+    for loss, targeted, inputs in ((None, False, x), (None, True, x), (ce, False, x), (ce, True, x),
+                                   (ce, False, x * 3 - 1)):  # the last: inputs outside the bounds
+        kw = {"norm": norm, "targeted": targeted}
+        ours = PGD(model, loss, 0.0, 1.0).perturb(inputs, 0.3, 0.04, 12, t, l2_step="sign", **kw)
+        theirs = captum_robust.PGD(model, loss, 0.0, 1.0).perturb(inputs, 0.3, 0.04, 12, t, **kw)
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-10)
 
 
 def test_default_loss_on_logits_is_cross_entropy_where_captum_takes_the_log_of_logits(captum_robust):

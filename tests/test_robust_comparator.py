@@ -178,6 +178,8 @@ def test_bad_arguments_are_named():
     cmp.add_attack(lambda t: t, "same")
     with pytest.raises(IntellegoError, match="an attack named 'same' was already added"):
         cmp.add_attack(lambda t: t, "same")
+    with pytest.raises(RuntimeError):  # what Captum raises, for ported code that catches it
+        cmp.add_attack(lambda t: t, "same")
     with pytest.raises(IntellegoError, match="attack must be a Perturbation or a callable"):
         cmp.add_attack("fgsm")
     with pytest.raises(IntellegoError, match="num_attempts must be a positive int"):

@@ -28,14 +28,18 @@ from ..attr.summarizer import Max, Mean, Min, Stat, Summarizer
 from ..core.batching import check_positive_int
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack_args
-from ..errors import describe, require
+from ..errors import IntellegoError, describe, require
 from .batch_eval import outputs_for
 
-__all__ = ["AttackComparator", "AttackInfo", "ORIGINAL_KEY"]
+__all__ = ["AttackComparator", "AttackInfo", "DuplicateAttackError", "ORIGINAL_KEY"]
 
 ORIGINAL_KEY = "Original"
 
 MetricResultType = TypeVar("MetricResultType")
+
+
+class DuplicateAttackError(IntellegoError, RuntimeError):
+    """A second attack with the same name (a ``RuntimeError`` too, as Captum raises)."""
 
 
 class AttackInfo(NamedTuple):
@@ -93,7 +97,8 @@ class AttackComparator(Generic[MetricResultType]):
         """
         require(callable(attack), f"attack must be a Perturbation or a callable, got {describe(attack)}")
         name = type(attack).__name__ if name is None else name
-        require(name not in self.attacks, f"an attack named {name!r} was already added; pass a different name=")
+        if name in self.attacks:
+            raise DuplicateAttackError(f"an attack named {name!r} was already added; pass a different name=")
         check_positive_int(num_attempts, "num_attempts", allow_none=False)
         require(attack_kwargs is None or isinstance(attack_kwargs, dict),
                 f"attack_kwargs must be a dict or None, got {describe(attack_kwargs)}")

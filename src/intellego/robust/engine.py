@@ -114,6 +114,14 @@ class TargetLoss:
         self.loss_func, self.target, self.batch = loss_func, target, batch
         self.readout: Readout | None = None if loss_func is not None else make_readout(target, batch)
         self.probabilities: bool | None = None
+        # one class index per example, for the fused cross-entropy / gather path on (N, C) outputs
+        self.labels: Tensor | None = None
+        if self.readout is not None and self.readout.func is None:
+            if self.readout.per_example is not None and self.readout.per_example.shape[1] == 1:
+                self.labels = self.readout.per_example[:, 0]
+            elif self.readout.index is not None and len(self.readout.index) == 1:
+                self.labels = torch.full((batch,), self.readout.index[0], dtype=torch.long)
+        self.checked = False
 
     def rows(self, rows: Tensor | None) -> TargetLoss:
         """The loss for the examples ``rows`` of the batch (same probabilities/logits decision)."""
@@ -122,7 +130,8 @@ class TargetLoss:
         sub = TargetLoss.__new__(TargetLoss)
         sub.loss_func, sub.batch, sub.probabilities = self.loss_func, int(rows.numel()), self.probabilities
         sub.target = take_rows(self.target, rows, self.batch)
-        sub.readout = None
+        sub.readout, sub.checked = None, self.checked
+        sub.labels = None if self.labels is None else self.labels[rows.to(self.labels.device)]
         if self.readout is not None:
             per = self.readout.per_example
             sub.readout = self.readout if per is None else Readout(None, per[rows.to(per.device)], None, "target")
@@ -140,6 +149,16 @@ class TargetLoss:
         if self.probabilities is None:
             self.probabilities = bool(((outputs >= 0) & (outputs <= 1)).all())
         assert self.readout is not None
+        labels = self.labels
+        if labels is not None and outputs.dim() == 2 and outputs.shape[1] > 1:
+            if not self.checked:  # the read-out's range checks, once
+                self.readout(outputs)
+                self.checked = True
+            if labels.device != outputs.device:
+                labels = self.labels = labels.to(outputs.device)
+            if self.probabilities:
+                return -torch.log(outputs.gather(1, labels[:, None])[:, 0])
+            return F.cross_entropy(outputs, labels, reduction="none")
         if self.probabilities:
             return -torch.log(self.readout(outputs))
         if outputs.dim() < 2 or outputs.shape[1] == 1:
@@ -176,7 +195,7 @@ def linf_step(xs: Sequence[Tensor], grads: Sequence[Tensor], size: float, masks:
             s = s * (g.abs() > zero_thresh)
         if m is not None:
             s = s * m
-        out.append(x + size * s)
+        out.append(torch.add(x, s, alpha=size))
     return tuple(out)
 
 
@@ -250,6 +269,7 @@ def pgd_loop(grad_fn: GradFn, step_fn: StepFn, centers: tuple[Tensor, ...], xs: 
              steps: int, radius: float, norm: str, bound: Callable[[Tensor], Tensor],
              labels: Tensor | None = None, targeted: bool = False,
              final: Callable[[tuple[Tensor, ...], Tensor], Any] | None = None,
+             box: tuple[tuple[Tensor, Tensor], ...] | None = None,
              ) -> tuple[tuple[Tensor, ...], Tensor | None]:
     """``steps`` projected steps from ``xs``: ``x <- bound(project(step(x, grad)))``.
 
@@ -257,17 +277,25 @@ def pgd_loop(grad_fn: GradFn, step_fn: StepFn, centers: tuple[Tensor, ...], xs: 
     ``step_fn(xs, grads, rows)`` takes one step. With ``labels`` (early stopping), an example stops at the first
     point whose prediction is fooled and only the others go on through the model; ``final(xs, rows)`` then
     gives the output at the last points, and the second return value says which examples were fooled.
+    ``box`` (L-inf only): per input, the elementwise ``(low, high)`` of the ball intersected with the bounds, so
+    projection and bounds are one clamp (valid when the centers lie within the bounds).
     """
+
+    def settle(cs: tuple[Tensor, ...], stepped: tuple[Tensor, ...], bx: Any) -> tuple[Tensor, ...]:
+        if bx is not None:
+            return tuple(torch.clamp(x, lo, hi).detach() for x, (lo, hi) in zip(stepped, bx))
+        return tuple(bound(project(c, x, radius, norm)).detach() for c, x in zip(cs, stepped))
+
     if labels is None:
         for _ in range(steps):
             grads, _ = grad_fn(xs, None)
-            xs = tuple(bound(project(c, x, radius, norm)).detach() for c, x in zip(centers, step_fn(xs, grads, None)))
+            xs = settle(centers, step_fn(xs, grads, None), box)
         return xs, None
     n = centers[0].shape[0]
     out = [x.detach().clone() for x in xs]
     done = torch.zeros(n, dtype=torch.bool, device=labels.device)
     active = torch.arange(n, device=labels.device)
-    cur, cen, lab = xs, centers, labels
+    cur, cen, lab, bx = xs, centers, labels, box
     for _ in range(steps):
         grads, o = grad_fn(cur, active)
         hit = fooled(o, lab, targeted)
@@ -278,9 +306,11 @@ def pgd_loop(grad_fn: GradFn, step_fn: StepFn, centers: tuple[Tensor, ...], xs: 
                 t[rows] = x[hit]
             active, lab = active[keep], lab[keep]
             cur, cen, grads = (tuple(x[keep] for x in v) for v in (cur, cen, grads))
+            if bx is not None:
+                bx = tuple((lo[keep], hi[keep]) for lo, hi in bx)
             if active.numel() == 0:
                 return tuple(out), done
-        cur = tuple(bound(project(c, x, radius, norm)).detach() for c, x in zip(cen, step_fn(cur, grads, active)))
+        cur = settle(cen, step_fn(cur, grads, active), bx)
     if final is not None and active.numel() > 0:
         done[active[fooled(final(cur, active), lab, targeted)]] = True
     for t, x in zip(out, cur):

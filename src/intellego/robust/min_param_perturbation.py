@@ -222,8 +222,13 @@ class MinParamPerturbation:
             else:
                 x = as_output([p[rows.to(p.device)] for p in pre], pre_tuple)
             model_in, attacked = self._apply(x, x, kw, value)
-            attacked_t, _ = structure(attacked, "attack outputs")
-            model_t, model_tuple[0] = structure(model_in, "preprocessed attack outputs")
+            attacked_t: tuple[Tensor, ...] = (
+                (attacked,) if isinstance(attacked, Tensor) else structure(attacked, "attack outputs")[0])
+            model_t: tuple[Tensor, ...]
+            if isinstance(model_in, Tensor):
+                model_t, model_tuple[0] = (model_in,), False
+            else:
+                model_t, model_tuple[0] = structure(model_in, "preprocessed attack outputs")
             return model_t, attacked_t
 
         def forward(stacked: tuple[Tensor, ...], rows: Tensor) -> Any:

@@ -64,6 +64,7 @@ class GradientAttack(Perturbation):
         lo, hi = self.lower_bound, self.upper_bound
         self.bound: Callable[[Tensor], Tensor] = (
             _identity if (lo, hi) == (float("-inf"), float("inf")) else lambda x: torch.clamp(x, min=lo, max=hi))
+        self._default_bound = self.bound  # replaced by the user when ``self.bound`` is not this object
 
     @staticmethod
     def _inputs(inputs: Any) -> tuple[tuple[Tensor, ...], bool]:

@@ -117,11 +117,12 @@ class PGD(GradientAttack):
             with torch.no_grad():
                 return self.forward_func(*cur, *(take_rows(a, rows, n) for a in args))
 
+        box = self._box(xs, radius) if norm == "Linf" else None
         with keep_buffers(self.forward_func):
             if not stop:
                 start = self._start(xs, xs, radius, norm, masks, random_start, generator)
                 result, _ = pgd_loop(grads, step, xs, start, steps=step_num, radius=radius, norm=norm,
-                                     bound=self.bound)
+                                     bound=self.bound, box=box)
                 return unpack(result, was_tuple)
             assert labels is not None
             best = [x.detach().clone() for x in xs]
@@ -142,8 +143,10 @@ class PGD(GradientAttack):
                 def f_sub(cur: tuple[Tensor, ...], rows: Tensor, _r: Tensor = rows_all) -> Any:
                     return final(cur, _r[rows])
 
+                sub_box = None if box is None else tuple((lo[todo], hi[todo]) for lo, hi in box)
                 result, done = pgd_loop(g_sub, s_sub, sub, start, steps=step_num, radius=radius, norm=norm,
-                                        bound=self.bound, labels=labels[todo], targeted=targeted, final=f_sub)
+                                        bound=self.bound, labels=labels[todo], targeted=targeted, final=f_sub,
+                                        box=sub_box)
                 assert done is not None
                 for b, r in zip(best, result):
                     b[todo] = r
@@ -151,6 +154,17 @@ class PGD(GradientAttack):
                 if todo.numel() == 0:
                     break
             return unpack(best, was_tuple)
+
+    def _box(self, xs: tuple[Tensor, ...], radius: float) -> tuple[tuple[Tensor, Tensor], ...] | None:
+        """Per input, the L-inf ball around it intersected with the bounds: one clamp per step does both. Only
+        with the default ``bound`` and inputs inside the bounds (elsewhere the two clamps in turn differ)."""
+        if self.bound is not self._default_bound:
+            return None
+        lo, hi = self.lower_bound, self.upper_bound
+        with torch.no_grad():
+            if not all(bool(((x >= lo) & (x <= hi)).all()) for x in xs):
+                return None
+            return tuple(((x - radius).clamp_min(lo), (x + radius).clamp_max(hi)) for x in (t.detach() for t in xs))
 
     def _start(self, centers: tuple[Tensor, ...], xs: tuple[Tensor, ...], radius: float, norm: str,
                masks: tuple[Tensor | None, ...], random: bool, generator: torch.Generator | None) -> tuple[Tensor, ...]:
