@@ -345,3 +345,25 @@ def test_mean_loss_without_reduction_attribute_uses_each_examples_loss(captum_in
                      sample_wise_grads_per_batch=True).influence(t)
     torch.testing.assert_close(ours.influence(t), right, atol=1e-12, rtol=1e-10)
     torch.testing.assert_close(theirs * (6 * 5), right, atol=1e-10, rtol=1e-8)  # train batch 6, test batch 5
+
+
+@pytest.mark.parametrize("name", ["DataInfluence", "TracInCPBase", "TracInCP", "TracInCPFast", "TracInCPFastRandProj",
+                                  "SimilarityInfluence"])
+def test_captum_signatures_port(name) -> None:
+    """Captum's positional parameters, in Captum's order, for the constructor and the public methods."""
+    import inspect
+
+    import intellego.influence as ours
+
+    ci = pytest.importorskip("captum.influence")
+    theirs_cls, ours_cls = getattr(ci, name), getattr(ours, name)
+    for method in ("__init__", "influence", "self_influence", "compute_intermediate_quantities"):
+        if not hasattr(theirs_cls, method) or (method == "__init__" and name == "DataInfluence"):
+            continue
+        if (name, method) == ("TracInCPBase", "influence"):
+            continue  # Captum's abstract base still lists an `unpack_inputs` that no concrete class has
+        want = [p for p in inspect.signature(getattr(theirs_cls, method)).parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)]
+        got = [p for p in inspect.signature(getattr(ours_cls, method)).parameters.values()
+               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)]
+        assert [p.name for p in got[:len(want)]] == [p.name for p in want], (name, method)
