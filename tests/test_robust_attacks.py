@@ -323,3 +323,13 @@ def test_a_loss_that_ignores_the_inputs_is_named():
     model = softmax_mlp()
     with pytest.raises(IntellegoError, match="does not depend on the inputs"):
         FGSM(model, lambda out, t: torch.ones(out.shape[0])).perturb(torch.rand(2, 5, dtype=torch.float64), 0.1, 0)
+
+
+def test_a_replaced_bound_is_honoured():
+    model = softmax_mlp()
+    x = torch.rand(8, 5, dtype=torch.float64) * 0.4 + 0.3
+    for norm in ("Linf", "L2"):
+        pgd = PGD(model, lower_bound=0.0, upper_bound=1.0)
+        pgd.bound = lambda t: t.clamp(0.3, 0.7)  # Captum documents bound as replaceable
+        adv = pgd.perturb(x, 0.5, 0.1, 5, 0, norm=norm)
+        assert bool(((adv >= 0.3) & (adv <= 0.7)).all()) and not torch.equal(adv, x)
