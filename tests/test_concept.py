@@ -487,3 +487,14 @@ def test_docs_page_shows_the_tutorial_code():
     root = Path(__file__).resolve().parent.parent
     script = (root / "docs" / "tutorials" / "concept_shapes.py").read_text()
     assert script.strip() in (root / "docs" / "concept.md").read_text()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_model_gives_the_cpu_scores():
+    concepts = [Concept(0, "planted", [batch(1, 1.0)]), *randoms(20, 2)]
+    cpu = TCAV(MODEL, "layer").interpret(INPUTS, [concepts], target=0)
+    model = Planted().cuda()
+    gpu_concepts = [Concept(c.id, c.name, [c.data_iter[0].cuda()]) for c in concepts]
+    gpu = TCAV(model, "layer").interpret(INPUTS.cuda(), [gpu_concepts], target=0)
+    for m in ("sign_count", "magnitude"):
+        torch.testing.assert_close(gpu["0-1-2"]["layer"][m].cpu(), cpu["0-1-2"]["layer"][m], atol=1e-6, rtol=1e-6)

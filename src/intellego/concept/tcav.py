@@ -318,8 +318,9 @@ class TCAV(ConceptInterpreter):
         return todo, missing
 
     def _train(self, concepts: list[Concept], layer: str) -> CAV:
-        batches = [(self._activations[c.id][layer], torch.full((self._activations[c.id][layer].shape[0],), c.id,
-                                                               dtype=torch.long)) for c in concepts]
+        acts = [self._activations[c.id][layer] for c in concepts]
+        batches = [(a, torch.full((a.shape[0],), c.id, dtype=torch.long, device=a.device))
+                   for a, c in zip(acts, concepts)]
         widths = {x.shape[1] for x, _ in batches}
         require(len(widths) == 1, f"concepts {concepts} have activations of different sizes at layer {layer!r} "
                 f"({sorted(widths)} features); pass pool='mean' to TCAV to average over positions (tokens)")
