@@ -72,8 +72,7 @@ def test_ekfac_on_tiny_lm_sequences():
     ids = torch.randint(3, 12, (10, 6), generator=g)
 
     def lm_loss(out, labels):
-        logits = out.logits if hasattr(out, "logits") else out
-        return nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none").sum(1)
+        return nn.functional.cross_entropy(out.logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none").sum(1)
 
     ek = EKFACInfluence(lm, TensorDataset(ids, ids), loss_fn=lm_loss, batch_size=5, layers=["mlp.0", "lm_head"],
                         fisher="sampled", generator=torch.Generator().manual_seed(0))

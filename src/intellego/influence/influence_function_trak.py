@@ -46,7 +46,8 @@ class TRAKInfluence(IFBase):
             no ``1 - p`` weighting: language models and regression).
         projection_dim: projected dimension per checkpoint (at most the parameter count), or ``None``.
         damping: absolute damping of the kernel; default ``damping_ratio`` times its mean eigenvalue.
-        projection: "gaussian" (default; fastest to draw) or "rademacher"; ``seed`` seeds checkpoint ``m``'s projection as ``seed + m``.
+        projection: "gaussian" (default; fastest to draw) or "rademacher"; ``seed`` seeds checkpoint ``m``'s
+            projection as ``seed + m``.
     """
 
     def __init__(self, model: nn.Module, train_dataset: Any, checkpoints: Sequence[Any] | None = None,

@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,7 +97,7 @@ def _statistics(model: nn.Module, layers: Sequence[nn.Linear], batch: Sequence[A
         found = out if isinstance(out, Tensor) else getattr(out, "logits", None)
         require(isinstance(found, Tensor), f"EK-FAC needs a tensor output (or .logits), got {describe(out)}")
         logits: Tensor = found  # type: ignore[assignment]
-        U = output_cotangents(logits, labels, loss, fisher, generator)
+        U = output_cotangents(logits, labels, _on_logits(loss, out), fisher, generator)
         for m, c, ci in zip(layers, caps, in_caps):
             require(len(c.outputs) == 1 and isinstance(ci.outputs[0], Tensor),
                     f"EK-FAC needs each chosen layer to run once per forward pass with one input; "
@@ -115,6 +117,15 @@ def _statistics(model: nn.Module, layers: Sequence[nn.Linear], batch: Sequence[A
             grads_per_u.append([torch.zeros_like(t) if g is None else g.detach().reshape(t.shape[0], -1, t.shape[-1])
                                 for g, t in zip(gs, acts)])
     return ins, [list(col) for col in zip(*grads_per_u)]
+
+
+def _on_logits(loss: Callable[[Any, Any], Tensor], out: Any) -> Callable[[Tensor, Any], Tensor]:
+    """The loss as a function of the logits tensor, for a model returning an object with ``.logits``."""
+    if isinstance(out, Tensor):
+        return loss
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return lambda z, y: loss(dataclasses.replace(out, logits=z), y)
+    return lambda z, y: loss(types.SimpleNamespace(logits=z), y)
 
 
 def fit_ekfac(model: nn.Module, layers: Sequence[nn.Linear], batches: Iterable[Sequence[Any]],
