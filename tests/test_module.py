@@ -102,8 +102,10 @@ def test_per_example_mask_and_broadcast_mask_match_captum(f64, kind):
     channel = torch.arange(3).reshape(1, 3, 1, 1)
     for mask, x in ((per_example, torch.randn(5, 6)), (channel, torch.randn(4, 3, 2, 2))):
         theirs, ours = _pair(kind, int(mask.max()) + 1, mask=mask)
-        for a, b in zip(_run(theirs, x, 5, "sum"), _run(ours, x, 5, "sum")):
-            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+        for training in (True, False):
+            theirs.train(training), ours.train(training)
+            for a, b in zip(_run(theirs, x, 5, "sum"), _run(ours, x, 5, "sum")):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_closed_form_of_the_gates(f64):
