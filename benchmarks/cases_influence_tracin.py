@@ -63,10 +63,9 @@ def _floor(job: dict[str, Any]) -> Any:
             params = {k: v for k, v in ckpt.items()}
             g_tr = per_example(params, job["x"], job["y"])
             g_te = per_example(params, job["tx"], job["ty"])
-            flat_tr = torch.cat([g.reshape(g.shape[0], -1) for g in g_tr.values()], 1)
-            flat_te = torch.cat([g.reshape(g.shape[0], -1) for g in g_te.values()], 1)
-            part = flat_te @ flat_tr.T
-            total = part if total is None else total + part
+            for k in g_tr:  # one product per parameter block: no flattened copy of the gradients
+                part = g_te[k].reshape(g_te[k].shape[0], -1) @ g_tr[k].reshape(g_tr[k].shape[0], -1).T
+                total = part if total is None else total + part
         return total
 
     return run
