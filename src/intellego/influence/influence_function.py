@@ -5,7 +5,7 @@ is (to first order) how much the test loss would rise if the training example we
 scores mark proponents. Two classes with Captum's names and arguments:
 
 * By default both compute the *full-rank* damped inverse of the Gauss-Newton curvature (never indefinite) with
-  damping ``damping_ratio`` (default 3) times the curvature's mean eigenvalue, by one eigendecomposition where
+  damping ``damping_ratio`` (default 3) times the curvature's mean eigenvalue, by one Cholesky factorisation where
   ``P x P`` fits (``solver="exact"``), else by batched conjugate gradients on Gauss-Newton-vector products
   (``solver="cg"``) or LiSSA (``solver="lissa"``). ``curvature="hessian"`` uses the exact Hessian instead (a
   named error if it is not positive definite after damping); ``hessian_reg=`` gives an absolute damping.
@@ -49,7 +49,7 @@ from .influence_function_base import IFBase
 
 __all__ = ["NaiveInfluenceFunction", "ArnoldiInfluenceFunction"]
 
-_EXACT_MAX_PARAMS = 6000  # P x P eigendecomposition: ~10 s at this size on one CPU core
+_EXACT_MAX_PARAMS = 6000  # P x P matrix (288 MB in float64) and its Cholesky factor: seconds on one CPU core
 
 
 def _dot_output(out: Tensor, cotangent: Tensor) -> Tensor:
