@@ -322,7 +322,7 @@ def test_captum_module_paths_are_aliases() -> None:
 
     for module, names in {"tracincp": ["TracInCP", "TracInCPBase"],
                           "tracincp_fast_rand_proj": ["TracInCPFast", "TracInCPFastRandProj"],
-                          "influence": ["DataInfluence"]}.items():
+                          "influence": ["DataInfluence"], "similarity_influence": ["SimilarityInfluence"]}.items():
         alias = importlib.import_module(f"intellego.influence._core.{module}")
         for name in names:
             assert getattr(alias, name) is getattr(ours, name)
@@ -367,3 +367,23 @@ def test_captum_signatures_port(name) -> None:
         got = [p for p in inspect.signature(getattr(ours_cls, method)).parameters.values()
                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)]
         assert [p.name for p in got[:len(want)]] == [p.name for p in want], (name, method)
+
+
+def test_nearest_neighbors_path_alias_and_custom_index() -> None:
+    from intellego.influence._utils import nearest_neighbors as alias
+    from intellego.influence.tracincp_fast import NearestNeighbors
+
+    assert alias.ExactNearestNeighbors is ExactNearestNeighbors and alias.NearestNeighbors is NearestNeighbors
+    x, y, ds, ckpts, load = _setup(bias=False)
+
+    class Recording(ExactNearestNeighbors):
+        def setup(self, data):
+            self.rows = data.shape[0]
+            super().setup(data)
+
+    index = Recording(chunk_rows=4)
+    rp = TracInCPFastRandProj(_model(False), "2", ds, ckpts, load, loss_fn=nn.CrossEntropyLoss(reduction="sum"),
+                              nearest_neighbors=index)
+    fast = TracInCPFast(_model(False), "2", ds, ckpts, load, loss_fn=nn.CrossEntropyLoss(reduction="sum"))
+    assert index.rows == 30
+    assert torch.equal(rp.influence((x[:3], y[:3]), k=5).indices, fast.influence((x[:3], y[:3]), k=5).indices)

@@ -1,0 +1,1 @@
+"""Captum's module paths (``captum.influence._utils.*``): re-exports only."""
