@@ -333,3 +333,17 @@ def test_a_replaced_bound_is_honoured():
         pgd.bound = lambda t: t.clamp(0.3, 0.7)  # Captum documents bound as replaceable
         adv = pgd.perturb(x, 0.5, 0.1, 5, 0, norm=norm)
         assert bool(((adv >= 0.3) & (adv <= 0.7)).all()) and not torch.equal(adv, x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_random_starts_and_attacks_on_the_inputs_device():
+    model = softmax_mlp().cuda()
+    x = torch.rand(16, 5, dtype=torch.float64, device="cuda")
+    labels = model(x).argmax(1)
+    for norm in ("Linf", "L2"):
+        adv = PGD(model).perturb(x, 0.2, 0.05, 3, labels, random_start=True, norm=norm, restarts=2,
+                                 generator=torch.Generator(device="cuda").manual_seed(0))
+        assert adv.device == x.device and adv.dtype == torch.float64
+        cpu_gen = PGD(model).perturb(x, 0.2, 0.05, 3, labels, random_start=True, norm=norm,
+                                     generator=torch.Generator().manual_seed(0))
+        assert cpu_gen.device == x.device

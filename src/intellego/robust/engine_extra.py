@@ -142,7 +142,8 @@ def cw_l2(logits: Logits, x: Tensor, labels: Tensor, mask: Tensor | None, *, c: 
     unit = ((x - lo) / scale - 1).clamp(-1 + 1e-6, 1 - 1e-6)
     w = torch.atanh(unit).detach().requires_grad_(True)
     keep = None if mask is None else (mask == 0)
-    opt = torch.optim.Adam([w], lr=lr)
+    # Adam (beta 0.9, 0.999, eps 1e-8) written out: torch.optim's first step imports torch._dynamo (seconds)
+    m1, m2 = torch.zeros_like(w), torch.zeros_like(w)
     best = x.clone()
     best_l2 = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
     found = torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -165,7 +166,7 @@ def cw_l2(logits: Logits, x: Tensor, labels: Tensor, mask: Tensor | None, *, c: 
             l2 = (adv - x).pow(2).sum(1)
             cost = l2 + c * margin.clamp(min=-kappa)
             # the gradient goes to w alone (backward() would also add into the model's parameter .grad)
-            (w.grad,) = torch.autograd.grad((cost * active).sum(), w)
+            (g,) = torch.autograd.grad((cost * active).sum(), w)
         with torch.no_grad():
             pred = out.argmax(1)
             ok = (pred == labels) if targeted else (pred != labels)
@@ -174,10 +175,12 @@ def cw_l2(logits: Logits, x: Tensor, labels: Tensor, mask: Tensor | None, *, c: 
             found |= better
         if not bool(active.any()):
             break
-        saved = w.detach().clone()
-        opt.step()
         with torch.no_grad():
-            w[~active] = saved[~active]  # frozen examples stay where they stopped
+            m1.mul_(0.9).add_(g, alpha=0.1)
+            m2.mul_(0.999).addcmul_(g, g, value=0.001)
+            t = step + 1
+            update = (m1 / (1 - 0.9 ** t)) / ((m2 / (1 - 0.999 ** t)).sqrt() + 1e-8)
+            w.sub_(lr * update * active[:, None])  # frozen examples stay where they stopped
         if abort_early and step % every == 0:
             c_now = cost.detach()
             active &= ~(c_now > prev_cost)

@@ -138,7 +138,7 @@ class CWL2(_FlatAttack):
         >>> from intellego.robust import CWL2
         >>> model = torch.nn.Linear(4, 3)
         >>> x = torch.rand(6, 4)
-        >>> adv = CWL2(model, 0.0, 1.0).perturb(x, target=model(x).argmax(1), c=10.0, step_num=50, lr=0.05)
+        >>> adv = CWL2(model, 0.0, 1.0).perturb(x, target=model(x).argmax(1), c=10.0, step_num=5, lr=0.05)
         >>> adv.shape, bool(((adv >= 0) & (adv <= 1)).all())
         (torch.Size([6, 4]), True)
     """
