@@ -22,16 +22,16 @@ from collections import namedtuple
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar
 
+import torch
 from torch import Tensor
 
-from ..attr.summarizer import Max, Mean, Min, Stat, Summarizer
 from ..core.batching import check_positive_int
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack_args
 from ..errors import IntellegoError, describe, require
 from .batch_eval import outputs_for
 
-__all__ = ["AttackComparator", "AttackInfo", "DuplicateAttackError", "ORIGINAL_KEY"]
+__all__ = ["AttackComparator", "AttackInfo", "DuplicateAttackError", "RunningStats", "ORIGINAL_KEY"]
 
 ORIGINAL_KEY = "Original"
 
@@ -51,6 +51,36 @@ class AttackInfo(NamedTuple):
     apply_before_preproc: bool
     attack_kwargs: dict[str, Any]
     additional_args: list[str]
+
+
+class RunningStats:
+    """Element-wise running statistics (``"mean"``, ``"min"``, ``"max"``) of observations that are numbers,
+    tensors or tuples of them; ``summary`` is a dict per tuple element (a list of dicts for tuples), as Captum's
+    ``Summarizer`` gives. A few tensor operations per update (the general ``Summarizer`` copies its statistics
+    objects per stream, which cost more than the model on small batches)."""
+
+    def __init__(self, stats: tuple[str, ...]) -> None:
+        self.stats, self.n = stats, 0
+        self.values: list[dict[str, Tensor]] = []
+        self.is_tuple = False
+
+    def update(self, x: Any) -> None:
+        self.is_tuple = isinstance(x, tuple)
+        items = [v if isinstance(v, Tensor) else torch.tensor(v) for v in (x if self.is_tuple else (x,))]
+        self.n += 1
+        if not self.values:
+            self.values = [{"mean": v.clone() if v.is_floating_point() else v.double(), "min": v, "max": v}
+                           for v in items]
+            return
+        for cur, v in zip(self.values, items):
+            cur["mean"] = cur["mean"] + (v - cur["mean"]) / self.n
+            if "min" in self.stats:
+                cur["min"], cur["max"] = torch.minimum(cur["min"], v), torch.maximum(cur["max"], v)
+
+    @property
+    def summary(self) -> Any:
+        out = [{k: cur[k] for k in self.stats} for cur in self.values]
+        return out if self.is_tuple else out[0]
 
 
 def _batch_mean(value: Any) -> Any:
@@ -80,10 +110,10 @@ class AttackComparator(Generic[MetricResultType]):
         self.metric = metric
         self.preproc_fn = preproc_fn
         self.attacks: dict[str, AttackInfo] = {}
-        self.summary_results: dict[str, Summarizer] = {}
+        self.summary_results: dict[str, RunningStats] = {}
         self.metric_aggregator: Callable[[Any], Any] = _batch_mean
-        self.batch_stats: list[type[Stat]] = [Mean, Min, Max]
-        self.aggregate_stats: list[type[Stat]] = [Mean]
+        self.batch_stats: tuple[str, ...] = ("mean", "max", "min")  # over the attempts of one attack
+        self.aggregate_stats: tuple[str, ...] = ("mean",)  # over batches
         self.out_format: Any = None
 
     def add_attack(self, attack: Callable[..., Any], name: str | None = None, num_attempts: int = 1,
@@ -132,9 +162,9 @@ class AttackComparator(Generic[MetricResultType]):
                         candidates.append(attack.attack_fn(preproc_input, **extra, **attack.attack_kwargs))
                     names.append(key)
             outputs = outputs_for(self.forward_func, candidates, args, perturbations_per_eval)
-        batch: dict[str, Summarizer] = {ORIGINAL_KEY: Summarizer([Mean()])}
+        batch: dict[str, RunningStats] = {ORIGINAL_KEY: RunningStats(("mean",))}
         for key, attack in self.attacks.items():
-            batch[key] = Summarizer([s() for s in self.batch_stats] if attack.num_attempts > 1 else [Mean()])
+            batch[key] = RunningStats(self.batch_stats if attack.num_attempts > 1 else ("mean",))
         for key, out in zip(names, outputs):
             value = self.metric(out, **kwargs)
             self._remember_format(value)
@@ -167,10 +197,10 @@ class AttackComparator(Generic[MetricResultType]):
 
     def _aggregate(self, key: str, value: Any) -> None:
         if key not in self.summary_results:
-            self.summary_results[key] = Summarizer([s() for s in self.aggregate_stats])
+            self.summary_results[key] = RunningStats(self.aggregate_stats)
         self.summary_results[key].update(self.metric_aggregator(value))
 
-    def _record(self, batch: dict[str, Summarizer]) -> dict[str, Any]:
+    def _record(self, batch: dict[str, RunningStats]) -> dict[str, Any]:
         results: dict[str, Any] = {ORIGINAL_KEY: self._format(batch[ORIGINAL_KEY].summary)["mean"]}
         self._aggregate(ORIGINAL_KEY, results[ORIGINAL_KEY])
         for key in self.attacks:

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +26,10 @@ from ..core.batching import chunks, plan_rows, saved_bytes_per_row
 from ..core.inputs import unpack
 
 __all__ = ["outputs_for"]
+
+
+# bytes per row, remembered per forward function and per-example input shapes (outside the user's objects)
+_MEASURED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], int]] = weakref.WeakKeyDictionary()
 
 
 def _packed(value: Any) -> tuple[tuple[Tensor, ...], bool] | None:
@@ -67,8 +72,15 @@ def outputs_for(forward: Callable[..., Any], candidates: Sequence[Any], args: tu
                 return out if isinstance(out, Tensor) else torch.zeros(())
 
             def measure() -> int:
-                with torch.enable_grad():
-                    return saved_bytes_per_row(run)
+                key = (_key(first)[1:], tuple(type(a).__name__ for a in args))
+                try:
+                    known = _MEASURED.setdefault(forward, {})
+                except TypeError:  # not weak-referenceable: measure every time
+                    known = {}
+                if key not in known:
+                    with torch.enable_grad():
+                        known[key] = saved_bytes_per_row(run)
+                return known[key]
 
             rows = plan_rows(k_total * n, memory_budget=memory_budget, device=first[0][0].device, measure=measure)
             per_call = max(1, rows // max(n, 1))
