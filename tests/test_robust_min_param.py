@@ -173,6 +173,9 @@ def test_bad_evaluate_arguments(problem):
     search = MinParamPerturbation(model, lambda t, e: t + e, "e", 0, 1, 0.1)
     with pytest.raises(IntellegoError, match="per_example=True needs inputs that are a tensor"):
         search.evaluate([[0.0] * 5], target=labels[:1], per_example=True)
+    with pytest.raises(IntellegoError, match="perturbations_per_eval > 1 stacks attacked inputs"):
+        MinParamPerturbation(model, lambda t, e: [t], "e", 0, 1, 0.1).evaluate(x, target=labels,
+                                                                             perturbations_per_eval=2)
     with pytest.raises(IntellegoError, match="perturbations_per_eval must be a positive int"):
         search.evaluate(x, target=labels, perturbations_per_eval=0)
     with pytest.raises(IntellegoError, match="needs target="):

@@ -192,7 +192,12 @@ class MinParamPerturbation:
         with torch.no_grad():
             if len(model_inputs) == 1:
                 return [self.forward_func(model_inputs[0], *args)]
-            packed = [structure(m, "inputs")[0] for m in model_inputs]
+            packed = []
+            for m in model_inputs:
+                require(isinstance(m, Tensor) or (isinstance(m, tuple) and all(isinstance(t, Tensor) for t in m)),
+                        f"perturbations_per_eval > 1 stacks attacked inputs, so they must be a tensor or a tuple of "
+                        f"tensors, got {describe(m)}")
+                packed.append(structure(m, "inputs")[0])
             was_tuple = isinstance(model_inputs[0], (tuple, list))
             n = packed[0][0].shape[0]
             k = len(packed)
