@@ -110,21 +110,29 @@ def _dattri(job: dict[str, Any], exact: bool) -> Any:
 
 
 _PEAK_SCRIPT = """
-import resource, torch
+import torch
 torch.set_num_threads(1)
 from benchmarks.cases_influence_tracin import _job
 from intellego.influence import TracInCP
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
 job = _job({n})
 loss = torch.nn.CrossEntropyLoss(reduction="none")
 tracin = TracInCP(job["model"], job["ds"], job["ckpts"], loss_fn=loss)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracin.influence((job['tx'][:2], job['ty'][:2]))  # warm up: kernels and allocator pools
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak resident size (VmHWM) to the current one
+before = status("VmRSS:")
 {call}
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+print((status("VmHWM:") - before) / 1024)
 """
 
 
 def peak_mib(n_train: int, naive: bool = False) -> float:
-    """Peak resident memory added by one influence call (MiB), measured in a fresh process."""
+    """Peak resident memory added by one influence call (MiB), measured in a fresh process (Linux: the peak
+    resident size is reset just before the call)."""
     call = ("torch.cat([tracin.compute_intermediate_quantities(job['ds'])])" if naive
             else "tracin.influence((job['tx'], job['ty']))")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
