@@ -190,11 +190,10 @@ def linf_step(xs: Sequence[Tensor], grads: Sequence[Tensor], size: float, masks:
     """``x + size * sign(g) * mask``; elements whose gradient is at most ``zero_thresh`` in size stay put."""
     out = []
     for x, g, m in zip(xs, grads, masks):
-        s = g.sign()
-        if zero_thresh > 0:
-            s = s * (g.abs() > zero_thresh)
+        # hardshrink zeroes |g| <= zero_thresh in one kernel
+        s = (F.hardshrink(g, zero_thresh) if zero_thresh > 0 else g).sign()
         if m is not None:
-            s = s * m
+            s = s.mul_(m)
         out.append(torch.add(x, s, alpha=size))
     return tuple(out)
 
