@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from _reliability_cases import METHODS, cnn, images, run
+from intellego.attr import Saliency
 from intellego.core.hooks import HookScope
 
 N_THREADS = 4
@@ -117,3 +118,147 @@ def test_function_modes_are_per_thread():
         assert not seen
         torch.relu(torch.ones(3))
     assert seen == [1]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Bad inputs: one parametrized case per method and input class. Errors come before any model call.
+
+ALL = sorted(METHODS)
+TARGETED = sorted(n for n in ALL if "target" in METHODS[n].kwargs(images()) and n != "LayerEigenCam")
+CROSS_BATCH = {"FeaturePermutation", "LayerFeaturePermutation"}  # shuffle features across examples
+
+
+class _CountingModel(torch.nn.Module):
+    """The table's CNN, counting its forward calls (to show errors come before any model call)."""
+
+    def __init__(self, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.inner = cnn(dtype=dtype)
+        self.calls = 0
+
+    def __getitem__(self, i: int) -> torch.nn.Module:
+        return self.inner[i]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+def _raises(name: str, x: torch.Tensor, match: str, model: torch.nn.Module | None = None) -> None:
+    model = _CountingModel() if model is None else model
+    with pytest.raises(ValueError, match=match) as info:
+        run(name, model, x)
+    assert type(info.value).__name__ == "IntellegoError"
+    if isinstance(model, _CountingModel):
+        assert model.calls == 0, f"{name} ran the model {model.calls} time(s) before the error"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_empty_batch_is_a_named_error(name):
+    _raises(name, images(0), r"inputs holds no examples: shape \(0, 3, 8, 8\); attribution needs at least one")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.complex64, torch.float64],
+                         ids=str)
+@pytest.mark.parametrize("name", ALL)
+def test_input_dtype_other_than_the_models_is_a_named_error(name, dtype):
+    _raises(name, images().to(dtype),
+            rf"inputs has dtype {dtype} but the model's parameters are torch.float32; convert the inputs")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_integer_inputs_to_a_float_model_are_a_named_error(name):
+    x = (images() * 3).long()
+    with pytest.raises(ValueError, match=r"inputs(\[0\])? has dtype torch.int64") as info:
+        run(name, cnn(), x)
+    assert type(info.value).__name__ == "IntellegoError"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_meta_inputs_are_a_named_error(name):
+    _raises(name, images().to("meta"), r"inputs is a meta tensor \(shape \(2, 3, 8, 8\), no data\)")
+
+
+@pytest.mark.parametrize("name", ["Saliency", "LayerGradCam", "FeatureAblation"])
+def test_a_model_with_meta_parameters_is_a_named_error(name):
+    _raises(name, images(), "the model's parameters are meta tensors", model=cnn().to("meta"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
+@pytest.mark.parametrize("name", ALL)
+def test_inputs_on_another_device_than_the_model_are_a_named_error(name):
+    model = _CountingModel().cuda()
+    _raises(name, images(), r"inputs is on device cpu but the model's parameters are on cuda:0", model=model)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("name", ALL)
+def test_half_precision_model_and_inputs_keep_working(name, dtype):
+    got = run(name, cnn(dtype=dtype), images(dtype=dtype))
+    want = run(name, cnn(dtype=dtype).float(), images(dtype=dtype).float())  # the same rounded weights in float32
+    assert got.dtype == dtype and got.shape == want.shape
+    assert bool(torch.isfinite(got).all()), f"{name} gave non-finite values in {dtype}"
+    tol = 0.1 if dtype == torch.bfloat16 else 0.03
+    assert (got.float() - want).abs().max() <= tol * want.abs().max() + 1e-3
+
+
+def _with_nan(x: torch.Tensor) -> torch.Tensor:
+    x = x.clone()
+    x[0, 1, 2, 3] = float("nan")
+    return x
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_nan_inputs_warn_once_and_give_nan_where_the_output_is_nan(name):
+    model, x = cnn(), images()
+    clean = run(name, model, x)
+    with pytest.warns(RuntimeWarning) as record:
+        got = run(name, model, _with_nan(x))
+    ours = [w for w in record if "NaN" in str(w.message)]
+    assert len(ours) == 1, [str(w.message) for w in record]
+    assert "inputs holds 1 NaN and 0 infinite value(s) in 1 example(s)" in str(ours[0].message)
+    assert ours[0].filename == __file__ or ours[0].filename.endswith("_reliability_cases.py")
+    assert bool(torch.isnan(got[0]).all()), f"{name}: the example whose output is NaN is not NaN"
+    if name not in CROSS_BATCH:
+        assert torch.allclose(got[1], clean[1], atol=1e-6, rtol=1e-5), f"{name}: the finite example changed"
+
+
+def test_infinite_inputs_are_named_in_the_warning():
+    model, x = cnn(), images()
+    x[1, 0, 0, 0] = float("inf")
+    x[1, 0, 0, 1] = float("-inf")
+    with pytest.warns(RuntimeWarning, match=r"inputs\[1\] holds 0 NaN and 2 infinite value\(s\) in 1 example"):
+        Saliency(lambda a, b: model(a + b)).attribute((images(), x), target=1)
+
+
+@pytest.mark.parametrize("name", TARGETED)
+def test_target_errors_show_the_callers_batch(name):
+    """Target 9 of 3 classes on 2 examples: the message shows the output shape (2, 3) the caller sees, not the
+    internal batch of path points, samples or perturbed copies."""
+    method = METHODS[name]
+    x = images()
+    with pytest.raises(ValueError, match=r"target 9 is out of range for model output of shape \(2, 3\)"):
+        method.build(cnn()).attribute(x, **{**method.kwargs(x), "target": 9})
+
+
+class _ClaimsCuda(torch.nn.Module):
+    """A module whose parameters report ``cuda:0``: the device check without a GPU."""
+
+    class _Param:
+        device, dtype, is_meta = torch.device("cuda", 0), torch.float32, False
+
+        def is_floating_point(self) -> bool:
+            return True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parameters["weight"] = self._Param()  # type: ignore[assignment]  # bypasses register_parameter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("the device check must come before the model call")
+
+
+def test_inputs_on_another_device_name_both_devices():
+    with pytest.raises(ValueError, match=r"inputs is on device cpu but the model's parameters are on cuda:0; "
+                                         r"move the inputs \(inputs.to\('cuda:0'\)\) or the model"):
+        Saliency(_ClaimsCuda()).attribute(images(), target=0)

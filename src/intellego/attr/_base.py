@@ -17,6 +17,7 @@ from ..core.grad import ForwardSpec, grad_kwargs_scope
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack, pack_baselines
 from ..errors import IntellegoError, describe, require
+from ._guard import guarded
 
 __all__ = [
     "Attribution",
@@ -146,7 +147,7 @@ def _keeping_buffers(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def attribute(self: Attribution, *args: Any, **kwargs: Any) -> Any:
         with keep_buffers(self.forward_func), grad_kwargs_scope():
-            return method(self, *args, **kwargs)
+            return guarded(method, self, args, kwargs)
 
     attribute._keeps_buffers = True  # type: ignore[attr-defined]
     return attribute

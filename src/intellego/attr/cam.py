@@ -204,8 +204,14 @@ def eigen_projection(acts: Tensor) -> Tensor:
     n, c = acts.shape[:2]
     rows = acts.reshape(n, c, -1).transpose(1, 2)
     rows = rows - rows.mean(1, keepdim=True)
-    _, _, vh = torch.linalg.svd(rows, full_matrices=False)
-    proj = rows @ vh[:, 0, :].unsqueeze(-1)                      # (N, S, 1)
+    # The SVD runs in float32 for half precision (no half-precision SVD on CPU) and on zeros for examples with
+    # NaN or Inf activations (it fails to converge on them); their projection stays NaN through ``rows``.
+    work = rows if rows.dtype in (torch.float32, torch.float64) else rows.float()
+    finite = torch.isfinite(work).flatten(1).all(1)
+    if not bool(finite.all()):
+        work = torch.where(finite.view(-1, 1, 1), work, torch.zeros((), dtype=work.dtype, device=work.device))
+    _, _, vh = torch.linalg.svd(work, full_matrices=False)
+    proj = rows @ vh[:, 0, :].unsqueeze(-1).to(rows.dtype)      # (N, S, 1)
     peak = proj.abs().argmax(1, keepdim=True)
     sign = torch.sign(torch.gather(proj, 1, peak))
     proj = proj * torch.where(sign == 0, torch.ones_like(sign), sign)

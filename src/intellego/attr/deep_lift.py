@@ -36,6 +36,7 @@ def _rescale(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
     require(ref is not None and call.out is not None and ref.out is not None, "DeepLift rule without reference")
     dx = call.x - ref.x  # type: ignore[union-attr]
     g = grad * (call.out - ref.out) / dx  # type: ignore[operator, union-attr]
+    eps = _eps_for(dx, eps)
     if _any_small(dx, eps):
         g = torch.where(dx.abs() < eps, _plain_gradient(call, grad), g)
     return (g,)
@@ -74,18 +75,27 @@ def _rescale_multiplier(call: Call, eps: float) -> Tensor:
     require(ref is not None and call.out is not None and ref.out is not None, "DeepLift rule without reference")
     dx = call.x - ref.x  # type: ignore[union-attr]
     m = (call.out - ref.out).div_(dx)  # type: ignore[operator, union-attr]
+    eps = _eps_for(dx, eps)
     size = dx.abs_()  # dx is not needed any more: its magnitude in place saves a buffer
-    if size.numel() > 0 and bool(size.amin() < eps):
+    if size.numel() > 0 and not bool(size.amin() >= eps):  # also when NaN: the mask keeps other examples finite
         small = size < eps
         deriv = (call.x > 0).to(m.dtype) if call.kind == "relu" else local_vjp(call, torch.ones_like(m))[0]
         m = torch.where(small, deriv, m)
     return m
 
 
+def _eps_for(dx: Tensor, eps: float) -> float:
+    """``eps`` raised to the smallest normal number of a half-precision ``dx``: compared with a float16 tensor,
+    1e-10 rounds to 0, so ``x == x_ref`` (0 / 0) would escape the ordinary-derivative branch and give NaN."""
+    if dx.dtype in (torch.float16, torch.bfloat16):
+        return max(eps, torch.finfo(dx.dtype).tiny)
+    return eps
+
+
 def _any_small(dx: Tensor, eps: float) -> bool:
     """Whether some ``|dx| < eps``: a float reduction, several times faster on a CPU than a boolean mask and
     ``any`` (comparisons producing booleans are slow kernels), so the mask is built only where it is needed."""
-    return dx.numel() > 0 and bool(dx.abs().amin() < eps)
+    return dx.numel() > 0 and not bool(dx.abs().amin() >= eps)  # NaN counts as small: see _rescale_multiplier
 
 
 def _softmax(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
@@ -102,6 +112,7 @@ def _max_pool(call: Call, grad: Tensor, eps: float) -> tuple[Tensor]:
     moved = local_vjp(call, grad * (top - y_ref))[0] + local_vjp(call, grad * (y - top), at=ref.inputs)[0]  # type: ignore
     dx = call.x - ref.x  # type: ignore[union-attr]
     g = moved / dx
+    eps = _eps_for(dx, eps)
     if _any_small(dx, eps):
         g = torch.where(dx.abs() < eps, local_vjp(call, grad)[0], g)
     return (g,)

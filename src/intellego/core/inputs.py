@@ -5,6 +5,8 @@ Nothing here mutates a caller's tensor; expanded baselines are views or new tens
 
 from __future__ import annotations
 
+import cmath
+import warnings
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -23,6 +25,8 @@ __all__ = [
     "require_float",
     "require_same_batch",
     "same_structure",
+    "check_inputs",
+    "InputCheck",
 ]
 
 TensorOrTuple = Tensor | tuple[Tensor, ...]
@@ -166,3 +170,158 @@ def pack_args(additional_forward_args: Any) -> tuple[Any, ...]:
     if isinstance(additional_forward_args, tuple):
         return additional_forward_args
     return (additional_forward_args,)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checks every ``attribute`` call runs on its inputs before any model work (attr/_base.py applies them).
+
+class InputCheck:
+    """What :func:`check_inputs` found: the tensors, their labels, the model's parameter dtype and which
+    inputs hold NaN or infinite values."""
+
+    __slots__ = ("tensors", "labels", "param", "nonfinite")
+
+    def __init__(self, tensors: tuple[Tensor, ...], labels: tuple[str, ...], param: Tensor | None,
+                 nonfinite: bool) -> None:
+        self.tensors, self.labels, self.param, self.nonfinite = tensors, labels, param, nonfinite
+
+    def explain(self, exc: BaseException) -> None:
+        """Raise a named error, from ``exc``, when the model failed on integer or boolean inputs that a model with
+        floating-point parameters cannot take (torch's own message speaks of scalar types or dtypes)."""
+        if self.param is None or not isinstance(exc, (RuntimeError, TypeError)) or isinstance(exc, IntellegoError):
+            return
+        text = str(exc)
+        if "type" not in text.lower():
+            return
+        for x, label in zip(self.tensors, self.labels):
+            if not (x.is_floating_point() or x.is_complex()):
+                raise IntellegoError(
+                    f"{label} has dtype {x.dtype} but the model's parameters are {self.param.dtype}, and the model "
+                    f"failed on it ({text.splitlines()[0][:200]}); pass floating-point inputs, e.g. "
+                    f"{label}.to({self.param.dtype}), or for token ids attribute to the embedding layer") from exc
+
+    def nan_where_output_is_nan(self, result: Any, forward_func: Any, args: tuple[Any, ...]) -> Any:
+        """``result`` with the examples whose model output holds NaN set to NaN (only called when an input held
+        NaN or Inf: gradients through a NaN output can be finite, e.g. zero through a ReLU)."""
+        n = self.tensors[0].shape[0]
+        try:
+            with torch.no_grad():
+                out = forward_func(*self.tensors, *args)
+        except Exception:  # noqa: BLE001 - the attribution succeeded; this extra pass is best effort
+            return result
+        if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != n:
+            return result
+        bad = torch.isnan(out.reshape(n, -1)).any(1) if out.is_floating_point() or out.is_complex() else None
+        if bad is None or not bool(bad.any()):
+            return result
+        return _nan_rows(result, bad)
+
+
+def _nan_rows(value: Any, bad: Tensor) -> Any:
+    if isinstance(value, Tensor):
+        if value.dim() == 0 or value.shape[0] != bad.shape[0] or not value.is_floating_point():
+            return value
+        mask = bad.to(value.device).reshape(-1, *([1] * (value.dim() - 1)))
+        return torch.where(mask, torch.full((), float("nan"), dtype=value.dtype, device=value.device), value)
+    if isinstance(value, tuple):
+        return tuple(_nan_rows(v, bad) for v in value)
+    if isinstance(value, list):
+        return [_nan_rows(v, bad) for v in value]
+    return value
+
+
+def _first_parameter(forward_func: Any) -> Tensor | None:
+    """The model's first parameter (depth first, as ``parameters()`` orders them), without building names."""
+    if not isinstance(forward_func, torch.nn.Module):
+        return None
+    stack = [forward_func]
+    while stack:
+        module = stack.pop()
+        for p in module._parameters.values():
+            if p is not None:
+                return p
+        stack.extend(reversed([m for m in module._modules.values() if m is not None]))
+    return None
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except (TypeError, RuntimeError):  # a device type without autocast
+        return False
+
+
+def check_inputs(inputs: Any, forward_func: Any, name: str = "inputs", *,
+                 warn_stacklevel: int = 4) -> InputCheck | None:
+    """Named errors, before any model call, for inputs no attribution can use, and one warning for NaN/Inf.
+
+    Errors: a ``meta`` tensor (no data), an input with no examples (dimension 0 of size 0), and, when
+    ``forward_func`` is a module whose parameters share one dtype and device, a floating-point or complex input of
+    another dtype (outside ``torch.autocast``) or an input on another device. Integer and boolean inputs pass (an
+    embedding takes token ids; perturbation methods work on them); :meth:`InputCheck.explain` names the dtype when
+    the model then fails on them. Returns None when ``inputs`` is not a tensor or a tuple/list of tensors.
+
+    Example:
+        >>> import torch
+        >>> check_inputs(torch.zeros(0, 3), torch.nn.Linear(3, 2))
+        Traceback (most recent call last):
+        ...
+        intellego.errors.IntellegoError: inputs holds no examples: shape (0, 3); attribution needs at least one \
+example along dimension 0
+    """
+    xs: tuple[Tensor, ...]
+    labels: tuple[str, ...]
+    if isinstance(inputs, Tensor):
+        xs, labels = (inputs,), (name,)
+    elif isinstance(inputs, (tuple, list)) and inputs and all(isinstance(x, Tensor) for x in inputs):
+        xs, labels = tuple(inputs), tuple(f"{name}[{i}]" for i in range(len(inputs)))
+    else:
+        return None
+    for x, label in zip(xs, labels):
+        if x.is_meta:
+            raise IntellegoError(f"{label} is a meta tensor (shape {tuple(x.shape)}, no data): attribution needs "
+                                 "the input's values; pass a tensor on a real device")
+    batched = [x for x in xs if x.dim() > 0]
+    if batched and all(x.shape[0] == 0 for x in batched):  # one empty tensor beside a batch is a sparse input
+        shapes = str(tuple(batched[0].shape)) if len(xs) == 1 else f"{[tuple(x.shape) for x in xs]}"
+        raise IntellegoError(f"{name} holds no examples: shape{'' if len(xs) == 1 else 's'} {shapes}; attribution "
+                             "needs at least one example along dimension 0")
+    param = _first_parameter(forward_func)
+    if param is not None:
+        _check_model_matches(forward_func, param, xs, labels)
+    nonfinite = _warn_nonfinite(xs, labels, warn_stacklevel)
+    return InputCheck(xs, labels, param if param is not None and param.is_floating_point() else None, nonfinite)
+
+
+def _check_model_matches(model: torch.nn.Module, param: Tensor, xs: tuple[Tensor, ...],
+                         labels: tuple[str, ...]) -> None:
+    if param.is_meta:
+        raise IntellegoError("the model's parameters are meta tensors (no data): load or materialize its weights "
+                             "(e.g. model.to_empty(device=...) and load_state_dict) before attributing")
+    for x, label in zip(xs, labels):
+        if x.device != param.device and all(p.device == param.device for p in model.parameters()):
+            raise IntellegoError(f"{label} is on device {x.device} but the model's parameters are on "
+                                 f"{param.device}; move the inputs ({label}.to('{param.device}')) or the model")
+        if ((x.is_floating_point() or x.is_complex()) and param.is_floating_point() and x.dtype != param.dtype
+                and not _autocast_on(x.device.type)
+                and all(p.dtype == param.dtype for p in model.parameters() if p.is_floating_point())):
+            raise IntellegoError(f"{label} has dtype {x.dtype} but the model's parameters are {param.dtype}; "
+                                 f"convert the inputs ({label}.to({param.dtype})) or the model "
+                                 f"(model.to({x.dtype}))")
+
+
+def _warn_nonfinite(xs: tuple[Tensor, ...], labels: tuple[str, ...], stacklevel: int) -> bool:
+    """One warning naming every input that holds NaN or Inf, with the counts; True when there was one."""
+    found = []
+    for x, label in zip(xs, labels):
+        if not (x.is_floating_point() or x.is_complex()) or cmath.isfinite(complex(x.sum())):
+            continue  # one reduction: NaN and Inf reach the sum (a finite sum can only overflow: checked below)
+        nan, inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+        if nan == inf == 0:
+            continue
+        rows = int((~torch.isfinite(x.reshape(x.shape[0], -1))).any(1).sum()) if x.dim() > 0 else 1
+        found.append(f"{label} holds {nan} NaN and {inf} infinite value(s) in {rows} example(s)")
+    if found:
+        warnings.warn("; ".join(found) + ": attributions for those examples are NaN where the model output is NaN, "
+                      "and may be meaningless elsewhere", RuntimeWarning, stacklevel=stacklevel)
+    return bool(found)

@@ -12,6 +12,7 @@ example of ``K`` stacked copies of the batch, so ``K`` read-outs cost one batche
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,11 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 
-__all__ = ["Readout", "make_readout", "stack_targets"]
+__all__ = ["Readout", "make_readout", "stack_targets", "CALLER_BATCH"]
+
+# The batch size of the outermost ``attribute`` call of this thread (set by attr/_guard.py): target errors show
+# the output shape the caller would see, also from methods built on others (NoiseTunnel, fan-outs of targets).
+CALLER_BATCH: ContextVar[int | None] = ContextVar("intellego_caller_batch", default=None)
 
 
 @dataclass(frozen=True)
@@ -32,30 +37,39 @@ class Readout:
         per_example: ``(N, d)`` long tensor of indices, one row per example, or None.
         func: a user callable mapping the output to scores, or None.
         name: the argument the read-out came from, for error messages.
+        batch: the caller's batch size, so errors show the output shape the caller would see rather than
+            that of an internal batch of path points, samples or perturbed copies (None: as it is).
     """
 
     index: tuple[int, ...] | None = ()
     per_example: Tensor | None = None
     func: Callable[[Tensor], Tensor] | None = None
     name: str = "target"
+    batch: int | None = None
 
     def rows(self, sl: slice) -> Readout:
         """The read-out for a slice of the examples."""
         if self.per_example is None:
             return self
-        return Readout(None, self.per_example[sl], None, self.name)
+        return Readout(None, self.per_example[sl], None, self.name, self.batch)
 
     def tiled(self, k: int) -> Readout:
         """The read-out for ``k`` stacked copies of the batch (copy-major)."""
         if self.per_example is None or k == 1:
             return self
-        return Readout(None, self.per_example.repeat(k, 1), None, self.name)
+        return Readout(None, self.per_example.repeat(k, 1), None, self.name, self.batch)
 
     def interleaved(self, k: int) -> Readout:
         """The read-out for a batch where each example is repeated ``k`` times in place."""
         if self.per_example is None or k == 1:
             return self
-        return Readout(None, self.per_example.repeat_interleave(k, dim=0), None, self.name)
+        return Readout(None, self.per_example.repeat_interleave(k, dim=0), None, self.name, self.batch)
+
+    def _shown(self, output: Tensor) -> tuple[int, ...]:
+        """``output``'s shape with the caller's batch size in front (internal batches are expanded)."""
+        if self.batch is None or output.dim() == 0:
+            return tuple(output.shape)
+        return (self.batch, *output.shape[1:])
 
     def __call__(self, output: Any) -> Tensor:
         if self.func is not None:
@@ -91,7 +105,7 @@ class Readout:
             if output[0].numel() == 1:
                 return output.reshape(output.shape[0])
             raise IntellegoError(
-                f"target is None but the model output has shape {tuple(output.shape)}: with more than one value "
+                f"target is None but the model output has shape {self._shown(output)}: with more than one value "
                 "per example, pass target= (an int, a tuple, a list or a tensor of indices)"
             )
         if len(index) > len(per_example):
@@ -100,12 +114,12 @@ class Readout:
         for i, (j, size) in enumerate(zip(index, per_example)):
             if not -size <= j < size:
                 raise IntellegoError(f"target {_show(index)} is out of range for model output of shape "
-                                     f"{tuple(output.shape)} (dimension {i + 1} has size {size})")
+                                     f"{self._shown(output)} (dimension {i + 1} has size {size})")
         key: tuple[Any, ...] = (slice(None),) + tuple(index)
         selected = output[key]
         if selected.dim() > 1 and selected[0].numel() != 1:
             raise IntellegoError(f"target {_show(index)} selects {tuple(selected.shape[1:])} values per example "
-                                 f"from output of shape {tuple(output.shape)}; it must select one")
+                                 f"from output of shape {self._shown(output)}; it must select one")
         return selected.reshape(output.shape[0])
 
     def _select_per_example(self, output: Tensor) -> Tensor:
@@ -121,9 +135,10 @@ class Readout:
             size = output.shape[j + 1]
             col = idx[:, j]
             if n and (int(col.max()) >= size or int(col.min()) < -size):
+                bad = sorted({v for v in col.tolist() if not -size <= v < size})
                 raise IntellegoError(
-                    f"target values {col.tolist()[:8]} are out of range for model output of shape "
-                    f"{tuple(output.shape)} (dimension {j + 1} has size {size})"
+                    f"target values {bad[:8]} are out of range for model output of shape "
+                    f"{self._shown(output)} (dimension {j + 1} has size {size})"
                 )
         key: tuple[Any, ...] = (torch.arange(n, device=output.device),) + tuple(idx.unbind(1))
         return output[key]
@@ -157,8 +172,9 @@ def _show(index: tuple[int, ...]) -> str:
 
 def make_readout(target: Any, batch_size: int, name: str = "target") -> Readout:
     """Validate a Captum-style target against the batch size and return its :class:`Readout`."""
+    shown = CALLER_BATCH.get() or batch_size
     if target is None:
-        return Readout((), name=name)
+        return Readout((), name=name, batch=shown)
     if isinstance(target, Readout):
         return target
     if callable(target) and not isinstance(target, Tensor):
@@ -166,20 +182,20 @@ def make_readout(target: Any, batch_size: int, name: str = "target") -> Readout:
     if isinstance(target, bool):
         raise IntellegoError(f"{name} must be an int, a tuple, a list or a tensor, got {describe(target)}")
     if isinstance(target, int):
-        return Readout((target,))
+        return Readout((target,), batch=shown)
     if isinstance(target, tuple):
         require(all(isinstance(t, int) for t in target), f"{name} tuple must hold ints, got {target!r}")
-        return Readout(tuple(target))
+        return Readout(tuple(target), batch=shown)
     if isinstance(target, Tensor):
         require(not target.is_floating_point(), f"{name} tensor must hold integer indices, got dtype {target.dtype}")
         if target.numel() == 1:
-            return Readout((int(target.item()),))
+            return Readout((int(target.item()),), batch=shown)
         require(
             target.dim() in (1, 2) and target.shape[0] == batch_size,
             f"{name} tensor of shape {tuple(target.shape)} must be a scalar or hold one index per example "
             f"(batch size {batch_size})",
         )
-        return Readout(None, target.reshape(batch_size, -1).long())
+        return Readout(None, target.reshape(batch_size, -1).long(), batch=shown)
     if isinstance(target, list):
         require(
             len(target) == batch_size,
@@ -188,11 +204,11 @@ def make_readout(target: Any, batch_size: int, name: str = "target") -> Readout:
         if batch_size == 0:
             return Readout(())
         if all(isinstance(t, int) and not isinstance(t, bool) for t in target):
-            return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, 1))
+            return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, 1), batch=shown)
         if all(isinstance(t, tuple) for t in target):
             lengths = {len(t) for t in target}
             require(len(lengths) == 1, f"{name} list holds tuples of different lengths {sorted(lengths)}")
-            return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, -1))
+            return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, -1), batch=shown)
         raise IntellegoError(f"{name} list must hold only ints or only tuples of ints, got {target[:4]!r}...")
     raise IntellegoError(
         f"{name} must be None, an int, a tuple, a list, a tensor or a callable, got {describe(target)}")
