@@ -35,10 +35,10 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 
 # Captum subtrees with no alias modules here, and why.
 SKIPPED_TREES: dict[str, str] = {
-    "captum.concept": "the intellego.concept package is built separately by its owner; its aliases belong there",
-    "captum.influence": "the intellego.influence package is built separately by its owner; its aliases belong there",
-    "captum.module": "the intellego.module package is built separately by its owner; its aliases belong there",
-    "captum.robust": "the intellego.robust package is built separately by its owner; its aliases belong there",
+    "captum.concept": "intellego.concept keeps its own Captum-path modules (its owner's, not generated here)",
+    "captum.influence": "intellego.influence keeps its own Captum-path modules (its owner's, not generated here)",
+    "captum.module": "intellego.module keeps its own Captum-path modules (its owner's, not generated here)",
+    "captum.robust": "intellego.robust keeps its own Captum-path modules (its owner's, not generated here)",
     "captum.log": "Captum's usage-logging hooks (no-ops outside Meta); intellego logs nothing, so nothing to port",
 }
 
@@ -72,7 +72,7 @@ _TRAINING_BASE = ("Captum's training-function base class; intellego's surrogates
                   "intellego.attr.linear_models.InterpretableLinearModel instead")
 _HOOK_RULE = ("Captum's module-hook backward rule for DeepLift; intellego's rules run in a TorchFunctionMode engine "
               "(intellego.engines.rules)")
-_LIME_PART = ("a LimeBase building block of Captum's internal **kwargs protocol; intellego's Lime builds its masks "
+_LIME_PART = ("a LimeBase building block of Captum's internal `**kwargs` protocol; intellego's Lime builds its masks "
               "and samples itself")
 NAME_REASONS: dict[str, str] = {
     "Model": _TRAINING_BASE,

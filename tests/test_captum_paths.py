@@ -74,7 +74,7 @@ def test_skipped_paths_and_names_have_reasons() -> None:
     for where, reason in sorted(skipped.items()):
         print(f"skipped {where}: {reason}")
         assert reason and where.startswith("captum")
-    assert PLAN.skipped_modules["captum.robust"].startswith("the intellego.robust package")
+    assert PLAN.skipped_modules["captum.robust"].startswith("intellego.robust keeps its own")
     unexplained = sorted(w for w, r in PLAN.skipped_names.items() if r == "no intellego counterpart")
     assert not unexplained, f"give these a reason in NAME_REASONS (or an intellego object): {unexplained}"
     assert len(PLAN.supported()) >= 45
