@@ -58,7 +58,6 @@ def test_no_warning_without_extra_kwargs() -> None:
         warnings.simplefilter("error")
         ia.FeatureAblation(_model()).attribute(X, target=0)
         ia.FeaturePermutation(_model()).attribute(X, target=0)
-        ia.FeatureAblation(_model()).attribute_future
 
 
 def test_kwargs_go_through_attribute_future() -> None:
