@@ -191,8 +191,15 @@ def test_inputs_on_another_device_than_the_model_are_a_named_error(name):
     _raises(name, images(), r"inputs is on device cpu but the model's parameters are on cuda:0", model=model)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("name", ALL)
+# float16 on one method per engine by default; every method in both half dtypes with ``-m slow``
+HALF_DEFAULT = {"Saliency", "IntegratedGradients", "DeepLift", "LRP", "FeatureAblation", "LayerGradCam",
+                "LayerEigenCam", "LayerIntegratedGradients", "NeuronGradient", "LayerDeepLift"}
+HALF_CASES = [pytest.param(name, dtype, id=f"{name}-{dtype}",
+                           marks=() if dtype == torch.float16 and name in HALF_DEFAULT else pytest.mark.slow)
+              for name in ALL for dtype in (torch.float16, torch.bfloat16)]
+
+
+@pytest.mark.parametrize("name, dtype", HALF_CASES)
 def test_half_precision_model_and_inputs_keep_working(name, dtype):
     got = run(name, cnn(dtype=dtype), images(dtype=dtype))
     want = run(name, cnn(dtype=dtype).float(), images(dtype=dtype).float())  # the same rounded weights in float32
