@@ -4,6 +4,7 @@ Starts the local web app, prints its URL (with the session token) and serves unt
 ``--export PATH`` it writes the offline HTML export instead and exits.
 
 Usage: ``intellego [--data shapes|tabular|tokens] [--host 127.0.0.1] [--port 8765] [--export PATH]``.
+``intellego attribute ...`` runs the dataset attribution command of :mod:`intellego.scale` instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["attribute"]:
+        from ..scale.__main__ import main as attribute_main
+
+        return attribute_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="intellego", description="The intellego insights explorer on the shipped "
                                      "demo model and data: serve it locally, or write an offline HTML export.")
     parser.add_argument("--data", choices=DEMOS, default="shapes", help="which demo model and data set")
