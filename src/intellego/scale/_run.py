@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -24,7 +24,7 @@ from torch import Tensor
 from ..attr.summarizer import Stat
 from ..errors import IntellegoError, describe, require
 from . import _store
-from ._data import Inputs, Source, shard_ranges, to_device
+from ._data import Source, shard_ranges, to_device
 from ._dist import Group, group, rank_threads
 from ._reduce import KEY, check_stats, merge, partials, summarize
 
@@ -60,7 +60,8 @@ class ScaleReport:
         return total / slowest if slowest > 0 else 0.0
 
     def __str__(self) -> str:
-        ranks = ", ".join(f"rank {r['rank']}: {r['examples']} ex, {r['examples_per_s']:.1f} ex/s" for r in self.per_rank)
+        ranks = ", ".join(f"rank {r['rank']}: {r['examples']} ex, {r['examples_per_s']:.1f} ex/s"
+                          for r in self.per_rank)
         return (f"{self.num_shards} shards ({self.skipped} already done) in {self.out}; {ranks}; "
                 f"total {self.examples_per_s:.1f} ex/s")
 
@@ -165,8 +166,9 @@ def attribute_dataset(method: Any, dataset: Any, *, out: str | Path, batch_size:
     :class:`ScaleReport` on every rank; :func:`load_results` reads the maps back in dataset order.
     """
     source = Source.of(dataset, collate_fn)
-    batch_size = batch_size if batch_size is not None else source.loader_batch_size
-    require(isinstance(batch_size, int) and batch_size >= 1, f"batch_size must be a positive int, got {batch_size!r}")
+    size = batch_size if batch_size is not None else source.loader_batch_size
+    require(isinstance(size, int) and size >= 1, f"batch_size must be a positive int, got {size!r}")
+    batch_size = cast(int, size)
     shard_size = 8 * batch_size if shard_size is None else shard_size
     require(isinstance(shard_size, int) and shard_size >= 1, f"shard_size must be a positive int, got {shard_size!r}")
     require(callable(getattr(method, "attribute", None)),

@@ -85,7 +85,7 @@ def read_shard(path: str | Path, fmt: str, keys: list[str] | None = None) -> dic
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
-            names = f.keys() if keys is None else [k for k in keys if k in f.keys()]
+            names = f.keys() if keys is None else [k for k in keys if k in set(f.keys())]
             return {name: f.get_tensor(name) for name in names}
     data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return data if keys is None else {k: data[k] for k in keys if k in data}
