@@ -273,3 +273,28 @@ def test_killed_worker_then_rerun_equals_clean_run(job, tmp_path):
     assert torch.equal(clean.attributions, resumed.attributions) and torch.equal(clean.index, resumed.index)
     _assert_same_summaries(load_summary(tmp_path / "clean", CommonStats())["summary"],
                            load_summary(out, CommonStats())["summary"])
+
+
+class _TwoInputs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(4, 3), torch.nn.Linear(2, 3)
+
+    def forward(self, x, z):
+        return self.a(x) * torch.tanh(self.b(z))
+
+
+def test_tuple_inputs_give_tuple_results_and_summaries(tmp_path):
+    torch.manual_seed(0)
+    model = _TwoInputs()
+    xs, zs, ys = torch.randn(10, 4), torch.randn(10, 2), torch.arange(10) % 3
+    data = [((xs[i], zs[i]), int(ys[i])) for i in range(10)]
+    r = attribute_dataset(Saliency(model), data, out=tmp_path / "t", batch_size=3, shard_size=6, stats=CommonStats(),
+                          progress=False)
+    got = load_results(tmp_path / "t").attributions
+    expected = tuple(torch.cat(p) for p in zip(*[Saliency(model).attribute((xs[s:s + 3], zs[s:s + 3]),
+                                                                            target=ys[s:s + 3])
+                                                 for s in (0, 3, 6, 9)], strict=True))
+    assert isinstance(got, tuple) and all(torch.equal(g, e) for g, e in zip(got, expected, strict=True))
+    assert isinstance(r.summary, list) and len(r.summary) == 2 and r.summary[1]["mean"].shape == (2,)
+    torch.testing.assert_close(r.class_summaries[1][0]["max"], expected[0][ys == 1].amax(0))
