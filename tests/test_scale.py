@@ -298,3 +298,19 @@ def test_tuple_inputs_give_tuple_results_and_summaries(tmp_path):
     assert isinstance(got, tuple) and all(torch.equal(g, e) for g, e in zip(got, expected, strict=True))
     assert isinstance(r.summary, list) and len(r.summary) == 2 and r.summary[1]["mean"].shape == (2,)
     torch.testing.assert_close(r.class_summaries[1][0]["max"], expected[0][ys == 1].amax(0))
+
+
+def test_cli_under_torchrun_equals_single_process(job, tmp_path):
+    from intellego.scale.__main__ import main
+
+    args = ["--method", "saliency", "--model", "scale_job:make_model", "--data", "scale_job:make_data",
+            "--batch-size", "4", "--shard-size", "8", "--stats", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT / 'src'}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "intellego.scale", *args,
+                           "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("6 shards") == 1  # the summary line, printed by rank 0 only
+    assert torch.equal(load_results(tmp_path / "one").attributions, load_results(tmp_path / "two").attributions)
+    _assert_same_summaries(load_summary(tmp_path / "one", CommonStats())["summary"],
+                           load_summary(tmp_path / "two", CommonStats())["summary"])
