@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from typing import Any
 
 import torch
@@ -23,18 +22,11 @@ from intellego.engines.per_sample import example_loss, per_sample_grads
 from intellego.influence import ArnoldiInfluenceFunction, EKFACInfluence, NaiveInfluenceFunction
 from intellego.influence.influence_function_trak import TRAKInfluence
 
-from .harness import Case
+from .harness import Case, quiet
 
 CE = nn.CrossEntropyLoss(reduction="none")
 
 
-def _quiet(fn: Any) -> Any:
-    def run() -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fn()
-
-    return run
 
 
 def cases(quick: bool = False) -> list[Case]:
@@ -63,11 +55,11 @@ def cases(quick: bool = False) -> list[Case]:
 
     return [
         Case(sec, "NaiveInfluenceFunction", setting, naive,
-             _quiet(lambda: CNaive(model, ds, path, loss_fn=CE, batch_size=n).influence(test)), floor,
+             quiet(lambda: CNaive(model, ds, path, loss_fn=CE, batch_size=n).influence(test)), floor,
              note="ours: full-rank damped Gauss-Newton inverse (Cholesky); Captum: Hessian, top-50 eigenpairs"),
         Case(sec, "ArnoldiInfluenceFunction", setting,
              lambda: ArnoldiInfluenceFunction(model, ds, None, loss_fn=CE, batch_size=n).influence(test),
-             _quiet(lambda: CArnoldi(model, ds, path, loss_fn=CE, batch_size=n).influence(test)), floor,
+             quiet(lambda: CArnoldi(model, ds, path, loss_fn=CE, batch_size=n).influence(test)), floor,
              extra={"ours captum_parity": lambda: ArnoldiInfluenceFunction(
                  model, ds, path, loss_fn=CE, batch_size=n, captum_parity=True).influence(test)},
              note="ours by default = the Naive estimate; captum_parity=True runs Captum's 200-step Arnoldi"),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import warnings
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from intellego.influence import TracInCP, TracInCPFast
 
-from .harness import Case
+from .harness import Case, quiet
 
 SECTION = "Influence (TracIn): MLP of 5.9k parameters, 1,000 train x 100 test, 3 checkpoints"
 SECTION_BIG = "Influence (TracIn): the same MLP, 10,000 train x 100 test (memory budget)"
@@ -71,13 +70,6 @@ def _floor(job: dict[str, Any]) -> Any:
     return run
 
 
-def _quiet(fn: Any) -> Any:
-    def run() -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fn()
-
-    return run
 
 
 def _dattri(job: dict[str, Any], exact: bool) -> Any:
@@ -151,8 +143,8 @@ def cases(quick: bool = False) -> list[Case]:
     def ours() -> TracInCP:  # construction (which loads the checkpoints) is timed with the call
         return TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=none)
 
-    captum = _quiet(lambda: ci.TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=none).influence(t))
-    captum_sw = _quiet(lambda: ci.TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=total,
+    captum = quiet(lambda: ci.TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=none).influence(t))
+    captum_sw = quiet(lambda: ci.TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=total,
                                            batch_size=1000, sample_wise_grads_per_batch=True).influence(t))
     extra = {"Captum sample-wise, batch 1000": captum_sw}
     for name, exact in (("dattri TracIn (exact)", True), ("dattri TracIn (proj 512)", False)):
@@ -167,18 +159,18 @@ def cases(quick: bool = False) -> list[Case]:
                       "default projects the gradients to 512 dimensions (approximate scores)")]
     floor_self = _floor_self(job)
     rows.append(Case(SECTION, "TracInCP.self_influence", "training set, defaults", lambda: ours().self_influence(),
-                     _quiet(lambda: ci.TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=none)
+                     quiet(lambda: ci.TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=none)
                             .self_influence()), floor_self,
                      note="floor: per-example gradients of the training set at each checkpoint and their norms"))
     rows.append(Case(SECTION, "TracInCP proponents", "k=10", lambda: ours().influence(t, k=10),
-                     _quiet(lambda: ci.TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=none)
+                     quiet(lambda: ci.TracInCP(job["model"], job["ds"], job["ckpts"], _load, loss_fn=none)
                             .influence(t, k=10)), _floor(job)))
     m = job["model"]
     rows.append(Case(SECTION, "TracInCPFast.influence", "final layer, reduction='sum', defaults",
                      lambda: TracInCPFast(m, "2", job["ds"], job["ckpts"], _load, loss_fn=total).influence(t),
-                     _quiet(lambda: ci.TracInCPFast(m, m[2], job["ds"], job["ckpts"], _load, loss_fn=total)
+                     quiet(lambda: ci.TracInCPFast(m, m[2], job["ds"], job["ckpts"], _load, loss_fn=total)
                             .influence(t)), _floor_fast(job),
-                     {"Captum, batch 1000": _quiet(lambda: ci.TracInCPFast(m, m[2], job["ds"], job["ckpts"], _load,
+                     {"Captum, batch 1000": quiet(lambda: ci.TracInCPFast(m, m[2], job["ds"], job["ckpts"], _load,
                                                                            loss_fn=total, batch_size=1000)
                                                    .influence(t))},
                      note="floor: one forward per checkpoint with the final layer's inputs captured, the output "

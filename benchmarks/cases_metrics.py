@@ -8,16 +8,13 @@ kind of perturbation, so the rows compare the metric machinery.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 import captum.metrics as cm
 import torch
 
 import intellego.attr as ia
 import intellego.metrics as im
 
-from .harness import Case, floor_forward
+from .harness import Case, floor_forward, quiet
 from .models import mlp, resnet
 
 
@@ -26,13 +23,6 @@ def _noise(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return noise, inputs - noise
 
 
-def _quiet(fn: Any) -> Any:
-    def run() -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fn()
-
-    return run
 
 
 def _infidelity_cases(sec: str, model: torch.nn.Module, x: torch.Tensor, target: int, n: int) -> list[Case]:
@@ -43,7 +33,7 @@ def _infidelity_cases(sec: str, model: torch.nn.Module, x: torch.Tensor, target:
         kw = dict(target=target, n_perturb_samples=n, max_examples_per_batch=limit)
         out.append(Case(sec, "infidelity", f"n_perturb_samples={n}, max_examples_per_batch={limit}",
                         lambda kw=kw: im.infidelity(model, _noise, x, attr, **kw),
-                        _quiet(lambda kw=kw: cm.infidelity(model, _noise, x, attr, **kw)),
+                        quiet(lambda kw=kw: cm.infidelity(model, _noise, x, attr, **kw)),
                         floor_forward(model, rows)))
     return out
 
@@ -54,7 +44,7 @@ def _sensitivity_case(sec: str, model: torch.nn.Module, x: torch.Tensor, target:
     kw = dict(n_perturb_samples=n, target=target)
     return Case(sec, "sensitivity_max", f"Saliency, n_perturb_samples={n}",
                 lambda: im.sensitivity_max(explain, x, **kw),
-                _quiet(lambda: cm.sensitivity_max(explain, x, **kw)),
+                quiet(lambda: cm.sensitivity_max(explain, x, **kw)),
                 lambda: explain(rows, target=target),
                 note="floor: the explanation on the same samples")
 

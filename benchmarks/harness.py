@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,5 +111,16 @@ def floor_forward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], Any]:
     def run() -> Any:
         with torch.no_grad():
             return model(x)
+
+    return run
+
+
+def quiet(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with its warnings silenced (a timed call must not pay for printing the same warning again)."""
+
+    def run() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn()
 
     return run

@@ -16,6 +16,17 @@ def _restore_torch_globals():
     torch.set_grad_enabled(grad)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, restored after: tiny tensors run fastest on one thread (a second OpenMP
+    thread only adds hand-offs, which cost seconds per test on a loaded machine). Opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_finish(session):
     """Importing a test module must not change torch's defaults for the rest of the run."""
     torch.set_default_dtype(torch.float32)

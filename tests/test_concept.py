@@ -18,13 +18,7 @@ from intellego.errors import IntellegoError
 D = 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny linear algebra on a shared, busy CPU runs far faster on one thread; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Planted(nn.Module):

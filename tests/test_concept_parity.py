@@ -16,12 +16,7 @@ import intellego.concept as ic
 cc = pytest.importorskip("captum.concept")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FixedCAVs:

@@ -20,13 +20,7 @@ from intellego.influence.metrics import (
     spearman,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_rank_and_spearman_match_scipy_with_ties() -> None:

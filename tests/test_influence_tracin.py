@@ -19,12 +19,7 @@ from intellego.influence.tracincp_fast import ExactNearestNeighbors
 LRS = [0.1, 0.2, 0.3]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(bias: bool = True) -> nn.Module:

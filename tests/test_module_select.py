@@ -10,15 +10,7 @@ from _hygiene import Exploding, assert_same, snapshot
 from intellego.errors import IntellegoError
 from intellego.module import BinaryConcreteStochasticGates, GaussianStochasticGates, select_features
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny (a few thousand elements): a second OpenMP thread only adds hand-offs, which cost
-    seconds per test on a loaded shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def planted_task(seed: int, n: int = 50, k: int = 5, rows: int = 512):

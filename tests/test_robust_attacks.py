@@ -12,14 +12,7 @@ from torch import nn
 from intellego.errors import IntellegoError
 from intellego.robust import FGSM, PGD
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one thread; on a shared, loaded machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def linear(d: int = 6, c: int = 3, seed: int = 0) -> nn.Linear:

@@ -6,18 +6,11 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one thread; on a shared, loaded machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load(name: str):

@@ -12,14 +12,7 @@ from intellego.errors import IntellegoError
 from intellego.models import load_shapes_cnn, load_tabular_mlp
 from intellego.robust import APGD, CWL2, DeepFool
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one thread; on a shared, loaded machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def linear(d: int = 6, c: int = 2, seed: int = 0) -> nn.Linear:

@@ -13,14 +13,7 @@ from torch import nn
 import intellego.robust as robust
 from _hygiene import Exploding, assert_same, snapshot
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one thread; on a shared, loaded machine more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bn_model() -> nn.Module:
