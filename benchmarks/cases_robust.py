@@ -72,8 +72,8 @@ class _As4d(nn.Module):
 _L2_NOTE = ("Captum's L2 takes sign steps (ours normalized gradient steps, the standard L2 PGD); same number of "
             "model calls")
 _NOISE_NOTE = ("plain loop: a hand-written torch PGD loop with the same steps and projections; on a quiet machine "
-               "ours / plain loop read 1.00-1.02 (L-inf) and 1.03-1.05 (L2) over two runs; runs while eight sessions shared the 2 cores "
-               "(load 10-13) spread from 0.93 to 1.32")
+               "ours / plain loop read 1.00-1.02 (L-inf) and 1.03-1.05 (L2) over two runs; runs while eight "
+               "sessions shared the 2 cores (load 10-13) spread from 0.93 to 1.32")
 _ACC_NOTE = ("robust accuracy on 256 demo images, 20 steps of 2.5 r / 20, L2 radius r = 0.25 / 0.5 / 1.0: intellego "
              "48.8% / 4.7% / 0.0%, Captum 87.5% / 59.4% / 13.3%, torchattacks PGDL2 48.8% / 4.7% / 0.0% "
              "(docs/tutorials/robust_l2_table.py)")
