@@ -58,8 +58,8 @@ def _gate_cases(quick: bool) -> list[Case]:
             ours = getattr(im, kind)(n, mask=mask)
             theirs = getattr(cmod, kind)(n, mask=mask)
             out.append(Case(SEC_GATES, label, setting, _step(ours, x), _step(theirs, x), _floor(x)))
-    out[0].note = ("wall-clock times; on a shared machine at load ~10 they swing by several x between runs, so "
-                   "`python -m benchmarks.cases_module` measures CPU time instead (docs/module.md has its table)")
+    out[0].note = ("wall-clock times; under load they swing by several x between runs, so "
+                   "`python -m benchmarks.cases_module` also measures CPU time (docs/module.md has its table)")
     return out
 
 
