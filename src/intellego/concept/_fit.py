@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -177,8 +177,7 @@ def class_means(parts: Sequence[Tensor], labels: Tensor, rows: Tensor, classes: 
         term = avg[:, start:start + part.shape[0]].to(part.device) @ part
         out = term if out is None else out + term
         start += part.shape[0]
-    assert out is not None
-    return out
+    return cast(Tensor, out)
 
 
 def mean_difference(x: Tensor | Sequence[Tensor], labels: Tensor,

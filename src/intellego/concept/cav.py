@@ -78,9 +78,9 @@ class CAV:
 
     def save(self) -> None:
         """Write the CAV under ``save_path`` (an error when there is none)."""
-        require(self.save_path is not None, "this CAV has no save_path: pass save_path= to CAV (or TCAV) to "
-                "save it; intellego never writes to disk unless asked")
-        assert self.save_path is not None  # for mypy
+        if self.save_path is None:
+            raise IntellegoError("this CAV has no save_path: pass save_path= to CAV (or TCAV) to save it; intellego "
+                                 "never writes to disk unless asked")
         CAV.create_cav_dir_if_missing(self.save_path, self.model_id)
         payload = {
             "format": _FORMAT,

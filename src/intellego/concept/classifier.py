@@ -97,8 +97,8 @@ class _LinearCAV(Classifier):
         return {"accs": linear_accuracy(parts, y, test, self._weights, self._bias, self._classes)}
 
     def weights(self) -> Tensor:
-        require(self._weights is not None, f"{type(self).__name__} has no weights yet: call train_and_eval first")
-        assert self._weights is not None  # for mypy
+        if self._weights is None:
+            raise IntellegoError(f"{type(self).__name__} has no weights yet: call train_and_eval first")
         return self._weights
 
     def classes(self) -> list[int]:

@@ -261,10 +261,10 @@ class TCAV(ConceptInterpreter):
         """Compute and cache ``concept``'s activations at ``layers`` (one forward pass per batch for all layers)."""
         layers = [layers] if isinstance(layers, str) else list(layers)
         names, modules = self._resolve_layers(layers)
-        require(concept.data_iter is not None, f"concept {concept!r} has no data_iter to compute activations from")
+        if concept.data_iter is None:
+            raise IntellegoError(f"concept {concept!r} has no data_iter to compute activations from")
         rows: list[list[Tensor]] = [[] for _ in names]
         sites = sites_of(modules, self.attribute_to_layer_input)
-        assert concept.data_iter is not None  # for mypy
         for b, batch in enumerate(concept.data_iter):
             forward, xs = _as_call(self.model, batch, f"batch {b} of concept {concept!r}")
             if xs[0].shape[0] == 0:

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -68,7 +68,7 @@ class EKFACInfluence(IFBase):
                 f"damping_ratio must be a positive number, got {describe(damping_ratio)}")
         self.memory_budget = memory_budget
         modules = dict(self.work.named_modules())
-        assert work_layers is not None
+        work_layers = cast(list[str], work_layers)  # set above when None
         for name in work_layers:
             m = modules[name]
             require(isinstance(m, nn.Linear), f"EK-FAC supports nn.Linear layers; layer {name!r} is a "

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -101,8 +101,7 @@ class TRAKInfluence(IFBase):
             q_all = torch.cat(qs)
             q_sum = q_all if q_sum is None else q_sum + q_all
         bar.close()
-        assert q_sum is not None
-        self.q = q_sum / len(self.models)
+        self.q = cast(Tensor, q_sum) / len(self.models)
 
     def _features(self, work: nn.Module, P: Tensor | None, batch: Any) -> tuple[Tensor, Tensor]:
         inputs, target = split_batch(batch)
@@ -132,8 +131,7 @@ class TRAKInfluence(IFBase):
         from ._common import KMostInfluentialResults
 
         test = self._test_features(inputs)
-        scores = sum(_solve(t, L) @ Phi.T for t, L, Phi in zip(test, self.kernels, self.train_features))
-        assert isinstance(scores, Tensor)
+        scores = cast(Tensor, sum(_solve(t, L) @ Phi.T for t, L, Phi in zip(test, self.kernels, self.train_features)))
         scores = scores / len(self.models) * self.q.unsqueeze(0)
         if k is None:
             return scores
@@ -151,8 +149,7 @@ class TRAKInfluence(IFBase):
                    for w, P in zip(self.models, self.projections)]
             feats = [torch.cat([f for f, _ in rows]) for rows in per]
             q = sum(torch.cat([qq for _, qq in rows]) for rows in per) / len(self.models)  # type: ignore[assignment]
-        total = sum((_solve(f, L) * f).sum(1) for f, L in zip(feats, self.kernels))
-        assert isinstance(total, Tensor)
+        total = cast(Tensor, sum((_solve(f, L) * f).sum(1) for f, L in zip(feats, self.kernels)))
         return total / len(self.models) * q
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -148,11 +148,11 @@ class TargetLoss:
                                  "pass loss_func= or a forward_func that returns one")
         if self.probabilities is None:
             self.probabilities = bool(((outputs >= 0) & (outputs <= 1)).all())
-        assert self.readout is not None
+        readout = cast(Readout, self.readout)  # set whenever loss_func is None
         labels = self.labels
         if labels is not None and outputs.dim() == 2 and outputs.shape[1] > 1:
             if not self.checked:  # the read-out's range checks, once
-                self.readout(outputs)
+                readout(outputs)
                 self.checked = True
             if labels.device != outputs.device:
                 labels = self.labels = labels.to(outputs.device)
@@ -160,10 +160,10 @@ class TargetLoss:
                 return -torch.log(outputs.gather(1, labels[:, None])[:, 0])
             return F.cross_entropy(outputs, labels, reduction="none")
         if self.probabilities:
-            return -torch.log(self.readout(outputs))
+            return -torch.log(readout(outputs))
         if outputs.dim() < 2 or outputs.shape[1] == 1:
-            return -F.logsigmoid(self.readout(outputs))
-        return -self.readout(torch.log_softmax(outputs, dim=1))
+            return -F.logsigmoid(readout(outputs))
+        return -readout(torch.log_softmax(outputs, dim=1))
 
 
 def input_gradients(

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -124,7 +124,7 @@ class PGD(GradientAttack):
                 result, _ = pgd_loop(grads, step, xs, start, steps=step_num, radius=radius, norm=norm,
                                      bound=self.bound, box=box)
                 return unpack(result, was_tuple)
-            assert labels is not None
+            labels = cast(Tensor, labels)
             best = [x.detach().clone() for x in xs]
             todo = torch.arange(n, device=labels.device)
             for _ in range(restarts):
@@ -147,10 +147,9 @@ class PGD(GradientAttack):
                 result, done = pgd_loop(g_sub, s_sub, sub, start, steps=step_num, radius=radius, norm=norm,
                                         bound=self.bound, labels=labels[todo], targeted=targeted, final=f_sub,
                                         box=sub_box)
-                assert done is not None
                 for b, r in zip(best, result):
                     b[todo] = r
-                todo = todo[~done]
+                todo = todo[~cast(Tensor, done)]
                 if todo.numel() == 0:
                     break
             return unpack(best, was_tuple)
