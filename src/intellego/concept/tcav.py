@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -45,79 +44,16 @@ from ..core.grad import ForwardSpec
 from ..core.hooks import keep_buffers
 from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
+from ._inputs import as_call
 from ._scores import MAGNITUDES, POOLS, flat_rows, tcav_scores
-from ._stats import CORRECTIONS, adjust_p_values, student_t_test
 from .cav import CAV
 from .classifier import DefaultClassifier, FastCAVClassifier
 from .concept import Concept, ConceptInterpreter, concepts_to_str
+from .significance import ConceptSignificance, random_concept_test, significance_table
 
 __all__ = ["TCAV", "ConceptSignificance", "significance_table"]
 
 Scores = dict[str, dict[str, dict[str, Tensor]]]
-
-
-class _KeywordForward:
-    """``model(**fixed, **dict(zip(keys, tensors)))``: a dict-input model as a positional forward function."""
-
-    def __init__(self, model: nn.Module, keys: list[str], fixed: dict[str, Any]) -> None:
-        self.model, self.keys, self.fixed = model, keys, fixed
-
-    def __call__(self, *tensors: Any) -> Any:
-        return self.model(**self.fixed, **dict(zip(self.keys, tensors)))
-
-
-def _as_call(model: nn.Module, inputs: Any, what: str) -> tuple[Any, tuple[Tensor, ...]]:
-    """``(forward_func, input tensors)`` for a tensor, a tuple/list of tensors or a dict of inputs."""
-    if isinstance(inputs, Tensor):
-        xs: tuple[Tensor, ...] = (inputs,)
-        forward: Any = model
-    elif isinstance(inputs, Mapping):
-        keys = [str(k) for k, v in inputs.items() if isinstance(v, Tensor) and v.dim() > 0]
-        require(bool(keys), f"{what} is a dict without tensors; got keys {sorted(map(str, inputs))}")
-        fixed = {str(k): v for k, v in inputs.items() if str(k) not in keys}
-        xs, forward = tuple(inputs[k] for k in keys), _KeywordForward(model, keys, fixed)
-    elif isinstance(inputs, (tuple, list)) and inputs and all(isinstance(t, Tensor) for t in inputs):
-        xs, forward = tuple(inputs), model
-    else:
-        raise IntellegoError(f"{what} must be a tensor, a tuple of tensors or a dict of tensors, got "
-                             f"{describe(inputs)}")
-    sizes = {t.shape[0] if t.dim() else None for t in xs}
-    require(len(sizes) == 1 and None not in sizes,
-            f"{what}: every tensor needs the batch as its first dimension, of one size; got {describe(xs)}")
-    return forward, xs
-
-
-@dataclass
-class ConceptSignificance:
-    """The random-concept t-test of one concept at one layer (see :meth:`TCAV.significance`)."""
-
-    concept: Concept
-    layer: str
-    score: str
-    scores: Tensor
-    random_scores: Tensor
-    t_statistic: float
-    p_value: float
-    p_adjusted: float
-    significant: bool
-
-    @property
-    def mean(self) -> float:
-        return float(self.scores.mean())
-
-    @property
-    def random_mean(self) -> float:
-        return float(self.random_scores.mean())
-
-
-def significance_table(results: Mapping[str, Mapping[str, ConceptSignificance]]) -> str:
-    """A plain-text table of :meth:`TCAV.significance` results, one row per concept and layer."""
-    rows = ["concept      layer        score   random  p-value   adjusted  significant"]
-    for per_layer in results.values():
-        for r in per_layer.values():
-            rows.append(f"{r.concept.name[:12]:<12} {r.layer[:12]:<12} {r.mean:6.3f}  {r.random_mean:6.3f}  "
-                        f"{r.p_value:8.2e}  {r.p_adjusted:8.2e}  {'yes' if r.significant else 'no'}")
-    return "\n".join(rows)
 
 
 class TCAV(ConceptInterpreter):
@@ -266,7 +202,7 @@ class TCAV(ConceptInterpreter):
         rows: list[list[Tensor]] = [[] for _ in names]
         sites = sites_of(modules, self.attribute_to_layer_input)
         for b, batch in enumerate(concept.data_iter):
-            forward, xs = _as_call(self.model, batch, f"batch {b} of concept {concept!r}")
+            forward, xs = as_call(self.model, batch, f"batch {b} of concept {concept!r}")
             if xs[0].shape[0] == 0:
                 continue
             # LayerActivation's machinery without its per-call input checks. The whole forward runs: stopping
@@ -377,7 +313,7 @@ class TCAV(ConceptInterpreter):
     def _sensitivities(self, inputs: Any, target: Any, additional_forward_args: Any,
                        kwargs: dict[str, Any]) -> dict[str, Tensor]:
         """Per layer, one row per input example of layer sensitivities (pooled like the activations)."""
-        forward, xs = _as_call(self.model, inputs, "inputs")
+        forward, xs = as_call(self.model, inputs, "inputs")
         require(not isinstance(inputs, Mapping) or additional_forward_args is None,
                 "additional_forward_args cannot be combined with dict inputs; put every argument in the dict")
         x_arg = xs if len(xs) > 1 else xs[0]
@@ -454,30 +390,6 @@ class TCAV(ConceptInterpreter):
         (``"bonferroni"`` as in the paper, ``"holm"``, or ``None``). Needs at least 3 random concepts (the paper
         uses tens). Returns ``{str(concept.id): {layer: ConceptSignificance}}``.
         """
-        targets = [concepts] if isinstance(concepts, Concept) else list(concepts)
-        randoms = list(random_concepts)
-        require(len(targets) > 0, "concepts must hold at least one Concept")
-        require(len(randoms) >= 3, f"significance needs at least 3 random concepts, got {len(randoms)}")
-        require(score in ("sign_count", "magnitude"), f"score must be 'sign_count' or 'magnitude', got {score!r}")
-        require(correction in CORRECTIONS, f"correction must be one of {CORRECTIONS}, got {correction!r}")
-        require(0 < alpha < 1, f"alpha must be in (0, 1), got {alpha!r}")
-        random_ids = {r.id for r in randoms if isinstance(r, Concept)}
-        clash = [c for c in targets if isinstance(c, Concept) and c.id in random_ids]
-        require(not clash, f"concepts {clash} are also listed as random concepts")
-        k = len(randoms)
-        concept_sets = [[c, r] for c in targets for r in randoms]
-        null_sets = [[randoms[i], randoms[(i + 1) % k]] for i in range(k)]
-        results = self.interpret(inputs, concept_sets + null_sets, target, additional_forward_args,
-                                 magnitude=magnitude, show_progress=show_progress, **kwargs)
-        tests = []
-        for c in targets:
-            for layer in self.layers:
-                own = torch.stack([results[concepts_to_str([c, r])][layer][score][0] for r in randoms])
-                null = torch.stack([results[concepts_to_str(s)][layer][score][0] for s in null_sets])
-                t, p = student_t_test(own.tolist(), null.tolist())
-                tests.append((c, layer, own, null, t, p))
-        adjusted = adjust_p_values([p for *_, p in tests], correction)
-        out: dict[str, dict[str, ConceptSignificance]] = {}
-        for (c, layer, own, null, t, p), q in zip(tests, adjusted):
-            out.setdefault(str(c.id), {})[layer] = ConceptSignificance(c, layer, score, own, null, t, p, q, q < alpha)
-        return out
+        return random_concept_test(self, inputs, concepts, random_concepts, target, additional_forward_args,
+                                   score=score, correction=correction, alpha=alpha, magnitude=magnitude,
+                                   show_progress=show_progress, **kwargs)

@@ -17,8 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -27,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
+from ._arrays import as_numpy, encode, hwc, png_base64, scaled, to_rgb
 
 __all__ = ["BaseFeature", "ImageFeature", "TextFeature", "GeneralFeature", "TabularFeature", "EmptyFeature",
            "FeatureOutput", "encode"]
@@ -47,24 +46,6 @@ class FeatureOutput(NamedTuple):
     contribution: Any
 
 
-def _png_base64(fig: Any) -> str:
-    """A matplotlib figure as a base64 PNG (tight layout, as Captum Insights sends it)."""
-    import warnings
-
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("utf-8")
-
-
-def _scaled(attribution: Tensor, norm: Tensor) -> list[float]:
-    """``attribution / norm * 100`` as a list, all zeros when the norm is zero."""
-    values = attribution / norm if float(norm) != 0 else torch.zeros_like(attribution)
-    return [v * 100 for v in values.tolist()]
-
-
 def _as_list(transforms: Transform | Sequence[Transform] | None, name: str) -> list[Transform]:
     if transforms is None:
         return []
@@ -72,24 +53,6 @@ def _as_list(transforms: Transform | Sequence[Transform] | None, name: str) -> l
     for i, t in enumerate(items):
         require(callable(t), f"{name}[{i}] must be callable, got {describe(t)}")
     return items
-
-
-def encode(array: np.ndarray) -> dict[str, Any]:
-    """A numeric array as JSON: shape, dtype (``float32`` or ``uint8``) and little-endian base64 bytes.
-
-    Example:
-        >>> encode(np.zeros((2, 2), dtype=np.uint8))["b64"]
-        'AAAAAA=='
-    """
-    dtype = np.uint8 if array.dtype == np.uint8 else np.dtype("<f4")
-    data = np.ascontiguousarray(array, dtype=dtype)
-    return {"shape": list(data.shape), "dtype": data.dtype.name, "b64": base64.b64encode(data.tobytes()).decode()}
-
-
-def _numpy(x: Any) -> np.ndarray:
-    if isinstance(x, Tensor):
-        x = x.detach().to("cpu", torch.float32).numpy()
-    return np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 class BaseFeature:
@@ -173,8 +136,8 @@ class BaseFeature:
 
     def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
         """JSON-ready payload for the front end: the sample and its attribution in this feature's form."""
-        values = _numpy(self._shown(raw)).reshape(-1)
-        attr = _numpy(attribution).reshape(-1)
+        values = as_numpy(self._shown(raw)).reshape(-1)
+        attr = as_numpy(attribution).reshape(-1)
         return {"kind": "columns", "names": [f"{self.name}[{i}]" for i in range(attr.size)],
                 "values": values.tolist() if values.size == attr.size else None, "attribution": attr.tolist()}
 
@@ -213,9 +176,9 @@ class ImageFeature(BaseFeature):
         return tuple(range(len(shape)))[-2:]
 
     def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
-        image = _numpy(self._shown(raw))
-        attr = _numpy(attribution)
-        return {"kind": "image", "image": encode(_to_rgb(image, self.name)), "heat": encode(self._heat(attr))}
+        image = as_numpy(self._shown(raw))
+        attr = as_numpy(attribution)
+        return {"kind": "image", "image": encode(to_rgb(image, self.name)), "heat": encode(self._heat(attr))}
 
     @staticmethod
     def visualization_type() -> str:
@@ -227,10 +190,10 @@ class ImageFeature(BaseFeature):
 
         if self.visualization_transform is not None:
             data = self.visualization_transform(data)
-        image, attr = (_hwc(t, self.name, what) for t, what in ((data, "data"), (attribution, "attribution")))
+        image, attr = (hwc(t, self.name, what) for t, what in ((data, "data"), (attribution, "attribution")))
         original, _ = viz.visualize_image_attr(attr, image, method="original_image", use_pyplot=False)
         heat, _ = viz.visualize_image_attr(attr, image, method="heat_map", sign="absolute_value", use_pyplot=False)
-        return FeatureOutput(self.name, _png_base64(original), _png_base64(heat), self.visualization_type(),
+        return FeatureOutput(self.name, png_base64(original), png_base64(heat), self.visualization_type(),
                              contribution_frac)
 
     def _heat(self, attr: np.ndarray) -> np.ndarray:
@@ -242,33 +205,6 @@ class ImageFeature(BaseFeature):
         if attr.ndim > 3:
             return attr.reshape(-1, *attr.shape[-2:]).sum(axis=0)
         return attr.reshape(1, -1)
-
-
-def _hwc(t: Any, name: str, what: str) -> np.ndarray:
-    """A ``(1, C, H, W)`` or ``(C, H, W)`` tensor as an ``(H, W, C)`` array (Captum's squeeze and permute)."""
-    require(isinstance(t, Tensor), f"ImageFeature {name!r}: {what} must be a tensor, got {describe(t)}")
-    squeezed = t.detach().squeeze()
-    require(squeezed.dim() == 3, f"ImageFeature {name!r}: {what} must be one image (1, C, H, W) or (C, H, W), "
-                                 f"got {describe(t)}")
-    return squeezed.permute(1, 2, 0).cpu().numpy()
-
-
-def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
-    """``(H, W, 3)`` uint8 from a CHW, HWC or HW array, rescaled to [0, 255] when outside [0, 1]."""
-    if image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4):
-        image = image.transpose(1, 2, 0)
-    elif image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] in (1, 3, 4):
-        image = image.transpose(1, 2, 0)  # ambiguous tiny image: assume channels first, like torch
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3:
-        raise IntellegoError(f"ImageFeature {name!r} needs a (C, H, W), (H, W, C) or (H, W) image to show, "
-                             f"got an array of shape {image.shape}")
-    image = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-    low, high = float(image.min(initial=0.0)), float(image.max(initial=1.0))
-    if low < 0.0 or high > 1.0:
-        image = (image - low) / max(high - low, 1e-12)
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
 class TextFeature(BaseFeature):
@@ -293,7 +229,7 @@ class TextFeature(BaseFeature):
         return (0,)
 
     def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
-        attr = _numpy(attribution)
+        attr = as_numpy(attribution)
         per_token = attr.reshape(attr.shape[0], -1).sum(axis=1) if attr.ndim else attr.reshape(1)
         shown = self._shown(raw)
         if isinstance(shown, str):
@@ -318,7 +254,7 @@ class TextFeature(BaseFeature):
         attribution = attribution.squeeze(0)
         if attribution.dim() > 1:
             attribution = attribution.sum(dim=1)
-        return FeatureOutput(self.name, text, _scaled(attribution, attribution.abs().max()),
+        return FeatureOutput(self.name, text, scaled(attribution, attribution.abs().max()),
                              self.visualization_type(), contribution_frac)
 
 
@@ -353,8 +289,8 @@ class GeneralFeature(BaseFeature):
         return torch.arange(int(np.prod(shape)), dtype=torch.long).reshape(shape)
 
     def view(self, raw: Tensor, attribution: Tensor) -> dict[str, Any]:
-        attr = _numpy(attribution).reshape(-1)
-        values = _numpy(raw).reshape(-1)
+        attr = as_numpy(attribution).reshape(-1)
+        values = as_numpy(raw).reshape(-1)
         names = self.categories if len(self.categories) == attr.size else [f"{self.name}[{i}]" for i in
                                                                            range(attr.size)]
         return {"kind": "columns", "names": names, "values": values.tolist() if values.size == attr.size else None,
@@ -372,7 +308,7 @@ class GeneralFeature(BaseFeature):
                 f"and {describe(data)}")
         attribution, data = attribution.squeeze(0), data.squeeze(0)
         base = [f"{c}: {d:.2f}" for c, d in zip(self.categories, data.tolist())]
-        return FeatureOutput(self.name, base, _scaled(attribution, attribution.norm()), self.visualization_type(),
+        return FeatureOutput(self.name, base, scaled(attribution, attribution.norm()), self.visualization_type(),
                              contribution_frac)
 
 
