@@ -161,3 +161,32 @@ class WithFast:
 
     def fast(self, call: Call) -> Fast:
         return self._fast
+
+
+class RuleFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, call: Call, *inputs: Tensor) -> Tensor:  # type: ignore[override]
+        out = call.run(*inputs)
+        call.out = out.detach()
+        call.versions = versions(call)
+        ctx.call = call
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Any:  # type: ignore[override]
+        call: Call = ctx.call
+        check_versions(call)
+        return (None, *call.rule(call, grad))  # type: ignore[misc]
+
+
+def protect_saved(calls: list[Call], target: Tensor) -> None:
+    """Before ``target`` is overwritten in place, give earlier calls that saved it their own copy."""
+    ptr, shape = target.data_ptr(), target.shape
+
+    def keep(t: Tensor) -> Tensor:
+        return t.clone() if t.data_ptr() == ptr and t.shape == shape else t
+
+    for c in calls:
+        if c.out is not None and any(t.data_ptr() == ptr for t in (*c.inputs, c.out)):
+            c.inputs, c.out = tuple(keep(t) for t in c.inputs), keep(c.out)
+            c.versions = versions(c)

@@ -1,7 +1,7 @@
 """The torch functions that backward rules can intercept, and how to call each out of place.
 
 Each entry of the table maps a torch function (``torch.relu``, ``F.conv2d``, ``Tensor.relu_``, ``operator``
-additions...) to a :class:`_Kind`: its rule kind, an out-of-place function computing the same value, and
+additions...) to a :class:`OpKind`: its rule kind, an out-of-place function computing the same value, and
 whether and where it works in place. :mod:`intellego.engines.rules` looks calls up here.
 
 Example:
@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +23,12 @@ import torch.nn.functional as F
 
 from ..errors import IntellegoError
 
-__all__ = ["ACTIVATIONS", "kind_of", "out_of_place", "unruled_nonlinearity"]
+__all__ = ["ACTIVATIONS", "GATES", "PRODUCTS", "OpKind", "kind_of", "operands_fit", "warn_unruled", "out_of_place",
+           "unruled_nonlinearity"]
 
 
 @dataclass(frozen=True)
-class _Kind:
+class OpKind:
     kind: str
     plain: Callable[..., Any]  # out-of-place function computing the same value
     inplace: bool = False  # the function always works in place
@@ -35,71 +37,90 @@ class _Kind:
     indices: bool = False  # returns (values, indices): no rule can route a gradient through it
     numbers_only: bool = False  # elementwise only while its other arguments are numbers (clamp's bounds)
     indices_arg: int | None = None  # position of a ``return_indices`` flag among the non-operand arguments
+    free: bool = False  # tensor operands of any shapes (broadcast); a Parameter operand makes the call linear
 
 
 # elementwise non-linearities (one activation operand; parameters such as PReLU's weight ride along)
 ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu", "silu", "relu6", "hardtanh",
                "hardswish", "hardsigmoid", "mish", "selu", "celu", "logsigmoid", "softsign", "tanhshrink", "prelu",
-               "clamp")
+               "clamp", "pow", "sqrt", "rsqrt")
+# operations whose output scales another activation (a gate, a softmax's weights) or normalises one
+GATES = ("sigmoid", "hardsigmoid", "softmax", "pow", "sqrt", "rsqrt")
+# products and quotients of two activations, and attention
+PRODUCTS = ("mul", "matmul", "div", "attention")
 
 
-def _table() -> dict[Any, _Kind]:
+def _table() -> dict[Any, OpKind]:
     f: Any
-    t: dict[Any, _Kind] = {}
+    t: dict[Any, OpKind] = {}
     for f in (torch.relu, torch.Tensor.relu):
-        t[f] = _Kind("relu", torch.relu)
-    t[F.relu] = _Kind("relu", F.relu, inplace_arg=1)
+        t[f] = OpKind("relu", torch.relu)
+    t[F.relu] = OpKind("relu", F.relu, inplace_arg=1)
     for f in (torch.relu_, torch.Tensor.relu_, F.relu_):
-        t[f] = _Kind("relu", torch.relu, inplace=True)
-    t[F.elu] = _Kind("elu", F.elu, inplace_arg=2)
-    t[F.elu_] = _Kind("elu", F.elu, inplace=True)
-    t[F.leaky_relu] = _Kind("leaky_relu", F.leaky_relu, inplace_arg=2)
-    t[F.leaky_relu_] = _Kind("leaky_relu", F.leaky_relu, inplace=True)
+        t[f] = OpKind("relu", torch.relu, inplace=True)
+    t[F.elu] = OpKind("elu", F.elu, inplace_arg=2)
+    t[F.elu_] = OpKind("elu", F.elu, inplace=True)
+    t[F.leaky_relu] = OpKind("leaky_relu", F.leaky_relu, inplace_arg=2)
+    t[F.leaky_relu_] = OpKind("leaky_relu", F.leaky_relu, inplace=True)
     for name in ("sigmoid", "tanh"):
         plain = getattr(torch, name)
         for f in (plain, getattr(torch.Tensor, name), getattr(F, name)):
-            t[f] = _Kind(name, plain)
+            t[f] = OpKind(name, plain)
         for f in (getattr(torch, name + "_"), getattr(torch.Tensor, name + "_")):
-            t[f] = _Kind(name, plain, inplace=True)
-    t[F.softplus] = _Kind("softplus", F.softplus)
+            t[f] = OpKind(name, plain, inplace=True)
+    t[F.softplus] = OpKind("softplus", F.softplus)
     # beyond Captum's list: MobileNet's ReLU6 (an nn.Hardtanh) and Hardswish, Mish, SELU, ...
     for name, flag in (("relu6", 1), ("hardtanh", 3), ("hardswish", 1), ("hardsigmoid", 1), ("mish", 1), ("selu", 1),
                        ("celu", 2)):
-        t[getattr(F, name)] = _Kind(name, getattr(F, name), inplace_arg=flag)
-    t[F.hardtanh_] = _Kind("hardtanh", F.hardtanh, inplace=True)
-    t[torch.selu], t[torch.selu_] = _Kind("selu", torch.selu), _Kind("selu", torch.selu, inplace=True)
-    t[torch.celu], t[torch.celu_] = _Kind("celu", torch.celu), _Kind("celu", torch.celu, inplace=True)
+        t[getattr(F, name)] = OpKind(name, getattr(F, name), inplace_arg=flag)
+    t[F.hardtanh_] = OpKind("hardtanh", F.hardtanh, inplace=True)
+    t[torch.selu], t[torch.selu_] = OpKind("selu", torch.selu), OpKind("selu", torch.selu, inplace=True)
+    t[torch.celu], t[torch.celu_] = OpKind("celu", torch.celu), OpKind("celu", torch.celu, inplace=True)
     for f in (torch.clamp, torch.Tensor.clamp, torch.clip, torch.Tensor.clip):  # x.clamp(min=0) is a ReLU
-        t[f] = _Kind("clamp", torch.clamp, numbers_only=True)
+        t[f] = OpKind("clamp", torch.clamp, numbers_only=True)
     for f in (torch.clamp_, torch.Tensor.clamp_, torch.clip_, torch.Tensor.clip_):
-        t[f] = _Kind("clamp", torch.clamp, inplace=True, numbers_only=True)
+        t[f] = OpKind("clamp", torch.clamp, inplace=True, numbers_only=True)
     for name in ("logsigmoid", "softsign", "tanhshrink"):
-        t[getattr(F, name)] = _Kind(name, getattr(F, name))
-    t[torch.prelu] = _Kind("prelu", torch.prelu)
-    t[F.gelu] = _Kind("gelu", F.gelu)
-    t[F.silu] = _Kind("silu", F.silu, inplace_arg=1)
+        t[getattr(F, name)] = OpKind(name, getattr(F, name))
+    t[torch.prelu] = OpKind("prelu", torch.prelu)
+    t[F.gelu] = OpKind("gelu", F.gelu)
+    t[F.silu] = OpKind("silu", F.silu, inplace_arg=1)
     for f in (F.softmax, torch.softmax, torch.Tensor.softmax):
-        t[f] = _Kind("softmax", f)
+        t[f] = OpKind("softmax", f)
     for d in (1, 2, 3):
         for f in (getattr(F, f"max_pool{d}d"), getattr(torch, f"max_pool{d}d")):
-            t[f] = _Kind(f"max_pool{d}d", f, indices_arg=5)
+            t[f] = OpKind(f"max_pool{d}d", f, indices_arg=5)
         # F.max_pool2d(..., return_indices=True) may dispatch to these
         for name, kind in ((f"max_pool{d}d_with_indices", f"max_pool{d}d"),
                            (f"adaptive_max_pool{d}d_with_indices", "adaptive_max_pool")):
-            t[getattr(F, name)] = _Kind(kind, getattr(F, name), indices=True)
-        t[getattr(F, f"adaptive_max_pool{d}d")] = _Kind("adaptive_max_pool", getattr(F, f"adaptive_max_pool{d}d"),
+            t[getattr(F, name)] = OpKind(kind, getattr(F, name), indices=True)
+        t[getattr(F, f"adaptive_max_pool{d}d")] = OpKind("adaptive_max_pool", getattr(F, f"adaptive_max_pool{d}d"),
                                                         indices_arg=1)
-        t[getattr(F, f"conv{d}d")] = _Kind("conv", getattr(F, f"conv{d}d"))
+        t[getattr(F, f"conv{d}d")] = OpKind("conv", getattr(F, f"conv{d}d"))
         for name in (f"avg_pool{d}d", f"adaptive_avg_pool{d}d"):
-            t[getattr(F, name)] = _Kind("avg_pool", getattr(F, name))
+            t[getattr(F, name)] = OpKind("avg_pool", getattr(F, name))
     for f in (torch.amax, torch.Tensor.amax):  # global max pooling written as x.amax((2, 3))
-        t[f] = _Kind("amax", torch.amax)
-    t[F.linear] = _Kind("linear", F.linear)
-    t[F.batch_norm] = _Kind("batch_norm", F.batch_norm)
+        t[f] = OpKind("amax", torch.amax)
+    t[F.linear] = OpKind("linear", F.linear)
+    # products of two tensors (squeeze-excitation gates, attention, SwiGLU, RMSNorm), normalisation, attention
+    for f in (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__):
+        t[f] = OpKind("mul", torch.mul, operands=2, free=True)
+    for f in (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm):
+        t[f] = OpKind("matmul", f, operands=2, free=True)
+    for f in (torch.div, torch.Tensor.div, torch.Tensor.__truediv__):
+        t[f] = OpKind("div", torch.div, operands=2, free=True)
+    t[F.layer_norm] = OpKind("layer_norm", F.layer_norm)
+    t[F.scaled_dot_product_attention] = OpKind("attention", F.scaled_dot_product_attention, operands=3, free=True)
+    for name in ("sqrt", "rsqrt"):
+        for f in (getattr(torch, name), getattr(torch.Tensor, name)):
+            t[f] = OpKind(name, getattr(torch, name))
+    for f in (torch.pow, torch.Tensor.pow, torch.Tensor.__pow__):
+        t[f] = OpKind("pow", torch.pow, numbers_only=True)
+    t[F.batch_norm] = OpKind("batch_norm", F.batch_norm)
     for f in (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__):
-        t[f] = _Kind("add", torch.add, operands=2)
+        t[f] = OpKind("add", torch.add, operands=2)
     for f in (torch.Tensor.add_, torch.Tensor.__iadd__):
-        t[f] = _Kind("add", torch.add, inplace=True, operands=2)
+        t[f] = OpKind("add", torch.add, inplace=True, operands=2)
     return t
 
 
@@ -112,7 +133,7 @@ def kind_of(func: Any) -> str | None:
     return None if k is None else k.kind
 
 
-def out_of_place(spec: _Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict, bool]:
+def out_of_place(spec: OpKind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict, bool]:
     """The call's non-operand arguments for the out-of-place function, and whether it was in place."""
     if spec.inplace_arg is None and spec.kind != "add":  # nothing to rewrite: the arguments as they are
         return args[spec.operands:], kwargs, spec.inplace
@@ -129,6 +150,18 @@ def out_of_place(spec: _Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     if spec.kind == "add" and ("alpha" in kw or rest):
         raise IntellegoError("add with alpha is not supported by backward rules")
     return rest, kw, inplace
+
+
+def operands_fit(spec: OpKind, operands: tuple[Any, ...]) -> bool:
+    """Whether the call's operands are ones its rule handles: tensors; for ``free`` kinds (products) of any
+    shapes but no Parameter (a product with a weight is linear); otherwise of one shape."""
+    if len(operands) < spec.operands:
+        return False
+    if spec.free:
+        return all(isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter) for t in operands)
+    if not isinstance(operands[0], torch.Tensor):
+        return False
+    return spec.operands == 1 or isinstance(operands[1], torch.Tensor) and operands[0].shape == operands[1].shape
 
 
 def _unruled_table() -> dict[Any, tuple[str, int]]:
@@ -182,3 +215,10 @@ def unruled_nonlinearity(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     else:
         ok = len(args) > 1 and _activation(args[1])
     return name if ok else None
+
+
+def warn_unruled(method: str, names: tuple[str, ...], total: str = "f(inputs) - f(baselines)") -> None:
+    """One warning naming the non-linear operations that passed the plain gradient (no rule for them)."""
+    if names:
+        warnings.warn(f"{method} has no rule for {', '.join(names)}: these pass the plain gradient, so the "
+                      f"attributions need not sum to {total}", UserWarning, stacklevel=3)

@@ -2,16 +2,14 @@
 
 A *rule* maps one operation's call (its inputs, its output and, for DeepLift, the same call in a reference
 pass) and the incoming gradient to the gradients of its inputs: ``rule(call, grad) -> tuple of grads``.
-A *rule map* is a callable ``(kind, modules) -> rule or None`` (``modules``: the tracked modules running,
-outermost first) that says which rule an operation gets;
-Guided Backprop, Deconvolution, DeepLift and LRP are each a rule map over the same engine.
+A *rule map* ``(kind, modules) -> rule or None`` (``modules``: the tracked modules running, outermost first)
+says which rule an operation gets; Guided Backprop, Deconvolution, DeepLift and LRP are each a rule map.
 
-Operations are seen with a :class:`torch.overrides.TorchFunctionMode`, not with module hooks, so an
-activation is handled the same way whether it comes from ``nn.ReLU``, ``nn.ReLU(inplace=True)``, a module
-that runs twice in one forward, or ``torch.relu`` / ``F.softmax`` / ``x.sigmoid()`` called inside
-``forward``. Each call gets its own autograd node holding its own inputs, so nothing is stored on modules.
-An in-place activation is computed out of place by the rule node and copied back into its input tensor,
-which keeps the model's forward semantics and routes the gradient through the rule.
+Operations are seen with a :class:`torch.overrides.TorchFunctionMode`, not with module hooks, so ``nn.ReLU``,
+``nn.ReLU(inplace=True)``, a module run twice and ``torch.relu`` / ``x.sigmoid()`` in ``forward`` are handled
+alike. Each call is first *classified* (its rule, or None: it runs as it is) and then *routed* (a direct form, a
+fast form or its own autograd node holding its inputs); nothing is stored on modules. An in-place operation
+is computed out of place by the rule node and copied back into its input tensor.
 
 Example:
     >>> import torch
@@ -28,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,43 +37,37 @@ from torch.overrides import TorchFunctionMode
 from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
 from ..errors import IntellegoError, require
-from .calls import Call, Fast, Rule, WithFast, _scaled, check_versions, local_vjp, safe_divide, versions
-from .ops import _KINDS, _UNRULED, ACTIVATIONS, kind_of, out_of_place, unruled_nonlinearity
+from .calls import (
+    Call,
+    Fast,
+    Rule,
+    RuleFunction,
+    WithFast,
+    _scaled,
+    check_versions,
+    local_vjp,
+    protect_saved,
+    safe_divide,
+    versions,
+)
+from .ops import (
+    _KINDS,
+    _UNRULED,
+    ACTIVATIONS,
+    GATES,
+    PRODUCTS,
+    OpKind,
+    kind_of,
+    operands_fit,
+    out_of_place,
+    unruled_nonlinearity,
+    warn_unruled,
+)
 
-__all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS",
-           "WithFast", "check_versions", "local_vjp", "safe_divide", "versions", "warn_unruled"]
+__all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS", "GATES",
+           "PRODUCTS", "WithFast", "check_versions", "local_vjp", "safe_divide", "versions", "warn_unruled"]
 
 RuleMap = Callable[[str, "list[nn.Module]"], "Rule | None"]
-
-
-class _RuleFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, call: Call, *inputs: Tensor) -> Tensor:  # type: ignore[override]
-        out = call.run(*inputs)
-        call.out = out.detach()
-        call.versions = versions(call)
-        ctx.call = call
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Any:  # type: ignore[override]
-        call: Call = ctx.call
-        check_versions(call)
-        return (None, *call.rule(call, grad))  # type: ignore[misc]
-
-
-def _protect(calls: list[Call], target: Tensor) -> None:
-    """Before ``target`` is overwritten in place, give earlier calls that saved it their own copy."""
-    ptr, shape = target.data_ptr(), target.shape
-
-    def keep(t: Tensor) -> Tensor:
-        return t.clone() if t.data_ptr() == ptr and t.shape == shape else t
-
-    for c in calls:
-        if c.out is not None and any(t.data_ptr() == ptr for t in (*c.inputs, c.out)):
-            c.inputs, c.out = tuple(keep(t) for t in c.inputs), keep(c.out)
-            c.versions = versions(c)
-
 
 _UNSEEN: Any = object()
 
@@ -101,6 +92,7 @@ class RuleMode(TorchFunctionMode):
         self.active = True  # False: every call runs unchanged and unrecorded (see ``rule_gradients(layer=)``)
         self._last: tuple[Tensor, Call] | None = None
         self._by_kind: dict[str, Rule | None] = {}  # rules asked with no tracked module running
+        self.gates: dict[int, Tensor] = {}  # outputs of calls whose rule is a gate (``rule.gate``), by id
         # names of non-linear operations without a rule that passed the plain gradient (by default with references)
         note = references is not None if note_unruled is None else note_unruled
         self.unruled: set[str] | None = set() if note else None
@@ -109,20 +101,25 @@ class RuleMode(TorchFunctionMode):
         spec = _KINDS.get(func)
         if spec is None or not self.active:  # most operations: run as they are, as cheaply as possible
             if self.unruled is not None and func in _UNRULED and self.active:
-                name = unruled_nonlinearity(func, args, kwargs)
-                if name is not None:
-                    self.unruled.add(name)
+                self._note(func, args, kwargs)
             return func(*args, **kwargs) if kwargs else func(*args)
         kwargs = kwargs or {}
+        rule = self._classify(func, spec, args, kwargs)
+        if rule is None:
+            return func(*args, **kwargs)
+        return self._route(func, spec, rule, args, kwargs)
+
+    # ------------------------------------------------------------------------------------ classification
+    def _classify(self, func: Any, spec: OpKind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Rule | None:
+        """The rule this call gets, or None where it runs as it is (an operation outside the rule's reach: a
+        number operand, a Parameter factor, or no rule in the map, which is noted where it is non-linear)."""
         n = spec.operands
-        operands = args[:n]
-        if len(operands) < n or not isinstance(operands[0], Tensor) \
-                or n == 2 and (not isinstance(operands[1], Tensor) or operands[0].shape != operands[1].shape):
-            return func(*args, **kwargs)
+        if not operands_fit(spec, args[:n]):
+            return None
         if spec.numbers_only and any(isinstance(a, Tensor) for a in (*args[n:], *kwargs.values())):
-            if self.unruled is not None and self.active:
+            if self.unruled is not None:
                 self.unruled.add(f"{spec.kind} with tensor arguments")
-            return func(*args, **kwargs)
+            return None
         if self.modules:
             rule = self.rules(spec.kind, self.modules)
         else:  # no tracked module running: the rule depends on the kind alone
@@ -130,17 +127,36 @@ class RuleMode(TorchFunctionMode):
             if rule is _UNSEEN:
                 rule = self._by_kind[spec.kind] = self.rules(spec.kind, self.modules)
         if rule is None:
-            if self.unruled is not None and spec.kind == "batch_norm" and operands[0].requires_grad \
+            self._plain(func, spec, args, kwargs)
+        return rule
+
+    def _plain(self, func: Any, spec: OpKind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Book-keeping for a call that runs as it is: note a non-linearity, protect records it overwrites."""
+        if self.unruled is not None:
+            if spec.kind == "batch_norm" and args[0].requires_grad \
                     and (kwargs.get("training") or len(args) > 5 and args[5]):
                 self.unruled.add("batch_norm in training mode")
-            if self.calls and (spec.inplace or spec.inplace_arg is not None) and out_of_place(spec, args, kwargs)[2]:
-                _protect(self.calls, operands[0])
-            return func(*args, **kwargs)
+            elif func in _UNRULED:
+                self._note(func, args, kwargs)
+        if self.calls and (spec.inplace or spec.inplace_arg is not None) and out_of_place(spec, args, kwargs)[2]:
+            protect_saved(self.calls, args[0])
+
+    def _note(self, func: Any, args: tuple[Any, ...], kwargs: Any) -> None:
+        name = unruled_nonlinearity(func, args, kwargs)
+        if name is not None:
+            self.unruled.add(name)  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------------------------------- routing
+    def _route(self, func: Any, spec: OpKind, rule: Rule, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the call so that its gradient goes through ``rule``: a direct form, a record (reference pass),
+        a fast form or the general autograd node."""
         rest, kw, inplace = out_of_place(spec, args, kwargs)
         at = spec.indices_arg
         if spec.indices or at is not None and (kw.get("return_indices") or len(rest) > at and rest[at]):
             raise IntellegoError(f"{func.__name__} returning indices (return_indices=True) is not supported by "
                                  "backward rules; use max pooling without indices in the model")
+        n = spec.operands
+        operands = args[:n]
         call = Call(spec.kind, spec.plain, rest, kw, module=self.modules[-1] if self.modules else None,
                     index=len(self.calls), rule=rule)
         direct = getattr(rule, "direct", None)
@@ -148,10 +164,9 @@ class RuleMode(TorchFunctionMode):
             return self._direct(direct, call, operands[0], inplace)
         if inplace:
             saved = tuple(t.detach().clone() for t in operands)
+            protect_saved(self.calls, operands[0])
         else:
             saved = (operands[0].detach(),) if n == 1 else tuple(t.detach() for t in operands)
-        if inplace:
-            _protect(self.calls, operands[0])
         if self.record:
             out = func(*args, **kwargs)
             call.inputs, call.out = saved, (out.detach().clone() if inplace else out.detach())
@@ -161,22 +176,30 @@ class RuleMode(TorchFunctionMode):
         if self.references is not None:
             call.ref = self._reference(call, saved)
         call.inputs = saved
+        if n > 1:  # which operands carry gradient, and which are gates (see ``GATES``): products need both
+            call.notes["live"] = tuple(t.requires_grad for t in operands)
+            call.notes["gated"] = tuple(id(t) in self.gates for t in operands)
+        return self._apply(call, rule, operands, inplace)
+
+    def _apply(self, call: Call, rule: Rule, operands: tuple[Tensor, ...], inplace: bool) -> Tensor:
         last = self._last
         if last is not None and last[0] is operands[0]:
             call.source = last[1]
         fast = getattr(rule, "fast", None)
         how = fast(call) if fast is not None else None
-        out = _RuleFn.apply(call, *operands) if how is None else self._fast(call, how, operands)
+        out = RuleFunction.apply(call, *operands) if how is None else self._fast(call, how, operands)
         self.calls.append(call)
         result = operands[0].copy_(out) if inplace else out
         self._last = (result, call)
+        if getattr(rule, "gate", False):
+            self.gates[id(result)] = result
         return result
 
     def _direct(self, direct: Callable[..., Tensor], call: Call, x: Tensor, inplace: bool) -> Tensor:
         """A rule's direct form (see :class:`~intellego.engines.calls.WithFast`): the record is kept only if
         the form set its output (a later rule may look at it as ``call.source``)."""
         if inplace and self.calls:
-            _protect(self.calls, x)
+            protect_saved(self.calls, x)
         self._last = None
         if not (x.requires_grad and torch.is_grad_enabled()):
             return x.copy_(call.run(x)) if inplace else call.run(x)
@@ -231,19 +254,15 @@ class RuleMode(TorchFunctionMode):
             raise IntellegoError(
                 f"the forward pass for the inputs made {len(self.calls)} rule-bearing calls but the one for the "
                 f"baselines made {len(self.references)}; the model's control flow depends on its input")
-        self.calls, self.references, self._last = [], None, None
+        self.calls, self.references, self._last, self.gates = [], None, None, {}
 
 
 # ---------------------------------------------------------------------------------------------------- engine
 @dataclass
 class RuleResult:
-    """Output of :func:`rule_gradients`.
-
-    ``grads`` are gradients w.r.t. the inputs, or w.r.t. the layer's output (input) when a layer was given;
-    ``scores`` the selected outputs and ``reference_scores`` those of the baselines (detached);
-    ``layer`` / ``layer_reference`` the layer's values in the inputs' and the baselines' passes (None
-    without a layer or baselines).
-    """
+    """Output of :func:`rule_gradients`: ``grads`` w.r.t. the inputs (or the layer's output / input), ``scores``
+    the read-out and ``reference_scores`` the baselines' (detached), ``layer`` / ``layer_reference`` the layer's
+    values in the inputs' and the baselines' passes (None without a layer or baselines)."""
 
     grads: tuple[Tensor, ...]
     scores: Tensor
@@ -289,78 +308,83 @@ def rule_gradients(
         A :class:`RuleResult`. Every hook and the function mode are removed on return or error.
     """
     with HookScope() as scope:
-        stack: list[nn.Module] = []
-        if track:
-            def enter(module: nn.Module, _args: Any) -> None:
-                stack.append(module)
-
-            def leave(_module: nn.Module, _args: Any, _out: Any) -> None:
-                stack.pop()
-
-            for m in track:
-                scope.forward_pre_hook(m, enter)
-                scope.forward_hook(m, leave)
-        if layer is None:
-            seen = None
-        elif layer_input:
-            seen = scope.capture(layer, inputs=True)
-        else:  # the model continues with a copy: an in-place operation after the layer (ReLU(inplace=True))
-            # changes the copy, not the layer's value and the node its gradient is taken at
-            seen = scope.substitute(layer, lambda _i, out: out.clone() if isinstance(out, Tensor) else
-                                    type(out)(t.clone() if isinstance(t, Tensor) else t for t in out))
-        modes: list[RuleMode] = []
+        stack = _track(scope, track)
+        seen = _capture(scope, layer, layer_input)
         late = from_layer and layer is not None and not layer_input
-        if late:
-            # The gradient w.r.t. the layer's output runs only through operations called after the layer returns:
-            # earlier ones (upstream of it, or in branches that never see its output) run as they are, in both
-            # passes alike, so the pairing of the inputs' and the baselines' calls is unchanged.
+        modes: list[RuleMode] = []
+        if late:  # the gradient w.r.t. the layer's output runs only through operations called after it returns:
+            # earlier ones run as they are, in both passes alike, so the pairing of calls is unchanged
             def start(_module: nn.Module, _args: Any, _out: Any) -> None:
                 modes[-1].active = True
 
             scope.forward_hook(layer, start)  # type: ignore[arg-type]
-        references = None
-        layer_ref = ref_scores = None
+        references, layer_ref, ref_scores = None, None, None
         if baselines is not None:
-            recorder = RuleMode(rules, record=True)
-            recorder.modules = stack
-            recorder.active = not late
-            modes.append(recorder)
-            with torch.no_grad():
-                with recorder:
-                    ref_out = spec.output(baselines)
-                ref_scores = spec.readout(ref_out)
-            references, recorder.calls = recorder.calls, []
+            modes.append(RuleMode(rules, record=True))
+            references, ref_scores = _pass(modes[-1], stack, late, spec, baselines)
             if seen is not None:
                 layer_ref = _as_tuple(seen.single(_name(layer)))
                 seen.clear()
-        mode = RuleMode(rules, references=references, hook=scope.tensor_hook,
-                        note_unruled=note_unruled or baselines is not None)
-        mode.modules = stack
-        mode.active = not late
-        modes.append(mode)
+        modes.append(RuleMode(rules, references=references, hook=scope.tensor_hook,
+                              note_unruled=note_unruled or baselines is not None))
         with _grad_enabled():
             leaves = tuple(x.detach().requires_grad_(True) for x in inputs)
+            scores, unruled = _pass(modes[-1], stack, late, spec, leaves)
+            values = None if seen is None else _layer_values(seen, layer)
+            grads = grads_of(scores, leaves if values is None else values)
+        return RuleResult(grads, scores.detach(), None if values is None else tuple(v.detach() for v in values),
+                          layer_ref, ref_scores, unruled)
+
+
+def _track(scope: HookScope, track: tuple[nn.Module, ...]) -> list[nn.Module]:
+    """The stack of tracked modules running (outermost first), kept by hooks on ``track``."""
+    stack: list[nn.Module] = []
+
+    def enter(module: nn.Module, _args: Any) -> None:
+        stack.append(module)
+
+    def leave(_module: nn.Module, _args: Any, _out: Any) -> None:
+        stack.pop()
+
+    for m in track:
+        scope.forward_pre_hook(m, enter)
+        scope.forward_hook(m, leave)
+    return stack
+
+
+def _capture(scope: HookScope, layer: nn.Module | None, layer_input: bool) -> Any:
+    """The layer's values in each pass (None without a layer). For its output the model continues with a copy:
+    an in-place operation after the layer (ReLU(inplace=True)) changes the copy, not the captured value."""
+    if layer is None:
+        return None
+    if layer_input:
+        return scope.capture(layer, inputs=True)
+    return scope.substitute(layer, lambda _i, out: out.clone() if isinstance(out, Tensor) else
+                            type(out)(t.clone() if isinstance(t, Tensor) else t for t in out))
+
+
+def _pass(mode: RuleMode, stack: list[nn.Module], late: bool, spec: ForwardSpec, xs: tuple[Tensor, ...]) -> Any:
+    """One forward pass under ``mode``. A recording mode (the baselines' pass, under ``no_grad``) returns its
+    calls and the read-out; the inputs' pass returns the read-out and the non-linearities without a rule."""
+    mode.modules, mode.active = stack, not late
+    if mode.record:
+        with torch.no_grad():
             with mode:
-                out = spec.output(leaves)
-            mode.finish()
-            references = None
-            unruled = tuple(sorted(mode.unruled)) if mode.unruled else ()
+                out = spec.output(xs)
             scores = spec.readout(out)
-            if seen is None:
-                return RuleResult(grads_of(scores, leaves), scores.detach(), reference_scores=ref_scores,
-                                  unruled=unruled)
-            values = _as_tuple(seen.single(_name(layer)))
-            require(len(seen.outputs) == 1, f"{_name(layer)} ran {len(seen.outputs)} times in one forward; "
-                    "layer attribution needs a module that runs once")
-            grads = grads_of(scores, values)
-        return RuleResult(grads, scores.detach(), tuple(v.detach() for v in values), layer_ref, ref_scores, unruled)
+        calls, mode.calls = mode.calls, []
+        return calls, scores
+    with mode:
+        out = spec.output(xs)
+    mode.finish()
+    return spec.readout(out), tuple(sorted(mode.unruled)) if mode.unruled else ()
 
 
-def warn_unruled(method: str, names: tuple[str, ...], total: str = "f(inputs) - f(baselines)") -> None:
-    """One warning naming the non-linear operations that passed the plain gradient (no rule for them)."""
-    if names:
-        warnings.warn(f"{method} has no rule for {', '.join(names)}: these pass the plain gradient, so the "
-                      f"attributions need not sum to {total}", UserWarning, stacklevel=3)
+def _layer_values(seen: Any, layer: nn.Module | None) -> tuple[Tensor, ...]:
+    values = _as_tuple(seen.single(_name(layer)))
+    require(len(seen.outputs) == 1, f"{_name(layer)} ran {len(seen.outputs)} times in one forward; "
+            "layer attribution needs a module that runs once")
+    return values
 
 
 def _grad_enabled() -> Any:
