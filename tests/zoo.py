@@ -148,6 +148,24 @@ VISION = tuple(n for n, e in ZOO.items() if not e.text)
 TEXT = tuple(n for n, e in ZOO.items() if e.text)
 
 
+# a mid-level module of each model (a tensor output) for layer and neuron methods, and a neuron in it
+LAYERS = {"resnet": "model.resnet.encoder.stages.1", "convnext": "model.convnext.encoder.stages.1",
+          "vit": "model.vit.layers.0.layernorm_after", "swin": "model.swin.encoder.layers.0.blocks.0.mlp",
+          "mobilenet_v2": "model.mobilenet_v2.layer.3", "efficientnet": "model.efficientnet.encoder.blocks.2",
+          "bert": "model.bert.encoder.layer.0", "llama": "model.model.layers.0.mlp", "gpt2": "model.transformer.h.0"}
+CONV = ("resnet", "convnext", "mobilenet_v2", "efficientnet")  # spatial layer outputs (CAM methods)
+
+
+def layer(model: nn.Module, name: str) -> nn.Module:
+    """The module of :data:`LAYERS` in a model built by :func:`build`."""
+    return model.get_submodule(LAYERS[name])
+
+
+def neuron(name: str) -> tuple[int, ...]:
+    """A neuron of the layer of :data:`LAYERS`: (channel, row, column) for CNNs, (position, unit) otherwise."""
+    return (1, 0, 0) if name in CONV else (1, 2)
+
+
 def hf_model(name: str, seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The bare ``transformers`` model (output objects, token ids for text models)."""
     return ZOO[name].build(name, seed, dtype)

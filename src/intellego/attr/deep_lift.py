@@ -24,6 +24,7 @@ from torch import Tensor
 from ..core.batching import check_positive_int, chunks, plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float, unpack
+from ..engines.blocks import DEEPLIFT_BLOCKS
 from ..engines.rules import ACTIVATIONS, Call, Fast, Rule, local_vjp, rule_gradients, warn_unruled
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution
@@ -128,6 +129,7 @@ def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
     table["softmax"] = partial(_softmax, eps=eps)
     for kind in ("max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool", "amax"):
         table[kind] = partial(_max_pool, eps=eps)
+    table.update(DEEPLIFT_BLOCKS)  # products, quotients and LayerNorm, exactly
     return lambda kind, modules: table.get(kind)
 
 

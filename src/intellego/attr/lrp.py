@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..core.grad import ForwardSpec
 from ..core.hooks import walk_modules
 from ..core.inputs import pack, require_float, unpack
+from ..engines.blocks import innermost_module, lrp_blocks
 from ..engines.rules import rule_gradients, warn_unruled
 from ..errors import IntellegoError, describe, require
 from ._base import GradientAttribution
@@ -64,7 +65,10 @@ _ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.Batch
             nn.AdaptiveMaxPool3d, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh,
             nn.GELU, nn.SiLU, nn.Hardtanh, nn.Hardswish, nn.Mish, nn.SELU, nn.CELU, nn.Softsign, nn.Tanhshrink,
             nn.PReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Flatten, nn.Unflatten,
-            nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict, Addition_Module)
+            nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict, Addition_Module,
+            # modern blocks (see intellego.engines.blocks): LayerNorm, gates, padding
+            nn.Embedding, nn.LayerNorm, nn.Sigmoid, nn.Hardsigmoid, nn.Softmax, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
+            nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)
 # Captum passes relevance through these unchanged even when they carry a ``rule`` attribute
 _CAPTUM_NON_LINEAR = (nn.ReLU, nn.Dropout, nn.Tanh)
 
@@ -80,10 +84,6 @@ def _captum_rule(m: nn.Module) -> Any:
     return rule
 
 
-class _Untracked(Exception):
-    """An operation has no rule and the module running it is unknown (not every module was tracked)."""
-
-
 class _LRPRules:
     """``(kind, modules) -> rule``: the innermost running module named or typed in ``rules`` decides; then a
     Captum-style ``module.rule``; then the defaults (epsilon for layers, pass-through for activations)."""
@@ -93,7 +93,7 @@ class _LRPRules:
         self.rules = dict(rules)
         self.default = EpsilonRule()
         self.batch_norm = _BatchNormCanonizer(self.default) if canonize else self.default
-        self.all_tracked = True  # set False while only ``track()`` is tracked
+        self.blocks = lrp_blocks(LRPRuleError, lambda: self.names)  # products, gates, LayerNorm, attention
         # each module's own rule, looked up once per attribution call (a missing ``rule`` attribute costs an
         # exception inside ``nn.Module.__getattr__``); names are built only where rules are keyed by name
         by_name = any(isinstance(k, str) for k in self.rules)
@@ -135,9 +135,12 @@ class _LRPRules:
             return self.batch_norm
         if kind in _LAYER:
             return self.default
-        if not self.all_tracked:
-            raise _Untracked
-        where = f" in {self.names.get(modules[-1], '?')!r}" if modules else ""
+        block = self.blocks.get(kind)
+        if block is not None:
+            return block
+        # the module running the operation, read from the stack: no module needs tracking for this message
+        running = innermost_module(self.names)
+        where = f" in {self.names[running]!r}" if running is not None else ""
         raise LRPRuleError(f"LRP has no rule for the operation {kind!r}{where}; pass one in LRP(model, rules=...) "
                              "or remove the operation")
 
@@ -156,7 +159,11 @@ class _LRPRules:
                     f"rules key {key!r} is neither a module type nor the name of a module of the model")
         for m, rule in self.own.items():
             leaf = all(c is None for c in m._modules.values())
-            if leaf and not isinstance(m, _ALLOWED) and not isinstance(rule, PropagationRule):
+            # torch's own layers are known: those without a rule are refused before any work. Other modules
+            # (the user's, a library's) are judged by the operations they run (an error names the first one
+            # without a rule)
+            builtin = type(m).__module__.startswith("torch.nn.")
+            if leaf and builtin and not isinstance(m, _ALLOWED) and not isinstance(rule, PropagationRule):
                 name = self.names[m]
                 raise LRPRuleError(
                     f"LRP has no rule for module {name!r} of type {type(m).__name__}; pass one with "
@@ -210,12 +217,7 @@ class LRP(GradientAttribution):
         rule_map = _LRPRules(self.model, self.rules, self.canonize)
         rule_map.check(self.model)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
-        rule_map.all_tracked = False
-        try:
-            res = rule_gradients(spec, xs, rule_map, track=rule_map.track(), note_unruled=True)
-        except _Untracked:  # an operation without a rule: run again tracking every module, to name it
-            rule_map.all_tracked = True
-            res = rule_gradients(spec, xs, rule_map, track=tuple(self.model.modules()), note_unruled=True)
+        res = rule_gradients(spec, xs, rule_map, track=rule_map.track(), note_unruled=True)
         warn_unruled(type(self).__name__, res.unruled, "the output")
         relevance = tuple(x * g for x, g in zip(xs, res.grads))
         result = unpack(relevance, was_tuple)

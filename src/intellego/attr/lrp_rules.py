@@ -29,7 +29,7 @@ _PARAM = ("linear", "conv", "batch_norm")
 _LAYER = (*_PARAM, "avg_pool", "max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool", "amax", "add")
 # activations that map 0 to 0, so relevance can pass them unchanged (f(x) / x is finite)
 _PASS = ("relu", "leaky_relu", "elu", "tanh", "gelu", "silu", "relu6", "hardtanh", "hardswish", "mish", "selu", "celu",
-         "softsign", "tanhshrink", "prelu", "clamp")
+         "softsign", "tanhshrink", "prelu", "clamp", "pow")
 
 
 class PropagationRule:
@@ -121,8 +121,9 @@ def _lazy_epsilon(call: Call) -> Any:
     call.versions = (call.out._version,)  # type: ignore[union-attr]
     eps, notes = call.notes["lrp_epsilon"], call.notes
 
-    def hook(grad: Tensor) -> Tensor | None:
-        if "folded" in notes:  # a BatchNorm after this layer scales the gradient instead
+    def hook(grad: Tensor | None) -> Tensor | None:
+        if grad is None or "folded" in notes:  # no gradient (a gate's input), or a BatchNorm after this layer
+            # scales the gradient instead
             return None
         z, call.out = call.out, None  # read now: a later in-place operation may have given the record a copy
         if (z._version,) != call.versions:  # type: ignore[union-attr]

@@ -45,7 +45,7 @@ ACTIVATIONS = ("relu", "elu", "leaky_relu", "sigmoid", "tanh", "softplus", "gelu
                "hardswish", "hardsigmoid", "mish", "selu", "celu", "logsigmoid", "softsign", "tanhshrink", "prelu",
                "clamp", "pow", "sqrt", "rsqrt")
 # operations whose output scales another activation (a gate, a softmax's weights) or normalises one
-GATES = ("sigmoid", "hardsigmoid", "softmax", "pow", "sqrt", "rsqrt")
+GATES = ("sigmoid", "hardsigmoid", "softmax", "sqrt", "rsqrt")
 # products and quotients of two activations, and attention
 PRODUCTS = ("mul", "matmul", "div", "attention")
 
@@ -166,12 +166,15 @@ def operands_fit(spec: OpKind, operands: tuple[Any, ...]) -> bool:
 
 def _unruled_table() -> dict[Any, tuple[str, int]]:
     """Operations with no rule that are non-linear in their inputs: name and which operands must be activations
-    (1: the first, 2: the first two, -2: the second; 0: the first, for dropout while it is in training mode)."""
+    (1: the first, 2: the first two, 3: the second and third, -2: the second; 0: the first, for dropout while it
+    is in training mode)."""
     t: dict[Any, tuple[str, int]] = {}
     for f in (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm):
         t[f] = ("matmul of two activations", 2)
     for f in (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__):
         t[f] = ("product of two activations", 2)
+    for f in (torch.baddbmm, torch.Tensor.baddbmm, torch.addbmm, torch.addmm, torch.Tensor.addmm):
+        t[f] = ("matmul of two activations", 3)  # nn.MultiheadAttention's q @ k^T
     for f in (torch.div, torch.Tensor.div, torch.Tensor.__truediv__):
         t[f] = ("division by an activation", -2)
     t[F.layer_norm], t[F.group_norm], t[F.log_softmax] = ("layer_norm", 1), ("group_norm", 1), ("log_softmax", 1)
@@ -212,6 +215,8 @@ def unruled_nonlinearity(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any
         ok = len(args) > 0 and _activation(args[0])
     elif which == 2:
         ok = len(args) > 1 and _activation(args[0]) and _activation(args[1])
+    elif which == 3:
+        ok = len(args) > 2 and _activation(args[1]) and _activation(args[2])
     else:
         ok = len(args) > 1 and _activation(args[1])
     return name if ok else None

@@ -176,7 +176,7 @@ class RuleMode(TorchFunctionMode):
         if self.references is not None:
             call.ref = self._reference(call, saved)
         call.inputs = saved
-        if n > 1:  # which operands carry gradient, and which are gates (see ``GATES``): products need both
+        if spec.free:  # which operands carry gradient, and which are gates (see ``GATES``): products need both
             call.notes["live"] = tuple(t.requires_grad for t in operands)
             call.notes["gated"] = tuple(id(t) in self.gates for t in operands)
         return self._apply(call, rule, operands, inplace)
