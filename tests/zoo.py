@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -40,8 +39,8 @@ class Logits(nn.Module):
         super().__init__()
         self.model, self.embeds = model, embeds
 
-    def forward(self, x: Tensor, *args: Any) -> Tensor:
-        out = self.model(inputs_embeds=x, *args) if self.embeds else self.model(x, *args)
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(inputs_embeds=x) if self.embeds else self.model(x)
         logits = out.logits
         return logits[:, -1] if logits.dim() == 3 else logits  # a causal LM: the next-token logits
 
@@ -55,8 +54,8 @@ def _vision(name: str) -> nn.Module:
                              layer_type="basic", num_labels=c)
         return t.ResNetForImageClassification(cfg)
     if name == "convnext":
-        cfg = t.ConvNextConfig(num_channels=3, patch_size=4, hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=c,
-                               drop_path_rate=0.1, layer_scale_init_value=0.5)
+        cfg = t.ConvNextConfig(num_channels=3, patch_size=4, hidden_sizes=[8, 16], depths=[1, 1], num_stages=2,
+                               num_labels=c, drop_path_rate=0.1, layer_scale_init_value=0.5)
         return t.ConvNextForImageClassification(cfg)
     if name == "vit":
         cfg = t.ViTConfig(image_size=SIZE, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1,

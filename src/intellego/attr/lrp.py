@@ -66,9 +66,9 @@ _ALLOWED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.Batch
             nn.GELU, nn.SiLU, nn.Hardtanh, nn.Hardswish, nn.Mish, nn.SELU, nn.CELU, nn.Softsign, nn.Tanhshrink,
             nn.PReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Flatten, nn.Unflatten,
             nn.Identity, nn.Sequential, nn.ModuleList, nn.ModuleDict, Addition_Module,
-            # modern blocks (see intellego.engines.blocks): LayerNorm, gates, padding
-            nn.Embedding, nn.LayerNorm, nn.Sigmoid, nn.Hardsigmoid, nn.Softmax, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
-            nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)
+            # modern blocks (see intellego.engines.blocks): LayerNorm, gates, padding, position tables
+            nn.Embedding, nn.LayerNorm, nn.Sigmoid, nn.Hardsigmoid, nn.Softmax, nn.ZeroPad1d, nn.ZeroPad2d,
+            nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)
 # Captum passes relevance through these unchanged even when they carry a ``rule`` attribute
 _CAPTUM_NON_LINEAR = (nn.ReLU, nn.Dropout, nn.Tanh)
 

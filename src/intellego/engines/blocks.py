@@ -166,7 +166,7 @@ class _LayerNorm:
 
     def __call__(self, call: Call, grad: Tensor) -> tuple[Tensor]:
         dims, _, v, w = _ln_parts(call, call.x)
-        s = safe_divide(grad * call.out, call.out, self.epsilon)  # type: ignore[arg-type]
+        s = safe_divide(grad * call.out, call.out, self.epsilon)  # type: ignore[arg-type, operator]
         t = s * w if w is not None else s
         return ((t - t.mean(dims, keepdim=True)) * v.rsqrt(),)
 
@@ -197,7 +197,7 @@ class GateRule:
             what = f"the operation {call.kind!r}" if name is None else f"module {name!r} of type {type(m).__name__}"
             raise self.error(
                 f"LRP has no rule for {what}; pass one with LRP(model, rules=...) if a rule is right for it "
-                f"({call.kind} passes relevance only as a gate: a factor of a product or a normaliser)")
+                f"({call.kind!r} passes relevance only as a gate: a factor of a product or a normaliser)")
         return (None,)
 
 

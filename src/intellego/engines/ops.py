@@ -173,8 +173,8 @@ def _unruled_table() -> dict[Any, tuple[str, int]]:
         t[f] = ("matmul of two activations", 2)
     for f in (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__):
         t[f] = ("product of two activations", 2)
-    for f in (torch.baddbmm, torch.Tensor.baddbmm, torch.addbmm, torch.addmm, torch.Tensor.addmm):
-        t[f] = ("matmul of two activations", 3)  # nn.MultiheadAttention's q @ k^T
+    for g in (torch.baddbmm, torch.Tensor.baddbmm, torch.addbmm, torch.addmm, torch.Tensor.addmm):
+        t[g] = ("matmul of two activations", 3)  # nn.MultiheadAttention's q @ k^T
     for f in (torch.div, torch.Tensor.div, torch.Tensor.__truediv__):
         t[f] = ("division by an activation", -2)
     t[F.layer_norm], t[F.group_norm], t[F.log_softmax] = ("layer_norm", 1), ("group_norm", 1), ("log_softmax", 1)
