@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.batching import check_positive_int
@@ -34,7 +33,7 @@ from ._layer_engine import LayerMethod, evals_at, grads_at, path_layer_grads, ro
 from ._site import layer_eval, layer_gradients, layer_spec, require_batch_first, restructure
 from .integrated_gradients import path_attributions
 
-__all__ = ["LayerActivation", "LayerGradientXActivation", "LayerGradCam", "InternalInfluence",
+__all__ = ["LayerActivation", "LayerGradientXActivation", "InternalInfluence",
            "LayerConductance", "LayerIntegratedGradients", "LayerGradientShap"]
 
 
@@ -100,46 +99,6 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
         rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
         grads, acts, layout = grads_at(spec, self._sites(attribute_to_layer_input), xs, rows)
         out = [g * a for g, a in zip(grads, acts)] if self._multiply_by_inputs else list(grads)
-        return restructure(layout, out, self._many)
-
-
-class LayerGradCam(LayerMethod, GradientAttribution):
-    """Grad-CAM (Selvaraju et al., 2017): channel weights are the spatially averaged gradients.
-
-    The result is ``sum_c mean_s(dF/dA_c) * A_c`` with the channel dimension kept (size 1), or per channel
-    with ``attr_dim_summation=False``; ``relu_attributions`` keeps only positive evidence. Upsample to the
-    input with :meth:`LayerAttribution.interpolate`.
-
-    Example:
-        >>> import torch
-        >>> from intellego.attr import LayerGradCam
-        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
-        ...                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
-        >>> LayerGradCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=1).shape
-        torch.Size([2, 1, 6, 6])
-    """
-
-    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
-                  attribute_to_layer_input: bool = False, relu_attributions: bool = False,
-                  attr_dim_summation: bool = True, grad_kwargs: dict[str, Any] | None = None, *,
-                  targets: list[Any] | None = None, internal_batch_size: int | None = None,
-                  memory_budget: int | None = None) -> Any:
-        """One map per layer tensor, shaped like the activation with the channel dimension summed out."""
-        if targets is not None:
-            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
-                x, t, a, attribute_to_layer_input, relu_attributions, attr_dim_summation, grad_kwargs,
-                internal_batch_size=internal_batch_size, memory_budget=memory_budget), inputs, None,
-                additional_forward_args)
-        use_grad_kwargs(grad_kwargs, type(self).__name__)
-        xs, _ = pack(inputs)
-        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
-        rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
-        grads, acts, layout = grads_at(spec, self._sites(attribute_to_layer_input), xs, rows)
-        out = []
-        for g, a in zip(grads, acts):
-            w = g.mean(dim=tuple(range(2, g.dim())), keepdim=True) if g.dim() > 2 else g
-            cam = (w * a).sum(1, keepdim=True) if attr_dim_summation else w * a
-            out.append(F.relu(cam) if relu_attributions else cam)
         return restructure(layout, out, self._many)
 
 
