@@ -21,3 +21,21 @@ PERTURBATIONS_PER_EVAL = """perturbations_per_eval: how many perturbed copies of
             call. None (the default, unlike Captum's 1) sizes calls automatically under ``memory_budget``;
             results do not depend on it. Must be 1 (or None) when the model returns one value per batch."""
 SHOW_PROGRESS = """show_progress: show a progress bar over model calls (tqdm when installed)."""
+
+
+def fill_docs(*classes: type) -> None:
+    """Fill the ``{NAME}`` fields of each class's ``attribute`` docstring with the descriptions above.
+
+    Example:
+        >>> class Demo:
+        ...     def attribute(self):
+        ...         '''Args: {SHOW_PROGRESS}'''
+        >>> fill_docs(Demo)
+        >>> Demo.attribute.__doc__.startswith("Args: show_progress")
+        True
+    """
+    fields = {k: v for k, v in globals().items() if k.isupper()}
+    for cls in classes:
+        fn = cls.__dict__["attribute"]
+        if fn.__doc__:
+            fn.__doc__ = fn.__doc__.format(**fields)

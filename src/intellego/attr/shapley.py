@@ -20,7 +20,8 @@ from ..core.inputs import unpack
 from ..engines.perturb import plan_features
 from ..errors import require
 from ._base import PerturbationAttribution
-from .ablation import _fill_docs, prepare, settled_plan
+from ._docs import fill_docs
+from ._perturbation import prepare, settled_plan
 
 __all__ = ["ShapleyValueSampling", "ShapleyValues", "MAX_EXACT_FEATURES"]
 
@@ -205,4 +206,4 @@ def _exact_shapley(values: Tensor, n: int) -> Tensor:
     return (coeff.T @ values.reshape(2**n, -1)).reshape(n, *values.shape[1:])
 
 
-_fill_docs(ShapleyValueSampling, ShapleyValues)
+fill_docs(ShapleyValueSampling, ShapleyValues)
