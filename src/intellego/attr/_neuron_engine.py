@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..core.inputs import pack
 from ..core.targets import Readout
-from ..errors import IntellegoError, describe, require
+from ..errors import IntellegoError, ShapeError, describe, require
 from ._base import NeuronAttribution
 from ._fanout import Fanout, fan_out
 from ._site import Site, check_layers, neuron_forward
@@ -113,8 +113,8 @@ def _check_index(sel: tuple[Any, ...], value: Any, many: bool = False) -> None:
         has_slice = has_slice or isinstance(s, slice)
     if not (len(sel) == len(shape) or ((has_slice or not many) and len(sel) <= len(shape))):
         more = "" if len(sel) > len(shape) else " (in a list, give every index or a slice)"
-        raise IntellegoError(f"{_NAME} {sel!r} has {len(sel)} indices but each example's layer value has shape "
-                             f"{tuple(shape)}{more}")
+        raise ShapeError(f"{_NAME} {sel!r} has {len(sel)} indices but each example's layer value has shape "
+                         f"{tuple(shape)}{more}")
     for i, (s, size) in enumerate(zip(sel, shape)):
         if isinstance(s, int) and not -size <= s < size:
             raise IntellegoError(f"{_NAME} {sel!r} is out of range for the layer's per-example shape "

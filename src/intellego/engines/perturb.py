@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..core.batching import chunks
 from ..core.inputs import same_structure
-from ..errors import IntellegoError, describe, require
+from ..errors import IntellegoError, describe, require, require_shape
 from .perturb_eval import CPU_CHUNK_BYTES, Evaluator, progress_bar
 
 __all__ = ["ArgNames", "PRIMARY_NAMES", "FeaturePlan", "Windows", "plan_features", "Evaluator", "progress_bar",
@@ -214,11 +214,11 @@ def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names
     require(isinstance(mask, Tensor), f"{name} must be a tensor of integer ids, got {describe(mask)}")
     require(not (mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool),
             f"{name} must hold integer feature ids, got dtype {mask.dtype}")
-    require(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than "
+    require_shape(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than "
             f"{names.tensor} of shape {tuple(x.shape)}")
     m = mask.reshape(*[1] * (x.dim() - mask.dim()), *mask.shape).to(x.device, torch.long)
     ok = all(a in (1, b) for a, b in zip(m.shape, x.shape))
-    require(ok, f"{name} of shape {tuple(mask.shape)} cannot be broadcast to {names.tensor} of shape "
+    require_shape(ok, f"{name} of shape {tuple(mask.shape)} cannot be broadcast to {names.tensor} of shape "
             f"{tuple(x.shape)}; use shape (1, {', '.join(map(str, x.shape[1:]))}) or {tuple(x.shape)}")
     require(not aggregate or m.shape[0] == 1,
             f"{name} has a first dimension of {m.shape[0]}, but the model returns one value for the whole "
@@ -242,11 +242,11 @@ def _window_plan(inputs: tuple[Tensor, ...], window_shapes: Any, strides: Any,
     for i, (w, st, s) in enumerate(zip(shapes_per, strides_per, shapes)):
         label = "" if len(inputs) == 1 else f"[{i}]"
         w = tuple(w) if isinstance(w, (tuple, list)) else (w,)
-        require(len(w) == len(s) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in w),
+        require_shape(len(w) == len(s) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in w),
                 f"sliding_window_shapes{label} must be {len(s)} positive ints (one per non-batch dimension of "
                 f"the input of per-example shape {s}), got {w!r}")
-        require(all(a <= b for a, b in zip(w, s)),
-                f"sliding_window_shapes{label} {w} is larger than the input's per-example shape {s}")
+        require_shape(all(a <= b for a, b in zip(w, s)),
+                      f"sliding_window_shapes{label} {w} is larger than the input's per-example shape {s}")
         st = (st,) * len(s) if isinstance(st, int) and not isinstance(st, bool) else tuple(st)
         require(len(st) == len(s) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in st),
                 f"strides{label} must be a positive int or {len(s)} positive ints, got {st!r}")

@@ -39,6 +39,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
+from ..core.inputs import TRAINING_WARNED
 from ..errors import IntellegoError, require
 from .calls import Call, Fast, Rule, WithFast, _scaled, check_versions, local_vjp, safe_divide, versions
 from .ops import _KINDS, _UNRULED, ACTIVATIONS, kind_of, out_of_place, unruled_nonlinearity
@@ -357,7 +358,9 @@ def rule_gradients(
 
 
 def warn_unruled(method: str, names: tuple[str, ...], total: str = "f(inputs) - f(baselines)") -> None:
-    """One warning naming the non-linear operations that passed the plain gradient (no rule for them)."""
+    """One warning naming the non-linear operations that passed the plain gradient (no rule for them); dropout and
+    batch norm in training mode are left out when the call's input guard named those layers already."""
+    names = tuple(n for n in names if not n.startswith(TRAINING_WARNED.get() or ("\0",)))
     if names:
         warnings.warn(f"{method} has no rule for {', '.join(names)}: these pass the plain gradient, so the "
                       f"attributions need not sum to {total}", UserWarning, stacklevel=3)
