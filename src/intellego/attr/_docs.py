@@ -17,9 +17,11 @@ FEATURE_MASK = """feature_mask: integer feature ids per input tensor (a tensor, 
             the input's shape or broadcastable to it (first dimension 1 or the batch). Elements with the same id
             are perturbed together; the same id in two tensors is one feature. Ids must be 0 .. n - 1 without
             gaps. None: every scalar is its own feature."""
-PERTURBATIONS_PER_EVAL = """perturbations_per_eval: how many perturbed copies of the batch go through the model in one
-            call. None (the default, unlike Captum's 1) sizes calls automatically under ``memory_budget``;
-            results do not depend on it. Must be 1 (or None) when the model returns one value per batch."""
+PERTURBATIONS_PER_EVAL = """perturbations_per_eval: at most this many perturbed copies of the batch go through the model
+            in one call (on CPU, fewer when a call's largest activation would outgrow the cache rule, which
+            is faster). None (the default, unlike Captum's 1) sizes calls automatically under
+            ``memory_budget``; results do not depend on it. Must be 1 (or None) when the model returns one
+            value per batch."""
 SHOW_PROGRESS = """show_progress: show a progress bar over model calls (tqdm when installed)."""
 
 

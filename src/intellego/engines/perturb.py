@@ -196,6 +196,38 @@ def plan_features(
     given = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
     require(len(given) == len(inputs), f"{names.feature_mask} has {len(given)} tensor(s) but {names.inputs} has "
             f"{len(inputs)}; give one mask per tensor of {names.inputs}")
+    key = _mask_key(given, inputs, aggregate)
+    hit = _MASK_PLANS.get(key) if key is not None else None
+    if hit is not None and all(torch.equal(a, b) for a, b in zip(hit[0], given)):
+        return hit[1]
+    if key is None:
+        return _mask_plan(given, inputs, aggregate, names, shapes)
+    saved = tuple(m.clone() for m in given)  # the plan keeps views of these, never of the caller's mask
+    plan = _mask_plan(saved, inputs, aggregate, names, shapes)
+    if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
+        _MASK_PLANS.pop(next(iter(_MASK_PLANS)))
+    _MASK_PLANS[key] = (saved, plan)
+    return plan
+
+
+_MASK_PLANS: dict[tuple[Any, ...], tuple[tuple[Tensor, ...], FeaturePlan]] = {}
+_MASK_PLANS_MAX, _MASK_PLAN_ELEMENTS = 16, 1 << 18
+
+
+def _mask_key(given: Any, inputs: tuple[Tensor, ...], aggregate: bool) -> tuple[Any, ...] | None:
+    """Cache key of a mask plan: everything the plan depends on besides the mask's values (compared in full
+    on a hit, so a mask changed in place, even behind autograd's version counter, is never served stale).
+    None (not cached) for anything but small integer tensors."""
+    if not all(isinstance(m, Tensor) and m.device.type != "meta" for m in given) or \
+            sum(m.numel() for m in given) > _MASK_PLAN_ELEMENTS:
+        return None
+    return (aggregate, tuple((tuple(m.shape), m.dtype, m.device) for m in given),
+            tuple((tuple(x.shape), x.device) for x in inputs))
+
+
+def _mask_plan(given: Any, inputs: tuple[Tensor, ...], aggregate: bool, names: ArgNames,
+               shapes: tuple[tuple[int, ...], ...]) -> FeaturePlan:
+    """Check every mask (see :func:`plan_features`) and count the features."""
     masks = tuple(_check_mask(m, x, i, len(inputs), aggregate, names) for i, (m, x) in enumerate(zip(given, inputs)))
     ids = torch.unique(torch.cat([m.reshape(-1).cpu() for m in masks]))
     require(ids.numel() > 0, f"{names.feature_mask} holds no ids")

@@ -1,0 +1,80 @@
+"""Small jobs: every method on 1 and 8 rows of the tabular MLP, where the fixed cost of a call shows.
+
+The floor is one batched forward (perturbation methods) or forward+backward (gradient and rule methods) over
+the same samples the method evaluates; the target is ours within 2x of it. Captum runs beside each row.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import captum.attr as ca
+import torch
+
+import intellego.attr as ia
+
+from .harness import Case, floor_backward, floor_forward, quiet
+from .models import mlp
+
+warnings.filterwarnings("ignore", module="captum")
+
+
+def _perturbation(m, x, base):
+    """(name, setting, make, kwargs, rows evaluated) for the perturbation methods on 32 features."""
+    groups = torch.arange(32).reshape(1, 32) // 8
+    return [
+        ("FeatureAblation", "32 features", lambda lib: lib.FeatureAblation(m), {"target": 1}, 33),
+        ("Occlusion", "window 4, stride 2", lambda lib: lib.Occlusion(m),
+         {"sliding_window_shapes": (4,), "strides": 2, "target": 1}, 16),
+        ("FeaturePermutation", "32 features", lambda lib: lib.FeaturePermutation(m), {"target": 1}, 33),
+        ("ShapleyValueSampling", "32 features, n_samples=5", lambda lib: lib.ShapleyValueSampling(m),
+         {"target": 1, "n_samples": 5}, 161),
+        ("ShapleyValues", "4 groups", lambda lib: lib.ShapleyValues(m), {"target": 1, "feature_mask": groups}, 16),
+        ("KernelShap", "4 groups, n_samples=50", lambda lib: lib.KernelShap(m),
+         {"target": 1, "feature_mask": groups, "n_samples": 50}, 50),
+        ("Lime", "4 groups, n_samples=50", lambda lib: lib.Lime(m),
+         {"target": 1, "feature_mask": groups, "n_samples": 50}, 51),
+    ]
+
+
+def _gradient(m, x, base, refs):
+    """(name, setting, make, kwargs, floor rows) for the gradient and rule methods."""
+    n = x.shape[0]
+    return [
+        ("Saliency", "", lambda lib: lib.Saliency(m), {"target": 1}, x),
+        ("InputXGradient", "", lambda lib: lib.InputXGradient(m), {"target": 1}, x),
+        ("IntegratedGradients", "n_steps=50", lambda lib: lib.IntegratedGradients(m),
+         {"target": 1, "n_steps": 50}, x.repeat(50, 1)),
+        ("GradientShap", "n_samples=20", lambda lib: lib.GradientShap(m),
+         {"baselines": refs, "target": 1, "n_samples": 20}, x.repeat(20, 1)),
+        ("DeepLift", "baseline rows", lambda lib: lib.DeepLift(m), {"baselines": base, "target": 1},
+         torch.cat([x, base])),
+        ("DeepLiftShap", "8 baselines", lambda lib: lib.DeepLiftShap(m), {"baselines": refs, "target": 1},
+         torch.cat([x.repeat_interleave(8, 0), refs.repeat(n, 1)])),
+        ("GuidedBackprop", "", lambda lib: lib.GuidedBackprop(m), {"target": 1}, x),
+        ("Deconvolution", "", lambda lib: lib.Deconvolution(m), {"target": 1}, x),
+        ("LRP", "epsilon rule", lambda lib: lib.LRP(m), {"target": 1}, x),
+    ]
+
+
+def cases(quick: bool = False) -> list[Case]:
+    out: list[Case] = []
+    m = mlp()
+    for batch in (1, 8):
+        torch.manual_seed(0)
+        x, refs = torch.randn(batch, 32), torch.randn(8, 32)
+        base = refs[:batch]
+        sec = f"Small jobs: tabular MLP, 32 features, batch {batch}"
+        for name, setting, make, kw, rows in _perturbation(m, x, base):
+            if name == "FeaturePermutation" and batch < 2:
+                continue  # needs two examples to shuffle
+            ours, theirs = make(ia), make(ca)
+            out.append(Case(sec, name, setting, quiet(lambda o=ours, k=kw, i=x: o.attribute(i, **k)),
+                            quiet(lambda c=theirs, k=kw, i=x: c.attribute(i, **k)),
+                            floor_forward(m, x.repeat(rows, 1))))
+        for name, setting, make, kw, rows in _gradient(m, x, base, refs):
+            ours, theirs = make(ia), make(ca)
+            out.append(Case(sec, name, setting or f"batch {batch}",
+                            quiet(lambda o=ours, k=kw, i=x: o.attribute(i, **k)),
+                            quiet(lambda c=theirs, k=kw, i=x: c.attribute(i, **k)), floor_backward(m, rows, 1)))
+    return out
