@@ -18,7 +18,6 @@ from ..core.inputs import unpack
 from ..engines.perturb import PRIMARY_NAMES, ArgNames, FeaturePlan, plan_features
 from ..errors import require
 from ._base import PerturbationAttribution
-from ._docs import fill_docs
 from ._perturbation import ablate, prepare, settled_plan
 
 __all__ = ["FeatureAblation", "Occlusion", "FeaturePermutation"]
@@ -61,11 +60,11 @@ class FeatureAblation(PerturbationAttribution):
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
-            {MEMORY}
+            {MEMORY_BUDGET}
         """
         self._warn_unused_kwargs(kwargs)
         return self._ablation(inputs, baselines, target, additional_forward_args, feature_mask,
@@ -118,10 +117,10 @@ class Occlusion(FeatureAblation):
             strides: window steps: an int, one int per dimension, or a tuple of those per input. Default 1.
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
-            {MEMORY}
+            {MEMORY_BUDGET}
         """
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
@@ -172,12 +171,12 @@ class FeaturePermutation(FeatureAblation):
         Args:
             {INPUTS}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
             {GENERATOR}
-            {MEMORY}
+            {MEMORY_BUDGET}
         """
         self._warn_unused_kwargs(kwargs)
         return self._permutation(inputs, target, additional_forward_args, feature_mask, perturbations_per_eval,
@@ -235,6 +234,3 @@ def _permutations(n: int, batch: int, device: torch.device, generator: torch.Gen
         if not bool(bad.any()):
             return perms.to(device)
         perms[bad] = torch.rand(int(bad.sum()), batch, generator=generator, device=gdev).argsort(1)
-
-
-fill_docs(FeatureAblation, Occlusion, FeaturePermutation)

@@ -16,7 +16,6 @@ from ..core.batching import check_positive_int
 from ..core.hooks import HookScope
 from ..engines.perturb import Evaluator
 from ..errors import IntellegoError, require
-from ._docs import fill_docs
 from ._surrogate import fit_surrogates, format_coefficients, no_features, setup
 from .lime import Lime
 from .linear_models import LinearRegression
@@ -85,7 +84,7 @@ class KernelShap(Lime):
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             n_samples: model evaluations per example (at least 2 with more than one feature).
             {PERTURBATIONS_PER_EVAL}
@@ -93,7 +92,7 @@ class KernelShap(Lime):
             {SHOW_PROGRESS}
             {GENERATOR}
             estimator: keyword-only; ``"kernelshap"`` (default) or ``"captum"`` (Captum's estimator).
-            {MEMORY}
+            {MEMORY_BUDGET}
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         require(estimator in KERNEL_SHAP_ESTIMATORS, f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, "
@@ -206,6 +205,3 @@ def _captum_samples(n_feat: int, n: int, generator: torch.Generator | None, devi
         threshold = torch.kthvalue(vals, n_feat - k).values.item()
         rows.append((vals > threshold)[0])
     return torch.stack(rows).to(device)
-
-
-fill_docs(KernelShap)

@@ -22,7 +22,6 @@ from ..core.inputs import pack, unpack
 from ..engines.perturb import Evaluator, FeaturePlan, progress_bar
 from ..errors import describe, require
 from ._base import PerturbationAttribution
-from ._docs import fill_docs
 from ._surrogate import (
     ExpKernel,
     bernoulli_sample,
@@ -172,14 +171,14 @@ class Lime(LimeBase):
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             n_samples: model evaluations per example.
             {PERTURBATIONS_PER_EVAL}
             return_input_shape: spread coefficients over the inputs (True) or return them per feature.
             {SHOW_PROGRESS}
             {GENERATOR}
-            {MEMORY}
+            {MEMORY_BUDGET}
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         with HookScope(), torch.no_grad():
@@ -224,6 +223,3 @@ class Lime(LimeBase):
                                            present[j:j + 1].long(), **kwargs)
                 out[j, k] = float(torch.as_tensor(sim))
         return out.to(present.device)
-
-
-fill_docs(Lime)

@@ -20,7 +20,6 @@ from ..core.inputs import unpack
 from ..engines.perturb import plan_features
 from ..errors import require
 from ._base import PerturbationAttribution
-from ._docs import fill_docs
 from ._perturbation import prepare, settled_plan
 
 __all__ = ["ShapleyValueSampling", "ShapleyValues", "MAX_EXACT_FEATURES"]
@@ -72,7 +71,7 @@ class ShapleyValueSampling(PerturbationAttribution):
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             n_samples: number of random permutations; the model runs ``n_samples * n_features + 1`` times
                 per example.
@@ -81,7 +80,7 @@ class ShapleyValueSampling(PerturbationAttribution):
             {GENERATOR}
             antithetic: keyword-only; pair every permutation with its reverse (lower variance for
                 near-additive models). ``n_samples`` counts both members of a pair.
-            {MEMORY}
+            {MEMORY_BUDGET}
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         with HookScope(), torch.no_grad():
@@ -157,11 +156,11 @@ class ShapleyValues(PerturbationAttribution):
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
-            {MEMORY}
+            {MEMORY_BUDGET}
         """
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
@@ -204,6 +203,3 @@ def _exact_shapley(values: Tensor, n: int) -> Tensor:
                           + [0.0], dtype=values.dtype, device=values.device)
     coeff = torch.where(member, weight[(sizes - 1).clamp_min(0)][:, None], -weight[sizes][:, None])
     return (coeff.T @ values.reshape(2**n, -1)).reshape(n, *values.shape[1:])
-
-
-fill_docs(ShapleyValueSampling, ShapleyValues)

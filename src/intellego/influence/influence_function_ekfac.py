@@ -26,6 +26,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from .._docs import fill_docs
 from ..engines.perturb_eval import progress_bar
 from ..errors import describe, require
 from .curvature.ekfac import LayerFactors, fit_ekfac
@@ -36,13 +37,21 @@ from .influence_function_base import IFBase
 __all__ = ["EKFACInfluence"]
 
 
+@fill_docs
 class EKFACInfluence(IFBase):
     """Influence functions with EK-FAC curvature (George et al. 2018; Grosse et al. 2023) for ``nn.Linear`` and
     ``nn.Conv2d`` layers.
 
     Args:
-        model, train_dataset, checkpoint, checkpoints_load_func, loss_fn, batch_size, hessian_dataset, test_loss_fn,
-        sample_wise_grads_per_batch: as for :class:`~intellego.influence.NaiveInfluenceFunction`.
+        {INF_MODEL}
+        {TRAIN_DATASET}
+        {CHECKPOINT}
+        {CHECKPOINTS_LOAD_FUNC}
+        {LOSS_FN}
+        {INF_BATCH_SIZE}
+        {HESSIAN_DATASET}
+        {TEST_LOSS_FN}
+        {SAMPLE_WISE_GRADS_PER_BATCH}
         layers: names of ``nn.Linear`` / ``nn.Conv2d`` layers (default: every one of the model).
         damping: absolute damping added to every eigenvalue; default ``damping_ratio`` times each layer's mean
             eigenvalue.

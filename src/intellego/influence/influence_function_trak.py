@@ -29,6 +29,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from .._docs import fill_docs
 from ..engines.per_sample import example_loss, per_sample_grads, split_batch
 from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
@@ -42,11 +43,16 @@ from .influence_function_base import IFBase, as_batches, load_checkpoint_copy
 __all__ = ["TRAKInfluence"]
 
 
+@fill_docs
 class TRAKInfluence(IFBase):
     """TRAK scores with the influence-function interface (``influence``, ``self_influence``).
 
     Args:
-        model, train_dataset, layers, loss_fn, batch_size: as for the other influence classes.
+        {INF_MODEL}
+        {TRAIN_DATASET}
+        {INF_LAYERS}
+        {LOSS_FN}
+        {INF_BATCH_SIZE}
         checkpoints: state dicts or paths (loaded into a private copy with ``checkpoints_load_func`` or
             ``load_state_dict``); ``None``: the model as it is. Several checkpoints are ensembled.
         output: ``"margin"`` (classification logits and integer labels) or ``"loss"`` (gradients of ``loss_fn``,

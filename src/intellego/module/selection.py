@@ -93,8 +93,9 @@ def select_features(
         baselines: the value a closed feature takes (scalar or broadcastable to one example).
         batch_size: rows per step for tensor inputs (a data loader brings its own batches).
         lr: Adam's learning rate for the gate parameters.
-        max_epochs, patience, tol: stop after ``max_epochs`` passes over the data, or earlier once the epoch's
-            mean objective has not improved by ``tol`` for ``patience`` epochs.
+        max_epochs: stop after this many passes over the data.
+        patience: stop earlier once the epoch's mean objective has not improved by ``tol`` for this many epochs.
+        tol: the smallest improvement of the mean objective that counts.
         generator: ``torch.Generator`` for the gates' initialisation, their draws and the shuffling.
         show_progress: show a progress bar over epochs (tqdm when installed).
 

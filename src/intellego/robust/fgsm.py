@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack_args, unpack
 from .engine import TargetLoss, check_number, input_gradients, linf_step, pack_masks
@@ -27,16 +28,15 @@ from .perturbation import GradientAttack
 __all__ = ["FGSM"]
 
 
+@fill_docs
 class FGSM(GradientAttack):
     """Fast Gradient Sign Method: ``x' = x + epsilon * sign(grad L(x, target))`` (minus, when targeted).
 
     Args:
-        forward_func: the model or any function of the inputs (and ``additional_forward_args``).
-        loss_func: ``loss_func(outputs, target) -> loss`` (per example or summed). Default: the negative
-            log-likelihood of the target, read as probabilities when all outputs are in ``[0, 1]`` (Captum's
-            ``-log(outputs[target])``) and as logits otherwise (``-log_softmax(outputs, 1)[target]``; Captum
-            takes the log of the raw logits there, which is undefined for negative ones).
-        lower_bound, upper_bound: the valid input range; perturbed inputs are clamped into it.
+        {FORWARD_FUNC}
+        {LOSS_FUNC}
+        {LOWER_BOUND}
+        {UPPER_BOUND}
 
     Attributes:
         bound: the clamp into the bounds (replaceable, as in Captum).

@@ -19,6 +19,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack_args, unpack
 from ..errors import require
@@ -46,6 +47,7 @@ __all__ = ["PGD", "L2_STEPS"]
 L2_STEPS = ("normalized", "sign")
 
 
+@fill_docs
 class PGD(GradientAttack):
     """Projected Gradient Descent: repeated gradient steps, each projected back into the ball of ``radius``
     around the inputs and into the bounds.
@@ -55,7 +57,10 @@ class PGD(GradientAttack):
     corners and finds fewer adversarial examples. ``l2_step="sign"`` reproduces Captum's numbers.
 
     Args:
-        forward_func, loss_func, lower_bound, upper_bound: as for :class:`~intellego.robust.FGSM`.
+        {FORWARD_FUNC}
+        {LOSS_FUNC}
+        {LOWER_BOUND}
+        {UPPER_BOUND}
 
     Attributes:
         bound: the clamp into the bounds (replaceable, as in Captum).

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, describe, require
 from . import _figure
 from .image import as_image_array, normalize_image_attr, visualize_image_attr
@@ -111,6 +112,7 @@ def _labels(model: Any, inputs: Tensor, target: Any, class_names: Any) -> list[s
     return rows
 
 
+@fill_docs
 def compare_methods(
     model: Any,
     inputs: Tensor,
@@ -141,7 +143,11 @@ def compare_methods(
         target: Passed to every method's ``attribute``.
         images: What to draw under the maps, shaped like ``inputs`` (default: ``inputs``); values in
             ``[0, 1]`` or ``[0, 255]``. Pass it when ``inputs`` are normalised.
-        method, sign, outlier_perc, cmap, alpha_overlay: As in :func:`~intellego.viz.image.visualize_image_attr`.
+        {VIZ_METHOD}
+        {SIGN}
+        {OUTLIER_PERC}
+        {CMAP}
+        {ALPHA_OVERLAY}
         class_names: Names of the model's output classes for the row labels.
         title: Figure title.
         fig_size: Figure size in inches; default about 2.2 inches per cell.

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._docs import fill_docs
 from ..errors import require
 from . import _figure
 from .image import default_cmap
@@ -72,6 +73,7 @@ def _colored_line(ax: Any, x: np.ndarray, y: np.ndarray, colors: np.ndarray, **k
     ax.set_ylim(lo - pad, hi + pad)
 
 
+@fill_docs
 def visualize_timeseries_attr(
     attr: Any,
     data: Any,
@@ -102,12 +104,18 @@ def visualize_timeseries_attr(
         method: ``overlay_individual`` (one panel per channel, attributions as a colour band behind it),
             ``overlay_combined`` (all channels in one panel, channel-summed attributions as the band) or
             ``colored_graph`` (one panel per channel, the curve coloured by its attributions).
-        sign, outlier_perc, cmap, show_colorbar, title, fig_size, use_pyplot, plt_fig_axis: As in
-            :func:`~intellego.viz.image.visualize_image_attr`.
+        {SIGN}
+        {OUTLIER_PERC}
+        {CMAP}
+        {SHOW_COLORBAR}
+        {TITLE}
+        {FIG_SIZE}
+        {USE_PYPLOT}
+        {PLT_FIG_AXIS}
         channel_labels: One label per channel (y-axis labels, or the legend for ``overlay_combined``).
         channels_last: Whether the channel axis is the last one.
         alpha_overlay: Opacity of the colour band.
-        path: Save the figure there; the suffix picks the format.
+        {PATH}
         **pyplot_kwargs: Passed to the line plots (``linewidth=2``, ``color="k"``, ...).
 
     Returns:

@@ -1,0 +1,209 @@
+"""Shared argument descriptions, written once, and :func:`fill_docs`, which puts them into docstrings.
+
+A docstring line that holds only ``{NAME}`` (a key of :data:`SHARED`) becomes that argument's description,
+wrapped at the line's indentation, so every class documents ``inputs``, ``target``, ``baselines`` ... with the
+same words. Every :class:`~intellego.attr.Attribution` subclass is filled when it is defined; other modules
+call ``fill_docs(obj, ...)`` or use it as a decorator. Lines with other braces are left alone.
+
+Example:
+    >>> def f(inputs, target=None):
+    ...     '''Demo.
+    ...
+    ...     Args:
+    ...         {INPUTS}
+    ...     '''
+    >>> "inputs: The examples to explain" in fill_docs(f).__doc__
+    True
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import Any, TypeVar
+
+__all__ = ["SHARED", "fill_docs", "expand"]
+
+_T = TypeVar("_T")
+
+SHARED: dict[str, str] = {
+    # what every method is given
+    "FORWARD_FUNC": "forward_func: The model (an ``nn.Module``) or any callable from the inputs (and the "
+    "additional arguments) to an output tensor of shape ``(N, ...)``, one row per example; it may also return "
+    "one value for the whole batch.",
+    "MULTIPLY_BY_INPUTS": "multiply_by_inputs: Multiply the averaged gradients by ``inputs - baselines`` "
+    "(global attribution, the default) or return them as they are (local attribution).",
+    "INPUTS": "inputs: The examples to explain: a tensor whose first dimension is the batch ``N``, or a tuple of "
+    "such tensors for a model with several inputs (all with the same ``N``). Attributions come back with the "
+    "same structure and shapes.",
+    "BASELINES": "baselines: The reference that ``inputs`` are compared with (what \"absent\" means): None for "
+    "zeros; a number; a tensor shaped like the input, or with a batch of one (shared by every example); or, for "
+    "tuple inputs, a tuple with one of those per input tensor.",
+    "TARGET": "target: Which output to explain, for models that return several values per example: an int "
+    "(the same column for every example), a tuple indexing each example's output, a list or ``(N,)`` tensor "
+    "with one index per example, or a callable ``output -> (N,) scores``. None when the model returns one value "
+    "per example.",
+    "ADDITIONAL_FORWARD_ARGS": "additional_forward_args: Further arguments of the model, passed after the inputs "
+    "in every call (``forward_func(*inputs, *additional_forward_args)``) and not attributed: an object or a "
+    "tuple. Tensors whose first dimension is ``N`` follow their examples when batches are split or expanded; "
+    "anything else is passed unchanged.",
+    "N_STEPS": "n_steps: Number of points on the path from the baselines to the inputs at which gradients are "
+    "taken (more steps: a smaller convergence delta, more model calls).",
+    "METHOD": "method: The integration rule along the path: ``gausslegendre`` (the default, exact for "
+    "polynomials of degree < 2 * n_steps), ``riemann_trapezoid``, ``riemann_left``, ``riemann_right`` or "
+    "``riemann_middle``.",
+    "INTERNAL_BATCH_SIZE": "internal_batch_size: At most this many rows (examples x steps) per model call; None "
+    "sizes the calls from ``memory_budget``. Results do not depend on it.",
+    "RETURN_CONVERGENCE_DELTA": "return_convergence_delta: Also return, per example, ``sum(attributions) - "
+    "(f(inputs) - f(baselines))``: how far the attributions are from adding up to the output difference.",
+    "PERTURBATIONS_PER_EVAL": "perturbations_per_eval: At most this many perturbed copies of the batch go "
+    "through the model in one call (on CPU, fewer when a call's largest activation would outgrow the cache rule, "
+    "which is faster). None (the default, unlike Captum's 1) sizes calls under ``memory_budget``; results do "
+    "not depend on it. Must be 1 (or None) when the model returns one value per batch.",
+    "FEATURE_MASK": "feature_mask: Integer feature ids per input tensor (a tensor, or a tuple with one per input) "
+    "of the input's shape or broadcastable to it (first dimension 1 or ``N``). Elements with the same id are "
+    "perturbed together; the same id in two tensors is one feature. Ids run 0 .. n - 1 without gaps. None: "
+    "every scalar is its own feature.",
+    "SHOW_PROGRESS": "show_progress: Show a progress bar over the model calls (tqdm when installed).",
+    "MEMORY_BUDGET": "memory_budget: Keyword-only: bytes that one internal batch may use. By default the chunk "
+    "size is measured and fitted to 64 MiB on CPU (half the free memory on a GPU). Results do not depend on it.",
+    "GENERATOR": "generator: Keyword-only ``torch.Generator`` for reproducible random draws (default: torch's "
+    "global random number generator).",
+    "TARGETS": "targets: Keyword-only, beyond Captum: a list of targets attributed in one batched call; every "
+    "tensor of the result gets a leading dimension of size ``len(targets)``.",
+    "N_SAMPLES": "n_samples: Number of random samples drawn per example.",
+    "STDEVS": "stdevs: Standard deviation of the Gaussian noise added to each sample (a float, or one per input "
+    "tensor).",
+    # layer and neuron methods
+    "LAYER": "layer: The module whose input or output is attributed (a submodule of the model); its forward "
+    "must run in every model call.",
+    "DEVICE_IDS": "device_ids: Only for models wrapped in ``nn.DataParallel``, as in Captum; ignored otherwise.",
+    "ATTRIBUTE_TO_LAYER_INPUT": "attribute_to_layer_input: Attribute to the layer's input instead of its output.",
+    "NEURON_SELECTOR": "neuron_selector: Which neuron of the layer to explain: an int or a tuple of ints (and "
+    "slices, summed) indexing the layer's output without the batch dimension, a callable "
+    "``layer_output -> (N,) values``, or a list of those (one result per selector, in one batched call).",
+    "LAYER_BASELINES": "layer_baselines: Reference values of the layer's input or output, shaped like it "
+    "(without or with a batch of one), or None for zeros.",
+    # images (intellego.viz)
+    "VIZ_METHOD": "method: How to draw: ``heat_map``, ``blended_heat_map`` (over a grey copy of the image), "
+    "``original_image``, ``masked_image`` (the image times the normalised map) or ``alpha_scaling`` (the map as "
+    "the image's opacity).",
+    "SIGN": "sign: Which part of the map to show: ``all`` (red negative, green positive), ``positive``, "
+    "``negative`` or ``absolute_value``.",
+    "OUTLIER_PERC": "outlier_perc: Percent of the total magnitude, held by the largest values, that is clipped "
+    "before normalising, so that a few extreme values do not wash out the rest.",
+    "CMAP": "cmap: Matplotlib colour map (or its name) for the heat maps; None picks one for ``sign``.",
+    "ALPHA_OVERLAY": "alpha_overlay: Opacity of the heat map over the image in ``blended_heat_map``.",
+    "SHOW_COLORBAR": "show_colorbar: Add a colour bar.",
+    "TITLE": "title: Title of the figure or axis.",
+    "FIG_SIZE": "fig_size: Size of a new figure in inches, ``(width, height)``.",
+    "USE_PYPLOT": "use_pyplot: Create the figure through pyplot (and show it on interactive backends); False "
+    "returns a bare ``matplotlib.figure.Figure`` that is never shown.",
+    "PLT_FIG_AXIS": "plt_fig_axis: A ``(figure, axis)`` pair to draw on instead of a new figure.",
+    "PATH": "path: Also save the figure there; the suffix picks the format (``.png``, ``.svg``, ``.pdf``, ...).",
+    # training-data attribution (intellego.influence)
+    "INF_MODEL": "model: The trained model (never changed: checkpoints are loaded into a private copy).",
+    "TRAIN_DATASET": "train_dataset: The training examples to rank: a map-style ``Dataset`` or a ``DataLoader`` "
+    "yielding ``(inputs..., labels)`` batches.",
+    "CHECKPOINT": "checkpoint: A state dict or a path to one, loaded into a private copy of the model; None uses "
+    "the model as it is.",
+    "CHECKPOINTS_LOAD_FUNC": "checkpoints_load_func: ``f(model, checkpoint)`` that loads a checkpoint into a "
+    "model (default: ``load_state_dict`` of the checkpoint or of the file it names).",
+    "INF_LAYERS": "layers: Names of the modules whose parameters are used (default: every trainable parameter).",
+    "LOSS_FN": "loss_fn: ``loss(outputs, labels)`` per example (``reduction=\"none\"``) or summed (then "
+    "``sample_wise_grads_per_batch`` says how to split it); default cross-entropy.",
+    "INF_BATCH_SIZE": "batch_size: Training examples per batch when ``train_dataset`` is not already a "
+    "``DataLoader``.",
+    "HESSIAN_DATASET": "hessian_dataset: The examples the curvature is estimated on (default: ``train_dataset``).",
+    "TEST_LOSS_FN": "test_loss_fn: The loss of the test examples whose influence is asked for (default: "
+    "``loss_fn``).",
+    "SAMPLE_WISE_GRADS_PER_BATCH": "sample_wise_grads_per_batch: Captum's flag for a loss summed over the "
+    "batch; per-example gradients are computed either way.",
+    # attacks (intellego.robust)
+    "LOSS_FUNC": "loss_func: ``loss_func(outputs, target) -> loss`` (per example or summed) that the attack "
+    "increases (decreases when targeted). Default: the negative log-likelihood of the target, read as "
+    "probabilities when all outputs are in ``[0, 1]`` (Captum's ``-log(outputs[target])``) and as logits "
+    "otherwise (``-log_softmax(outputs, 1)[target]``; Captum takes the log of the raw logits there, which is "
+    "undefined for negative ones).",
+    "LOWER_BOUND": "lower_bound: Smallest value an input may take (a number or a tensor); the perturbed inputs "
+    "are clamped to it.",
+    "UPPER_BOUND": "upper_bound: Largest value an input may take (a number or a tensor).",
+}
+
+_PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)\{(?P<name>[A-Z_]+)\}[ \t]*$", re.MULTILINE)
+
+
+def expand(doc: str, width: int = 116) -> str:
+    """``doc`` with every line that is only ``{NAME}`` replaced by ``SHARED[NAME]``, wrapped at its indentation.
+
+    Args:
+        doc: A docstring.
+        width: Line width of the wrapped descriptions.
+
+    Returns:
+        The docstring with the shared descriptions filled in.
+
+    Raises:
+        KeyError: A placeholder names no shared description.
+
+    Example:
+        >>> print(expand("Args:\\n    {SHOW_PROGRESS}"))
+        Args:
+            show_progress: Show a progress bar over the model calls (tqdm when installed).
+    """
+
+    def one(match: re.Match[str]) -> str:
+        indent = match["indent"]
+        text = SHARED[match["name"]]
+        return textwrap.fill(text, width, initial_indent=indent, subsequent_indent=indent + "    ",
+                             break_long_words=False, break_on_hyphens=False)
+
+    return _PLACEHOLDER.sub(one, doc)
+
+
+def _fill_function(fn: Any) -> None:
+    while fn is not None:  # a wrapper and what it wraps (functools.wraps copied the unfilled text)
+        if isinstance(getattr(fn, "__doc__", None), str):
+            try:
+                fn.__doc__ = expand(fn.__doc__)
+            except AttributeError:  # builtins
+                return
+        fn = getattr(fn, "__wrapped__", None)
+
+
+def fill_docs(*objects: _T) -> _T:
+    """Fill the shared-argument placeholders of functions, and of classes with their own methods.
+
+    Usable as a decorator (it returns its first argument) or called once at the end of a module.
+
+    Args:
+        *objects: Functions and classes; for a class, its docstring and the docstrings of the functions,
+            static/class methods and properties defined in its body.
+
+    Returns:
+        The first object, unchanged apart from its docstrings.
+
+    Example:
+        >>> @fill_docs
+        ... class Demo:
+        ...     def attribute(self, target=None):
+        ...         '''Args:
+        ...             {TARGET}
+        ...         '''
+        >>> "target: Which output to explain" in Demo.attribute.__doc__
+        True
+    """
+    for obj in objects:
+        if isinstance(obj, type):
+            if isinstance(obj.__doc__, str):
+                obj.__doc__ = expand(obj.__doc__)
+            for member in vars(obj).values():
+                if isinstance(member, (staticmethod, classmethod)):
+                    member = member.__func__
+                elif isinstance(member, property):
+                    member = member.fget
+                if callable(member):
+                    _fill_function(member)
+        else:
+            _fill_function(obj)
+    return objects[0]
