@@ -83,10 +83,21 @@ class AttributionVisualizer:
     def render(self, debug: bool = False) -> None:
         """Show the explorer in the running notebook (JupyterLab, Notebook 7, VS Code, Colab).
 
+        Outside a notebook (a script, a terminal, IPython without a kernel) there is nothing to show it in: this
+        raises an :class:`~intellego.errors.IntellegoError` that points to :meth:`serve` and :meth:`export`.
         ``debug`` is accepted for Captum compatibility and changes nothing.
         """
-        from IPython.display import display
-
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError as exc:
+            raise IntellegoError("render() shows the explorer in a Jupyter notebook and needs IPython and anywidget: "
+                                 "pip install 'intellego[insights]'; without a notebook, use serve() (a local web "
+                                 "app) or export('insights.html') (one offline file)") from exc
+        if getattr(get_ipython(), "kernel", None) is None:
+            raise IntellegoError("render() shows the explorer in a Jupyter notebook, but this is not one (no "
+                                 "IPython kernel); here use visualizer.serve() (prints a URL to open in a browser) "
+                                 "or visualizer.export('insights.html') (one offline HTML file)")
         display(self.widget())
 
     def serve(self, blocking: bool = False, debug: bool = False, port: int | None = None, bind_all: bool = False,

@@ -292,6 +292,10 @@ class Session:
             require(isinstance(scores, Tensor) and scores.dim() == 2 and scores.shape[0] == n,
                     f"model {model} (after score_func) must return (N, n_classes) scores for a batch of {n}, "
                     f"got {describe(scores)}")
+            require(scores.shape[1] == len(self.classes),
+                    f"classes has {len(self.classes)} names ({', '.join(self.classes[:4])}...) but model {model} returns "
+                    f"{scores.shape[1]} scores per example (after score_func: shape {tuple(scores.shape)}); pass one "
+                    "class name per model output, in the order of the outputs")
             for row, peer in zip(scores.detach().float().cpu(), chunk.samples):
                 peer.scores[model] = row
         return sample.scores[model]
