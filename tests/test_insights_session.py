@@ -299,6 +299,7 @@ def test_perturbation_methods_are_wired_when_present(monkeypatch):
 def test_captum_program_runs_with_only_its_imports_changed(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setattr("IPython.get_ipython", lambda: types.SimpleNamespace(kernel=object()))  # in a notebook
     program = '''
 import torch
 from intellego.insights import AttributionVisualizer, Batch

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from intellego.insights import Batch, Session
+from intellego.insights.assets import asset
 from intellego.insights.features import GeneralFeature
-from intellego.insights.server import asset
 from intellego.insights.widget import InsightsWidget
 
 

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nWrote the method comparison figure to {path}")
     else:
         print("\n(matplotlib is not installed: pip install 'intellego[viz]' for the comparison figure)")
-    from .insights.__main__ import main as insights_main
+    from .insights.cli import main as insights_main
 
     if args.export:
         return int(insights_main(["--export", args.export]) or 0)

@@ -33,7 +33,7 @@ from typing import Any
 from torch import Tensor
 
 from ..errors import IntellegoError
-from .features import BaseFeature, GeneralFeature, ImageFeature, TabularFeature, TextFeature
+from .feature_types import BaseFeature, GeneralFeature, ImageFeature, TabularFeature, TextFeature
 from .session import Batch, Session
 
 __all__ = [

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
-from .features import BaseFeature
+from .feature_types import BaseFeature
 from .jobs import Busy, Cancelled, Job, _Watched
 from .methods import METHOD_SPECS, Context, available_methods, call
 
@@ -293,9 +293,9 @@ class Session:
                     f"model {model} (after score_func) must return (N, n_classes) scores for a batch of {n}, "
                     f"got {describe(scores)}")
             require(scores.shape[1] == len(self.classes),
-                    f"classes has {len(self.classes)} names ({', '.join(self.classes[:4])}...) but model {model} returns "
-                    f"{scores.shape[1]} scores per example (after score_func: shape {tuple(scores.shape)}); pass one "
-                    "class name per model output, in the order of the outputs")
+                    f"classes has {len(self.classes)} names ({', '.join(self.classes[:4])}...) but model {model} "
+                    f"returns {scores.shape[1]} scores per example (after score_func: shape {tuple(scores.shape)}); "
+                    "pass one class name per model output, in the order of the outputs")
             for row, peer in zip(scores.detach().float().cpu(), chunk.samples):
                 peer.scores[model] = row
         return sample.scores[model]

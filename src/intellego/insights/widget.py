@@ -18,25 +18,22 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
 from ..errors import IntellegoError, describe
+from .assets import STATIC
 from .session import Job, Session
 
 __all__ = ["InsightsWidget"]
 
-_STATIC = Path(__file__).parent / "static"
-
-
 class InsightsWidget(anywidget.AnyWidget):
     """A notebook view of one :class:`~intellego.insights.session.Session`."""
 
-    _esm = _STATIC / "app.js"
-    _css = _STATIC / "app.css"
+    _esm = STATIC / "app.js"
+    _css = STATIC / "app.css"
     config = traitlets.Dict().tag(sync=True)
 
     def __init__(self, session: Session, **kwargs: Any) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
+from .bar_chart import visualize_feature_attr
 from .compare import Comparison, compare_methods, demo_figure, run_method, shapes_comparison
-from .features import visualize_feature_attr
 from .image import (
     as_image_array,
     normalize_image_attr,

@@ -32,12 +32,21 @@ __all__ = [
     "visualize_image_attr",
     "visualize_image_attr_multiple",
     "default_cmap",
+    "channels_at_end",
 ]
 
 _CHANNELS = (1, 3, 4)
 
 
-def _channel_axis_last(shape: tuple[int, ...], channels_last: bool | None, prefer_last: bool) -> bool:
+def channels_at_end(shape: tuple[int, ...], channels_last: bool | None = None, *, prefer_last: bool = False) -> bool:
+    """The one image-layout rule (figures here and the Insights explorer): whether a 3-d image's channel axis is
+    its last. ``channels_last`` when given; else the end whose size is 1, 3 or 4 when only one end has such a size;
+    else ``prefer_last`` (True for NumPy arrays, Captum's ``(H, W, C)``; False for tensors, torch's ``(C, H, W)``).
+
+    Example:
+        >>> channels_at_end((32, 32, 3)), channels_at_end((3, 32, 32)), channels_at_end((5, 6, 7))
+        (True, False, False)
+    """
     if channels_last is not None:
         return channels_last
     first, last = shape[0] in _CHANNELS, shape[-1] in _CHANNELS
@@ -62,7 +71,7 @@ def as_image_array(x: Any, name: str, channels_last: bool | None = None) -> np.n
         arr = arr[0]
     require(arr.ndim in (2, 3), f"{name} must have shape (H, W), (H, W, C) or (C, H, W), got shape {arr.shape}")
     require(min(arr.shape) > 0, f"{name} must not be empty, got shape {arr.shape}")
-    if arr.ndim == 3 and not _channel_axis_last(arr.shape, channels_last, prefer_last=not is_tensor):
+    if arr.ndim == 3 and not channels_at_end(arr.shape, channels_last, prefer_last=not is_tensor):
         arr = np.moveaxis(arr, 0, -1)
     return arr
 
