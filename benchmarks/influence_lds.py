@@ -237,8 +237,11 @@ def _write(table: str) -> None:
     bench = root / "docs" / "benchmarks.md"
     head, *parts = bench.read_text().split("\n## ")
     section = f"## {SECTION}\n\nWritten by `python -m benchmarks.influence_lds`.\n\n{table}\n"
-    kept = ["## " + p for p in parts if not p.startswith(SECTION)]
-    bench.write_text("\n".join([head.rstrip("\n") + "\n", *(k.rstrip("\n") + "\n" for k in kept), section]))
+    body = [section if p.startswith(SECTION) else "## " + p.rstrip("\n") + "\n" for p in parts]
+    if not any(p.startswith(SECTION) for p in parts):  # new: after the other influence-function section
+        at = next((i + 1 for i, p in enumerate(parts) if p.startswith("Influence functions:")), len(parts))
+        body.insert(at, section)
+    bench.write_text("\n".join([head.rstrip("\n") + "\n", *body]))
 
 
 if __name__ == "__main__":
