@@ -179,3 +179,18 @@ def test_a_changed_structure_is_measured_again():
     FeatureAblation(model).attribute(x, target=0, perturbations_per_eval=64)
     assert max(model.rows) < narrow  # a layer 16x wider: smaller chunks under the cache rule
     assert max(model.rows) <= max(x.shape[0], perturb_eval.CPU_CHUNK_BYTES // _largest_row_bytes(model, x))
+
+
+def test_user_functions_cannot_change_a_cached_plan():
+    """Lime hands the plan's masks to user sampling code (as Captum does); writing into them changes nothing
+    for the next call."""
+    f = torch.nn.Linear(4, 1).to(D)
+    x = torch.randn(2, 4, dtype=D)
+
+    def vandal(original, **kwargs):
+        kwargs["feature_mask"].fill_(0)  # a user function writing into what it was given
+        return torch.ones(1, kwargs["num_interp_features"], dtype=torch.long)
+
+    Lime(f, perturb_func=vandal).attribute(x, target=0, n_samples=10)
+    torch.testing.assert_close(FeatureAblation(f).attribute(x, target=0), ablation_oracle(f, x, torch.arange(4)[None],
+                                                                                          torch.zeros((), dtype=D)))

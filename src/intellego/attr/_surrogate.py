@@ -82,9 +82,10 @@ def setup(method: Any, inputs: Any, baselines: Any, target: Any, args: Any, feat
 
 
 def captum_kwargs(ev: Evaluator, plan: FeaturePlan) -> dict[str, Any]:
-    """The keyword arguments Captum passes to user sampling/transform functions."""
+    """The keyword arguments Captum passes to user sampling/transform functions (copies of the plan's masks:
+    plans are cached, and user code must not be able to change one)."""
     single = len(ev.inputs) == 1
-    masks = plan.masks or ()
+    masks = tuple(m.clone() for m in plan.masks or ())
     return {"baselines": ev.fills[0] if single else ev.fills,
             "feature_mask": masks[0] if single else masks, "num_interp_features": plan.n_features}
 

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -186,13 +187,7 @@ def plan_features(
         return _window_plan(inputs, sliding_window_shapes, strides, shapes)
     require(strides is None, "strides only apply together with sliding_window_shapes")
     if feature_mask is None:
-        default: list[Tensor] = []
-        offset = 0
-        for x in inputs:
-            n = math.prod(x.shape[1:])
-            default.append(torch.arange(offset, offset + n, device=x.device).reshape(1, *x.shape[1:]))
-            offset += n
-        return FeaturePlan(offset, tuple(default), None, shapes)
+        return _default_plan(tuple((s, x.device) for s, x in zip(shapes, inputs)))
     given = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
     require(len(given) == len(inputs), f"{names.feature_mask} has {len(given)} tensor(s) but {names.inputs} has "
             f"{len(inputs)}; give one mask per tensor of {names.inputs}")
@@ -239,6 +234,19 @@ def _mask_plan(given: Any, inputs: tuple[Tensor, ...], aggregate: bool, names: A
             f"(max id {n - 1}, {ids.numel()} distinct ids); renumber them, e.g. with "
             "torch.unique(mask, return_inverse=True)")
     return FeaturePlan(n, masks, None, shapes)
+
+
+@functools.lru_cache(maxsize=32)
+def _default_plan(layout: tuple[tuple[tuple[int, ...], torch.device], ...]) -> FeaturePlan:
+    """Every scalar its own feature (ids run on across the tensors); a function of the per-example shapes and
+    devices alone, so it is built once per layout (its masks are never handed to the caller)."""
+    default: list[Tensor] = []
+    offset = 0
+    for shape, device in layout:
+        n = math.prod(shape)
+        default.append(torch.arange(offset, offset + n, device=device).reshape(1, *shape))
+        offset += n
+    return FeaturePlan(offset, tuple(default), None, tuple(shape for shape, _ in layout))
 
 
 def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names: ArgNames) -> Tensor:
