@@ -2,8 +2,8 @@
 
 The widget ships the same ``app.js`` and ``app.css`` as the web app; its transport is anywidget's custom
 messages. The front end sends ``{"type": "run", "id", "request"}`` and ``{"type": "cancel", "id"}``; the
-widget answers ``progress``, then ``result`` or ``error``, each with the request's ``id``. The session's
-description travels in the synced ``config`` trait.
+widget answers ``progress``, then ``result``, ``cancelled`` (the user's Cancel) or ``error``, each with the
+request's ``id``. The session's description travels in the synced ``config`` trait.
 
 Example:
     >>> import torch
@@ -72,5 +72,7 @@ class InsightsWidget(anywidget.AnyWidget):
         self._jobs.pop(rid, None)
         if job.state == "done":
             self.send({"type": "result", "id": rid, "result": job.result})
+        elif job.state == "cancelled":
+            self.send({"type": "cancelled", "id": rid})
         else:
             self.send({"type": "error", "id": rid, "message": job.error or job.state})
