@@ -47,6 +47,7 @@ from .llm_result import LLMAttributionResult
 from .lrp import LRP, LayerLRP
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
+from .partition_shapley import PartitionShapley
 from .shapley import ShapleyValues, ShapleyValueSampling
 from .sklearn_models import SkLearnLasso, SkLearnLinearModel, SkLearnLinearRegression, SkLearnRidge
 from .summarizer import (
@@ -89,6 +90,7 @@ __all__ = [
     "FeaturePermutation",
     "ShapleyValueSampling",
     "ShapleyValues",
+    "PartitionShapley",
     "KernelShap",
     "LimeBase",
     "Lime",
