@@ -138,13 +138,13 @@ class PartitionShapley(PerturbationAttribution):
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             hierarchy: nested lists of feature indices (the ids of ``feature_mask``, or the input elements in
                 order), each feature once; default :func:`balanced_hierarchy`.
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
-            {MEMORY}
+            {MEMORY_BUDGET}
         """
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
