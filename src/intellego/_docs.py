@@ -18,11 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import re
 import textwrap
 from typing import Any, TypeVar
 
-__all__ = ["SHARED", "fill_docs", "expand"]
+__all__ = ["SHARED", "AUTO", "fill_docs", "expand", "add_shared_args"]
 
 _T = TypeVar("_T")
 
@@ -50,7 +51,7 @@ SHARED: dict[str, str] = {
     "N_STEPS": "n_steps: Number of points on the path from the baselines to the inputs at which gradients are "
     "taken (more steps: a smaller convergence delta, more model calls).",
     "METHOD": "method: The integration rule along the path: ``gausslegendre`` (the default, exact for "
-    "polynomials of degree < 2 * n_steps), ``riemann_trapezoid``, ``riemann_left``, ``riemann_right`` or "
+    "polynomials of degree below twice n_steps), ``riemann_trapezoid``, ``riemann_left``, ``riemann_right`` or "
     "``riemann_middle``.",
     "INTERNAL_BATCH_SIZE": "internal_batch_size: At most this many rows (examples x steps) per model call; None "
     "sizes the calls from ``memory_budget``. Results do not depend on it.",
@@ -130,6 +131,14 @@ SHARED: dict[str, str] = {
     "UPPER_BOUND": "upper_bound: Largest value an input may take (a number or a tensor).",
 }
 
+# Parameters of the attribution classes that get their shared text when a docstring leaves them out
+# (add_shared_args); other modules name their placeholders explicitly.
+AUTO: dict[str, str] = {name: name.upper() for name in (
+    "forward_func", "multiply_by_inputs", "layer", "device_ids", "inputs", "baselines", "target",
+    "additional_forward_args", "n_steps", "method", "internal_batch_size", "return_convergence_delta",
+    "perturbations_per_eval", "feature_mask", "show_progress", "n_samples", "stdevs", "neuron_selector",
+    "attribute_to_layer_input", "layer_baselines", "targets", "generator", "memory_budget")}
+
 _PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)\{(?P<name>[A-Z_]+)\}[ \t]*$", re.MULTILINE)
 
 
@@ -159,6 +168,95 @@ def expand(doc: str, width: int = 116) -> str:
                              break_long_words=False, break_on_hyphens=False)
 
     return _PLACEHOLDER.sub(one, doc)
+
+
+_ARGS_HEADER = ("Args:", "Arguments:", "Parameters:")
+_SECTION = re.compile(r"^(Returns|Yields|Raises|Example|Examples|Note|Notes|Attributes|Warning|Warnings):\s*$")
+_ENTRY = re.compile(r"^    \**([\w*][\w*, ]*?)(?: \([^)]*\))?:(\s|$)")
+
+
+def _entry(name: str, width: int = 116) -> str:
+    return textwrap.fill(SHARED[AUTO[name]], width, initial_indent="    ", subsequent_indent="        ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _with_args(doc: str, names: list[str]) -> str:
+    """``doc`` (cleaned) with an Args entry for each of ``names`` that it does not document yet."""
+    lines = inspect.cleandoc(doc).splitlines()
+    start = next((i for i, line in enumerate(lines) if line in _ARGS_HEADER), None)
+    documented: set[str] = set()
+    end = len(lines)
+    if start is not None:
+        end = start + 1
+        while end < len(lines) and (lines[end].startswith(" ") or not lines[end].strip()):
+            end += 1
+        while end > start + 1 and not lines[end - 1].strip():
+            end -= 1
+        for line in lines[start + 1:end]:
+            match = _ENTRY.match(line)
+            if match:
+                documented.update(n.strip().lstrip("*") for n in match[1].split(","))
+    missing = [n for n in names if n not in documented]
+    if not missing:
+        return doc
+    entries = [_entry(n) for n in missing]
+    if start is not None:
+        lines[end:end] = entries
+    else:
+        at = next((i for i, line in enumerate(lines) if _SECTION.match(line)), None)
+        if at is None:
+            lines += ["", "Args:", *entries]
+        else:
+            lines[at:at] = ["Args:", *entries, ""]
+    return "\n".join(lines) + "\n"
+
+
+def _parameters(fn: Any) -> list[str]:
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+    return [n for n in names if n in AUTO]
+
+
+def _set_doc(fn: Any, doc: str) -> None:
+    while fn is not None:  # a wrapper and what it wraps
+        fn.__doc__ = doc
+        fn = getattr(fn, "__wrapped__", None)
+
+
+def add_shared_args(cls: type) -> type:
+    """Document the shared arguments that ``cls``'s docstrings leave out, with the texts of :data:`SHARED`.
+
+    Constructor arguments go to the class docstring's Args section, ``attribute``'s to its own; entries
+    already there are kept. Called for every :class:`~intellego.attr.Attribution` subclass when it is defined.
+
+    Args:
+        cls: The class; its constructor's arguments and its own ``attribute``'s are read.
+
+    Returns:
+        ``cls``, with completed docstrings.
+
+    Example:
+        >>> class Demo:
+        ...     "A method."
+        ...     def __init__(self, forward_func): ...
+        ...     def attribute(self, inputs, target=None):
+        ...         "Attributions.\\n\\nReturns:\\n    A tensor.\\n"
+        >>> print(add_shared_args(Demo).attribute.__doc__[:56])
+        Attributions.
+        <BLANKLINE>
+        Args:
+            inputs: The examples to explain
+        >>> "forward_func: The model" in Demo.__doc__
+        True
+    """
+    if cls.__doc__ and cls.__init__ is not object.__init__:
+        cls.__doc__ = _with_args(cls.__doc__, _parameters(cls.__init__))
+    method = cls.__dict__.get("attribute")
+    if callable(method) and method.__doc__:
+        _set_doc(method, _with_args(method.__doc__, _parameters(method)))
+    return cls
 
 
 def _fill_function(fn: Any) -> None:

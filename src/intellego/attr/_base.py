@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._docs import fill_docs
+from .._docs import add_shared_args, fill_docs
 from ..core.grad import ForwardSpec, grad_kwargs_scope
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack, pack_baselines
@@ -101,7 +101,7 @@ class Attribution:
         """Every ``attribute`` leaves the buffers of a model in training mode as it found them, and opens the
         scope of its ``grad_kwargs`` (see :func:`intellego.core.grad.use_grad_kwargs`)."""
         super().__init_subclass__(**kwargs)
-        fill_docs(cls)  # the shared argument descriptions (intellego/_docs.py), before wrapping copies them
+        add_shared_args(fill_docs(cls))  # shared argument texts (intellego/_docs.py), before wrapping copies them
         method = cls.__dict__.get("attribute")
         if callable(method) and not getattr(method, "_keeps_buffers", False):
             cls.attribute = _keeping_buffers(method)  # type: ignore[method-assign]

@@ -51,10 +51,7 @@ class FeatureAblation(PerturbationAttribution):
         memory_budget: int | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Attributions shaped like ``inputs`` when the model returns one value per example; with outputs
-        of shape ``O`` in general (several values per example, or one per batch), shape ``(*O, *input.shape[1:])``.
-        Other keyword arguments are accepted and unused, as in Captum (which keeps them for its subclasses'
-        internals); a warning names them.
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -65,6 +62,12 @@ class FeatureAblation(PerturbationAttribution):
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
             {MEMORY_BUDGET}
+            **kwargs: Accepted and unused, as in Captum (which keeps them for its subclasses' internals); a
+                warning names them.
+
+        Returns:
+            Attributions shaped like ``inputs`` when the model returns one value per example; with outputs of shape
+            ``O`` in general (several values per example, or one per batch), shape ``(*O, *input.shape[1:])``.
         """
         self._warn_unused_kwargs(kwargs)
         return self._ablation(inputs, baselines, target, additional_forward_args, feature_mask,
@@ -108,7 +111,7 @@ class Occlusion(FeatureAblation):
         *,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions shaped like ``inputs`` (see :meth:`FeatureAblation.attribute` for other outputs).
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -121,6 +124,9 @@ class Occlusion(FeatureAblation):
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
             {MEMORY_BUDGET}
+
+        Returns:
+            Attributions shaped like ``inputs`` (see :meth:`FeatureAblation.attribute` for other outputs).
         """
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
@@ -164,9 +170,7 @@ class FeaturePermutation(FeatureAblation):
         memory_budget: int | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Attributions like :meth:`FeatureAblation.attribute`; the batch must hold at least 2 examples.
-        Other keyword arguments are accepted and unused, as in Captum (``baselines=`` included: permuted values
-        replace the features); a warning names them.
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -177,6 +181,11 @@ class FeaturePermutation(FeatureAblation):
             {SHOW_PROGRESS}
             {GENERATOR}
             {MEMORY_BUDGET}
+            **kwargs: Accepted and unused, as in Captum (``baselines=`` included: permuted values replace the
+                features); a warning names them.
+
+        Returns:
+            Attributions like :meth:`FeatureAblation.attribute`; the batch must hold at least 2 examples.
         """
         self._warn_unused_kwargs(kwargs)
         return self._permutation(inputs, target, additional_forward_args, feature_mask, perturbations_per_eval,

@@ -58,7 +58,11 @@ class LayerFeatureAblation(_LayerPerturbation):
     def attribute(self, inputs: Any, layer_baselines: Any = None, target: Any = None,
                   additional_forward_args: Any = None, layer_mask: Any = None, attribute_to_layer_input: bool = False,
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value (``perturbations_per_eval`` None sizes batches itself)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value (``perturbations_per_eval`` None sizes batches itself).
+        """
         fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
         attrs, _ = pack(FeatureAblation(fn)._ablation(acts, layer_baselines, target, args, layer_mask,
                                                       perturbations_per_eval, False, memory_budget, _LAYER_NAMES))
@@ -82,7 +86,11 @@ class LayerFeaturePermutation(_LayerPerturbation):
                   layer_mask: Any = None, perturbations_per_eval: int | None = None, *,
                   attribute_to_layer_input: bool = False, generator: torch.Generator | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value.
+        """
         fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
         attrs, _ = pack(FeaturePermutation(fn)._permutation(acts, target, args, layer_mask, perturbations_per_eval,
                                                             False, generator, memory_budget, _LAYER_NAMES))
@@ -105,7 +113,11 @@ class NeuronFeatureAblation(NeuronMethod, PerturbationAttribution):
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None, attribute_to_neuron_input: bool = False,
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
-        """Attributions shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         fa = FeatureAblation(self._cut(attribute_to_neuron_input, plan))
         xs, _ = pack(inputs)

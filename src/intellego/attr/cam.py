@@ -81,8 +81,12 @@ class _GradientCam(LayerMethod, GradientAttribution):
                   attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
                   reshape_transform: Transform = None, targets: list[Any] | None = None,
                   internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
-        """One ``(N, 1, *spatial)`` map per layer tensor (a tuple or list as for the other layer methods);
-        ``(K, N, 1, *spatial)`` for ``K`` ``targets`` (see :mod:`intellego.attr.layer`)."""
+        """Compute the attributions.
+
+        Returns:
+            One ``(N, 1, *spatial)`` map per layer tensor (a tuple or list as for the other layer methods); ``(K, N,
+            1, *spatial)`` for ``K`` ``targets`` (see :mod:`intellego.attr.layer`).
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, attribute_to_layer_input, relu_attributions, reshape_transform=reshape_transform,
@@ -194,7 +198,11 @@ class LayerGradCam(LayerMethod, GradientAttribution):
                   attr_dim_summation: bool = True, grad_kwargs: dict[str, Any] | None = None, *,
                   targets: list[Any] | None = None, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """One map per layer tensor, shaped like the activation with the channel dimension summed out."""
+        """Compute the attributions.
+
+        Returns:
+            One map per layer tensor, shaped like the activation with the channel dimension summed out.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, attribute_to_layer_input, relu_attributions, attr_dim_summation, grad_kwargs,
@@ -236,7 +244,11 @@ class GuidedGradCam(LayerMethod, GradientAttribution):
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False, *,
                   targets: list[Any] | None = None) -> Any:
-        """Attributions shaped like ``inputs`` (``(K, N, ...)`` for ``K`` ``targets``)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like ``inputs`` (``(K, N, ...)`` for ``K`` ``targets``).
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, interpolate_mode, attribute_to_layer_input), inputs, None, additional_forward_args)

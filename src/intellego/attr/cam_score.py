@@ -44,7 +44,11 @@ class LayerEigenCam(LayerMethod):
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
                   reshape_transform: Transform = None) -> Any:
-        """One ``(N, 1, *spatial)`` map per layer tensor."""
+        """Compute the attributions.
+
+        Returns:
+            One ``(N, 1, *spatial)`` map per layer tensor.
+        """
         xs, _ = pack(inputs)
         spec = ForwardSpec.build(self.forward_func, None, additional_forward_args, xs[0].shape[0])
         acts, layout = evals_at(spec, self._sites(attribute_to_layer_input), xs, xs[0].shape[0])
@@ -94,7 +98,11 @@ class LayerScoreCam(LayerMethod):
                   attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
                   reshape_transform: Transform = None, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """One ``(N, 1, *spatial)`` map per layer tensor."""
+        """Compute the attributions.
+
+        Returns:
+            One ``(N, 1, *spatial)`` map per layer tensor.
+        """
         xs, _ = pack(inputs)
         if len(xs) != 1 or xs[0].dim() < 3:
             raise IntellegoError("LayerScoreCam masks one (N, C, *spatial) input tensor, got "

@@ -65,7 +65,7 @@ class DataLoaderAttribution(Attribution):
                   to_metric: Callable[[Any], Tensor] | None = None, perturbations_per_pass: int | None = None,
                   show_progress: bool = False, return_input_shape: bool = True, *,
                   batch_perturbations: bool = True) -> Any:
-        """Attributions of the metric to the features.
+        """Compute the attributions.
 
         Args:
             dataloader: an iterable of batches (a tensor, or a tuple/list of elements of a fixed length).
@@ -83,6 +83,9 @@ class DataLoaderAttribution(Attribution):
                 element, each ``(n_metric, *element.shape[1:])``) instead of ``(n_metric, n_features)``.
             batch_perturbations: keyword-only; run the perturbed copies of a batch as one model call (needs a
                 model that returns one output row per example; otherwise the copies run one by one).
+
+        Returns:
+            Attributions of the metric to the features.
         """
         first = next(iter(dataloader))
         was_tuple = isinstance(first, (tuple, list))

@@ -183,8 +183,12 @@ class DeepLift(GradientAttribution):
         return_convergence_delta: bool = False,
         custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
     ) -> Any:
-        """Attributions like ``inputs``; with ``return_convergence_delta`` also
-        ``sum(attributions) - (f(inputs) - f(baselines))`` per example."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions like ``inputs``; with ``return_convergence_delta`` also ``sum(attributions) - (f(inputs) -
+            f(baselines))`` per example.
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         refs = pack_baselines(baselines, xs)
@@ -279,8 +283,12 @@ class DeepLiftShap(DeepLift):
         *,
         internal_batch_size: int | None = None,
     ) -> Any:
-        """Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per
-        (example, baseline) pair, the pairs of each example together."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per (example, baseline)
+            pair, the pairs of each example together.
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         pairs = BaselinePairs.build(self.forward_func, xs, baselines, target, additional_forward_args,

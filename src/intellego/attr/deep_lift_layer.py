@@ -55,8 +55,12 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
                   grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None) -> Any:
-        """Attributions shaped like the layer's value; ``(attributions, delta)`` when asked. ``targets``: several
-        targets in one batched call (see :mod:`intellego.attr.layer`)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value; ``(attributions, delta)`` when asked. ``targets``: several
+            targets in one batched call (see :mod:`intellego.attr.layer`).
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, return_convergence_delta, attribute_to_layer_input, custom_attribution_func, grad_kwargs),
@@ -108,7 +112,11 @@ class LayerDeepLiftShap(LayerDeepLift):
                   attribute_to_layer_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None, *,
                   targets: list[Any] | None = None, internal_batch_size: int | None = None) -> Any:
-        """Attributions shaped like the layer's value; deltas per (example, baseline) pair when asked."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value; deltas per (example, baseline) pair when asked.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, return_convergence_delta, attribute_to_layer_input, custom_attribution_func,
@@ -147,7 +155,11 @@ class NeuronDeepLift(NeuronMethod, GradientAttribution):
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:
-        """The neuron's DeepLIFT attributions, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            The neuron's DeepLIFT attributions, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         dl = self._primary(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
         return self._run(inputs, plan, baselines, additional_forward_args,
@@ -173,6 +185,10 @@ class NeuronDeepLiftShap(NeuronDeepLift):
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any,  # type: ignore[override]
                   additional_forward_args: Any = None, attribute_to_neuron_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:
-        """The neuron's DeepLiftShap attributions over the baseline distribution, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            The neuron's DeepLiftShap attributions over the baseline distribution, shaped like ``inputs``.
+        """
         return super().attribute(inputs, neuron_selector, baselines, additional_forward_args,
                                  attribute_to_neuron_input, custom_attribution_func)

@@ -38,7 +38,11 @@ class Saliency(GradientAttribution):
         internal_batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """Gradients of ``target`` w.r.t. ``inputs``; ``abs`` returns their absolute values."""
+        """Compute the attributions.
+
+        Returns:
+            Gradients of ``target`` w.r.t. ``inputs``; ``abs`` returns their absolute values.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, abs, a, internal_batch_size=internal_batch_size, memory_budget=memory_budget),
@@ -76,7 +80,11 @@ class InputXGradient(GradientAttribution):
         internal_batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """``inputs * d target / d inputs``, same structure as ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            ``inputs * d target / d inputs``, same structure as ``inputs``.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, internal_batch_size=internal_batch_size, memory_budget=memory_budget),

@@ -54,8 +54,12 @@ class GradientShap(GradientAttribution):
         internal_batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per draw
-        (``batch * n_samples`` values, the draws of each example together)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per draw (``batch *
+            n_samples`` values, the draws of each example together).
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         check_positive_int(n_samples, "n_samples", allow_none=False)

@@ -71,7 +71,11 @@ class _ModifiedReLU(GradientAttribution):
         self.model = model
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
-        """Modified gradients of ``target`` w.r.t. ``inputs``, same structure as ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            Modified gradients of ``target`` w.r.t. ``inputs``, same structure as ``inputs``.
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
@@ -128,7 +132,11 @@ class NeuronGuidedBackprop(NeuronMethod, GradientAttribution):
 
     def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False) -> Any:
-        """The neuron's modified gradients, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            The neuron's modified gradients, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         method = self._primary(self._cut(attribute_to_neuron_input, plan))
         return self._run(inputs, plan, None, additional_forward_args,

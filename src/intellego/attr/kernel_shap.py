@@ -78,7 +78,7 @@ class KernelShap(Lime):
         estimator: str = "kernelshap",
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions like :meth:`Lime.attribute`.
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -93,6 +93,9 @@ class KernelShap(Lime):
             {GENERATOR}
             estimator: keyword-only; ``"kernelshap"`` (default) or ``"captum"`` (Captum's estimator).
             {MEMORY_BUDGET}
+
+        Returns:
+            Attributions like :meth:`Lime.attribute`.
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         require(estimator in KERNEL_SHAP_ESTIMATORS, f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, "

@@ -56,7 +56,11 @@ class LayerActivation(LayerMethod):
 
     def attribute(self, inputs: Any, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False) -> Any:
-        """The activations: a tensor, a tuple for tuple layers, a list for a list of layers."""
+        """Compute the attributions.
+
+        Returns:
+            The activations: a tensor, a tuple for tuple layers, a list for a list of layers.
+        """
         xs, _ = pack(inputs)
         spec = ForwardSpec.build(self.forward_func, None, additional_forward_args, xs[0].shape[0])
         acts, layout = layer_eval(spec, self._sites(attribute_to_layer_input), xs)
@@ -88,7 +92,11 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
                   targets: list[Any] | None = None, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """``activation * gradient`` (or the gradient alone without ``multiply_by_inputs``) per layer."""
+        """Compute the attributions.
+
+        Returns:
+            ``activation * gradient`` (or the gradient alone without ``multiply_by_inputs``) per layer.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, attribute_to_layer_input, grad_kwargs, internal_batch_size=internal_batch_size,
@@ -118,7 +126,11 @@ class InternalInfluence(LayerMethod, GradientAttribution):
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
                   targets: list[Any] | None = None, memory_budget: int | None = None) -> Any:
-        """Path-averaged gradients at the layer, shaped like the layer's value."""
+        """Compute the attributions.
+
+        Returns:
+            Path-averaged gradients at the layer, shaped like the layer's value.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, attribute_to_layer_input, grad_kwargs,
@@ -170,7 +182,11 @@ class LayerConductance(LayerMethod, GradientAttribution):
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Conductance of every unit of the layer; ``(attributions, delta)`` when asked."""
+        """Compute the attributions.
+
+        Returns:
+            Conductance of every unit of the layer; ``(attributions, delta)`` when asked.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
@@ -232,7 +248,11 @@ class LayerIntegratedGradients(LayerMethod, GradientAttribution):
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value(s); ``(attributions, delta)`` when asked."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value(s); ``(attributions, delta)`` when asked.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
@@ -284,8 +304,12 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
                   attribute_to_layer_input: bool = False, *, targets: list[Any] | None = None,
                   generator: torch.Generator | None = None, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value; with ``return_convergence_delta`` one delta per draw (for a
-        list of layers, a list with one delta tensor per layer)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value; with ``return_convergence_delta`` one delta per draw (for a
+            list of layers, a list with one delta tensor per layer).
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, n_samples, stdevs, t, a, return_convergence_delta, attribute_to_layer_input,

@@ -75,7 +75,11 @@ class LimeBase(PerturbationAttribution):
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None, n_samples: int = 50,
                   perturbations_per_eval: int | None = None, show_progress: bool = False, **kwargs: Any) -> Tensor:
-        """Coefficients of the surrogate fitted on ``n_samples`` samples (``representation()``)."""
+        """Compute the attributions.
+
+        Returns:
+            Coefficients of the surrogate fitted on ``n_samples`` samples (``representation()``).
+        """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         check_positive_int(perturbations_per_eval, "perturbations_per_eval")
         with HookScope(), torch.no_grad():
@@ -164,8 +168,7 @@ class Lime(LimeBase):
         generator: torch.Generator | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """Surrogate coefficients spread over the inputs' shapes, or ``(batch, n_features)`` (one row for a
-        model that returns one value per batch) with ``return_input_shape=False``.
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -179,6 +182,10 @@ class Lime(LimeBase):
             {SHOW_PROGRESS}
             {GENERATOR}
             {MEMORY_BUDGET}
+
+        Returns:
+            Surrogate coefficients spread over the inputs' shapes, or ``(batch, n_features)`` (one row for a model
+            that returns one value per batch) with ``return_input_shape=False``.
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         with HookScope(), torch.no_grad():

@@ -290,10 +290,14 @@ class LLMGradientAttribution(BaseLLMAttribution):
 
     def attribute(self, inp: InterpretableInput, target: str | Tensor | None = None,
                   gen_args: dict[str, Any] | None = None, **kwargs: Any) -> LLMAttributionResult:
-        """Attributions of each target token (rows of ``token_attr``) to the prompt tokens, summed over the
-        embedding dimension; ``seq_attr`` is their sum. ``**kwargs`` go to the wrapped method's ``attribute``
-        (``n_steps``, ``baselines``, ...). All target tokens are attributed in one call of the wrapped method:
-        example ``k`` of its batch is target token ``k``, read off a teacher-forced forward."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions of each target token (rows of ``token_attr``) to the prompt tokens, summed over the
+            embedding dimension; ``seq_attr`` is their sum. ``**kwargs`` go to the wrapped method's ``attribute``
+            (``n_steps``, ``baselines``, ...). All target tokens are attributed in one call of the wrapped method:
+            example ``k`` of its batch is target token ``k``, read off a teacher-forced forward.
+        """
         _check_kwargs(kwargs, type(self).__name__)
         tokens = self._get_target_tokens(inp, target, gen_args)
         inp = cast(TextTokenInput, inp)  # checked by _get_target_tokens

@@ -205,8 +205,12 @@ class LRP(GradientAttribution):
 
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, verbose: bool = False) -> Any:
-        """Relevance of each input feature (same structure as ``inputs``); with ``return_convergence_delta``
-        also ``output - sum(relevance)`` per example."""
+        """Compute the attributions.
+
+        Returns:
+            Relevance of each input feature (same structure as ``inputs``); with ``return_convergence_delta`` also
+            ``output - sum(relevance)`` per example.
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         rule_map = _LRPRules(self.model, self.rules, self.canonize)
@@ -264,8 +268,13 @@ class LayerLRP(LayerMethod, GradientAttribution):
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   verbose: bool = False, *, targets: list[Any] | None = None) -> Any:
-        """Relevance shaped like the layer's value (a list for a list of layers); ``(relevance, delta)`` with
-        ``delta = output - sum(relevance)`` per example when asked; ``targets`` as in :mod:`intellego.attr.layer`."""
+        """Compute the attributions.
+
+        Returns:
+            Relevance shaped like the layer's value (a list for a list of layers); ``(relevance, delta)`` with
+            ``delta = output - sum(relevance)`` per example when asked; ``targets`` as in
+            :mod:`intellego.attr.layer`.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, return_convergence_delta, attribute_to_layer_input, verbose), inputs, None,

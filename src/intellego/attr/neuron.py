@@ -56,7 +56,11 @@ class NeuronGradient(NeuronMethod, GradientAttribution):
     def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False, *, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """``d neuron / d inputs``, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            ``d neuron / d inputs``, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         sal = Saliency(self._cut(attribute_to_neuron_input, plan))
         return self._run(inputs, plan, None, additional_forward_args,
@@ -84,7 +88,11 @@ class NeuronIntegratedGradients(NeuronMethod, GradientAttribution):
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_neuron_input: bool = False, *, memory_budget: int | None = None) -> Any:
-        """IG of the neuron along ``baselines -> inputs``, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            IG of the neuron along ``baselines -> inputs``, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         ig = IntegratedGradients(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
         return self._run(inputs, plan, baselines, additional_forward_args,
@@ -115,7 +123,11 @@ class NeuronGradientShap(NeuronMethod, GradientAttribution):
                   stdevs: float | tuple[float, ...] = 0.0, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False, *, generator: torch.Generator | None = None,
                   internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
-        """The neuron's GradientSHAP values, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            The neuron's GradientSHAP values, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         gs = GradientShap(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
         return self._run(inputs, plan, baselines, additional_forward_args,
@@ -148,7 +160,11 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
                   additional_forward_args: Any = None, n_steps: int = 50, method: str = "riemann_trapezoid",
                   internal_batch_size: int | None = None, attribute_to_neuron_input: bool = False,
                   grad_kwargs: dict[str, Any] | None = None, *, memory_budget: int | None = None) -> Any:
-        """Conductance of the inputs through the neuron, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            Conductance of the inputs through the neuron, shaped like ``inputs``.
+        """
         use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, was_tuple = pack(inputs)
         require_float(xs)

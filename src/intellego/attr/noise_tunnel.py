@@ -69,10 +69,13 @@ class NoiseTunnel(Attribution):
         generator: torch.Generator | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Noise-averaged attributions like ``inputs``; other keyword arguments go to the wrapped method.
+        """Compute the attributions.
 
         With ``return_convergence_delta=True`` the wrapped method's deltas for every noisy sample are
         returned too. ``draw_baseline_from_distrib`` draws one baseline per sample from ``baselines``.
+
+        Returns:
+            Noise-averaged attributions like ``inputs``; other keyword arguments go to the wrapped method.
         """
         xs, was_tuple = pack(inputs)
         require_float(xs)

@@ -65,7 +65,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         antithetic: bool = False,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -81,6 +81,9 @@ class ShapleyValueSampling(PerturbationAttribution):
             antithetic: keyword-only; pair every permutation with its reverse (lower variance for
                 near-additive models). ``n_samples`` counts both members of a pair.
             {MEMORY_BUDGET}
+
+        Returns:
+            Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         with HookScope(), torch.no_grad():
@@ -150,7 +153,7 @@ class ShapleyValues(PerturbationAttribution):
         *,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -161,6 +164,9 @@ class ShapleyValues(PerturbationAttribution):
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
             {MEMORY_BUDGET}
+
+        Returns:
+            Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
         """
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
