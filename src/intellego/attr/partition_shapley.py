@@ -132,7 +132,7 @@ class PartitionShapley(PerturbationAttribution):
         *,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -145,6 +145,9 @@ class PartitionShapley(PerturbationAttribution):
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
             {MEMORY_BUDGET}
+
+        Returns:
+            Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
         """
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
