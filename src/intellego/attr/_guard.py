@@ -121,11 +121,11 @@ def _explain_missing_batch(check: InputCheck, forward_func: Any, extra: Callable
     if isinstance(exc, IntellegoError) and not isinstance(exc, ShapeError):
         return  # a named error about something else (a value out of range, a bad type): no model run to explain it
     args = extra()
-    if _first_dim(_probe(forward_func, tuple(x.unsqueeze(0) for x in xs), args)) != 1:
-        return
     given = _probe(forward_func, xs, args)
     if given is not _FAILED and _first_dim(given) == xs[0].shape[0]:
         return  # the model keeps dimension 0 as the batch: the inputs are a batch, the failure is something else
+    if _first_dim(_probe(forward_func, tuple(x.unsqueeze(0) for x in xs), args)) != 1:
+        return
     if len(xs) == 1:
         label, shape, it = check.labels[0], tuple(xs[0].shape), "it"
         what, fix = f"{label} has shape {shape}", f"{label}.unsqueeze(0) (shape {(1, *shape)})"
