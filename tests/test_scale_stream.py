@@ -124,6 +124,8 @@ def test_stream_resume_recomputes_only_missing_and_checks_length(job, tmp_path):
     assert torch.equal(load_results(out).attributions, clean)
     with pytest.raises(IntellegoError, match="gave 40 examples but .* was started with 45"):
         job.run(out, job.Stream(40))
+    with pytest.raises(IntellegoError, match="the iterable dataset yielded nothing"):
+        job.run(tmp_path / "empty", job.Stream(0))
 
 
 def test_all_reduce_on_one_process_matches_shard_order(job, tmp_path):

@@ -32,7 +32,8 @@ from torch.utils.data import default_collate
 
 from ..errors import describe, require
 
-__all__ = ["Output", "Adapter", "Batched", "PerExample", "Attribute", "as_adapter", "self_influence", "influence"]
+__all__ = ["Output", "Adapter", "Batched", "PerExample", "Attribute", "as_adapter", "is_labelled", "self_influence",
+           "influence"]
 
 Value = Tensor | list[Tensor]
 
@@ -49,11 +50,10 @@ class Output:
 
 @runtime_checkable
 class Adapter(Protocol):
-    """``name`` and ``info`` (JSON, e.g. column names; both recorded in the manifest) and
+    """``name`` (recorded in the manifest, with the optional JSON ``info`` attribute, e.g. column names) and
     ``adapter(items, collate) -> Output`` for one batch of items."""
 
     name: str
-    info: dict[str, Any]
 
     def __call__(self, items: list[Any], collate: Callable[[list[Any]], Any] | None) -> Output: ...
 
@@ -76,7 +76,7 @@ def _labels(y: Any, n: int) -> Tensor | None:
     return t.cpu() if ok and t is not None else None
 
 
-def _is_labelled(item: Any) -> bool:
+def is_labelled(item: Any) -> bool:
     """An ``(inputs, label)`` pair: two entries, the second an int or a 0-d tensor."""
     if not (isinstance(item, (tuple, list)) and len(item) == 2):
         return False
@@ -125,7 +125,7 @@ class Attribute(Batched):
         return _labels(batch[1], n) if self._labelled else None
 
     def __call__(self, items: list[Any], collate: Callable[[list[Any]], Any] | None) -> Output:
-        self._labelled = _is_labelled(items[0])
+        self._labelled = is_labelled(items[0])
         if not self._labelled:
             _inputs(items[0])
         return super().__call__(items, collate)

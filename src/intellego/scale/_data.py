@@ -64,14 +64,6 @@ class Source:
         require(len(data) > 0, "dataset is empty")
         return Source(data, collate_fn or default_collate, False, len(data), batch_size)
 
-    def first(self) -> Any:
-        """The first item (read again from the start for a stream), to check the job before any work."""
-        if not self.iterable:
-            return self.dataset[0]
-        head = list(islice(iter(self.dataset), 1))
-        require(bool(head), "dataset is empty (the iterable dataset yielded nothing)")
-        return head[0]
-
     def walk(self, shard_size: int, wanted: Callable[[int], bool]) -> Iterator[tuple[int, range, list[Any]]]:
         """``(k, rows, items)`` of every shard ``k`` with ``wanted(k)``, in order; sets ``count`` for a stream."""
         if not self.iterable:
@@ -82,12 +74,13 @@ class Source:
         stream, k, n = iter(self.dataset), 0, 0
         while True:
             keep = wanted(k)
-            items = list(islice(stream, shard_size)) if keep else [None] * _skip(stream, shard_size)
-            if not items:
+            items = list(islice(stream, shard_size)) if keep else []
+            size = len(items) if keep else _skip(stream, shard_size)
+            if size == 0:
                 break
             if keep:
-                yield k, range(n, n + len(items)), items
-            n, k = n + len(items), k + 1
+                yield k, range(n, n + size), items
+            n, k = n + size, k + 1
         self.count = n
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import describe, require
-from ._adapters import PerExample
+from ._adapters import PerExample, is_labelled
 
 __all__ = ["llm_attribution", "tcav", "tcav_scores"]
 
@@ -83,9 +83,7 @@ def tcav(method: Any, experimental_sets: Sequence[Sequence[Any]], target: Any = 
     columns: list[Column] = [(key, layer, c.id) for key, s in zip(keys, sets) for layer in method.layers for c in s]
 
     def one(item: Any) -> tuple[list[Tensor | None], None]:
-        labelled = isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], (int, Tensor)) \
-            and (isinstance(item[1], int) or item[1].dim() == 0)
-        x, label = (item[0], int(item[1])) if labelled else (item, None)
+        x, label = (item[0], int(item[1])) if is_labelled(item) else (item, None)
         t = label if target == "label" else target
         scores = method.interpret(_one_row(x), sets, target=t, magnitude="mean", **kwargs)
         row = torch.cat([scores[key][layer]["magnitude"].reshape(-1) for key in keys for layer in method.layers])

@@ -98,6 +98,7 @@ def _close_job(out: Path, job: dict[str, Any], count: int, g: Group) -> None:
     """Once every rank is done, rank 0 marks the manifest complete (with the stream's length when it was not
     known before)."""
     g.barrier()
+    require(count > 0, "dataset is empty (the iterable dataset yielded nothing)")
     found = _store.read_json(out / MANIFEST)
     require(found["examples"] in (None, count), f"the dataset gave {count} examples but out={str(out)!r} was "
             f"started with {found['examples']}: an iterable dataset must give the same stream on every run")
