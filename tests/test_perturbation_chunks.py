@@ -194,3 +194,16 @@ def test_user_functions_cannot_change_a_cached_plan():
     Lime(f, perturb_func=vandal).attribute(x, target=0, n_samples=10)
     torch.testing.assert_close(FeatureAblation(f).attribute(x, target=0), ablation_oracle(f, x, torch.arange(4)[None],
                                                                                           torch.zeros((), dtype=D)))
+
+
+def test_window_averages_from_the_cached_table_equal_the_chunked_sums():
+    torch.manual_seed(0)
+    model, x = Recorder(), torch.randn(2, 2, 8, 8, dtype=D)
+    table = Occlusion(model).attribute(x, (1, 3, 3), strides=(1, 2, 2), target=2)
+    limit = perturb._WINDOW_TABLE_ELEMENTS
+    try:
+        perturb._WINDOW_TABLE_ELEMENTS = 0
+        chunked = Occlusion(model).attribute(x, (1, 3, 3), strides=(1, 2, 2), target=2)
+    finally:
+        perturb._WINDOW_TABLE_ELEMENTS = limit
+    torch.testing.assert_close(table, chunked, rtol=1e-12, atol=1e-12)

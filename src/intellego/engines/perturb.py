@@ -156,6 +156,9 @@ class FeaturePlan:
     def _average_windows(self, flat: Tensor, w: Windows, shape: tuple[int, ...],
                          out_shape: tuple[int, ...]) -> Tensor:
         size = math.prod(shape)
+        if w.n * size <= _WINDOW_TABLE_ELEMENTS:  # small: one product with the (cached) membership table
+            member = _window_table(w, shape, flat.device).to(flat.dtype)
+            return ((flat[w.offset:w.offset + w.n].T @ member) / member.sum(0)).reshape(*out_shape, *shape)
         total = torch.zeros(flat.shape[1], size, dtype=flat.dtype, device=flat.device)
         cover = torch.zeros(size, dtype=flat.dtype, device=flat.device)
         ids = torch.arange(w.offset, w.offset + w.n, device=flat.device)
@@ -164,6 +167,17 @@ class FeaturePlan:
             total += flat[ids[sl]].T @ member
             cover += member.sum(0)
         return (total / cover).reshape(*out_shape, *shape)
+
+
+_WINDOW_TABLE_ELEMENTS = 1 << 20
+
+
+@functools.lru_cache(maxsize=16)
+def _window_table(w: Windows, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """Boolean ``(windows, elements)``: which elements each window covers (a function of the geometry alone;
+    internal, never handed out)."""
+    ids = torch.arange(w.offset, w.offset + w.n, device=device)
+    return w.members(ids, shape).reshape(w.n, math.prod(shape))
 
 
 def plan_features(

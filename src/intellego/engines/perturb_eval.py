@@ -85,6 +85,7 @@ class Evaluator:
         self.batch = inputs[0].shape[0]
         self.out_shape: tuple[int, ...] = ()
         self.aggregate = False
+        self._cost: tuple[int, int] | None = None
 
     def _select(self, spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> Tensor:
         out = spec.output(inputs)
@@ -134,7 +135,13 @@ class Evaluator:
         return max(1, CPU_CHUNK_BYTES // self._measure()[1])
 
     def _measure(self) -> tuple[int, int]:
-        """Bytes per row: all saved activations plus twice the input, and the largest activation."""
+        """Bytes per row: all saved activations plus twice the input, and the largest activation (looked up
+        or measured once per evaluator)."""
+        if self._cost is None:
+            self._cost = self._lookup_or_measure()
+        return self._cost
+
+    def _lookup_or_measure(self) -> tuple[int, int]:
         key = _cache_key(self.spec, self.inputs)
         cached = _cached_cost(self.spec, key)
         if cached is not None:
