@@ -172,6 +172,20 @@ def test_trak_errors_and_hygiene():
     with pytest.raises(IntellegoError, match="projection='kronecker' needs every chosen parameter"):
         TRAKInfluence(normed, ds, None, batch_size=20, projection_dim=5, projection="kronecker")
     assert TRAKInfluence(normed, ds, None, batch_size=20, projection_dim=5).kind == "gaussian"  # auto falls back
+
+    class Twice(nn.Module):  # one Linear applied twice: no single row set per example
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Linear(4, 4)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.head(torch.tanh(self.inner(torch.tanh(self.inner(x)))))
+
+    twice = Twice().double()
+    assert TRAKInfluence(twice, ds, None, batch_size=20, projection_dim=5).kind == "gaussian"
+    with pytest.raises(IntellegoError, match="each chosen layer must run once per forward pass"):
+        TRAKInfluence(twice, ds, None, batch_size=20, projection_dim=5, projection="kronecker")
     model.train()
     x, y = ds.tensors
     before = snapshot(model, (x, y))

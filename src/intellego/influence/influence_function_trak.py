@@ -35,7 +35,7 @@ from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
 from .curvature.ekfac import _on_logits
 from .curvature.functional import per_example_loss
-from .curvature.layers import SUPPORTED, layer_rows, logits_of, rows_per_chunk, split_batch_rows
+from .curvature.layers import SUPPORTED, layer_calls, layer_rows, logits_of, rows_per_chunk, split_batch_rows
 from .curvature.trak import factored_features, factored_projections, kernel_inverse, margin_output, split_dims
 from .curvature.trak import projection as make_projection
 from .influence_function_base import IFBase, as_batches, load_checkpoint_copy
@@ -137,9 +137,19 @@ class TRAKInfluence(IFBase):
                         "nn.Conv2d (groups=1) whose parameters are all chosen and not shared; use "
                         "projection='gaussian'")
         if projection == "auto":
-            projection = "kronecker" if ok and self.projection_dim is not None else "gaussian"
+            ok = ok and self.projection_dim is not None and self._each_runs_once(list(found.values()))
+            projection = "kronecker" if ok else "gaussian"
         self.layer_names = list(found) if projection == "kronecker" else []
         return projection
+
+    def _each_runs_once(self, layers: list[nn.Module]) -> bool:
+        """Whether every layer runs once in a forward pass of the first training example (a layer applied twice
+        has no single row set per example: "auto" then projects densely)."""
+        batch = next(iter(self.train_dataloader), None)
+        if batch is None:
+            return False
+        inputs, _ = split_batch(batch)
+        return all(calls == 1 for calls in layer_calls(self.work, layers, inputs))
 
     def _projection(self, seed: int) -> Any:
         if self.projection_dim is None:

@@ -34,7 +34,7 @@ from ...core.hooks import HookScope, keep_buffers
 from ...errors import describe, require
 
 __all__ = ["SUPPORTED", "check_layer", "input_rows", "output_rows", "layer_rows", "logits_of", "rows_per_chunk",
-           "split_batch_rows"]
+           "split_batch_rows", "layer_calls"]
 
 SUPPORTED = (nn.Linear, nn.Conv2d)
 
@@ -107,7 +107,7 @@ def layer_rows(model: nn.Module, layers: Sequence[nn.Module], features: Sequence
         for m, c, ci in zip(layers, caps, in_caps):
             require(len(c.outputs) == 1 and isinstance(ci.outputs[0], Tensor),
                     f"each chosen layer must run once per forward pass with one input; a {type(m).__name__} ran "
-                    f"{len(c.outputs)} times")
+                    f"{len(c.outputs)} times (EK-FAC cannot use it; TRAK can with projection='gaussian')")
         acts = [c.outputs[0] for c in caps]
         ins = [input_rows(m, ci.outputs[0].detach()) for m, ci in zip(layers, in_caps)]
         per_u = []
@@ -137,6 +137,16 @@ def rows_per_chunk(model: nn.Module, layers: Sequence[nn.Module], features: Sequ
         per += (input_rows(m, x).numel() + (r + 1) * y.numel()) * y.element_size()
     limit = budget or default_budget(next(iter(model.parameters())).device)
     return max(1, limit // max(2 * per, 1))
+
+
+def layer_calls(model: nn.Module, layers: Sequence[nn.Module], features: Sequence[Any]) -> list[int]:
+    """How often each layer runs in one forward pass of the batch's first example."""
+    n = _batch_size(features)
+    one = [f[:1] if isinstance(f, Tensor) and f.dim() > 0 and f.shape[0] == n else f for f in features]
+    with HookScope() as scope, keep_buffers(model), torch.no_grad():
+        caps = [scope.capture(m) for m in layers]
+        model(*one)
+    return [len(c.outputs) for c in caps]
 
 
 def _batch_size(features: Sequence[Any]) -> int:
