@@ -207,3 +207,32 @@ def test_window_averages_from_the_cached_table_equal_the_chunked_sums():
     finally:
         perturb._WINDOW_TABLE_ELEMENTS = limit
     torch.testing.assert_close(table, chunked, rtol=1e-12, atol=1e-12)
+
+
+def test_gradient_chunk_measurements_never_change_an_answer():
+    """The gradient engine remembers bytes per row per model and input shapes; after the weights, a layer, the
+    mode or the inputs change, IG equals a cold start (every cache cleared)."""
+    from intellego.attr import IntegratedGradients
+    from intellego.core import grad
+
+    torch.manual_seed(0)
+    model, x = Recorder(), torch.randn(3, 2, 8, 8, dtype=D)
+
+    def run(m, inp):
+        return IntegratedGradients(m).attribute(inp, target=1, n_steps=40, memory_budget=1 << 18)  # chunked
+
+    for step in range(5):
+        if step == 1:
+            with torch.no_grad():
+                model.conv.weight.mul_(3)
+        elif step == 2:
+            model.conv = torch.nn.Conv2d(2, 32, 3, padding=1).to(D)
+            model.head = torch.nn.Linear(32, 3).to(D)
+        elif step == 3:
+            model.train()
+        elif step == 4:
+            x = torch.randn(5, 2, 12, 12, dtype=D)
+        warm = run(model, x)
+        assert grad._MEASURED  # the measurement was remembered
+        grad._MEASURED.clear()
+        torch.testing.assert_close(warm, run(model, x), rtol=1e-12, atol=1e-12)

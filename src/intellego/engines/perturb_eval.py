@@ -28,7 +28,7 @@ from torch import Tensor
 from ..core.batching import check_positive_int, plan_rows, saved_profile_per_row
 from ..core.grad import ForwardSpec
 from ..core.hooks import modules_of, walk_modules
-from ..errors import describe, require
+from ..errors import IntellegoError, describe, require
 
 __all__ = ["Evaluator", "progress_bar", "CPU_CHUNK_BYTES"]
 
@@ -240,7 +240,8 @@ class Evaluator:
                     f"the model returned output of shape {tuple(y.shape)} for perturbed inputs but "
                     f"{self.out_shape} for the original batch")
             return y.reshape(1, *self.out_shape)
-        require(y.dim() >= 1 and y.shape[0] == p * self.batch and y.numel() == p * math.prod(self.out_shape),
+        if not (y.dim() >= 1 and y.shape[0] == p * self.batch and y.numel() == p * math.prod(self.out_shape)):
+            raise IntellegoError(
                 f"the model returned output of shape {tuple(y.shape)} for {p} perturbed copies of a batch of "
                 f"{self.batch} (expected first dimension {p * self.batch}); if it returns one value per batch, "
                 "pass perturbations_per_eval=1")
