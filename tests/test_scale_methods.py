@@ -212,3 +212,15 @@ def test_torchrun_two_ranks_equal_single_process_for_every_kind(job, cavs, tmp_p
     for kind in ("self", "inf", "tcav", "llm"):
         _compare(tmp_path / "one" / kind, tmp_path / "two" / kind)
         assert len(list((tmp_path / "two" / kind).glob("shard-*"))) == manifest(tmp_path / "one" / kind)["num_shards"]
+
+
+def test_tcav_target_label_uses_each_items_label(job, cavs, tmp_path):
+    data, sets = job.data(2, 5), job.sets()
+    attribute_dataset(job.tcav(job.make_tcav(cavs), sets), data, out=tmp_path / "t", batch_size=2, progress=False)
+    rows, columns = load_results(tmp_path / "t").attributions, manifest(tmp_path / "t")["info"]["columns"]
+    tcav, ids = job.make_tcav(cavs), {"-".join(str(c.id) for c in s): [c.id for c in s] for s in sets}
+    for i, (x, y) in enumerate(data):
+        scores = tcav.interpret(x[None], sets, target=int(y), magnitude="mean")
+        expected = torch.stack([scores[key][layer]["magnitude"][ids[key].index(cid)] for key, layer, cid in columns])
+        assert torch.equal(rows[i], expected)
+    assert len({tuple(r.tolist()) for r in rows}) == 5
