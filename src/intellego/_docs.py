@@ -89,6 +89,12 @@ SHARED: dict[str, str] = {
     "VIZ_METHOD": "method: How to draw: ``heat_map``, ``blended_heat_map`` (over a grey copy of the image), "
     "``original_image``, ``masked_image`` (the image times the normalised map) or ``alpha_scaling`` (the map as "
     "the image's opacity).",
+    "VIZ_ATTR": "attr: Attributions of one image: ``(H, W)`` or with a channel axis (summed); NumPy arrays are "
+    "read channel-last, tensors in either layout.",
+    "ORIGINAL_IMAGE": "original_image: The image, same height and width, values in ``[0, 1]`` or ``[0, 255]``; "
+    "needed by every method but ``heat_map``.",
+    "CHANNELS_LAST": "channels_last: Keyword-only: where the channel axis of a 3-d array is; None infers it "
+    "(see :func:`~intellego.viz.as_image_array`).",
     "SIGN": "sign: Which part of the map to show: ``all`` (red negative, green positive), ``positive``, "
     "``negative`` or ``absolute_value``.",
     "OUTLIER_PERC": "outlier_perc: Percent of the total magnitude, held by the largest values, that is clipped "
@@ -120,12 +126,25 @@ SHARED: dict[str, str] = {
     "``loss_fn``).",
     "SAMPLE_WISE_GRADS_PER_BATCH": "sample_wise_grads_per_batch: Captum's flag for a loss summed over the "
     "batch; per-example gradients are computed either way.",
+    # localization scores (intellego.metrics)
+    "LOC_ATTRIBUTIONS": "attributions: ``(N, ...)`` attributions of one input tensor (or a tuple holding one).",
+    "LOC_MASKS": "masks: Ground-truth object masks, boolean or 0/1: shaped like the attributions, or with size-1 "
+    "dimensions where the attributions are summed (``(N, 1, H, W)`` or ``(N, H, W)`` for ``(N, C, H, W)`` "
+    "images); every example needs at least one true value.",
+    "LOC_ABSOLUTE": "absolute: Score the absolute attributions instead of the signed ones.",
     # attacks (intellego.robust)
     "LOSS_FUNC": "loss_func: ``loss_func(outputs, target) -> loss`` (per example or summed) that the attack "
     "increases (decreases when targeted). Default: the negative log-likelihood of the target, read as "
     "probabilities when all outputs are in ``[0, 1]`` (Captum's ``-log(outputs[target])``) and as logits "
     "otherwise (``-log_softmax(outputs, 1)[target]``; Captum takes the log of the raw logits there, which is "
     "undefined for negative ones).",
+    "ATTACK_INPUTS": "inputs: The examples to perturb: a tensor whose first dimension is the batch, or a tuple of "
+    "such tensors; the perturbed inputs come back with the same structure.",
+    "ATTACK_TARGET": "target: The true labels (untargeted) or the labels to reach (``targeted=True``), in any "
+    "form the loss accepts (for the default loss: an int, a tuple, a list or a tensor of indices).",
+    "TARGETED": "targeted: Move towards ``target`` (decrease the loss) instead of away from it.",
+    "ATTACK_MASK": "mask: Zeros and ones (or weights) broadcastable to each input, or a tuple with one per input; "
+    "only elements where it is non-zero move. None: every element.",
     "LOWER_BOUND": "lower_bound: Smallest value an input may take (a number or a tensor); the perturbed inputs "
     "are clamped to it.",
     "UPPER_BOUND": "upper_bound: Largest value an input may take (a number or a tensor).",

@@ -77,6 +77,18 @@ def feature_groups(xs: tuple[Tensor, ...], feature_mask: Any) -> tuple[tuple[Ten
 
     Without a mask every value of every input is its own feature. A mask (per input, like Captum's
     ``feature_mask``) broadcasts to its input; equal ids in different inputs are one feature.
+
+    Args:
+        xs: The input tensors.
+        feature_mask: None, a mask, or a tuple with one mask per input.
+
+    Returns:
+        ``(ids, G)``: one long tensor per input, of its full shape, and the number of groups.
+
+    Example:
+        >>> ids, n = feature_groups((torch.zeros(2, 3),), torch.tensor([[5, 5, 9]]))
+        >>> ids[0].tolist(), n
+        ([[0, 0, 1], [0, 0, 1]], 2)
     """
     batch = xs[0].shape[0]
     if feature_mask is None:

@@ -119,7 +119,22 @@ class MetricTable:
 
 
 def blur(images: Tensor, size: int = 9) -> Tensor:
-    """A blurred copy of ``(N, C, H, W)`` images (two box filters), the default reference of the curves."""
+    """A blurred copy of ``(N, C, H, W)`` images (two box filters), the default reference of the curves.
+
+    Args:
+        images: ``(N, C, H, W)`` images.
+        size: Side of the box filter (odd; at most the image's side).
+
+    Returns:
+        The blurred images, same shape.
+
+    Example:
+        >>> x = torch.zeros(1, 1, 9, 9)
+        >>> x[0, 0, 4, 4] = 1.0
+        >>> y = blur(x, 3)
+        >>> y.shape == x.shape and 0 < float(y[0, 0, 4, 4]) < 1 and abs(float(y.sum()) - 1) < 0.1
+        True
+    """
     k = min(size, images.shape[-1], images.shape[-2]) | 1
     out = images
     for _ in range(2):

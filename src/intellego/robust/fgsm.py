@@ -50,11 +50,26 @@ class FGSM(GradientAttack):
 
     def perturb(self, inputs: Any, epsilon: float, target: Any, additional_forward_args: Any = None,
                 targeted: bool = False, mask: Any = None) -> Any:
-        """The perturbed inputs, same structure as ``inputs`` (a tensor or a tuple of tensors).
+        """One signed-gradient step of size ``epsilon``, then a clamp into the bounds.
 
-        ``target``: the true labels (untargeted) or the labels to reach (``targeted=True``), in any form the
-        loss accepts (for the default loss: an int, a tuple, a list or a tensor of indices). ``mask``: zeros and
-        ones (or weights) broadcastable to each input; only non-zero elements move.
+        Args:
+            {ATTACK_INPUTS}
+            epsilon: The step size: how far each element moves (L-inf radius).
+            {ATTACK_TARGET}
+            {ADDITIONAL_FORWARD_ARGS}
+            {TARGETED}
+            {ATTACK_MASK}
+
+        Returns:
+            The perturbed inputs, same structure as ``inputs`` (a tensor or a tuple of tensors), detached.
+
+        Example:
+            >>> import torch
+            >>> model = torch.nn.Linear(3, 2)
+            >>> x = torch.zeros(1, 3)
+            >>> adv = FGSM(model).perturb(x, epsilon=0.1, target=0)
+            >>> torch.allclose(adv.abs(), torch.full_like(x, 0.1))
+            True
         """
         epsilon = check_number(epsilon, "epsilon")
         xs, was_tuple = self._inputs(inputs)

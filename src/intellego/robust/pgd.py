@@ -76,16 +76,37 @@ class PGD(GradientAttack):
                 additional_forward_args: Any = None, targeted: bool = False, random_start: bool = False,
                 norm: str = "Linf", mask: Any = None, *, l2_step: str = "normalized", early_stop: bool = False,
                 restarts: int = 1, generator: torch.Generator | None = None) -> Any:
-        """The perturbed inputs, same structure as ``inputs``.
+        """``step_num`` gradient steps of ``step_size``, each projected into the ``norm`` ball of ``radius``.
 
-        Args (beyond Captum's, keyword-only):
-            l2_step: ``"normalized"`` (default) or ``"sign"`` (Captum's L2 steps).
+        Args:
+            {ATTACK_INPUTS}
+            radius: The radius of the ball around ``inputs`` that the perturbed inputs stay in.
+            step_size: The length of one step (L-inf: per element; L2: per example and input tensor).
+            step_num: The number of steps.
+            {ATTACK_TARGET}
+            {ADDITIONAL_FORWARD_ARGS}
+            {TARGETED}
+            random_start: Start from a random point of the ball instead of ``inputs``.
+            norm: ``"Linf"`` or ``"L2"``.
+            {ATTACK_MASK}
+            l2_step: Keyword-only, beyond Captum: ``"normalized"`` (default) or ``"sign"`` (Captum's L2 steps).
             early_stop: stop each example at the first step where its prediction is fooled (``argmax`` differs
                 from ``target``, or equals it when targeted); needs class-index targets and ``(N, C)`` outputs.
                 Finished examples leave the batch, so later steps run on fewer rows.
             restarts: run the attack up to this many times from random starts (needs ``random_start=True``);
                 each restart attacks only the examples not fooled yet.
             generator: the ``torch.Generator`` for random starts (reproducible; the global RNG otherwise).
+
+        Returns:
+            The perturbed inputs, same structure as ``inputs``, detached.
+
+        Example:
+            >>> import torch
+            >>> model = torch.nn.Linear(3, 2)
+            >>> x = torch.zeros(4, 3)
+            >>> adv = PGD(model).perturb(x, radius=0.2, step_size=0.05, step_num=10, target=0, norm="L2")
+            >>> bool((adv.norm(dim=1) <= 0.2 + 1e-6).all())
+            True
         """
         radius = check_number(radius, "radius")
         step_size = check_number(step_size, "step_size")

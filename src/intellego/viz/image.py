@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, require
 from . import _figure
 from .normalize import IMAGE_METHODS, SIGNS, check_choice, normalize_attr, to_numpy
@@ -61,6 +62,14 @@ def as_image_array(x: Any, name: str, channels_last: bool | None = None) -> np.n
     A 3-d array's channel axis is ``channels_last`` when given; otherwise the axis of size 1, 3 or 4 if only one
     end has such a size, else the last axis for NumPy arrays (Captum's layout) and the first for tensors.
 
+    Args:
+        x: An image or map: array or tensor, 2-d, 3-d, or 4-d with a batch of one.
+        name: The argument's name for error messages.
+        channels_last: Where the channel axis of a 3-d input is; None infers it.
+
+    Returns:
+        A float64 array ``(H, W)`` or ``(H, W, C)``.
+
     Example:
         >>> as_image_array(torch.zeros(1, 3, 5, 7), "image").shape
         (5, 7, 3)
@@ -96,9 +105,19 @@ def _unit_image(image: np.ndarray) -> np.ndarray:
     return unit
 
 
+@fill_docs
 def normalize_image_attr(attr: Any, sign: Any = "absolute_value", outlier_perc: float = 2, *,
                          channels_last: bool | None = None) -> np.ndarray:
     """The ``(H, W)`` map a figure shows: channels summed, then :func:`~intellego.viz.normalize.normalize_attr`.
+
+    Args:
+        {VIZ_ATTR}
+        {SIGN}
+        {OUTLIER_PERC}
+        {CHANNELS_LAST}
+
+    Returns:
+        A float64 ``(H, W)`` array in ``[-1, 1]`` (``[0, 1]`` unless ``sign="all"``).
 
     Example:
         >>> normalize_image_attr(torch.ones(3, 2, 2), "positive").tolist()
@@ -131,6 +150,7 @@ def _checked(method: Any, sign: Any, original_image: Any) -> tuple[str, str]:
     return method, sign
 
 
+@fill_docs
 def render_image_attr(attr: Any, original_image: Any = None, method: Any = "heat_map",
                       sign: Any = "absolute_value", outlier_perc: float = 2, cmap: Any = None,
                       alpha_overlay: float = 0.5, *, channels_last: bool | None = None) -> np.ndarray:
@@ -139,6 +159,19 @@ def render_image_attr(attr: Any, original_image: Any = None, method: Any = "heat
     ``heat_map`` colours the normalised map; ``blended_heat_map`` lays it with opacity ``alpha_overlay`` over
     the grayscale image; ``original_image`` is the image; ``masked_image`` multiplies the image by the map;
     ``alpha_scaling`` keeps the image's colours and uses the map as opacity.
+
+    Args:
+        {VIZ_ATTR}
+        {ORIGINAL_IMAGE}
+        {VIZ_METHOD}
+        {SIGN}
+        {OUTLIER_PERC}
+        {CMAP}
+        {ALPHA_OVERLAY}
+        {CHANNELS_LAST}
+
+    Returns:
+        The ``(H, W, 4)`` float array.
 
     Example:
         >>> rgba = render_image_attr(np.ones((2, 3)), np.zeros((2, 3, 3)), "alpha_scaling", "positive")
@@ -247,6 +280,7 @@ def visualize_image_attr(
     return fig, ax
 
 
+@fill_docs
 def visualize_image_attr_multiple(
     attr: Any,
     original_image: Any,
@@ -261,8 +295,19 @@ def visualize_image_attr_multiple(
 ) -> tuple[Any, Any]:
     """Draw the same attributions with several methods side by side in one row (Captum's function).
 
-    ``methods``, ``signs`` and ``titles`` are parallel lists; other keyword arguments go to every
-    :func:`visualize_image_attr` call. Returns ``(figure, axes)``: one axis for one method, else a list.
+    Args:
+        {VIZ_ATTR}
+        {ORIGINAL_IMAGE}
+        methods: Drawing methods, one per panel (see ``method`` of :func:`visualize_image_attr`).
+        signs: The ``sign`` of each panel, parallel to ``methods``.
+        titles: Panel titles, parallel to ``methods``.
+        {FIG_SIZE}
+        {USE_PYPLOT}
+        {PATH}
+        **kwargs: Passed to every :func:`visualize_image_attr` call (``outlier_perc``, ``cmap``, ...).
+
+    Returns:
+        ``(figure, axes)``: one axis for one method, else a list.
 
     Example:
         >>> img = np.random.rand(6, 6, 3)
