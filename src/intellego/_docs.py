@@ -126,6 +126,14 @@ SHARED: dict[str, str] = {
     "``loss_fn``).",
     "SAMPLE_WISE_GRADS_PER_BATCH": "sample_wise_grads_per_batch: Captum's flag for a loss summed over the "
     "batch; per-example gradients are computed either way.",
+    # faithfulness curves (intellego.metrics)
+    "METRIC_INPUTS": "inputs: The examples the attributions explain: a tensor or a tuple of tensors, batch first.",
+    "METRIC_ATTRIBUTIONS": "attributions: Attributions shaped like ``inputs``; a feature's relevance is the sum "
+    "over its values.",
+    "CURVE_BASELINES": "baselines: The values removed features take (None: zeros; a number, a tensor or a tuple).",
+    "CURVE_N_STEPS": "n_steps: Number of steps from no feature to all features (``n_steps + 1`` points).",
+    "CURVE_FEATURE_MASK": "feature_mask: Group ids broadcastable to each input (e.g. ``(1, 1, H, W)`` ids to move "
+    "whole pixels).",
     # localization scores (intellego.metrics)
     "LOC_ATTRIBUTIONS": "attributions: ``(N, ...)`` attributions of one input tensor (or a tuple holding one).",
     "LOC_MASKS": "masks: Ground-truth object masks, boolean or 0/1: shaped like the attributions, or with size-1 "

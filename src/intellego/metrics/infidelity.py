@@ -50,6 +50,13 @@ def infidelity_perturb_func_decorator(multiply_by_inputs: bool = True) -> Callab
     attributions that are already multiplied by the inputs. A ``generator`` keyword is passed through to
     the wrapped function when it accepts one.
 
+    Args:
+        multiply_by_inputs: Divide the perturbation by ``inputs - baselines`` (for attributions multiplied by
+            the inputs, such as Integrated Gradients).
+
+    Returns:
+        A decorator for ``perturb_func(inputs[, baselines]) -> perturbed inputs``.
+
     Example:
         >>> import torch
         >>> @infidelity_perturb_func_decorator(False)
@@ -88,6 +95,12 @@ def infidelity_perturb_func_decorator(multiply_by_inputs: bool = True) -> Callab
 def noise_perturbation(stdev: float = 0.1) -> Callable[..., tuple[Tensor, ...]]:
     """A perturbation function for :func:`infidelity`: Gaussian noise ``I`` with ``stdev``, perturbed
     input ``x - I``; reproducible through the metric's ``generator``.
+
+    Args:
+        stdev: Standard deviation of the noise.
+
+    Returns:
+        ``perturb(inputs, *, generator=None) -> (noise, perturbed)``.
 
     Example:
         >>> import torch

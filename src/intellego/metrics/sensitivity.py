@@ -38,7 +38,13 @@ def default_perturb_func(inputs: Any, perturb_radius: float = 0.02, *,
                          generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
     """``inputs`` plus noise drawn uniformly from the L-infinity ball of radius ``perturb_radius``.
 
-    Always returns a tuple of tensors, in the inputs' dtype and device.
+    Args:
+        inputs: A tensor or a tuple of tensors.
+        perturb_radius: Half the side of the box the noise is drawn from.
+        generator: ``torch.Generator`` for reproducible noise.
+
+    Returns:
+        A tuple of perturbed tensors (also for a tensor input), in the inputs' dtype and device.
 
     Example:
         >>> x = torch.zeros(2, 3)

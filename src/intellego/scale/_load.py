@@ -80,7 +80,27 @@ def _output(shards: list[dict[str, Tensor]], i: int) -> Tensor | list[Tensor]:
 
 
 def load_results(out: str | Path) -> ScaleResults:
-    """Reassemble the stored results, labels, indices and extras of ``out`` in dataset order."""
+    """Reassemble the stored results, labels, indices and extras of ``out`` in dataset order.
+
+    Args:
+        out: The folder :func:`~intellego.scale.attribute_dataset` wrote (with ``store=True``).
+
+    Returns:
+        A :class:`ScaleResults`.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from intellego.attr import CommonStats, Saliency
+        >>> from intellego.scale import attribute_dataset
+        >>> data = TensorDataset(torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 1, 0]))
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     _ = attribute_dataset(Saliency(torch.nn.Linear(3, 2)), data, out=out, batch_size=4,
+        ...                           stats=CommonStats(), progress=False)
+        ...     results, summary = load_results(out), load_summary(out, CommonStats())
+        >>> tuple(results.attributions.shape), results.index.tolist(), sorted(summary)
+        ((6, 3), [0, 1, 2, 3, 4, 5], ['class_summaries', 'summary'])
+    """
     job = manifest(out)
     require(job["store"], f"out={str(out)!r} was written with store=False: it holds summaries only "
                           "(read them with load_summary)")
@@ -99,7 +119,28 @@ def load_results(out: str | Path) -> ScaleResults:
 
 
 def load_summary(out: str | Path, stats: list[Stat]) -> dict[str, Any]:
-    """The overall and per-class summaries of ``out`` (written with ``stats``), merged in shard order."""
+    """The overall and per-class summaries of ``out`` (written with ``stats``), merged in shard order.
+
+    Args:
+        out: The folder :func:`~intellego.scale.attribute_dataset` wrote.
+        stats: The statistics it was run with (e.g. ``CommonStats()``).
+
+    Returns:
+        ``{"summary": ..., "class_summaries": {label: ...}}``, each a dict of statistic name to value.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from intellego.attr import Mean, Saliency
+        >>> from intellego.scale import attribute_dataset
+        >>> data = TensorDataset(torch.ones(4, 2), torch.tensor([0, 0, 1, 1]))
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     _ = attribute_dataset(Saliency(torch.nn.Linear(2, 2)), data, out=out, batch_size=2, stats=[Mean()],
+        ...                           progress=False)
+        ...     summary = load_summary(out, [Mean()])
+        >>> sorted(summary["class_summaries"])
+        [0, 1]
+    """
     job = manifest(out)
     require(job["stats"] is not None, f"out={str(out)!r} was written without stats; rerun with stats=...")
     check_stats(stats)
