@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.batching import check_positive_int, chunks
+from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
 from ._common import Explainer, as_explainer, explain_batch
 from .curves import faithfulness_curve
@@ -209,16 +210,6 @@ _SCORERS: dict[str, Callable[[_Batch], Tensor]] = {
 }
 
 
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="evaluate", unit="batch")
-
-
 def evaluate(
     model: nn.Module,
     data: Any,
@@ -252,7 +243,8 @@ def evaluate(
         baselines: Reference of the curves: ``"blur"`` (blurred image) or anything
             :func:`~intellego.metrics.faithfulness_curve` takes.
         absolute: Rank and localize absolute attributions.
-        progress: Show a tqdm progress bar (when tqdm is installed).
+        progress: Show a progress bar over the batches x methods x metrics on stderr (tqdm when installed, a
+            plain counter otherwise).
         generator: For reproducible perturbations and random parameters.
 
     Returns:
@@ -271,7 +263,7 @@ def evaluate(
     options = dict(n_perturb_samples=n_perturb_samples, perturb_stdev=perturb_stdev, perturb_radius=perturb_radius,
                    n_steps=n_steps, baselines=baselines, absolute=absolute)
     slices = list(chunks(inputs.shape[0], batch_size))
-    bar = _progress(len(slices) * len(methods), progress)
+    bar = progress_bar(len(slices) * len(methods) * len(metrics), "evaluate (methods x metrics)", progress)
     values: dict[tuple[str, str], list[Tensor]] = {(n, m): [] for n in methods for m in metrics}
     try:
         for sl in slices:
@@ -282,11 +274,9 @@ def evaluate(
                                attrs, options, generator)
                 for metric in metrics:
                     values[(name, metric)].append(_SCORERS[metric](batch).detach().float().cpu())
-                if bar is not None:
                     bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return _tidy(values)
 
 
