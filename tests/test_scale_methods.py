@@ -224,3 +224,24 @@ def test_tcav_target_label_uses_each_items_label(job, cavs, tmp_path):
         expected = torch.stack([scores[key][layer]["magnitude"][ids[key].index(cid)] for key, layer, cid in columns])
         assert torch.equal(rows[i], expected)
     assert len({tuple(r.tolist()) for r in rows}) == 5
+
+
+@pytest.mark.parametrize("kind", ["TracInCPFast", "NaiveInfluenceFunction"])
+def test_other_influence_methods_through_the_same_adapters(job, tmp_path, kind):
+    from intellego import influence as inf
+
+    m, train = job.model(), job.data(1, 22)
+    if kind == "TracInCPFast":
+        method = inf.TracInCPFast(m, m[2], train, [m.state_dict()], loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"),
+                                  batch_size=8)
+    else:
+        method = inf.NaiveInfluenceFunction(m, train, m.state_dict(), batch_size=8,
+                                            loss_fn=torch.nn.CrossEntropyLoss(reduction="none"))
+    attribute_dataset(job.self_influence(method), train, out=tmp_path / "s", batch_size=4, progress=False)
+    torch.testing.assert_close(load_results(tmp_path / "s").attributions, method.self_influence(train.tensors),
+                               rtol=1e-5, atol=1e-7)
+    test = job.data(2, 7)
+    attribute_dataset(job.influence(method), test, out=tmp_path / "i", batch_size=3, progress=False)
+    torch.testing.assert_close(load_results(tmp_path / "i").attributions, method.influence(test.tensors),
+                               rtol=1e-5, atol=1e-6)
+    assert manifest(tmp_path / "i")["method"] == f"{kind}.influence"
