@@ -289,11 +289,17 @@ def _cache_key(spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> tuple[Any, ...]
 
 
 def _structure(forward_func: Any) -> tuple[Any, ...]:
-    """What the per-row cost depends on in the model: each module, its mode and its parameters' layout (a
-    replaced layer, a frozen parameter or a switch to training mode is a new key, so a new measurement)."""
-    return tuple((id(m), m.training, tuple((tuple(p.shape), p.dtype, p.requires_grad) for p in m._parameters.values()
-                                           if p is not None))
-                 for model in modules_of(forward_func) for m in walk_modules(model))
+    """What the per-row cost depends on in the model: each module, its mode and its parameters (a replaced
+    layer or parameter, a frozen parameter or a switch to training mode is a new key, so a new measurement).
+    Identities rather than shapes: this runs on every call that chunks."""
+    out: list[Any] = []
+    for model in modules_of(forward_func):
+        for m in walk_modules(model):
+            out += (id(m), m.training)
+            for p in m._parameters.values():
+                if p is not None:
+                    out += (id(p), p.requires_grad)
+    return tuple(out)
 
 
 def _cached_cost(spec: ForwardSpec, key: tuple[Any, ...]) -> tuple[int, int] | None:
