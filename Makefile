@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	# torchattacks: the robust tests' oracle; --no-deps because it lists torchvision (unused by its attacks)
 	$(BIN)/python -m pip install -q --no-deps torchattacks==3.5.1
+	# inseq: the LLM benchmark's peer; --no-deps plus the four it imports (its full list pulls aiohttp, protobuf, ...)
+	$(BIN)/python -m pip install -q --no-deps inseq==0.7.1 jaxtyping==0.3.11 wadler_lindig==0.1.8 typeguard==2.13.3 treescope==0.1.10
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -96,3 +96,15 @@ def test_metrics_tutorial_ranks_methods(tmp_path):
     pages_show("metrics_evaluation", "metrics_curves.png")
     page = (DOCS / "tutorials" / "metrics.md").read_text()
     assert table.to_markdown() in page, "docs/tutorials/metrics.md does not show the table the tutorial prints"
+
+
+def test_llm_prompt_words_tutorial(tmp_path):
+    result = run("llm_prompt_words", tmp_path)
+    assert result["completion"] == ["red", "apples"]
+    assert result["shapley"]["ann"] > 0  # the subject makes the model say "red apples"
+    contrast = result["contrast"]
+    assert contrast["ann"] > abs(contrast["likes"])  # and it is what separates "red apples" from "green pears"
+    assert result["owen_prompts"] < 2**len(result["words"]) and bool(torch.isfinite(result["owen"]).all())
+    same_picture(tmp_path / "llm_prompt_words.png")
+    page = (DOCS / "llm.md").read_text()
+    assert '--8<-- "llm_prompt_words.py"' in page and "img/llm_prompt_words.png" in page

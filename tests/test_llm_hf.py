@@ -215,3 +215,31 @@ def test_hygiene_on_real_model(causal):
     finally:
         causal.eval()
         causal.get_input_embeddings().weight.grad = None
+
+
+def test_scoring_under_enable_grad_with_a_cached_prefix(causal):
+    """The perturbation engine measures a chunk's memory under enable_grad; the prefix cache must still work
+    (its tensors would otherwise carry a graph and refuse to be copied) and the scores carry no gradient."""
+    from intellego.attr._llm_score import TargetScorer
+
+    tok = tokenizer()
+    ids = [tok.encode(SYSTEM + w, return_tensors="pt") for w in ("ann", "bob likes")]
+    target = torch.tensor(tok.encode(" and", add_special_tokens=False))
+    with torch.enable_grad():
+        scores = TargetScorer(causal, target).score([{"input_ids": x} for x in ids])
+    assert not scores.requires_grad
+    for row, x in zip(scores, ids):
+        torch.testing.assert_close(row.sum(), _oracle_log_prob(causal, tok, tok.decode(x[0, 1:]), " and"),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_sub_batches_of_unequal_prompt_lengths(causal, monkeypatch):
+    """Rows per call below the chunk (a small memory budget): each call keeps the logits its own rows need."""
+    from intellego.attr._llm_score import TargetScorer
+
+    tok = tokenizer()
+    inp = ia.TextTemplateInput("{} cat {} on {}", values=["the", "sat", "a"], baselines=["a very big", "", "my"])
+    whole = ia.LLMAttribution(ia.ShapleyValues(causal), tok).attribute(inp, target=" the mat")
+    monkeypatch.setattr(TargetScorer, "_rows_per_call", lambda self, length: 3)
+    split = ia.LLMAttribution(ia.ShapleyValues(causal), tok).attribute(inp, target=" the mat")
+    torch.testing.assert_close(split.token_attr, whole.token_attr, rtol=1e-5, atol=1e-6)

@@ -86,8 +86,10 @@ class TargetScorer:
             self.reference = self._run([cast(dict, reference_prompt)], lambda lp: lp)[0]
 
     def score(self, prompts: list[dict[str, Any]]) -> Tensor:
-        """``(len(prompts), n_target)`` scores; each prompt is a dict of ``(1, ...)`` model inputs."""
-        return self._run(prompts, self._reduce)
+        """``(len(prompts), n_target)`` scores; each prompt is a dict of ``(1, ...)`` model inputs. Scores carry
+        no gradient (a perturbation method never needs one)."""
+        with torch.no_grad():
+            return self._run(prompts, self._reduce)
 
     def _reduce(self, logp: Tensor) -> Tensor:
         """Per-step scores from ``(rows, n_target, vocab)`` log-probabilities."""
@@ -141,7 +143,6 @@ class TargetScorer:
             prefix_cache = getattr(out, "past_key_values", None) if prefix_cache is None else prefix_cache
         start = shared if prefix_cache is not None else 0
         t = tgt.numel()
-        lo, hi = min(lengths) - 1 - start, max(lengths) + t - 2 - start  # positions whose logits we need
         parts = []
         for sl in chunks(len(ids), self._rows_per_call(max(lengths) + t)):
             rows = [torch.cat([x[start:], tgt[:-1]]) for x in ids[sl]]
@@ -159,8 +160,8 @@ class TargetScorer:
                 kwargs["use_cache"] = False
             offset = 0
             if self.keep_kw:
-                kwargs["logits_to_keep"] = torch.arange(lo, hi + 1, device=batch.device)
-                offset = lo
+                offset = min(lengths[sl]) - 1 - start  # the first position whose logits we need; the last: width - 1
+                kwargs["logits_to_keep"] = torch.arange(offset, width, device=batch.device)
             logits = logits_of(self.model(**kwargs))
             pos = torch.tensor([n - 1 - start - offset for n in lengths[sl]], device=logits.device)
             pos = pos[:, None] + torch.arange(t, device=logits.device)
