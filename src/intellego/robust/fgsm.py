@@ -41,6 +41,13 @@ class FGSM(GradientAttack):
     Attributes:
         bound: the clamp into the bounds (replaceable, as in Captum).
         zero_thresh: gradient elements at most this large in size do not move (Captum's ``1e-6``).
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(3, 2)
+        >>> adv = FGSM(model, lower_bound=0.0, upper_bound=1.0).perturb(torch.rand(4, 3), 0.05, target=1)
+        >>> bool(((adv >= 0) & (adv <= 1)).all())
+        True
     """
 
     def __init__(self, forward_func: Callable[..., Any], loss_func: Callable[..., Tensor] | None = None,

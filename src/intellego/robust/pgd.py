@@ -65,6 +65,14 @@ class PGD(GradientAttack):
     Attributes:
         bound: the clamp into the bounds (replaceable, as in Captum).
         fgsm: an :class:`FGSM` on the same model; its ``zero_thresh`` applies to the sign steps.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(3, 2)
+        >>> x = torch.rand(4, 3)
+        >>> adv = PGD(model).perturb(x, radius=0.1, step_size=0.02, step_num=5, target=0)
+        >>> bool(((adv - x).abs() <= 0.1 + 1e-6).all())
+        True
     """
 
     def __init__(self, forward_func: Callable[..., Any], loss_func: Callable[..., Tensor] | None = None,
