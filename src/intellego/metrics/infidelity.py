@@ -181,6 +181,16 @@ def infidelity(
 
     Returns:
         A tensor of shape ``(N,)``.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> model = torch.nn.Linear(3, 1)
+        >>> x = torch.randn(4, 3)
+        >>> exact = model.weight * torch.ones_like(x)  # the gradient: exact for a linear model
+        >>> score = infidelity(model, noise_perturbation(0.1), x, exact, normalize=False, n_perturb_samples=4,
+        ...                    generator=torch.Generator().manual_seed(0))
+        >>> score.shape, bool(score.max() < 1e-10)
+        (torch.Size([4]), True)
     """
     xs, _ = pack(inputs)
     attrs, _ = pack(attributions, "attributions")

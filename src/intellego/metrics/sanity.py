@@ -247,6 +247,14 @@ def randomization_check(
 
     Returns:
         A :class:`SanityResult`; ``result.flagged()`` marks examples whose explanation did not change.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        >>> result = randomization_check(model, Saliency(model), torch.randn(3, 4), target=0,
+        ...                              generator=torch.Generator().manual_seed(0))
+        >>> result.layers
+        ['2', '0']
     """
     require(isinstance(model, nn.Module), f"model must be a torch.nn.Module, got {describe(model)}")
     require(mode in ("cascading", "independent"), f"mode must be 'cascading' or 'independent', got {mode!r}")

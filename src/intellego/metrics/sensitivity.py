@@ -127,6 +127,14 @@ def sensitivity_max(
 
     Returns:
         A tensor of shape ``(N,)``.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> model = torch.nn.Linear(3, 2)
+        >>> sens = sensitivity_max(Saliency(model).attribute, torch.randn(4, 3), target=0,
+        ...                        generator=torch.Generator().manual_seed(0))
+        >>> sens.tolist()  # a linear model's gradient does not change with the input
+        [0.0, 0.0, 0.0, 0.0]
     """
     xs, _ = pack(inputs)
     _check_norm(norm_ord)

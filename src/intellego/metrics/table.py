@@ -249,6 +249,16 @@ def evaluate(
 
     Returns:
         A :class:`MetricTable`.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> from intellego.data import make_shapes
+        >>> from intellego.models import load_shapes_cnn
+        >>> model = load_shapes_cnn()
+        >>> table = evaluate(model, make_shapes(4, seed=0), {"Saliency": Saliency(model)},
+        ...                  ["deletion", "relevance_mass"], n_steps=4, progress=False)
+        >>> table.methods, table.metrics
+        (['Saliency'], ['deletion', 'relevance_mass'])
     """
     inputs, targets, masks = _split_data(data)
     require(len(methods) > 0, "methods must name at least one method")

@@ -53,6 +53,11 @@ def visualize_feature_attr(
 
     Returns:
         ``(figure, axis)``.
+
+    Example:
+        >>> fig, ax = visualize_feature_attr([0.5, -1.0, 2.0], ["age", "income", "debt"], use_pyplot=False)
+        >>> len(ax.patches)
+        3
     """
     sign = check_choice(sign, SIGNS, "sign")
     values = to_numpy(attr, "attr")

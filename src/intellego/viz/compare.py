@@ -62,6 +62,17 @@ class Comparison:
 def run_method(spec: Any, model: Any, inputs: Tensor, target: Any, name: str = "method") -> Tensor:
     """Attributions of ``inputs`` from one method spec (see :func:`compare_methods`), checked against the inputs.
 
+    Args:
+        spec: An attribution object or class, a ``(method, attribute_kwargs)`` pair, a callable
+            ``f(inputs, target)`` or a precomputed tensor.
+        model: The model that classes are built on.
+        inputs: The batch to explain.
+        target: Passed to ``attribute`` when it takes a target.
+        name: The method's name in error messages.
+
+    Returns:
+        The attributions, shaped like ``inputs`` and detached.
+
     Example:
         >>> from intellego.attr import Saliency
         >>> run_method(Saliency, torch.nn.Linear(3, 2), torch.randn(4, 3), 0).shape
@@ -156,6 +167,16 @@ def compare_methods(
 
     Returns:
         A :class:`Comparison` with the figure, the raw attributions and the drawn maps.
+
+    Example:
+        >>> from intellego.attr import Occlusion, Saliency
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> result = compare_methods(model, x, {"Saliency": Saliency,
+        ...                                     "Occlusion": (Occlusion(model), {"sliding_window_shapes": (3, 4, 4)})},
+        ...                          target=0)
+        >>> result.axes.shape, result.attributions["Occlusion"].shape
+        ((2, 3), torch.Size([2, 3, 8, 8]))
     """
     require(isinstance(inputs, Tensor) and inputs.dim() in (3, 4),
             f"inputs must be a batch of images (N, C, H, W) or (N, H, W), got {describe(inputs)}")
@@ -196,6 +217,7 @@ def _cmap(sign: str) -> Any:
     return default_cmap(sign)[0]
 
 
+@fill_docs
 def shapes_comparison(path: str | os.PathLike | None = "compare_shapes.png", n_images: int = 4, seed: int = 0,
                       model: Callable | None = None) -> Comparison:
     """The demo figure: Integrated Gradients, Saliency and occlusion with a large and a small window on
@@ -203,6 +225,20 @@ def shapes_comparison(path: str | os.PathLike | None = "compare_shapes.png", n_i
 
     ``model`` defaults to the shipped ``ShapesCNN`` (``intellego.models.load_shapes_cnn``). Occlusion columns are
     included when ``intellego.attr`` provides ``Occlusion``.
+
+    Args:
+        {PATH}
+        n_images: Rows: images of ``make_shapes(n_images, seed=seed)``.
+        seed: Seed of the images.
+        model: The model to explain.
+
+    Returns:
+        The :class:`Comparison`.
+
+    Example:
+        >>> result = shapes_comparison(None, n_images=1)
+        >>> sorted(result.maps)[:2], result.maps["Saliency"].shape
+        (['Integrated Gradients', 'Occlusion 4x4'], (1, 32, 32))
     """
     from .. import attr
     from ..data import make_shapes
@@ -231,6 +267,22 @@ def shapes_comparison(path: str | os.PathLike | None = "compare_shapes.png", n_i
 
 def demo_figure(path: str | os.PathLike = "comparison.png", n_images: int = 4, seed: int = 0,
                 model: Callable | None = None) -> Path:
-    """Write :func:`shapes_comparison`'s figure to ``path`` (any suffix matplotlib saves) and return the path."""
+    """Write :func:`shapes_comparison`'s figure to ``path`` (any suffix matplotlib saves) and return the path.
+
+    Args:
+        path: Where to write the figure.
+        n_images: Rows of the figure.
+        seed: Seed of the images.
+        model: The model to explain (default: the shipped shapes CNN).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     demo_figure(pathlib.Path(d) / "comparison.png", n_images=1).stat().st_size > 1000
+        True
+    """
     result = shapes_comparison(None, n_images=n_images, seed=seed, model=model)
     return result.save(path)
