@@ -17,20 +17,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .attr import IntegratedGradients, Saliency
+from ._docs import fill_docs
+from .attr import IntegratedGradients, Occlusion, Saliency
 from .data import SHAPE_CLASSES, make_shapes
 from .engines.perturb_eval import progress_bar
 from .models import load_shapes_cnn
+from .viz.compare import Comparison, compare_methods
 
-__all__ = ["mass_inside", "main"]
+__all__ = ["mass_inside", "shapes_comparison", "demo_figure", "main"]
 
 
 def mass_inside(attributions: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -95,6 +99,64 @@ def _optional(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+@fill_docs
+def shapes_comparison(path: str | os.PathLike | None = "compare_shapes.png", n_images: int = 4, seed: int = 0,
+                      model: Callable | None = None) -> Comparison:
+    """The demo figure: Integrated Gradients, Saliency and occlusion with a large and a small window on
+    ``n_images`` images of the shipped shapes data, attributing each image's true class.
+
+    Args:
+        {PATH}
+        n_images: Rows: images of ``make_shapes(n_images, seed=seed)``.
+        seed: Seed of the images.
+        model: The model to explain (default: the shipped ``ShapesCNN``, :func:`intellego.models.load_shapes_cnn`).
+
+    Returns:
+        The :class:`~intellego.viz.compare.Comparison`.
+
+    Example:
+        >>> result = shapes_comparison(None, n_images=1)
+        >>> sorted(result.maps)[:2], result.maps["Saliency"].shape
+        (['Integrated Gradients', 'Occlusion 4x4'], (1, 32, 32))
+    """
+    if model is None:
+        model = load_shapes_cnn()
+    data = make_shapes(n_images, seed=seed)
+    methods: dict[str, Any] = {
+        "Integrated Gradients": (IntegratedGradients(model), {"n_steps": 32}),
+        "Saliency": Saliency(model),
+    }
+    side = data.images.shape[-1]
+    for w in (max(2, side // 4), max(1, side // 8)):
+        methods[f"Occlusion {w}x{w}"] = (Occlusion(model), {"sliding_window_shapes": (3, w, w),
+                                                             "strides": (3, max(1, w // 2), max(1, w // 2))})
+    return compare_methods(model, data.images, methods, target=data.labels, class_names=data.classes,
+                           title="Which pixels decide the class?", path=path)
+
+
+def demo_figure(path: str | os.PathLike = "comparison.png", n_images: int = 4, seed: int = 0,
+                model: Callable | None = None) -> Path:
+    """Write :func:`shapes_comparison`'s figure to ``path`` (any suffix matplotlib saves) and return the path.
+
+    Args:
+        path: Where to write the figure.
+        n_images: Rows of the figure.
+        seed: Seed of the images.
+        model: The model to explain (default: the shipped shapes CNN).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     demo_figure(pathlib.Path(d) / "comparison.png", n_images=1).stat().st_size > 1000
+        True
+    """
+    result = shapes_comparison(None, n_images=n_images, seed=seed, model=model)
+    return result.save(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=256, help="test images to generate")
@@ -115,8 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     print(demo_table(progress=True))
     _step(3, "The method comparison figure")
     if _optional("matplotlib"):
-        from .viz import demo_figure
-
         with _ticking("drawing"):
             path = demo_figure(out / "comparison.png")
         print(f"Wrote the method comparison figure to {path}")

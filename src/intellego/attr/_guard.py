@@ -1,4 +1,4 @@
-"""The checks around every public ``attribute`` call (applied by ``Attribution.__init_subclass__``).
+"""The checks around every public ``attribute`` call (applied by the ``public_call`` decorator in ``_base.py``).
 
 Before any model work: named errors for meta tensors, empty batches, and inputs whose dtype or device does not
 match the model's parameters; one warning when inputs hold NaN or Inf; one warning naming the BatchNorm and

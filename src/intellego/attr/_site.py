@@ -105,7 +105,7 @@ def check_layers(forward_func: Any, layer: Any) -> None:
                 f"{type(forward_func).__name__}; pass a module from model.modules()")
 
 
-def _tensors(site: Site, call: int, value: Any) -> tuple[Tensor, ...]:
+def site_tensors(site: Site, call: int, value: Any) -> tuple[Tensor, ...]:
     values = as_tuple(value)
     for j, v in enumerate(values):
         if not isinstance(v, Tensor):
@@ -151,7 +151,7 @@ def layer_eval(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tensor, .
     with HookScope() as scope, torch.no_grad():
         for i, site in enumerate(sites):
             def grab(call: int, value: Any, i: int = i, site: Site = site) -> None:
-                rec.add(i, value, tuple(t.clone() for t in _tensors(site, call, value)))
+                rec.add(i, value, tuple(t.clone() for t in site_tensors(site, call, value)))
                 if left is not None:
                     left[i] -= 1
                     if not any(n > 0 for n in left):
@@ -179,7 +179,7 @@ def layer_gradients(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tens
         for i, site in enumerate(sites):
             def swap(call: int, value: Any, i: int = i, site: Site = site) -> Any:
                 torch.set_grad_enabled(True)
-                nodes = tuple(_node(t) for t in _tensors(site, call, value))
+                nodes = tuple(_node(t) for t in site_tensors(site, call, value))
                 rec.add(i, value, nodes)
                 return unpack([t.clone() for t in nodes], isinstance(value, tuple))
             site.hook(scope, swap)
@@ -196,7 +196,7 @@ def _node(t: Tensor) -> Tensor:
     return node if node.requires_grad else node.requires_grad_(True)
 
 
-class _LayerAsInput:
+class LayerAsInput:
     """``f(*activations, *model_inputs, *args)``: the model with the sites' values replaced by ``activations``."""
 
     def __init__(self, forward_func: Callable[..., Any], sites: Sequence[Site], layout: Layout,
@@ -227,7 +227,7 @@ class _LayerAsInput:
 
 def layer_spec(spec: ForwardSpec, sites: Sequence[Site], layout: Layout, inputs: tuple[Tensor, ...]) -> ForwardSpec:
     """A spec whose inputs are the sites' activations; the model inputs follow as batched extra arguments."""
-    fn = _LayerAsInput(spec.forward_func, sites, layout, len(inputs))
+    fn = LayerAsInput(spec.forward_func, sites, layout, len(inputs))
     return ForwardSpec(fn, (*inputs, *spec.args), spec.readout, spec.batch_size)
 
 
@@ -248,7 +248,7 @@ class _NeuronForward:
         with HookScope() as scope:
             def grab(call: int, value: Any) -> None:
                 if want < 0 or call == want:
-                    tensors = _tensors(site, call, value)
+                    tensors = site_tensors(site, call, value)
                     if check is not None:
                         check(value)
                     box.append(value if want >= 0 else unpack([t.clone() for t in tensors],

@@ -13,11 +13,10 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-from ..core.hooks import HookScope
 from ..core.inputs import unpack
 from ..engines.perturb import PRIMARY_NAMES, ArgNames, FeaturePlan, plan_features
 from ..errors import require
-from ._base import PerturbationAttribution
+from ._base import PerturbationAttribution, public_call
 from ._perturbation import ablate, prepare, settled_plan
 
 __all__ = ["FeatureAblation", "Occlusion", "FeaturePermutation"]
@@ -38,6 +37,7 @@ class FeatureAblation(PerturbationAttribution):
 
     _supports_future = True  # attribute_future, as in Captum (FeaturePermutation inherits it)
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -77,7 +77,7 @@ class FeatureAblation(PerturbationAttribution):
                   perturbations_per_eval: int | None, show_progress: bool, memory_budget: int | None,
                   names: ArgNames) -> Any:
         """:meth:`attribute` for a caller whose users name the arguments as ``names`` says (layer methods)."""
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress, names)
             return unpack(ablate(ev, settled_plan(ev, xs, feature_mask, names=names)), was_tuple)
@@ -98,6 +98,7 @@ class Occlusion(FeatureAblation):
 
     _supports_future = False  # Captum's Occlusion refuses attribute_future
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -128,7 +129,7 @@ class Occlusion(FeatureAblation):
         Returns:
             Attributions shaped like ``inputs`` (see :meth:`FeatureAblation.attribute` for other outputs).
         """
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, sliding_window_shapes=sliding_window_shapes, strides=strides)
@@ -157,6 +158,7 @@ class FeaturePermutation(FeatureAblation):
         require(perm_func is None or callable(perm_func), "perm_func must be a callable (x, mask) -> tensor")
         self.perm_func = perm_func
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -195,7 +197,7 @@ class FeaturePermutation(FeatureAblation):
                      perturbations_per_eval: int | None, show_progress: bool, generator: torch.Generator | None,
                      memory_budget: int | None, names: ArgNames) -> Any:
         """:meth:`attribute` for a caller whose users name the arguments as ``names`` says (layer methods)."""
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, None, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress, names)
             batch = xs[0].shape[0]

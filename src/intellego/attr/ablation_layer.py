@@ -16,10 +16,10 @@ from torch import Tensor
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, unpack
 from ..engines.perturb import ArgNames
-from ._base import PerturbationAttribution
+from ._base import PerturbationAttribution, public_call
 from ._layer_engine import LayerMethod
 from ._neuron_engine import NeuronMethod, NeuronPlan
-from ._site import _LayerAsInput, layer_eval, restructure
+from ._site import LayerAsInput, layer_eval, restructure
 from .ablation import FeatureAblation, FeaturePermutation
 
 __all__ = ["LayerFeatureAblation", "LayerFeaturePermutation", "NeuronFeatureAblation"]
@@ -37,7 +37,7 @@ class _LayerPerturbation(LayerMethod, PerturbationAttribution):
         spec = ForwardSpec.build(self.forward_func, None, additional_forward_args, xs[0].shape[0])
         sites = self._sites(to_input)
         acts, layout = layer_eval(spec, sites, xs)
-        fn = _LayerAsInput(self.forward_func, sites, layout, len(xs))
+        fn = LayerAsInput(self.forward_func, sites, layout, len(xs))
         return fn, acts, (*xs, *spec.args), layout
 
 
@@ -55,6 +55,7 @@ class LayerFeatureAblation(_LayerPerturbation):
         True
     """
 
+    @public_call
     def attribute(self, inputs: Any, layer_baselines: Any = None, target: Any = None,
                   additional_forward_args: Any = None, layer_mask: Any = None, attribute_to_layer_input: bool = False,
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
@@ -82,6 +83,7 @@ class LayerFeaturePermutation(_LayerPerturbation):
         torch.Size([6, 4])
     """
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   layer_mask: Any = None, perturbations_per_eval: int | None = None, *,
                   attribute_to_layer_input: bool = False, generator: torch.Generator | None = None,
@@ -110,6 +112,7 @@ class NeuronFeatureAblation(NeuronMethod, PerturbationAttribution):
         True
     """
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None, attribute_to_neuron_input: bool = False,
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:

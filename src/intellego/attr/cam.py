@@ -27,7 +27,7 @@ from torch import Tensor
 from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, unpack
 from ..errors import IntellegoError, require
-from ._base import GradientAttribution, LayerAttribution
+from ._base import GradientAttribution, LayerAttribution, public_call
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, grads_at, rows_for
 from ._site import restructure
@@ -77,6 +77,7 @@ class _GradientCam(LayerMethod, GradientAttribution):
     def _map(self, acts: Tensor, grads: Tensor) -> Tensor:
         raise NotImplementedError
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
                   reshape_transform: Transform = None, targets: list[Any] | None = None,
@@ -193,6 +194,7 @@ class LayerGradCam(LayerMethod, GradientAttribution):
         torch.Size([2, 1, 6, 6])
     """
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, relu_attributions: bool = False,
                   attr_dim_summation: bool = True, grad_kwargs: dict[str, Any] | None = None, *,
@@ -241,6 +243,7 @@ class GuidedGradCam(LayerMethod, GradientAttribution):
         self.grad_cam = LayerGradCam(model, layer, device_ids)
         self.guided_backprop = GuidedBackprop(model)
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False, *,
                   targets: list[Any] | None = None) -> Any:

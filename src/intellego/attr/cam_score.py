@@ -20,6 +20,7 @@ from ..core.batching import chunks
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack
 from ..errors import IntellegoError
+from ._base import public_call
 from ._layer_engine import LayerMethod, evals_at, rows_for
 from ._site import restructure
 from .cam import Transform, channel_maps
@@ -41,6 +42,7 @@ class LayerEigenCam(LayerMethod):
         torch.Size([2, 1, 6, 6])
     """
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
                   reshape_transform: Transform = None) -> Any:
@@ -94,6 +96,7 @@ class LayerScoreCam(LayerMethod):
         torch.Size([2, 1, 6, 6])
     """
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
                   reshape_transform: Transform = None, internal_batch_size: int | None = None,

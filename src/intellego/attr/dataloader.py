@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..core.inputs import unpack
 from ..errors import IntellegoError, describe, require
-from ._base import Attribution
+from ._base import Attribution, public_call
 from .ablation import FeatureAblation
 
 __all__ = ["InputRole", "DataLoaderAttribution"]
@@ -60,6 +60,7 @@ class DataLoaderAttribution(Attribution):
         super().__init__(attr_method.forward_func)
         self.attr_method = copy(attr_method)
 
+    @public_call
     def attribute(self, dataloader: Any, input_roles: tuple[int, ...] | None = None, baselines: Any = None,
                   feature_mask: Any = None, reduce: Callable[..., Any] | None = None,
                   to_metric: Callable[[Any], Tensor] | None = None, perturbations_per_pass: int | None = None,

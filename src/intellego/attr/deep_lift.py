@@ -26,7 +26,7 @@ from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float, unpack
 from ..engines.rules import ACTIVATIONS, Call, Fast, Rule, local_vjp, rule_gradients, warn_unruled
 from ..errors import IntellegoError, describe, require
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
 
 __all__ = ["DeepLift", "DeepLiftShap", "deeplift_rules", "warn_unruled"]
 
@@ -131,7 +131,7 @@ def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
     return lambda kind, modules: table.get(kind)
 
 
-def _custom(func: Callable[..., Any], grads: tuple[Tensor, ...], xs: tuple[Tensor, ...],
+def custom_attributions(func: Callable[..., Any], grads: tuple[Tensor, ...], xs: tuple[Tensor, ...],
             refs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     n = len(inspect.signature(func).parameters)
     require(n in (1, 2, 3), f"custom_attribution_func must take 1 to 3 arguments (multipliers, inputs, baselines), "
@@ -174,6 +174,7 @@ class DeepLift(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -204,7 +205,7 @@ class DeepLift(GradientAttribution):
         res = rule_gradients(spec, xs, deeplift_rules(self.eps), baselines=refs)
         warn_unruled(type(self).__name__, res.unruled)
         if custom is not None:
-            attrs = _custom(custom, res.grads, xs, refs)
+            attrs = custom_attributions(custom, res.grads, xs, refs)
         elif self._multiply_by_inputs:
             attrs = tuple((x - r) * g for x, r, g in zip(xs, refs, res.grads))
         else:
@@ -272,6 +273,7 @@ class DeepLiftShap(DeepLift):
     def __init__(self, model: Any, multiply_by_inputs: bool = True) -> None:
         super().__init__(model, multiply_by_inputs)
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,

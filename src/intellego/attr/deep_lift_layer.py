@@ -18,11 +18,11 @@ from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..engines.rules import rule_gradients
 from ..errors import IntellegoError, describe, require
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod
 from ._neuron_engine import NeuronMethod, NeuronPlan
-from .deep_lift import BaselinePairs, DeepLift, DeepLiftShap, _custom, deeplift_rules, warn_unruled
+from .deep_lift import BaselinePairs, DeepLift, DeepLiftShap, custom_attributions, deeplift_rules, warn_unruled
 
 __all__ = ["LayerDeepLift", "LayerDeepLiftShap", "NeuronDeepLift", "NeuronDeepLiftShap"]
 
@@ -51,6 +51,7 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
@@ -83,7 +84,7 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
         warn_unruled(type(self).__name__, res.unruled)
         values, ref_values = res.layer or (), res.layer_reference or ()
         if custom is not None:
-            attrs = _custom(custom, res.grads, values, ref_values)
+            attrs = custom_attributions(custom, res.grads, values, ref_values)
         elif self._multiply_by_inputs:
             attrs = tuple((v - r) * g for v, r, g in zip(values, ref_values, res.grads))
         else:
@@ -107,6 +108,7 @@ class LayerDeepLiftShap(LayerDeepLift):
         torch.Size([2, 4])
     """
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any, target: Any = None,  # type: ignore[override]
                   additional_forward_args: Any = None, return_convergence_delta: bool = False,
                   attribute_to_layer_input: bool = False,
@@ -152,6 +154,7 @@ class NeuronDeepLift(NeuronMethod, GradientAttribution):
         super().__init__(model, layer, layer_call=layer_call)
         self.model, self._multiply_by_inputs = model, multiply_by_inputs
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:
@@ -182,6 +185,7 @@ class NeuronDeepLiftShap(NeuronDeepLift):
     _primary = DeepLiftShap
     _stack_baselines = False
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any,  # type: ignore[override]
                   additional_forward_args: Any = None, attribute_to_neuron_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:

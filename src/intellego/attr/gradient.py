@@ -10,7 +10,7 @@ from typing import Any
 
 from ..core.grad import ForwardSpec, chunked_gradients
 from ..core.inputs import pack, require_float, unpack
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
 from ._fanout import fan_out_targets
 
 __all__ = ["Saliency", "InputXGradient"]
@@ -27,6 +27,7 @@ class Saliency(GradientAttribution):
         torch.Size([4, 3])
     """
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -70,6 +71,7 @@ class InputXGradient(GradientAttribution):
     def multiplies_by_inputs(self) -> bool:
         return True
 
+    @public_call
     def attribute(
         self,
         inputs: Any,

@@ -11,7 +11,7 @@ from ..core.batching import check_positive_int, chunks, plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baseline_distribution, require_float, unpack
 from ..engines.sampling import check_stdev, shap_draws
-from ._base import GradientAttribution, convergence_delta
+from ._base import GradientAttribution, convergence_delta, public_call
 
 __all__ = ["GradientShap"]
 
@@ -40,6 +40,7 @@ class GradientShap(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(
         self,
         inputs: Any,

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
 from ..engines.rules import Call, Fast, Rule, RuleMap, WithFast, rule_gradients
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
 from ._neuron_engine import NeuronMethod, NeuronPlan
 
 
@@ -70,6 +70,7 @@ class _ModifiedReLU(GradientAttribution):
         super().__init__(model)
         self.model = model
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
         """Compute the attributions.
 
@@ -130,6 +131,7 @@ class NeuronGuidedBackprop(NeuronMethod, GradientAttribution):
         super().__init__(model, layer, device_ids, layer_call=layer_call)
         self.model = model
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False) -> Any:
         """Compute the attributions.

@@ -10,7 +10,7 @@ from ..core.batching import plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..engines.path import integrate, quadrature
-from ._base import GradientAttribution, convergence_delta
+from ._base import GradientAttribution, convergence_delta, public_call
 from ._fanout import fan_out_targets
 
 __all__ = ["IntegratedGradients", "path_attributions"]
@@ -57,6 +57,7 @@ class IntegratedGradients(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(
         self,
         inputs: Any,

@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 
 from ..core.batching import check_positive_int
-from ..core.hooks import HookScope
 from ..engines.perturb import Evaluator
 from ..errors import IntellegoError, require
+from ._base import public_call
 from ._surrogate import fit_surrogates, format_coefficients, no_features, setup
 from .lime import Lime
 from .linear_models import LinearRegression
@@ -62,6 +62,7 @@ class KernelShap(Lime):
         super().__init__(forward_func, interpretable_model=LinearRegression())
         self.inf_weight = 1e6
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -100,7 +101,7 @@ class KernelShap(Lime):
         check_positive_int(n_samples, "n_samples", allow_none=False)
         require(estimator in KERNEL_SHAP_ESTIMATORS, f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, "
                 f"got {estimator!r}")
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev, plan = setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
             n_feat = plan.n_features

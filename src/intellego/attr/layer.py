@@ -27,7 +27,7 @@ from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float
 from ..engines.path import integrate, quadrature
 from ..engines.sampling import check_stdev, shap_draws
-from ._base import GradientAttribution, convergence_delta
+from ._base import GradientAttribution, convergence_delta, public_call
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, evals_at, grads_at, path_layer_grads, rows_for
 from ._site import layer_eval, layer_gradients, layer_spec, require_batch_first, restructure
@@ -54,6 +54,7 @@ class LayerActivation(LayerMethod):
     def multiplies_by_inputs(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False) -> Any:
         """Compute the attributions.
@@ -88,6 +89,7 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
         self._multiply_by_inputs = multiply_by_inputs
         self.memory_efficient = memory_efficient
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
                   targets: list[Any] | None = None, internal_batch_size: int | None = None,
@@ -122,6 +124,7 @@ class InternalInfluence(LayerMethod, GradientAttribution):
         True
     """
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
@@ -177,6 +180,7 @@ class LayerConductance(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
@@ -243,6 +247,7 @@ class LayerIntegratedGradients(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
@@ -299,6 +304,7 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any, n_samples: int = 5, stdevs: float | tuple[float, ...] = 0.0,
                   target: Any = None, additional_forward_args: Any = None, return_convergence_delta: bool = False,
                   attribute_to_layer_input: bool = False, *, targets: list[Any] | None = None,

@@ -17,11 +17,10 @@ from torch import Tensor
 
 from ..core.batching import check_positive_int
 from ..core.grad import ForwardSpec
-from ..core.hooks import HookScope
 from ..core.inputs import pack, unpack
 from ..engines.perturb import Evaluator, FeaturePlan, progress_bar
 from ..errors import describe, require
-from ._base import PerturbationAttribution
+from ._base import PerturbationAttribution, public_call
 from ._surrogate import (
     ExpKernel,
     bernoulli_sample,
@@ -73,6 +72,7 @@ class LimeBase(PerturbationAttribution):
         self.from_interp_rep_transform = from_interp_rep_transform
         self.to_interp_rep_transform = to_interp_rep_transform
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None, n_samples: int = 50,
                   perturbations_per_eval: int | None = None, show_progress: bool = False, **kwargs: Any) -> Tensor:
         """Compute the attributions.
@@ -82,7 +82,7 @@ class LimeBase(PerturbationAttribution):
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         check_positive_int(perturbations_per_eval, "perturbations_per_eval")
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, _ = pack(inputs)
             spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
             interp, model_inputs, sims = [], [], []
@@ -153,6 +153,7 @@ class Lime(LimeBase):
         super().__init__(forward_func, model, sim, perturb_func or bernoulli_sample, True, from_interp, None)
         self._default_perturb = perturb_func is None
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -188,7 +189,7 @@ class Lime(LimeBase):
             that returns one value per batch) with ``return_input_shape=False``.
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev, plan = setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
             if plan.n_features == 0:

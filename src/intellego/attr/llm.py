@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import IntellegoError, describe, require
-from ._base import Attribution
+from ._base import Attribution, public_call
 from ._llm_score import STEP_SCORES, TargetScorer, forward_params, logits_of
 from .ablation import FeatureAblation
 from .interpretable_input import ImageMaskInput, InterpretableInput, TextTemplateInput, TextTokenInput
@@ -189,6 +189,7 @@ class LLMAttribution(BaseLLMAttribution):
             return [{"input_ids": ids[i: i + 1]} for i in range(ids.shape[0])]
         return [self._format_model_input(inp.to_model_input(r[None])) for r in rows]
 
+    @public_call
     def attribute(self, inp: InterpretableInput, target: str | Tensor | None = None, num_trials: int = 1,
                   gen_args: dict[str, Any] | None = None, use_cached_outputs: bool = True,
                   _inspect_forward: Callable[..., None] | None = None, forward_in_tokens: bool = True,
@@ -288,6 +289,7 @@ class LLMGradientAttribution(BaseLLMAttribution):
         steps = steps.to(ids.device)
         return F.log_softmax(logits[rows, steps], -1)[rows, tgt[steps]]
 
+    @public_call
     def attribute(self, inp: InterpretableInput, target: str | Tensor | None = None,
                   gen_args: dict[str, Any] | None = None, **kwargs: Any) -> LLMAttributionResult:
         """Compute the attributions.

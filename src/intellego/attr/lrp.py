@@ -21,20 +21,20 @@ from ..core.hooks import walk_modules
 from ..core.inputs import pack, require_float, unpack
 from ..engines.rules import rule_gradients, warn_unruled
 from ..errors import IntellegoError, describe, require
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod
 from .lrp_rules import (
-    _LAYER,
-    _PASS,
+    LAYER_OPS,
+    PASS_OPS,
     Alpha1_Beta0_Rule,
+    BatchNormCanonizer,
     EpsilonRule,
     GammaRule,
     IdentityRule,
     PropagationRule,
     ZPlusRule,
-    _BatchNormCanonizer,
-    _pass_relevance,
+    pass_relevance,
 )
 
 __all__ = ["LRP", "LayerLRP", "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule",
@@ -94,7 +94,7 @@ class _LRPRules:
         self.model = model
         self.rules = dict(rules)
         self.default = EpsilonRule()
-        self.batch_norm = _BatchNormCanonizer(self.default) if canonize else self.default
+        self.batch_norm = BatchNormCanonizer(self.default) if canonize else self.default
         self.all_tracked = True  # set False while only ``track()`` is tracked
         # each module's own rule, looked up once per attribution call (a missing ``rule`` attribute costs an
         # exception inside ``nn.Module.__getattr__``); names are built only where rules are keyed by name
@@ -121,9 +121,9 @@ class _LRPRules:
     def __call__(self, kind: str, modules: list[nn.Module]) -> Any:
         for m in reversed(modules):
             rule = self._rule(m)
-            if isinstance(rule, PropagationRule) and (kind in _LAYER or isinstance(rule, IdentityRule)):
+            if isinstance(rule, PropagationRule) and (kind in LAYER_OPS or isinstance(rule, IdentityRule)):
                 return rule
-        if modules and kind not in _LAYER:  # a rule on the leaf module running a non-linear operation (Captum's
+        if modules and kind not in LAYER_OPS:  # a rule on the leaf module running a non-linear operation (Captum's
             leaf = modules[-1]  # way: ``model.sigmoid.rule = EpsilonRule()``), except where Captum ignores it
             rule = self._rule(leaf)
             if isinstance(rule, PropagationRule) and not isinstance(leaf, _CAPTUM_NON_LINEAR) \
@@ -131,11 +131,11 @@ class _LRPRules:
                 return rule
         if kind == "relu":
             return None
-        if kind in _PASS:
-            return _pass_relevance
+        if kind in PASS_OPS:
+            return pass_relevance
         if kind == "batch_norm":
             return self.batch_norm
-        if kind in _LAYER:
+        if kind in LAYER_OPS:
             return self.default
         if not self.all_tracked:
             raise _Untracked
@@ -203,6 +203,7 @@ class LRP(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, verbose: bool = False) -> Any:
         """Compute the attributions.
@@ -265,6 +266,7 @@ class LayerLRP(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   verbose: bool = False, *, targets: list[Any] | None = None) -> Any:

@@ -29,10 +29,10 @@ from ..core.hooks import HookScope
 from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..core.targets import Readout, make_readout
 from ..engines.path import integrate, quadrature
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
 from ._layer_engine import rows_for
 from ._neuron_engine import NeuronMethod, NeuronPlan
-from ._site import Site, _tensors, pick_call
+from ._site import Site, pick_call, site_tensors
 from .gradient import Saliency
 from .gradient_shap import GradientShap
 from .integrated_gradients import IntegratedGradients
@@ -53,6 +53,7 @@ class NeuronGradient(NeuronMethod, GradientAttribution):
         True
     """
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False, *, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
@@ -85,6 +86,7 @@ class NeuronIntegratedGradients(NeuronMethod, GradientAttribution):
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_neuron_input: bool = False, *, memory_budget: int | None = None) -> Any:
@@ -119,6 +121,7 @@ class NeuronGradientShap(NeuronMethod, GradientAttribution):
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any, n_samples: int = 5,
                   stdevs: float | tuple[float, ...] = 0.0, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False, *, generator: torch.Generator | None = None,
@@ -156,6 +159,7 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, target: Any = None,
                   additional_forward_args: Any = None, n_steps: int = 50, method: str = "riemann_trapezoid",
                   internal_batch_size: int | None = None, attribute_to_neuron_input: bool = False,
@@ -206,7 +210,7 @@ class _CutPoint:
                     return None
                 if not box:
                     self.check(value)
-                ts = tuple(t.clone() for t in _tensors(site, call, value))
+                ts = tuple(t.clone() for t in site_tensors(site, call, value))
                 box.append(ts)
                 return unpack(list(ts), isinstance(value, tuple))
             site.hook(scope, grab)

@@ -15,11 +15,10 @@ import torch
 from torch import Tensor
 
 from ..core.batching import check_positive_int
-from ..core.hooks import HookScope
 from ..core.inputs import unpack
 from ..engines.perturb import plan_features
 from ..errors import require
-from ._base import PerturbationAttribution
+from ._base import PerturbationAttribution, public_call
 from ._perturbation import prepare, settled_plan
 
 __all__ = ["ShapleyValueSampling", "ShapleyValues", "MAX_EXACT_FEATURES"]
@@ -50,6 +49,7 @@ class ShapleyValueSampling(PerturbationAttribution):
 
     _supports_future = True  # attribute_future, as in Captum
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -86,7 +86,7 @@ class ShapleyValueSampling(PerturbationAttribution):
             Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = settled_plan(ev, xs, feature_mask)
@@ -141,6 +141,7 @@ class ShapleyValues(PerturbationAttribution):
 
     _supports_future = True  # attribute_future, as in Captum
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -168,7 +169,7 @@ class ShapleyValues(PerturbationAttribution):
         Returns:
             Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
         """
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, feature_mask)

@@ -41,8 +41,8 @@ from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
 from ..core.inputs import TRAINING_WARNED
 from ..errors import IntellegoError, require
-from .calls import Call, Fast, Rule, WithFast, _scaled, check_versions, local_vjp, safe_divide, versions
-from .ops import _KINDS, _UNRULED, ACTIVATIONS, kind_of, out_of_place, unruled_nonlinearity
+from .calls import Call, Fast, Rule, WithFast, check_versions, local_vjp, safe_divide, scaled, versions
+from .ops import ACTIVATIONS, KINDS, UNRULED, kind_of, out_of_place, unruled_nonlinearity
 
 __all__ = ["Call", "Fast", "Rule", "RuleMap", "RuleResult", "rule_gradients", "kind_of", "ACTIVATIONS",
            "WithFast", "check_versions", "local_vjp", "safe_divide", "versions", "warn_unruled"]
@@ -107,9 +107,9 @@ class RuleMode(TorchFunctionMode):
         self.unruled: set[str] | None = set() if note else None
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
-        spec = _KINDS.get(func)
+        spec = KINDS.get(func)
         if spec is None or not self.active:  # most operations: run as they are, as cheaply as possible
-            if self.unruled is not None and func in _UNRULED and self.active:
+            if self.unruled is not None and func in UNRULED and self.active:
                 name = unruled_nonlinearity(func, args, kwargs)
                 if name is not None:
                     self.unruled.add(name)
@@ -196,13 +196,13 @@ class RuleMode(TorchFunctionMode):
         if how.multiplier is not None:
             call.out = y = call.run(*call.inputs).detach()  # a single operand, detached: no graph
             if operands[0].requires_grad and torch.is_grad_enabled():
-                y = _scaled(operands[0], how.multiplier(call), call.out)
+                y = scaled(operands[0], how.multiplier(call), call.out)
         else:
             y = call.run(*operands)
             call.out = y.detach()
         post = how.output(call) if how.output is not None else None
         if isinstance(post, Tensor):
-            return _scaled(y, post) if y.requires_grad else y
+            return scaled(y, post) if y.requires_grad else y
         if post is not None and y.requires_grad:
             if self.hook is None:
                 raise IntellegoError("a rule with a gradient hook needs RuleMode(hook=...)")

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 from .feature_types import BaseFeature
-from .jobs import Busy, Cancelled, Job, _Watched
+from .jobs import Busy, Cancelled, Job, Watched
 from .methods import METHOD_SPECS, Context, available_methods, call
 
 __all__ = ["Batch", "Session", "Job", "Cancelled", "Busy"]
@@ -359,7 +359,7 @@ class Session:
         target = predicted if self.use_label_for_attr else None
         ctx = Context(self.features, sample.inputs, sample.baselines, seed=sample.index)
         kwargs = METHOD_SPECS[req["method"]].build(ctx, req["arguments"])
-        forward = _Watched(self.models[req["model"]], job)
+        forward = Watched(self.models[req["model"]], job)
         attrs = call(req["method"], forward, sample.inputs, target, sample.additional, kwargs)
         require(len(attrs) == len(self.features),
                 f"{req['method']} returned {len(attrs)} attribution tensors for {len(self.features)} features")

@@ -96,7 +96,7 @@ class MetricTable:
 
     def plot(self, path: str | os.PathLike | None = None) -> Any:
         """A figure with one bar chart per metric (matplotlib, imported lazily); saved when ``path`` is given."""
-        from ..viz import _figure
+        from ..viz import figure as _figure
 
         metrics = self.metrics
         cols = min(4, len(metrics))

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 from .bar_chart import visualize_feature_attr
-from .compare import Comparison, compare_methods, demo_figure, run_method, shapes_comparison
+from .compare import Comparison, compare_methods, run_method
 from .image import (
     as_image_array,
     normalize_image_attr,
@@ -46,8 +46,6 @@ __all__ = [
     "compare_methods",
     "run_method",
     "Comparison",
-    "shapes_comparison",
-    "demo_figure",
     "render_image_attr",
     "normalize_image_attr",
     "normalize_attr",

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._docs import fill_docs
 from ..errors import require
-from . import _figure
+from . import figure as _figure
 from .normalize import SIGNS, check_choice, to_numpy
 
 __all__ = ["visualize_feature_attr"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,11 @@ from torch import Tensor
 
 from .._docs import fill_docs
 from ..errors import IntellegoError, describe, require
-from . import _figure
+from . import figure as _figure
 from .image import as_image_array, normalize_image_attr, visualize_image_attr
 from .normalize import IMAGE_METHODS, SIGNS, check_choice
 
-__all__ = ["Comparison", "compare_methods", "run_method", "shapes_comparison", "demo_figure"]
+__all__ = ["Comparison", "compare_methods", "run_method"]
 
 
 @dataclass
@@ -215,74 +215,3 @@ def _cmap(sign: str) -> Any:
     from .image import default_cmap
 
     return default_cmap(sign)[0]
-
-
-@fill_docs
-def shapes_comparison(path: str | os.PathLike | None = "compare_shapes.png", n_images: int = 4, seed: int = 0,
-                      model: Callable | None = None) -> Comparison:
-    """The demo figure: Integrated Gradients, Saliency and occlusion with a large and a small window on
-    ``n_images`` images of the shipped shapes data, attributing each image's true class.
-
-    ``model`` defaults to the shipped ``ShapesCNN`` (``intellego.models.load_shapes_cnn``). Occlusion columns are
-    included when ``intellego.attr`` provides ``Occlusion``.
-
-    Args:
-        {PATH}
-        n_images: Rows: images of ``make_shapes(n_images, seed=seed)``.
-        seed: Seed of the images.
-        model: The model to explain.
-
-    Returns:
-        The :class:`Comparison`.
-
-    Example:
-        >>> result = shapes_comparison(None, n_images=1)
-        >>> sorted(result.maps)[:2], result.maps["Saliency"].shape
-        (['Integrated Gradients', 'Occlusion 4x4'], (1, 32, 32))
-    """
-    from .. import attr
-    from ..data import make_shapes
-
-    if model is None:
-        from ..models import load_shapes_cnn
-
-        model = load_shapes_cnn()
-    data = make_shapes(n_images, seed=seed)
-    methods: dict[str, Any] = {
-        "Integrated Gradients": (attr.IntegratedGradients(model), {"n_steps": 32}),
-        "Saliency": attr.Saliency(model),
-    }
-    occlusion = getattr(attr, "Occlusion", None)
-    if occlusion is not None:
-        side = data.images.shape[-1]
-        big, small = max(2, side // 4), max(1, side // 8)
-        methods[f"Occlusion {big}x{big}"] = (occlusion(model), {"sliding_window_shapes": (3, big, big),
-                                                                 "strides": (3, big // 2, big // 2)})
-        methods[f"Occlusion {small}x{small}"] = (occlusion(model), {"sliding_window_shapes": (3, small, small),
-                                                                     "strides": (3, max(1, small // 2),
-                                                                                 max(1, small // 2))})
-    return compare_methods(model, data.images, methods, target=data.labels, class_names=data.classes,
-                           title="Which pixels decide the class?", path=path)
-
-
-def demo_figure(path: str | os.PathLike = "comparison.png", n_images: int = 4, seed: int = 0,
-                model: Callable | None = None) -> Path:
-    """Write :func:`shapes_comparison`'s figure to ``path`` (any suffix matplotlib saves) and return the path.
-
-    Args:
-        path: Where to write the figure.
-        n_images: Rows of the figure.
-        seed: Seed of the images.
-        model: The model to explain (default: the shipped shapes CNN).
-
-    Returns:
-        The path written.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> with tempfile.TemporaryDirectory() as d:
-        ...     demo_figure(pathlib.Path(d) / "comparison.png", n_images=1).stat().st_size > 1000
-        True
-    """
-    result = shapes_comparison(None, n_images=n_images, seed=seed, model=model)
-    return result.save(path)

@@ -23,7 +23,7 @@ import torch
 
 from .._docs import fill_docs
 from ..errors import IntellegoError, require
-from . import _figure
+from . import figure as _figure
 from .normalize import IMAGE_METHODS, SIGNS, check_choice, normalize_attr, to_numpy
 
 __all__ = [

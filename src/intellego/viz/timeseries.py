@@ -23,7 +23,7 @@ import numpy as np
 
 from .._docs import fill_docs
 from ..errors import require
-from . import _figure
+from . import figure as _figure
 from .image import default_cmap
 from .normalize import SIGNS, TIMESERIES_METHODS, check_choice, normalize_attr, to_numpy
 
