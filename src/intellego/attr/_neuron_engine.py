@@ -19,10 +19,10 @@ from torch import Tensor, nn
 
 from ..core.inputs import pack
 from ..core.targets import Readout
+from ..engines.layers import Site, check_layers, neuron_forward
 from ..errors import IntellegoError, ShapeError, describe, require
 from ._base import NeuronAttribution
 from ._fanout import Fanout, fan_out
-from ._site import Site, check_layers, neuron_forward
 
 __all__ = ["NeuronMethod", "NeuronModel", "NeuronPlan"]
 

@@ -15,11 +15,11 @@ from torch import Tensor
 
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, unpack
+from ..engines.layers import LayerAsInput, layer_eval, restructure
 from ..engines.perturb import ArgNames
 from ._base import PerturbationAttribution, public_call
 from ._layer_engine import LayerMethod
 from ._neuron_engine import NeuronMethod, NeuronPlan
-from ._site import LayerAsInput, layer_eval, restructure
 from .ablation import FeatureAblation, FeaturePermutation
 
 __all__ = ["LayerFeatureAblation", "LayerFeaturePermutation", "NeuronFeatureAblation"]

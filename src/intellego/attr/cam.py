@@ -26,11 +26,11 @@ from torch import Tensor
 
 from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, unpack
+from ..engines.layers import restructure
 from ..errors import IntellegoError, require
 from ._base import GradientAttribution, LayerAttribution, public_call
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, grads_at, rows_for
-from ._site import restructure
 from .guided import GuidedBackprop
 
 __all__ = ["LayerGradCam", "GuidedGradCam", "LayerGradCamPlusPlus", "LayerXGradCam", "LayerHiResCam", "LayerCam",

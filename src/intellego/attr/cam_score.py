@@ -19,10 +19,10 @@ from torch import Tensor
 from ..core.batching import chunks
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack
+from ..engines.layers import restructure
 from ..errors import IntellegoError
 from ._base import public_call
 from ._layer_engine import LayerMethod, evals_at, rows_for
-from ._site import restructure
 from .cam import Transform, channel_maps
 
 __all__ = ["LayerScoreCam", "LayerEigenCam", "eigen_projection"]

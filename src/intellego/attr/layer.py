@@ -25,12 +25,12 @@ from torch import Tensor
 from ..core.batching import check_positive_int
 from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float
+from ..engines.layers import layer_eval, layer_gradients, layer_spec, require_batch_first, restructure
 from ..engines.path import integrate, quadrature
-from ..engines.sampling import check_stdev, shap_draws
+from ..engines.sampling import check_stdev, shap_draws, shap_points
 from ._base import GradientAttribution, convergence_delta, public_call
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, evals_at, grads_at, path_layer_grads, rows_for
-from ._site import layer_eval, layer_gradients, layer_spec, require_batch_first, restructure
 from .integrated_gradients import path_attributions
 
 __all__ = ["LayerActivation", "LayerGradientXActivation", "InternalInfluence",
@@ -333,8 +333,7 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
         expanded = spec.interleaved(n_samples)
         rows = rows_for(spec, xs, 2 * total, internal_batch_size, memory_budget)
         sites = self._sites(attribute_to_layer_input)
-        points = tuple(s + alphas.reshape(-1, *[1] * (s.dim() - 1)) * (e - s) for s, e in zip(starts, noisy))
-        grads, _, layout = grads_at(expanded, sites, points, rows)
+        grads, _, layout = grads_at(expanded, sites, shap_points(starts, noisy, alphas), rows)
         samples = grads
         if self._multiply_by_inputs:
             # inputs and baselines at most as many rows per call as the gradient pass: on CPU a forward pass

@@ -19,6 +19,7 @@ Captum unchanged on shared modules.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -27,12 +28,13 @@ from torch import Tensor
 from ..core.grad import ForwardSpec, autograd_grad, grads_of, use_grad_kwargs
 from ..core.hooks import HookScope
 from ..core.inputs import pack, pack_baselines, require_float, unpack
+from ..core.sites import Tap
 from ..core.targets import Readout, make_readout
+from ..engines.layers import Site, pick_call
 from ..engines.path import integrate, quadrature
 from ._base import GradientAttribution, public_call
 from ._layer_engine import rows_for
 from ._neuron_engine import NeuronMethod, NeuronPlan
-from ._site import Site, pick_call, site_tensors
 from .gradient import Saliency
 from .gradient_shap import GradientShap
 from .integrated_gradients import IntegratedGradients
@@ -202,21 +204,13 @@ class _CutPoint:
     def conductance_grads(self, spec: ForwardSpec, neuron: Readout, points: tuple[Tensor, ...]) -> tuple[
             Tensor, ...]:
         """``dF/dn * dn/dx`` at ``points``: one forward, two backward passes."""
-        box: list[tuple[Tensor, ...]] = []
-        site, want = self.site, self.layer_call
+        site = replace(self.site, call=self.layer_call)
+        tap = Tap(site, keep=torch.clone, feed=lambda _call, kept: kept, check=self.check)
         with HookScope() as scope, torch.enable_grad():
-            def grab(call: int, value: Any) -> Any:
-                if want >= 0 and call != want:
-                    return None
-                if not box:
-                    self.check(value)
-                ts = tuple(t.clone() for t in site_tensors(site, call, value))
-                box.append(ts)
-                return unpack(list(ts), isinstance(value, tuple))
-            site.hook(scope, grab)
+            scope.at(site, tap)
             leaves = tuple(p.detach().requires_grad_(True) for p in points)
             scores = spec.scores(leaves)
-            chosen = pick_call(box, want, site)
+            chosen = pick_call(tap.values, self.layer_call, site)
             value = chosen if len(chosen) > 1 else chosen[0]
             grads_value = autograd_grad(scores.sum(), chosen, retain_graph=True, allow_unused=True)
             grads_value = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads_value, chosen))

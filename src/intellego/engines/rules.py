@@ -40,7 +40,8 @@ from torch.overrides import TorchFunctionMode
 from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
 from ..core.inputs import TRAINING_WARNED
-from ..errors import IntellegoError, require
+from ..core.sites import Site, Tap, copies
+from ..errors import IntellegoError
 from .calls import Call, Fast, Rule, WithFast, check_versions, local_vjp, safe_divide, scaled, versions
 from .ops import ACTIVATIONS, KINDS, UNRULED, kind_of, out_of_place, unruled_nonlinearity
 
@@ -301,14 +302,10 @@ def rule_gradients(
             for m in track:
                 scope.forward_pre_hook(m, enter)
                 scope.forward_hook(m, leave)
-        if layer is None:
-            seen = None
-        elif layer_input:
-            seen = scope.capture(layer, inputs=True)
-        else:  # the model continues with a copy: an in-place operation after the layer (ReLU(inplace=True))
-            # changes the copy, not the layer's value and the node its gradient is taken at
-            seen = scope.substitute(layer, lambda _i, out: out.clone() if isinstance(out, Tensor) else
-                                    type(out)(t.clone() if isinstance(t, Tensor) else t for t in out))
+        # at the layer's output the model continues with a copy: an in-place operation after the layer
+        # (ReLU(inplace=True)) changes the copy, not the layer's value and the node its gradient is taken at
+        seen = None if layer is None else scope.at(Site(layer, layer_input),
+                                                   Tap(Site(layer, layer_input), feed=None if layer_input else copies))
         modes: list[RuleMode] = []
         late = from_layer and layer is not None and not layer_input
         if late:
@@ -332,7 +329,7 @@ def rule_gradients(
                 ref_scores = spec.readout(ref_out)
             references, recorder.calls = recorder.calls, []
             if seen is not None:
-                layer_ref = _as_tuple(seen.single(_name(layer)))
+                layer_ref = seen.only()
                 seen.clear()
         mode = RuleMode(rules, references=references, hook=scope.tensor_hook,
                         note_unruled=note_unruled or baselines is not None)
@@ -350,9 +347,7 @@ def rule_gradients(
             if seen is None:
                 return RuleResult(grads_of(scores, leaves), scores.detach(), reference_scores=ref_scores,
                                   unruled=unruled)
-            values = _as_tuple(seen.single(_name(layer)))
-            require(len(seen.outputs) == 1, f"{_name(layer)} ran {len(seen.outputs)} times in one forward; "
-                    "layer attribution needs a module that runs once")
+            values = seen.only()
             grads = grads_of(scores, values)
         return RuleResult(grads, scores.detach(), tuple(v.detach() for v in values), layer_ref, ref_scores, unruled)
 
@@ -369,12 +364,3 @@ def warn_unruled(method: str, names: tuple[str, ...], total: str = "f(inputs) - 
 def _grad_enabled() -> Any:
     """``torch.enable_grad()``, or nothing to do when gradients are on already (the usual case)."""
     return contextlib.nullcontext() if torch.is_grad_enabled() else torch.enable_grad()
-
-
-def _as_tuple(value: Any) -> tuple[Tensor, ...]:
-    return value if isinstance(value, tuple) else (value,)
-
-
-def _name(module: nn.Module | None) -> str:
-    return f"layer {type(module).__name__}"
-

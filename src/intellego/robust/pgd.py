@@ -158,35 +158,37 @@ class PGD(GradientAttack):
                 result, _ = pgd_loop(grads, step, xs, start, steps=step_num, radius=radius, norm=norm,
                                      bound=self.bound, box=box)
                 return unpack(result, was_tuple)
-            labels = cast(Tensor, labels)
-            best = [x.detach().clone() for x in xs]
-            todo = torch.arange(n, device=labels.device)
-            for _ in range(restarts):
-                sub = tuple(x[todo] for x in xs)
-                sub_masks = tuple(take_rows(k, todo, n) for k in masks)
-                start = self._start(sub, sub, radius, norm, sub_masks, random_start, generator)
-                rows_all = todo
-
-                def g_sub(cur: tuple[Tensor, ...], rows: Tensor | None, _r: Tensor = rows_all) -> Any:
-                    return grads(cur, _r if rows is None else _r[rows])
-
-                def s_sub(cur: tuple[Tensor, ...], g: tuple[Tensor, ...], rows: Tensor | None,
-                          _r: Tensor = rows_all) -> tuple[Tensor, ...]:
-                    return step(cur, g, _r if rows is None else _r[rows])
-
-                def f_sub(cur: tuple[Tensor, ...], rows: Tensor, _r: Tensor = rows_all) -> Any:
-                    return final(cur, _r[rows])
-
-                sub_box = None if box is None else tuple((lo[todo], hi[todo]) for lo, hi in box)
-                result, done = pgd_loop(g_sub, s_sub, sub, start, steps=step_num, radius=radius, norm=norm,
-                                        bound=self.bound, labels=labels[todo], targeted=targeted, final=f_sub,
-                                        box=sub_box)
-                for b, r in zip(best, result):
-                    b[todo] = r
-                todo = todo[~cast(Tensor, done)]
-                if todo.numel() == 0:
-                    break
+            best = self._restarts(xs, masks, cast(Tensor, labels), box, (grads, step, final), radius=radius, norm=norm,
+                                  step_num=step_num, restarts=restarts, random=random_start, targeted=targeted,
+                                  generator=generator)
             return unpack(best, was_tuple)
+
+    def _restarts(self, xs: tuple[Tensor, ...], masks: tuple[Tensor | None, ...], labels: Tensor, box: Any,
+                  fns: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]], *, radius: float, norm: str,
+                  step_num: int, restarts: int, random: bool, targeted: bool,
+                  generator: torch.Generator | None) -> list[Tensor]:
+        """Early-stopping PGD: each restart reruns only the examples not fooled yet; the best result per example.
+
+        ``fns`` are the loop's ``(grads, step, final)`` on rows of the whole batch; each restart sees them on
+        its own rows."""
+        n = xs[0].shape[0]
+        best = [x.detach().clone() for x in xs]
+        todo = torch.arange(n, device=labels.device)
+        for _ in range(restarts):
+            sub = tuple(x[todo] for x in xs)
+            sub_masks = tuple(take_rows(k, todo, n) for k in masks)
+            start = self._start(sub, sub, radius, norm, sub_masks, random, generator)
+            g_sub, s_sub, f_sub = _on_rows(todo, *fns)
+            sub_box = None if box is None else tuple((lo[todo], hi[todo]) for lo, hi in box)
+            result, done = pgd_loop(g_sub, s_sub, sub, start, steps=step_num, radius=radius, norm=norm,
+                                    bound=self.bound, labels=labels[todo], targeted=targeted, final=f_sub,
+                                    box=sub_box)
+            for b, r in zip(best, result):
+                b[todo] = r
+            todo = todo[~cast(Tensor, done)]
+            if todo.numel() == 0:
+                break
+        return best
 
     def _box(self, xs: tuple[Tensor, ...], radius: float) -> tuple[tuple[Tensor, Tensor], ...] | None:
         """Per input, the L-inf ball around it intersected with the bounds: one clamp per step does both. Only
@@ -204,3 +206,19 @@ class PGD(GradientAttack):
         if not random:
             return tuple(x.detach() for x in xs)
         return tuple(self.bound(random_start(x.detach(), radius, norm, m, generator)) for x, m in zip(xs, masks))
+
+
+def _on_rows(rows_all: Tensor, grads: Callable[..., Any], step: Callable[..., Any],
+             final: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """The loop's functions for a restart that runs on ``rows_all`` of the batch (their ``rows`` index those)."""
+
+    def g_sub(cur: tuple[Tensor, ...], rows: Tensor | None) -> Any:
+        return grads(cur, rows_all if rows is None else rows_all[rows])
+
+    def s_sub(cur: tuple[Tensor, ...], g: tuple[Tensor, ...], rows: Tensor | None) -> tuple[Tensor, ...]:
+        return step(cur, g, rows_all if rows is None else rows_all[rows])
+
+    def f_sub(cur: tuple[Tensor, ...], rows: Tensor) -> Any:
+        return final(cur, rows_all[rows])
+
+    return g_sub, s_sub, f_sub
