@@ -33,7 +33,7 @@ from .._docs import fill_docs
 from ..engines.per_sample import example_loss, per_sample_grads, split_batch
 from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
-from .curvature.ekfac import _on_logits
+from .curvature.ekfac import on_logits
 from .curvature.functional import per_example_loss
 from .curvature.layers import SUPPORTED, layer_calls, layer_rows, logits_of, rows_per_chunk, split_batch_rows
 from .curvature.trak import factored_features, factored_projections, kernel_inverse, margin_output, split_dims
@@ -202,7 +202,7 @@ class TRAKInfluence(IFBase):
             if self.output == "margin":
                 f = margin_output(z, target)
             else:
-                f = _on_logits(per_example_loss(self.loss_fn, self.reduction_type), out)(z, target).sum()
+                f = on_logits(per_example_loss(self.loss_fn, self.reduction_type), out)(z, target).sum()
             u, = torch.autograd.grad(f, z)
         return logits, [u]
 

@@ -95,13 +95,13 @@ def _statistics(model: nn.Module, layers: Sequence[nn.Module], batch: Sequence[A
 
     def cotangents(out: Any) -> tuple[Tensor, list[Tensor]]:
         logits = logits_of(out, "EK-FAC")
-        return logits, list(output_cotangents(logits, labels, _on_logits(loss, out), fisher, generator))
+        return logits, list(output_cotangents(logits, labels, on_logits(loss, out), fisher, generator))
 
     _, ins, outs = layer_rows(model, layers, features, cotangents)
     return ins, outs
 
 
-def _on_logits(loss: Callable[[Any, Any], Tensor], out: Any) -> Callable[[Tensor, Any], Tensor]:
+def on_logits(loss: Callable[[Any, Any], Tensor], out: Any) -> Callable[[Tensor, Any], Tensor]:
     """The loss as a function of the logits tensor, for a model returning an object with ``.logits``."""
     if isinstance(out, Tensor):
         return loss
