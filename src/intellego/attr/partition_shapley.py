@@ -26,7 +26,7 @@ from ..core.hooks import HookScope
 from ..core.inputs import unpack
 from ..engines.perturb import plan_features
 from ..errors import IntellegoError, describe, require
-from ._base import PerturbationAttribution
+from ._base import PerturbationAttribution, public_call
 from ._perturbation import prepare, settled_plan
 
 __all__ = ["PartitionShapley", "balanced_hierarchy", "owen_plan"]
@@ -119,6 +119,7 @@ class PartitionShapley(PerturbationAttribution):
         [[1.0, 2.0, 0.5, 0.5]]
     """
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
