@@ -6,6 +6,7 @@ the docstrings as ``help()`` and the documentation site show them.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import re
@@ -60,17 +61,11 @@ KNOWN_GAPS: dict[str, str] = {
     "attr.VLLMProvider": "Example",
     "metrics.demo_table": "Args Returns Example",
     "metrics.MetricTable": "Example Args(init)",
-    "metrics.SanityResult": "Example Args(init)",
-    "metrics.Curve": "Example Args(init)",
+    "metrics.SanityResult": "Example",
+    "metrics.Curve": "Example",
     "viz.VisualizationDataRecord": "Example Args(init)",
     "viz.HTML": "Args(init)",
-    "viz.Comparison": "Example Args(init)",
-    "insights.AttributionVisualizer": "Example",
-    "insights.Batch": "Example",
-    "insights.Session": "Example",
-    "insights.BaseFeature": "Example",
-    "insights.ImageFeature": "Args(init)",
-    "insights.TextFeature": "Args(init)",
+    "viz.Comparison": "Example",
     "robust.Perturbation": "Example perturb:Args perturb:Returns",
     "robust.MinParamPerturbation": "Example Args(init) evaluate:Args evaluate:Returns",
     "robust.AttackComparator": "Example Args(init) evaluate:Args evaluate:Returns",
@@ -96,11 +91,6 @@ KNOWN_GAPS: dict[str, str] = {
     "influence.ArnoldiInfluenceFunction": "Example Args(init)",
     "influence.EKFACInfluence": "Example",
     "influence.TRAKInfluence": "Example influence:Args influence:Returns self_influence:Args self_influence:Returns",
-    "module.BinaryConcreteStochasticGates": "Args(init)",
-    "module.GaussianStochasticGates": "Args(init)",
-    "module.StochasticGatesBase": "Example",
-    "module.select_features": "Returns",
-    "module.FeatureSelection": "Example Args(init)",
     "scale.attribute_dataset": "Args Returns Example",
     "scale.manifest": "Args Returns Example",
     "scale.ScaleReport": "Example Args(init)",
@@ -143,7 +133,9 @@ def gaps(obj) -> list[str]:
         doc, init = inspect.getdoc(obj) or "", vars(obj).get("__init__")
         if not section(doc, "Examples?"):
             missing.append("Example")
-        if init is not None and parameters(init) and not (section(doc, "Args") or section(init.__doc__, "Args")):
+        documented = section(doc, "Args") or section(init.__doc__ if init else None, "Args") or (
+            dataclasses.is_dataclass(obj) and section(doc, "Attributes"))  # a dataclass documents its fields
+        if init is not None and parameters(init) and not documented:
             missing.append("Args(init)")
         for name in METHODS:
             fn = vars(obj).get(name)

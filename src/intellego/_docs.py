@@ -108,6 +108,23 @@ SHARED: dict[str, str] = {
     "returns a bare ``matplotlib.figure.Figure`` that is never shown.",
     "PLT_FIG_AXIS": "plt_fig_axis: A ``(figure, axis)`` pair to draw on instead of a new figure.",
     "PATH": "path: Also save the figure there; the suffix picks the format (``.png``, ``.svg``, ``.pdf``, ...).",
+    # explorer features (intellego.insights)
+    "FEATURE_NAME": "name: Label shown in the explorer.",
+    "BASELINE_TRANSFORMS": "baseline_transforms: Callables mapping a transformed sample to a baseline of the same "
+    "shape; each makes one baseline (methods that take a baseline distribution use them all, the others the "
+    "first). Without any, the baseline is zero.",
+    "INPUT_TRANSFORMS": "input_transforms: Callables applied in order to each raw sample to make the model's input.",
+    "VISUALIZATION_TRANSFORM": "visualization_transform: Callable mapping a raw sample to what is displayed.",
+    # stochastic gates (intellego.module)
+    "N_GATES": "n_gates: Number of gates.",
+    "GATE_MASK": "mask: Optional integer tensor broadcastable to the input, holding gate ids ``0 .. n_gates - 1``: "
+    "elements with the same id share a gate. Every id must be used. Without a mask each element of an example "
+    "(all dimensions after the batch dimension) has its own gate.",
+    "REG_WEIGHT": "reg_weight: Factor on the L0 penalty.",
+    "REG_REDUCTION": "reg_reduction: ``\"sum\"``, ``\"mean\"`` or ``\"none\"`` over the gates' active "
+    "probabilities.",
+    "GATE_GENERATOR": "generator: Keyword-only ``torch.Generator`` for the initial parameters and every draw; "
+    "None uses torch's global generator, exactly as Captum does.",
     # training-data attribution (intellego.influence)
     "INF_MODEL": "model: The trained model (never changed: checkpoints are loaded into a private copy).",
     "TRAIN_DATASET": "train_dataset: The training examples to rank: a map-style ``Dataset`` or a ``DataLoader`` "

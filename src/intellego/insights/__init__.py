@@ -62,6 +62,15 @@ class AttributionVisualizer:
             whole output (``False``, for a scalar output).
         **options: Keyword-only limits of the :class:`~intellego.insights.session.Session`
             (``max_samples``, ``max_count``, ``cache_size``, ``job_limit_s``, ``title``).
+
+    Example:
+        >>> import tempfile, pathlib, torch
+        >>> vis = AttributionVisualizer([torch.nn.Linear(2, 2)], ["no", "yes"], [TabularFeature("row", ["a", "b"])],
+        ...                             [Batch(torch.randn(4, 2), torch.tensor([0, 1, 1, 0]))])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     page = vis.export(pathlib.Path(d) / "x.html", count=2).read_text()
+        >>> "Content-Security-Policy" in page
+        True
     """
 
     def __init__(self, models: Sequence[Callable[..., Any]] | Callable[..., Any], classes: Sequence[str],

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, describe, require
 from ..viz.image import channels_at_end
 from ._arrays import as_numpy, encode, hwc, png_base64, scaled, to_rgb
@@ -56,16 +57,20 @@ def _as_list(transforms: Transform | Sequence[Transform] | None, name: str) -> l
     return items
 
 
+@fill_docs
 class BaseFeature:
     """One model input: its name, transforms and how its attributions are shown.
 
     Args:
-        name: Label shown in the explorer.
-        baseline_transforms: Callables mapping a transformed sample to a baseline of the same shape; each
-            makes one baseline (methods that take a baseline distribution use them all, the others the first).
-            Without any, the baseline is zero.
-        input_transforms: Callables applied in order to each raw sample to make the model's input.
-        visualization_transform: Callable mapping a raw sample to what is displayed.
+        {FEATURE_NAME}
+        {BASELINE_TRANSFORMS}
+        {INPUT_TRANSFORMS}
+        {VISUALIZATION_TRANSFORM}
+
+    Example:
+        >>> f = BaseFeature("x", baseline_transforms=[torch.zeros_like], input_transforms=[lambda t: t * 2])
+        >>> f.name, f.kind
+        ('x', 'general')
     """
 
     kind = "general"
@@ -155,8 +160,15 @@ class BaseFeature:
         raise NotImplementedError(f"{type(self).__name__}.visualize is defined by each feature class")
 
 
+@fill_docs
 class ImageFeature(BaseFeature):
     """An image input ``(C, H, W)``, ``(H, W, C)`` or ``(H, W)``, shown with a heat-map overlay.
+
+    Args:
+        {FEATURE_NAME}
+        {BASELINE_TRANSFORMS}
+        {INPUT_TRANSFORMS}
+        {VISUALIZATION_TRANSFORM}
 
     Example:
         >>> f = ImageFeature("img", baseline_transforms=[], input_transforms=[])
@@ -209,10 +221,15 @@ class ImageFeature(BaseFeature):
         return attr.reshape(1, -1)
 
 
+@fill_docs
 class TextFeature(BaseFeature):
     """A token sequence: the model's input is ``(L, ...)`` (for example embeddings), shown as coloured tokens.
 
-    ``visualization_transform`` maps the raw sample to a list of token strings.
+    Args:
+        {FEATURE_NAME}
+        {BASELINE_TRANSFORMS}
+        {INPUT_TRANSFORMS}
+        visualization_transform: Callable mapping the raw sample to a list of token strings.
 
     Example:
         >>> f = TextFeature("text", None, None, lambda ids: [str(int(i)) for i in ids])

@@ -52,6 +52,11 @@ class Batch:
         inputs: A tensor, or a tuple with one tensor per feature, each with the batch first.
         labels: The true class indices ``(N,)``, or ``None`` when unknown.
         additional_args: Extra positional arguments of the models (tensors with the batch first are split).
+
+    Example:
+        >>> batch = Batch(torch.rand(4, 3), torch.tensor([0, 1, 1, 0]))
+        >>> batch.inputs.shape, batch.labels.tolist()
+        (torch.Size([4, 3]), [0, 1, 1, 0])
     """
 
     def __init__(self, inputs: Tensor | Sequence[Tensor], labels: Tensor | Sequence[int] | None,
@@ -98,6 +103,15 @@ class Session:
         cache_size: Most per-sample attribution results kept.
         job_limit_s: Time limit of one request.
         title: Shown in the page header.
+
+    Example:
+        >>> from intellego.insights import GeneralFeature
+        >>> session = Session([torch.nn.Linear(3, 2)], ["no", "yes"], [GeneralFeature("x", ["a", "b", "c"])],
+        ...                   [Batch(torch.rand(6, 3), torch.tensor([0, 1, 0, 1, 1, 0]))])
+        >>> page = session.run({"method": "Saliency", "classes": ["yes"], "count": 2})
+        >>> [s["label"] for s in page["samples"]]
+        ['yes', 'yes']
+        >>> session.close()
     """
 
     def __init__(self, models: Sequence[Callable[..., Any]] | Callable[..., Any], classes: Sequence[str],

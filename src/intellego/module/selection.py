@@ -39,6 +39,22 @@ class FeatureSelection:
     ``ranking`` holds gate ids (feature indices, or group ids with a mask), most likely open first; ``probs``
     their probabilities of being open, in the same order. ``gates`` is the trained module (evaluation mode),
     ``history`` the mean objective of each epoch.
+
+    Attributes:
+        ranking: Gate ids, most likely open first.
+        probs: Their probabilities of being open, same order.
+        gates: The trained gates module, in evaluation mode.
+        history: The mean objective of each epoch.
+        epochs: Epochs run.
+        stopped_early: Whether ``patience`` stopped the training.
+
+    Example:
+        >>> import torch
+        >>> from intellego.module import GaussianStochasticGates
+        >>> found = FeatureSelection(torch.tensor([2, 0, 1]), torch.tensor([0.9, 0.6, 0.1]),
+        ...                          GaussianStochasticGates(3))
+        >>> found.selected().tolist(), found.top(1).tolist()
+        ([2, 0], [2])
     """
 
     ranking: Tensor
@@ -98,6 +114,9 @@ def select_features(
         tol: the smallest improvement of the mean objective that counts.
         generator: ``torch.Generator`` for the gates' initialisation, their draws and the shuffling.
         show_progress: show a progress bar over epochs (tqdm when installed).
+
+    Returns:
+        A :class:`FeatureSelection`: the ranking of the gates, their probabilities and the trained gates.
 
     Example:
         >>> import torch
