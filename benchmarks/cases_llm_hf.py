@@ -24,6 +24,7 @@ warnings.filterwarnings("ignore")
 WORDS = ["the", "big", "red", "cat", "sat", "on", "a", "small", "mat", "in", "the", "kitchen", "and", "the", "dog"]
 PROMPT = " ".join(WORDS)
 TARGET = " ran far away ."
+LLAMA_ROWS = ("FeatureAblation", "ShapleyValueSampling", "LayerIntegratedGradients")
 LONG_SEGMENT = " ".join(["the weather today is sunny , so we walk to the park ."] * 18)
 
 
@@ -126,6 +127,8 @@ def cases(quick: bool = False) -> list[Case]:
     out: list[Case] = []
     for name, model in models.items():
         cs = _model_cases(name, model, tok)
+        if name == "Llama":  # the architecture's cost is shown by these three; the others follow GPT-2's
+            cs = [c for c in cs if c.name.split("(")[1].rstrip(")") in LLAMA_ROWS]
         for c in cs:
             c.extra = {k: v for k, v in c.extra.items() if v is not None}
         out.extend(cs)

@@ -96,10 +96,13 @@ class BaseLLMAttribution(Attribution):
                 "target or let the model generate at least one token")
         return tokens.to(self.device)
 
-    def _words(self, inp: InterpretableInput, target_tokens: Tensor) -> dict[str, list[int] | None]:
-        """Word groups of the input tokens (token inputs) and of the target tokens, for aggregate_words."""
-        ins = word_groups(inp.itp_tensor, self.tokenizer) if isinstance(inp, TextTokenInput) else None
-        return {"input_words": ins, "output_words": word_groups(target_tokens.cpu(), self.tokenizer)}
+    def _words(self, inp: InterpretableInput, target_tokens: Tensor) -> dict[str, Callable[[], list[int] | None]]:
+        """Word groups of the input tokens (token inputs) and of the target tokens, for aggregate_words,
+        computed on first use."""
+        ids = inp.itp_tensor if isinstance(inp, TextTokenInput) else None
+        target = target_tokens.cpu()
+        return {"input_words": lambda: None if ids is None else word_groups(ids, self.tokenizer),
+                "output_words": lambda: word_groups(target, self.tokenizer)}
 
     def _format_model_input(self, model_input: Any) -> dict[str, Any]:
         """A dict of model keyword arguments with ``input_ids``: text is tokenized, a tensor is the ids."""

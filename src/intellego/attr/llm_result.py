@@ -4,6 +4,7 @@ lazily), and the readable token strings of generated ids."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from textwrap import shorten
 from typing import Any
 
@@ -15,6 +16,8 @@ from ..errors import IntellegoError, describe, require
 from .interpretable_input import ImageMaskInput, InterpretableInput
 
 __all__ = ["LLMAttributionResult", "pretty_tokens", "word_groups"]
+
+WordGroups = list[int] | Callable[[], list[int] | None] | None
 
 
 def _tensor(value: Any, name: str) -> Tensor:
@@ -35,8 +38,8 @@ class LLMAttributionResult:
         output_probs: optional ``(n_output,)`` probabilities of the target tokens.
         inp: the interpretable input (used by :meth:`plot_image_heatmap`).
         input_words, output_words: optional word index of each input / output token (tokens of one word share
-            an index, in order), used by :meth:`aggregate_words`; the LLM classes fill them from the
-            tokenizer's offsets.
+            an index, in order), used by :meth:`aggregate_words`, or a function giving them on first use; the
+            LLM classes give functions reading the tokenizer's offsets.
 
     Example:
         >>> r = LLMAttributionResult(input_tokens=["a", "b"], output_tokens=["c"], seq_attr=[0.5, -1.0],
@@ -47,14 +50,12 @@ class LLMAttributionResult:
 
     def __init__(self, *, input_tokens: list[str], output_tokens: list[str], seq_attr: Any,
                  token_attr: Any = None, output_probs: Any = None, inp: InterpretableInput | None = None,
-                 input_words: list[int] | None = None, output_words: list[int] | None = None) -> None:
-        for name, groups, n in (("input_words", input_words, len(input_tokens)),
-                                ("output_words", output_words, len(output_tokens))):
-            require(groups is None or (len(groups) == n and list(groups) == sorted(groups)),
-                    f"{name} must give a non-decreasing word index per token ({n}), got {describe(groups)}")
-        self.input_words, self.output_words = input_words, output_words
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
+                 input_words: WordGroups = None, output_words: WordGroups = None) -> None:
+        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+        self._words: dict[str, Any] = {"input_words": input_words, "output_words": output_words}
+        for name, groups in self._words.items():
+            if not callable(groups):
+                self._check_words(name, groups)
         self.seq_attr = seq_attr
         self.token_attr = token_attr
         self.output_probs = output_probs
@@ -99,6 +100,29 @@ class LLMAttributionResult:
     def seq_attr_dict(self) -> dict[str, float]:
         """``{input token: sequence attribution}`` (a repeated token keeps its last value)."""
         return dict(zip(self.input_tokens, self.seq_attr.cpu().tolist()))
+
+    def _check_words(self, name: str, groups: Any) -> None:
+        n = len(self.input_tokens if name == "input_words" else self.output_tokens)
+        require(groups is None or (len(groups) == n and list(groups) == sorted(groups)),
+                f"{name} must give a non-decreasing word index per token ({n}), got {describe(groups)}")
+
+    def _groups(self, name: str) -> list[int] | None:
+        groups = self._words[name]
+        if callable(groups):
+            groups = groups()
+            self._check_words(name, groups)
+            self._words[name] = groups
+        return groups
+
+    @property
+    def input_words(self) -> list[int] | None:
+        """Word index of each input token, or None when unknown."""
+        return self._groups("input_words")
+
+    @property
+    def output_words(self) -> list[int] | None:
+        """Word index of each output token, or None when unknown."""
+        return self._groups("output_words")
 
     def aggregate_words(self, input_words: list[int] | None = None,
                         output_words: list[int] | None = None) -> LLMAttributionResult:
