@@ -23,7 +23,7 @@ import re
 import textwrap
 from typing import Any, TypeVar
 
-__all__ = ["SHARED", "AUTO", "fill_docs", "expand", "add_shared_args"]
+__all__ = ["SHARED", "AUTO", "INFLUENCE", "INFLUENCE_RETURNS", "fill_docs", "expand", "add_shared_args"]
 
 _T = TypeVar("_T")
 
@@ -157,6 +157,19 @@ SHARED: dict[str, str] = {
     "dimensions where the attributions are summed (``(N, 1, H, W)`` or ``(N, H, W)`` for ``(N, C, H, W)`` "
     "images); every example needs at least one true value.",
     "LOC_ABSOLUTE": "absolute: Score the absolute attributions instead of the signed ones.",
+    "CHECKPOINTS": "checkpoints: The checkpoints to sum over: a folder of saved state dicts, a list of paths or "
+    "of state dicts.",
+    "INF_INPUTS": "inputs: The test examples: a batch ``(*features, labels)`` like the training batches, or a "
+    "``DataLoader`` of them.",
+    "K": "k: With an int, return only the ``k`` most influential training examples per test example.",
+    "PROPONENTS": "proponents: With ``k``: the highest scores (proponents) or the lowest (opponents).",
+    "INPUTS_DATASET": "inputs_dataset: The examples whose self influence is asked for: a batch or a "
+    "``DataLoader`` (default: the training set).",
+    "OUTER_LOOP_BY_CHECKPOINTS": "outer_loop_by_checkpoints: Accepted for Captum compatibility; the result is the "
+    "same either way.",
+    "INF_RETURNS": "A tensor ``(n_test, n_train)`` of influence scores when ``k`` is None, else a "
+    "``KMostInfluentialResults(indices, influence_scores)``, each ``(n_test, k)``.",
+    "SELF_RETURNS": "A tensor with the self influence of every example, in order.",
     # attacks (intellego.robust)
     "LOSS_FUNC": "loss_func: ``loss_func(outputs, target) -> loss`` (per example or summed) that the attack "
     "increases (decreases when targeted). Default: the negative log-likelihood of the target, read as "
@@ -219,12 +232,12 @@ _SECTION = re.compile(r"^(Returns|Yields|Raises|Example|Examples|Note|Notes|Attr
 _ENTRY = re.compile(r"^    \**([\w*][\w*, ]*?)(?: \([^)]*\))?:(\s|$)")
 
 
-def _entry(name: str, width: int = 116) -> str:
-    return textwrap.fill(SHARED[AUTO[name]], width, initial_indent="    ", subsequent_indent="        ",
+def _entry(name: str, names: dict[str, str], width: int = 116) -> str:
+    return textwrap.fill(SHARED[names[name]], width, initial_indent="    ", subsequent_indent="        ",
                          break_long_words=False, break_on_hyphens=False)
 
 
-def _with_args(doc: str, names: list[str]) -> str:
+def _with_args(doc: str, names: list[str], keys: dict[str, str]) -> str:
     """``doc`` (cleaned) with an Args entry for each of ``names`` that it does not document yet."""
     lines = inspect.cleandoc(doc).splitlines()
     start = next((i for i, line in enumerate(lines) if line in _ARGS_HEADER), None)
@@ -243,7 +256,7 @@ def _with_args(doc: str, names: list[str]) -> str:
     missing = [n for n in names if n not in documented]
     if not missing:
         return doc
-    entries = [_entry(n) for n in missing]
+    entries = [_entry(n, keys) for n in missing]
     if start is not None:
         lines[end:end] = entries
     else:
@@ -255,12 +268,12 @@ def _with_args(doc: str, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _parameters(fn: Any) -> list[str]:
+def _parameters(fn: Any, keys: dict[str, str]) -> list[str]:
     try:
         names = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return []
-    return [n for n in names if n in AUTO]
+    return [n for n in names if n in keys]
 
 
 def _set_doc(fn: Any, doc: str) -> None:
@@ -269,14 +282,40 @@ def _set_doc(fn: Any, doc: str) -> None:
         fn = getattr(fn, "__wrapped__", None)
 
 
-def add_shared_args(cls: type) -> type:
+# The influence classes' arguments (intellego/influence/__init__.py applies them to every class it exports).
+INFLUENCE: dict[str, str] = {
+    "model": "INF_MODEL", "train_dataset": "TRAIN_DATASET", "checkpoint": "CHECKPOINT", "checkpoints": "CHECKPOINTS",
+    "checkpoints_load_func": "CHECKPOINTS_LOAD_FUNC", "layers": "INF_LAYERS", "loss_fn": "LOSS_FN",
+    "batch_size": "INF_BATCH_SIZE", "hessian_dataset": "HESSIAN_DATASET", "test_loss_fn": "TEST_LOSS_FN",
+    "sample_wise_grads_per_batch": "SAMPLE_WISE_GRADS_PER_BATCH", "memory_budget": "MEMORY_BUDGET",
+    "show_progress": "SHOW_PROGRESS", "generator": "GENERATOR", "inputs": "INF_INPUTS", "k": "K",
+    "proponents": "PROPONENTS", "inputs_dataset": "INPUTS_DATASET",
+    "outer_loop_by_checkpoints": "OUTER_LOOP_BY_CHECKPOINTS"}
+INFLUENCE_RETURNS = {"influence": "INF_RETURNS", "self_influence": "SELF_RETURNS"}
+
+
+def _with_returns(doc: str, key: str) -> str:
+    if re.search(r"^\s*Returns:\s*$", doc, re.M):
+        return doc
+    lines = inspect.cleandoc(doc).splitlines()
+    body = textwrap.fill(SHARED[key], 116, initial_indent="    ", subsequent_indent="    ").splitlines()
+    at = next((i for i, line in enumerate(lines) if line in ("Example:", "Examples:")), len(lines))
+    lines[at:at] = ([""] if at == len(lines) else []) + ["Returns:", *body] + ([""] if at < len(lines) else [])
+    return "\n".join(lines) + "\n"
+
+
+def add_shared_args(cls: type, names: dict[str, str] | None = None, returns: dict[str, str] | None = None) -> type:
     """Document the shared arguments that ``cls``'s docstrings leave out, with the texts of :data:`SHARED`.
 
     Constructor arguments go to the class docstring's Args section, ``attribute``'s to its own; entries
     already there are kept. Called for every :class:`~intellego.attr.Attribution` subclass when it is defined.
 
     Args:
-        cls: The class; its constructor's arguments and its own ``attribute``'s are read.
+        cls: The class; its constructor's arguments and those of its own methods named in ``returns`` (default:
+            ``attribute``) are read.
+        names: Argument name -> key of :data:`SHARED` (default: :data:`AUTO`, the attribution arguments).
+        returns: Method name -> key of :data:`SHARED` of its Returns section, added where it has none
+            (default: ``attribute`` only gets Args).
 
     Returns:
         ``cls``, with completed docstrings.
@@ -295,11 +334,14 @@ def add_shared_args(cls: type) -> type:
         >>> "forward_func: The model" in Demo.__doc__
         True
     """
+    names = AUTO if names is None else names
     if cls.__doc__ and cls.__init__ is not object.__init__:
-        cls.__doc__ = _with_args(cls.__doc__, _parameters(cls.__init__))
-    method = cls.__dict__.get("attribute")
-    if callable(method) and method.__doc__:
-        _set_doc(method, _with_args(method.__doc__, _parameters(method)))
+        cls.__doc__ = _with_args(cls.__doc__, _parameters(cls.__init__, names), names)
+    for name in (returns or {"attribute": ""}):
+        method = cls.__dict__.get(name)
+        if callable(method) and method.__doc__:
+            doc = _with_args(method.__doc__, _parameters(method, names), names)
+            _set_doc(method, _with_returns(doc, returns[name]) if returns else doc)
     return cls
 
 
