@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench lint browser docs clean
+.PHONY: demo test test-all bench lint browser docs docs-pictures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,14 +31,17 @@ test-all: $(STAMP)
 browser:
 	sh scripts/ensure_chromium.sh >/dev/null
 
-# The documentation site, offline, into build/site (open build/site/index.html): the tutorials first redraw
-# their pictures (docs/img), then MkDocs builds in strict mode (a warning fails it). Not part of `make test`;
-# tests/test_docs_site.py builds the site and tests/test_docs_tutorials.py runs the tutorials.
+# The documentation site, offline, into build/site (open build/site/index.html); strict: a warning fails it.
+# Not part of `make test`: tests/test_docs_site.py builds the site, tests/test_docs_tutorials.py runs the
+# tutorials and checks that the committed pictures in docs/img are the ones they draw; `make docs-pictures`
+# redraws them (about a minute of CPU).
 TUTORIALS := attribution_worked_example insights_three_hosts text_attribution metrics_evaluation
 docs: $(STAMP)
-	for t in $(TUTORIALS); do $(BIN)/python docs/tutorials/$$t.py >/dev/null || exit 1; done
 	NO_MKDOCS_2_WARNING=1 PYTHONWARNINGS=ignore::DeprecationWarning $(BIN)/python -m mkdocs build --strict $(ARGS)
 	@echo "docs: open build/site/index.html"
+
+docs-pictures: $(STAMP)
+	for t in $(TUTORIALS); do $(BIN)/python docs/tutorials/$$t.py >/dev/null || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(ARGS)

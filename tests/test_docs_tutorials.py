@@ -1,7 +1,7 @@
 """The site's tutorials (docs/tutorials/*.py) run, find what their pages say, and draw the committed pictures.
 
 Each tutorial writes its pictures into a temporary folder here; they must match the PNGs committed in docs/img
-(which `make docs` redraws), so a picture on the site cannot drift from the code beside it.
+(which `make docs-pictures` redraws), so a picture on the site cannot drift from the code beside it.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ def same_picture(fresh: Path) -> None:
     import matplotlib.image as mpimg
 
     committed = DOCS / "img" / fresh.name
-    assert committed.exists(), f"{committed} is not committed: run `make docs`"
+    assert committed.exists(), f"{committed} is not committed: run `make docs-pictures`"
     a, b = mpimg.imread(fresh), mpimg.imread(committed)
-    assert a.shape == b.shape, f"{fresh.name}: drawn {a.shape}, committed {b.shape}: run `make docs`"
-    assert float(np.abs(a - b).mean()) < 0.01, f"{fresh.name} differs from the committed picture: run `make docs`"
+    assert a.shape == b.shape, f"{fresh.name}: drawn {a.shape}, committed {b.shape}: run `make docs-pictures`"
+    assert float(np.abs(a - b).mean()) < 0.01, f"{fresh.name} differs from the committed one: `make docs-pictures`"
 
 
 def pages_show(name: str, *pictures: str) -> None:

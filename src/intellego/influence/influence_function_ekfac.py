@@ -60,6 +60,16 @@ class EKFACInfluence(IFBase):
         kfac: use the plain K-FAC eigenvalues (no eigen-correction).
         generator: random source of ``fisher="sampled"``.
         memory_budget: bytes the factor passes may hold at once (batches are cut into pieces to fit).
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(3, 2)
+        >>> train = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+        >>> test = (torch.randn(2, 3), torch.tensor([0, 1]))
+        >>> ekfac = EKFACInfluence(model, train, loss_fn=torch.nn.CrossEntropyLoss(reduction="none"), batch_size=4)
+        >>> ekfac.influence(test).shape
+        torch.Size([2, 8])
     """
 
     def __init__(self, model: nn.Module, train_dataset: Any, checkpoint: Any = None,

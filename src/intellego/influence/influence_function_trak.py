@@ -64,6 +64,17 @@ class TRAKInfluence(IFBase):
             ``nn.Conv2d`` used once per forward pass, else "gaussian"), "kronecker", "gaussian" or "rademacher"
             (dense); ``seed`` seeds checkpoint ``m``'s projection as ``seed + m``.
         memory_budget: bytes one chunk of rows or per-example gradients may take.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(3, 2)
+        >>> train = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+        >>> test = (torch.randn(2, 3), torch.tensor([0, 1]))
+        >>> trak = TRAKInfluence(model, train, loss_fn=torch.nn.CrossEntropyLoss(reduction="none"), batch_size=4,
+        ...                      projection_dim=None)
+        >>> trak.influence(test).shape
+        torch.Size([2, 8])
     """
 
     def __init__(self, model: nn.Module, train_dataset: Any, checkpoints: Sequence[Any] | None = None,
