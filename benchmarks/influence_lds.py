@@ -1,8 +1,10 @@
-"""LDS and time of influence-function estimators on the synthetic task (one run each; Captum's take ~20 s).
+"""LDS and time of influence-function estimators on the synthetic task, ours interleaved with Captum and the peers.
 
-Run: ``.venv/bin/python -m benchmarks.influence_lds [--quick]``. Prints a markdown table and writes it between the
-``<!-- lds-table -->`` markers of ``docs/influence_functions.md``. Kronfluence and dattri are optional dev-only
-oracles (rows are skipped when they are not installed).
+Run: ``.venv/bin/python -m benchmarks.influence_lds [--quick] [--rounds N]``. Every method runs once per round, each
+of ours next to its peer (Captum Naive / Arnoldi, Kronfluence EK-FAC, dattri TRAK); times are medians over rounds
+and the targets use the median of per-round ratios. Prints a markdown table and writes it as its own section of
+``docs/benchmarks.md`` and between the ``<!-- lds-table -->`` markers of ``docs/influence_functions.md``.
+Kronfluence and dattri are optional dev-only oracles (rows are skipped when they are not installed).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import io
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -30,15 +33,14 @@ from intellego.influence.metrics import datamodel_outputs, lds
 CE = nn.CrossEntropyLoss(reduction="none")
 
 
-def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+Method = tuple[str, Callable[[], torch.Tensor], str]
+SECTION = "Influence functions: LDS and time on the synthetic task (1,865 parameters)"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="skip Captum (20-30 s each) and the peers")
+    parser.add_argument("--quick", action="store_true", help="skip Captum (20-50 s each) and the peers")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (every method once per round)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -50,66 +52,79 @@ def main(argv: list[str] | None = None) -> None:
     test = (task.x_test, task.y_test)
     masks, actual = datamodel_outputs(task.retrain, task.n_train, n_subsets=50,
                                       generator=torch.Generator().manual_seed(1))
-    tmp = tempfile.mkdtemp()
-    path = os.path.join(tmp, "final.pt")
+    path = os.path.join(tempfile.mkdtemp(), "final.pt")
     torch.save(model.state_dict(), path)
-    rows: list[tuple[str, float, float, str]] = []
+    methods = _ours(model, ds, test, run)
+    if not args.quick:
+        methods = _ordered(methods + _peers(model, ds, test, run) + _captum(model, ds, test, path))
     # warm-up: torch.func's first use imports torch._dynamo (seconds, once per process)
     NaiveInfluenceFunction(model, TensorDataset(task.x_train[:8], task.y_train[:8]), None, loss_fn=CE, batch_size=8)
-
-    def add(name: str, fn: Callable[[], torch.Tensor], note: str = "") -> None:
-        scores, seconds = _timed(fn)
-        rows.append((name, lds(scores.detach(), masks, actual).score, seconds, note))
-        print(f"{name:40s} LDS {rows[-1][1]:+.3f}  {seconds:7.2f} s", file=sys.stderr)
-
-    add("intellego NaiveInfluenceFunction (full rank, exact)", lambda: NaiveInfluenceFunction(
-        model, ds, None, loss_fn=CE, batch_size=250).influence(test), "Gauss-Newton, damping 3 x mean eigenvalue")
-    add("intellego ArnoldiInfluenceFunction (default)", lambda: ArnoldiInfluenceFunction(
-        model, ds, None, loss_fn=CE, batch_size=250).influence(test), "same estimate as Naive")
-    add("intellego NaiveInfluenceFunction(solver='cg')", lambda: NaiveInfluenceFunction(
-        model, ds, None, loss_fn=CE, batch_size=250, solver="cg", cg_tol=1e-3).influence(test),
-        "CG on GN products, tol 1e-3")
-    add("intellego EKFACInfluence", lambda: EKFACInfluence(model, ds, loss_fn=CE, batch_size=250).influence(test),
-        "damping 0.1 x mean eigenvalue per layer")
-    add("intellego TRAKInfluence, 1 checkpoint", lambda: TRAKInfluence(
-        model, ds, [run.checkpoints[-1]], batch_size=250, projection_dim=512).influence(test), "k = 512")
-    add("intellego TRAKInfluence, 10 checkpoints", lambda: TRAKInfluence(
-        model, ds, run.checkpoints, batch_size=250, projection_dim=512).influence(test), "k = 512")
-    if not args.quick:
-        _peers(add, model, ds, test, run, task)
-        _captum(add, model, ds, test, path)
-    table = _table(rows, n_params, task.n_train, len(test[0]))
+    times: dict[str, list[float]] = {name: [] for name, _, _ in methods}
+    scores: dict[str, list[float]] = {name: [] for name, _, _ in methods}
+    for r in range(args.rounds):
+        for name, fn, _ in methods:  # ours and the peers' in one round, one after the other
+            start = time.perf_counter()
+            out = fn()
+            times[name].append(time.perf_counter() - start)
+            scores[name].append(lds(out.detach().float(), masks, actual).score)
+            print(f"round {r} {name:48s} LDS {scores[name][-1]:+.3f}  {times[name][-1]:7.2f} s", file=sys.stderr)
+    table = _table(methods, times, scores, n_params, task.n_train, len(test[0]), args.rounds)
     print(table)
     if not args.no_write:
-        doc = Path(__file__).resolve().parents[1] / "docs" / "influence_functions.md"
-        text = doc.read_text()
-        new = re.sub(r"<!-- lds-table -->.*<!-- /lds-table -->", lambda _m: f"<!-- lds-table -->\n{table}\n"
-                     "<!-- /lds-table -->", text, flags=re.S)
-        doc.write_text(new)
+        _write(table)
 
 
-def _captum(add: Callable, model: nn.Module, ds: TensorDataset, test: tuple, path: str) -> None:
+def _ours(model: nn.Module, ds: TensorDataset, test: tuple, run) -> list[Method]:
+    return [
+        (NAIVE, lambda: NaiveInfluenceFunction(model, ds, None, loss_fn=CE, batch_size=250).influence(test),
+         "Gauss-Newton, damping 3 x mean eigenvalue"),
+        (ARNOLDI, lambda: ArnoldiInfluenceFunction(model, ds, None, loss_fn=CE, batch_size=250).influence(test),
+         "same estimate as Naive"),
+        ("intellego NaiveInfluenceFunction(solver='cg')", lambda: NaiveInfluenceFunction(
+            model, ds, None, loss_fn=CE, batch_size=250, solver="cg", cg_tol=1e-3).influence(test),
+         "CG on GN products, tol 1e-3"),
+        (EKFAC, lambda: EKFACInfluence(model, ds, loss_fn=CE, batch_size=250).influence(test),
+         "damping 0.1 x mean eigenvalue per layer"),
+        ("intellego TRAKInfluence, 1 checkpoint", lambda: TRAKInfluence(
+            model, ds, [run.checkpoints[-1]], batch_size=250, projection_dim=512).influence(test),
+         "k = 512, Kronecker-factored projection (542 dims)"),
+        (TRAK10, lambda: TRAKInfluence(model, ds, run.checkpoints, batch_size=250, projection_dim=512)
+         .influence(test), "k = 512, Kronecker-factored projection (542 dims)"),
+        ("intellego TRAKInfluence, 10 checkpoints, dense", lambda: TRAKInfluence(
+            model, ds, run.checkpoints, batch_size=250, projection_dim=512, projection="gaussian").influence(test),
+         "k = 512, dense Gaussian projection of per-example gradients"),
+    ]
+
+
+NAIVE, ARNOLDI = "intellego NaiveInfluenceFunction (full rank, exact)", "intellego ArnoldiInfluenceFunction (default)"
+EKFAC, TRAK10 = "intellego EKFACInfluence", "intellego TRAKInfluence, 10 checkpoints"
+C_NAIVE, C_ARNOLDI = "Captum 0.9 NaiveInfluenceFunction", "Captum 0.9 ArnoldiInfluenceFunction"
+KRON, DATTRI = "Kronfluence 1.0.1 EK-FAC", "dattri 0.3 TRAK, 10 checkpoints"
+
+
+def _captum(model: nn.Module, ds: TensorDataset, test: tuple, path: str) -> list[Method]:
     try:
         from captum.influence import NaiveInfluenceFunction as CNaive
         from captum.influence._core.arnoldi_influence_function import ArnoldiInfluenceFunction as CArnoldi
     except ImportError:
-        return
-    add("Captum 0.9 NaiveInfluenceFunction", lambda: CNaive(model, ds, path, loss_fn=CE, batch_size=250)
-        .influence(test), "top 50 eigenpairs, reg 1e-6 (defaults)")
-    add("Captum 0.9 ArnoldiInfluenceFunction", lambda: CArnoldi(model, ds, path, loss_fn=CE, batch_size=250)
-        .influence(test), "arnoldi_dim 200, top 50 (defaults)")
+        return []
+    return [(C_NAIVE, lambda: CNaive(model, ds, path, loss_fn=CE, batch_size=250).influence(test),
+             "top 50 eigenpairs, reg 1e-6 (defaults)"),
+            (C_ARNOLDI, lambda: CArnoldi(model, ds, path, loss_fn=CE, batch_size=250).influence(test),
+             "arnoldi_dim 200, top 50 (defaults)")]
 
 
-def _peers(add: Callable, model: nn.Module, ds: TensorDataset, test: tuple, run, task) -> None:
+def _peers(model: nn.Module, ds: TensorDataset, test: tuple, run) -> list[Method]:
+    out: list[Method] = []
     try:
-        scores = _kronfluence(model, ds, test)
-        add("Kronfluence 1.0.1 EK-FAC", scores, "damping heuristic (0.1 x mean eigenvalue)")
+        out.append((KRON, _kronfluence(model, ds, test), "damping heuristic (0.1 x mean eigenvalue)"))
     except ImportError as err:
         print(f"kronfluence unavailable: {err}", file=sys.stderr)
     try:
-        add("dattri 0.3 TRAK, 10 checkpoints", _dattri(model, ds, test, run), "proj_dim 512")
+        out.append((DATTRI, _dattri(model, ds, test, run), "proj_dim 512"))
     except ImportError as err:
         print(f"dattri unavailable: {err}", file=sys.stderr)
+    return out
 
 
 def _kronfluence(model: nn.Module, ds: TensorDataset, test: tuple) -> Callable[[], torch.Tensor]:
@@ -174,13 +189,59 @@ def _dattri(model: nn.Module, ds: TensorDataset, test: tuple, run) -> Callable[[
     return go
 
 
-def _table(rows: list[tuple[str, float, float, str]], n_params: int, n_train: int, n_test: int) -> str:
+# each of ours next to its peer, so that a round measures both under the same load
+ORDER = [NAIVE, C_NAIVE, ARNOLDI, C_ARNOLDI, EKFAC, KRON, TRAK10, DATTRI]
+TARGETS = [(NAIVE, C_NAIVE, "speed-up >= 20x at equal or better LDS", 20.0, 0.0),
+           (ARNOLDI, C_ARNOLDI, "speed-up >= 10x at equal or better LDS", 10.0, 0.0),
+           (EKFAC, KRON, "time <= 0.5x, LDS within 0.01", 2.0, -0.01),
+           (TRAK10, DATTRI, "time <= 0.5x, LDS at or above", 2.0, 0.0)]
+
+
+def _ordered(methods: list[Method]) -> list[Method]:
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return sorted(methods, key=lambda m: rank.get(m[0], len(ORDER)))
+
+
+def _table(methods: list[Method], times: dict[str, list[float]], scores: dict[str, list[float]], n_params: int,
+           n_train: int, n_test: int, rounds: int) -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     head = (f"Synthetic task (`make_influence_task(n_train={n_train}, n_test={n_test}, hidden=133)`: "
-            f"{n_params:,} parameters), LDS over 50 retrained half-sets, one timed run each (fit + scores for "
-            f"{n_test} test examples), one CPU thread (`torch.set_num_threads(1)`).\n\n"
-            "| method | LDS | time (s) | note |\n|---|---:|---:|---|")
-    lines = [f"| {n} | {s:.3f} | {t:.2f} | {note} |" for n, s, t, note in rows]
-    return "\n".join([head, *lines])
+            f"{n_params:,} parameters), LDS over 50 retrained half-sets; time = fit + scores for {n_test} test "
+            f"examples, median of {rounds} interleaved rounds (each of ours run next to its peer), one torch thread; "
+            f"the machine was shared (load average {load:.1f} at the end), so times are noisy: the targets use the "
+            "median of per-round ratios, with their range.\n\n"
+            "| method | LDS | time (s), median | min - max | note |\n|---|---:|---:|---:|---|")
+    lines = [f"| {n} | {statistics.median(scores[n]):.3f} | {statistics.median(times[n]):.2f} | "
+             f"{min(times[n]):.2f} - {max(times[n]):.2f} | {note} |" for n, _, note in methods]
+    checks = ["", "| target | ours vs peer | LDS difference | time ratio (peer / ours), median | range | met |",
+              "|---|---|---:|---:|---:|---|"]
+    for ours, peer, what, speed, slack in TARGETS:
+        if peer not in times:
+            continue
+        ratios = [p / o for o, p in zip(times[ours], times[peer])]
+        diff = statistics.median(scores[ours]) - statistics.median(scores[peer])
+        met = statistics.median(ratios) >= speed and diff >= slack
+        checks.append(f"| {what} | {ours.removeprefix('intellego ')} vs {peer} | {diff:+.3f} | "
+                      f"{statistics.median(ratios):.1f}x | {min(ratios):.1f} - {max(ratios):.1f}x | "
+                      f"{'yes' if met else 'no'} |")
+    return "\n".join([head, *lines, *(checks if len(checks) > 3 else [])])
+
+
+def _write(table: str) -> None:
+    """The table into ``docs/influence_functions.md`` (between its markers) and as its own section of
+    ``docs/benchmarks.md`` (replaced in place; the other sections are kept)."""
+    root = Path(__file__).resolve().parents[1]
+    doc = root / "docs" / "influence_functions.md"
+    doc.write_text(re.sub(r"<!-- lds-table -->.*<!-- /lds-table -->",
+                          lambda _m: f"<!-- lds-table -->\n{table}\n<!-- /lds-table -->", doc.read_text(), flags=re.S))
+    bench = root / "docs" / "benchmarks.md"
+    head, *parts = bench.read_text().split("\n## ")
+    section = f"## {SECTION}\n\nWritten by `python -m benchmarks.influence_lds`.\n\n{table}\n"
+    body = [section if p.startswith(SECTION) else "## " + p.rstrip("\n") + "\n" for p in parts]
+    if not any(p.startswith(SECTION) for p in parts):  # new: after the other influence-function section
+        at = next((i + 1 for i, p in enumerate(parts) if p.startswith("Influence functions:")), len(parts))
+        body.insert(at, section)
+    bench.write_text("\n".join([head.rstrip("\n") + "\n", *body]))
 
 
 if __name__ == "__main__":

@@ -117,9 +117,30 @@ def merge_sections(old: str, new: str) -> str:
     """
     _, old_sections = _split_sections(old)
     head, new_sections = _split_sections(new)
-    merged = {**old_sections, **new_sections}
+    merged = {**old_sections, **{k: _merge_rows(old_sections.get(k), v) for k, v in new_sections.items()}}
     body = [merged[k].rstrip("\n") + "\n" for k in [*old_sections, *(k for k in new_sections if k not in old_sections)]]
     return head.rstrip("\n") + "\n\n" + "\n".join(body)
+
+
+def _merge_rows(old: str | None, new: str) -> str:
+    """A section rerun in part (``--only`` matched some of its rows): its fresh rows replace the rows with the
+    same method and setting, the other rows and notes stay. A section whose columns changed is replaced whole."""
+    if old is None:
+        return new
+    old_lines, new_lines = old.rstrip("\n").split("\n"), new.rstrip("\n").split("\n")
+    header = [ln for ln in old_lines if ln.startswith("| method")]
+    if not header or header != [ln for ln in new_lines if ln.startswith("| method")]:
+        return new
+
+    def key(line: str) -> tuple[str, ...]:
+        return tuple(c.strip() for c in line.split("|")[1:3])
+
+    rows = {key(ln): ln for ln in new_lines if ln.startswith("| ") and not ln.startswith("| method")}
+    merged = [rows.pop(key(ln), ln) if ln.startswith("| ") and not ln.startswith("| method") else ln
+              for ln in old_lines]
+    table_end = max(i for i, ln in enumerate(merged) if ln.startswith("|")) + 1
+    notes = [ln for ln in new_lines if ln.startswith("- ") and ln not in merged]
+    return "\n".join(merged[:table_end] + list(rows.values()) + merged[table_end:] + notes) + "\n"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from intellego.attr import (
     Lime,
     LimeBase,
     Occlusion,
+    PartitionShapley,
     ShapleyValues,
     ShapleyValueSampling,
 )
@@ -48,6 +49,8 @@ CASES = {
     "ShapleyValueSampling": Case(_mlp_inputs, lambda m, x: ShapleyValueSampling(m).attribute(
         x, target=2, n_samples=3, perturbations_per_eval=2, generator=_gen()),
         lambda m, x: ShapleyValueSampling(m).attribute(x, target=2, n_samples=0)),
+    "PartitionShapley": Case(_mlp_inputs, lambda m, x: PartitionShapley(m).attribute(x, target=2),
+                             lambda m, x: PartitionShapley(Exploding(m)).attribute(x, target=2)),
     "ShapleyValues": Case(_mlp_inputs, lambda m, x: ShapleyValues(m).attribute(x, target=2),
                           lambda m, x: ShapleyValues(Exploding(m)).attribute(x, target=2)),
     "KernelShap": Case(_cnn_inputs, lambda m, x: KernelShap(m).attribute(

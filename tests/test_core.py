@@ -10,6 +10,7 @@ from intellego.core.batching import chunks, plan_rows, saved_bytes_per_row
 from intellego.core.grad import ForwardSpec
 from intellego.core.hooks import HookScope
 from intellego.core.inputs import pack, pack_args, pack_baseline_distribution, pack_baselines, unpack
+from intellego.core.sites import Site, Stop, Tap
 from intellego.core.targets import expand_target, make_readout
 from intellego.errors import IntellegoError
 
@@ -127,7 +128,8 @@ def test_hook_scope_removes_everything_even_on_error():
     layer = nn.Linear(2, 2)
     with pytest.raises(RuntimeError), HookScope() as scope:
         scope.capture(layer)
-        scope.substitute(layer, lambda i, out: out * 0)
+        scope.at(Site(layer), lambda i, out: out * 0)
+        scope.at(Site(layer, to_input=True), lambda i, x: x + 1)
         scope.patch(layer, "extra", 1)
         scope.patch(layer, "training", False)
         raise RuntimeError("fail inside")
@@ -142,9 +144,33 @@ def test_capture_and_substitute_see_every_call():
         return relu(relu(x) - 1)
 
     with HookScope() as scope:
-        seen = scope.substitute(relu, lambda i, out: out + 10 * i)
+        seen = scope.capture(relu)
+        tap = scope.at(Site(relu), Tap(Site(relu), feed=lambda i, kept: [kept[0] + 10 * i]))
         y = twice(torch.tensor([2.0]))
-    assert len(seen.outputs) == 2 and y.item() == 11.0
+    assert len(seen.outputs) == 2 and len(tap.values) == 2 and y.item() == 11.0
+    assert [v[0].item() for v in tap.values] == [2.0, 1.0]
+
+
+def test_site_selects_one_call_and_inputs():
+    relu = nn.ReLU()
+
+    def twice(x):
+        return relu(relu(x) - 1)
+
+    with HookScope() as scope:
+        second = scope.at(Site(relu, call=1), Tap(Site(relu, call=1)))
+        inputs = scope.at(Site(relu, to_input=True), Tap(Site(relu, to_input=True), feed=lambda i, kept: [kept[0] * 2]))
+        y = twice(torch.tensor([3.0]))
+    # first call: relu(6) = 6; second: relu(2 * 5) = 10
+    assert [v[0].item() for v in inputs.values] == [3.0, 5.0] and y.item() == 10.0
+    assert len(second.values) == 1 and second.values[0][0].item() == 10.0
+    with pytest.raises(IntellegoError, match="ran 2 times in one forward"):
+        inputs.only()
+    with HookScope() as scope:
+        stop = scope.at(Site(relu), Tap(Site(relu), stop=lambda: True))
+        with pytest.raises(Stop):
+            twice(torch.tensor([3.0]))
+    assert len(stop.values) == 1 and not relu._forward_hooks
 
 
 def test_chunks_and_plan():

@@ -85,7 +85,7 @@ def test_ekfac_on_tiny_lm_sequences():
 def test_ekfac_errors_and_hygiene():
     model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
     x, y = torch.randn(8, 1, 6), torch.randint(0, 2, (8,))
-    with pytest.raises(IntellegoError, match=r"EK-FAC supports nn.Linear layers; layer '0' is a Conv1d"):
+    with pytest.raises(IntellegoError, match=r"EK-FAC supports nn.Linear and nn.Conv2d layers; layer '0' is a Conv1d"):
         EKFACInfluence(model, TensorDataset(x, y), loss_fn=CE, batch_size=4, layers=["0"])
     with pytest.raises(IntellegoError, match="fisher='exact' needs at most 64 outputs"):
         EKFACInfluence(nn.Linear(6, 70), TensorDataset(x[:, 0], y), loss_fn=CE, batch_size=4)

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from _hygiene import assert_same, snapshot
 from intellego.errors import IntellegoError
-from intellego.influence import ArnoldiInfluenceFunction, NaiveInfluenceFunction
+from intellego.influence import ArnoldiInfluenceFunction, EKFACInfluence, NaiveInfluenceFunction
 from intellego.influence._core import influence_function as core_if
 
 BCE = nn.BCEWithLogitsLoss(reduction="none")
@@ -225,6 +225,10 @@ def test_errors_are_named():
         NaiveInfluenceFunction(model, ds, None, loss_fn=CE, batch_size=None)
     with pytest.raises(IntellegoError, match="layer 'fc9' in `layers` is not in the model"):
         NaiveInfluenceFunction(model, ds, None, loss_fn=CE, layers=["fc9"])
+    wider = nn.Sequential(nn.Linear(x.shape[1], 9), nn.Tanh(), nn.Linear(9, 3)).state_dict()
+    for cls in (NaiveInfluenceFunction, ArnoldiInfluenceFunction, EKFACInfluence):
+        with pytest.raises(IntellegoError, match=r"checkpoint does not match the model: Error\(s\) in loading"):
+            cls(model, ds, wider, loss_fn=CE, batch_size=32)
 
 
 def test_model_and_tensors_unchanged(tmp_path):

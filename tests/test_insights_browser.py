@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import queue
+import time
 from pathlib import Path
 
 import pytest
 
 from intellego.errors import IntellegoError
+from intellego.insights.assets import asset
 from intellego.insights.example import build
-from intellego.insights.server import InsightsServer, asset
+from intellego.insights.server import InsightsServer
 from intellego.insights.widget import InsightsWidget
 
 pytestmark = pytest.mark.browser
@@ -255,6 +257,124 @@ def test_widget_front_end_against_a_notebook_harness(browser):
         assert page.locator(".ii-message").inner_text().startswith("Saliency(abs=true)")
         page.evaluate("window.cleanup()")
         assert page.locator(".ii-card").count() == 0
+        assert problems == []
+    finally:
+        page.close()
+
+
+def _labels(page, selector):
+    return page.eval_on_selector_all(selector, "els => els.map(e => e.textContent)")
+
+
+def _dark_pixels(png: bytes, background=(245, 247, 250)) -> int:
+    """Pixels of a screenshot that stand out from the bar track's background (by more than 60 in one channel)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return int((np.abs(rgb - np.array(background)).max(-1) > 60).sum())
+
+
+def test_labels_are_distinct_the_legend_follows_the_view_and_gray_bars_show(browser):
+    """One label per field ("attribution method" beside the integration rule's "method" argument), a colour
+    legend redrawn with the colour map and sign mode, and contribution bars visible with the gray map (its
+    top end is white, the track's colour)."""
+    server = InsightsServer(build("shapes", n=16).session, port=0).start()
+    page, problems = open_page(browser)
+    try:
+        page.goto(server.url)
+        page.wait_for_function(IDLE)
+        page.select_option("select[name=method]", "IntegratedGradients")
+        fields = _labels(page, ".ii-controls .ii-field > span")
+        assert "attribution method" in fields and "method" in fields and len(fields) == len(set(fields)), fields
+
+        legend = page.evaluate(CANVASES, ".ii-legend-bar")
+        assert len(legend) == 1 and legend[0][0] > 20
+        assert _labels(page, ".ii-legend-labels span") == ["negative", "0", "positive"]
+        page.select_option("select[name=sign]", "positive")
+        assert _labels(page, ".ii-legend-labels span") == ["0", "positive"]
+        page.select_option("select[name=cmap]", "gray")
+        gray = page.evaluate(CANVASES, ".ii-legend-bar")
+        assert gray != legend and gray[0][0] > 20
+
+        fills = page.locator(".ii-contrib .ii-fill")
+        assert fills.count() > 0
+        for i in range(fills.count()):
+            box = fills.nth(i).bounding_box()
+            if box and box["width"] >= 4:
+                assert _dark_pixels(fills.nth(i).screenshot()) > box["width"], f"bar {i} does not show"
+        assert problems == []
+    finally:
+        page.close()
+        server.stop()
+
+
+def test_cancel_is_shown_as_cancelled_not_as_an_error(browser):
+    vis = build("shapes", n=32)
+    session = vis.session
+    slow = {"on": False}
+    model = session.models[0]
+
+    def paced(*args):
+        if slow["on"]:
+            time.sleep(0.2)
+        return model(*args)
+
+    session.models[0] = paced
+    server = InsightsServer(session, port=0).start()
+    page, problems = open_page(browser)
+    try:
+        page.goto(server.url)
+        page.wait_for_function(IDLE)
+        before = page.locator(".ii-index").all_inner_texts()
+        slow["on"] = True
+        page.select_option("select[name=method]", "IntegratedGradients")
+        page.fill(".ii-args input[name=n_steps]", "40")  # not in the result cache
+        page.click("button[name=fetch]")
+        page.wait_for_function("() => !document.querySelector('button[name=cancel]').disabled")
+        page.click("button[name=cancel]")
+        page.wait_for_function(IDLE)
+        assert page.locator(".ii-error").is_hidden()
+        assert page.locator(".ii-phase").inner_text() == "cancelled"
+        assert page.locator(".ii-message").inner_text().startswith("Cancelled")
+        assert page.locator(".ii-index").all_inner_texts() == before  # the previous results stay
+        assert problems == []
+    finally:
+        slow["on"] = False
+        page.close()
+        server.stop()
+
+
+def test_static_export_filters_its_saved_samples_by_class_and_correctness(browser, tmp_path):
+    path = build("shapes", n=24).export(tmp_path / "insights.html", runs=[{"method": "Saliency"}], count=12)
+    text = path.read_text()
+    data = json.loads(text.split('id="intellego-data">', 1)[1].split("</script>", 1)[0])
+    saved = data["runs"][0]["samples"]
+    page, problems = open_page(browser)
+    try:
+        page.goto(path.resolve().as_uri())
+        page.wait_for_function(IDLE)
+        page.select_option("select[name=count]", "12")
+        fetch(page)
+        assert page.locator(".ii-card").count() == len(saved)
+        wanted = saved[0]["label"]
+        page.check(f"input[name=class][value={wanted}]")
+        page.wait_for_function(IDLE)
+        expected = [f"#{s['index']}" for s in saved if s["label"] == wanted]
+        assert page.locator(".ii-index").all_inner_texts() == expected
+        assert set(page.locator(".ii-true").all_inner_texts()) == {f"true: {wanted}"}
+        page.uncheck(f"input[name=class][value={wanted}]")
+        kind = "correct" if saved[0]["correct"] else "incorrect"
+        page.select_option("select[name=prediction]", kind)
+        page.wait_for_function(IDLE)
+        expected = [f"#{s['index']}" for s in saved if s["correct"] == (kind == "correct")]
+        assert page.locator(".ii-index").all_inner_texts() == expected
+        assert page.locator(f".ii-badge.ii-{kind}").count() == len(expected)
+        if len(expected) < len(saved):
+            told = page.locator(".ii-message").inner_text()
+            assert f"{len(expected)} of the {len(saved)} saved samples match" in told
         assert problems == []
     finally:
         page.close()

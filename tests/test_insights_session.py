@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
+import types
 
 import pytest
 import torch
@@ -297,6 +299,7 @@ def test_perturbation_methods_are_wired_when_present(monkeypatch):
 def test_captum_program_runs_with_only_its_imports_changed(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setattr("IPython.get_ipython", lambda: types.SimpleNamespace(kernel=object()))  # in a notebook
     program = '''
 import torch
 from intellego.insights import AttributionVisualizer, Batch
@@ -346,3 +349,42 @@ def test_visualizer_serve_binds_loopback_and_stops(capsys):
     finally:
         vis.stop()
     assert vis._server is None
+
+
+def test_class_names_that_do_not_match_the_model_outputs_are_named():
+    """Three names for a two-output model: the error names the argument and both counts at the first model call."""
+    data = [Batch(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))]
+    session = Session([nn.Linear(3, 2)], ["a", "b", "c"], [GeneralFeature("x", list("uvw"))], data)
+    with pytest.raises(IntellegoError, match=r"classes has 3 names \(a, b, c\.\.\.\) but model 0 returns 2 scores "
+                                             r"per example \(after score_func: shape \(4, 2\)\)"):
+        session.run({"method": "Saliency"})
+
+
+def _visualizer() -> AttributionVisualizer:
+    data = [Batch(torch.randn(2, 3), torch.tensor([0, 1]))]
+    return AttributionVisualizer([nn.Linear(3, 2)], ["a", "b"], [GeneralFeature("x", list("uvw"))], data)
+
+
+def test_render_outside_a_notebook_points_to_serve_and_export():
+    """A script or terminal has no kernel: render() says what to use instead of showing nothing."""
+    pytest.importorskip("IPython")
+    with pytest.raises(IntellegoError, match=r"not one \(no IPython kernel\).*serve\(\).*export\('insights.html'\)"):
+        _visualizer().render()
+
+
+def test_render_without_ipython_names_the_extra(monkeypatch):
+    """A base install has no IPython: the error names the extra to install, not a bare module name."""
+    monkeypatch.setitem(sys.modules, "IPython", None)
+    with pytest.raises(IntellegoError, match=r"pip install 'intellego\[insights\]'.*serve\(\)") as info:
+        _visualizer().render()
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_render_in_a_notebook_displays_the_widget(monkeypatch):
+    ipython = pytest.importorskip("IPython")
+    pytest.importorskip("anywidget")
+    shown = []
+    monkeypatch.setattr(ipython, "get_ipython", lambda: types.SimpleNamespace(kernel=object()))
+    monkeypatch.setattr(ipython.display, "display", shown.append)
+    _visualizer().render()
+    assert [type(w).__name__ for w in shown] == ["InsightsWidget"]

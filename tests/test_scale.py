@@ -249,6 +249,7 @@ def test_torchrun_two_ranks_equal_single_process(job, tmp_path):
         _assert_same_summaries(s1["class_summaries"][label], s2["class_summaries"][label])
 
 
+@pytest.mark.slow  # ~60 s on the loaded 2-core machine: two torchrun starts and a 0.15 s/item dataset
 def test_killed_worker_then_rerun_equals_clean_run(job, tmp_path):
     _single(job, tmp_path / "clean")
     out = tmp_path / "killed"
@@ -300,6 +301,7 @@ def test_tuple_inputs_give_tuple_results_and_summaries(tmp_path):
     torch.testing.assert_close(r.class_summaries[1][0]["max"], expected[0][ys == 1].amax(0))
 
 
+@pytest.mark.slow  # a third torchrun start; the CLI itself is covered on one process by test_cli_single_process
 def test_cli_under_torchrun_equals_single_process(job, tmp_path):
     from intellego.scale.__main__ import main
 

@@ -76,8 +76,8 @@ def test_occlusion_windows_when_available():
 
 
 def test_shapes_demo_figure(tmp_path):
+    from intellego.demo import demo_figure
     from intellego.models import ShapesCNN
-    from intellego.viz import demo_figure
 
     path = demo_figure(tmp_path / "demo" / "comparison.png", n_images=2, model=ShapesCNN().eval())
     pixels = matplotlib.image.imread(path)

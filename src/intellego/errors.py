@@ -10,11 +10,17 @@ from typing import Any
 
 import torch
 
-__all__ = ["IntellegoError", "require", "describe"]
+__all__ = ["IntellegoError", "ShapeError", "require", "require_shape", "describe"]
 
 
 class IntellegoError(ValueError, AssertionError):
     """Raised for invalid arguments; the message names the argument and the shapes or values involved."""
+
+
+class ShapeError(IntellegoError):
+    """An argument's shape does not fit the inputs or the model's output: the error a missing batch dimension
+    causes, so the input guard checks for one (running the model once on ``inputs.unsqueeze(0)``) before it
+    passes this error on."""
 
 
 def describe(value: Any) -> str:
@@ -35,3 +41,9 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`IntellegoError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise IntellegoError(message)
+
+
+def require_shape(condition: bool, message: str) -> None:
+    """Raise :class:`ShapeError` with ``message`` unless ``condition`` holds (a shape that does not fit)."""
+    if not condition:
+        raise ShapeError(message)

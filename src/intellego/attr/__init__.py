@@ -13,19 +13,15 @@ from ._base import (
     PerturbationAttribution,
 )
 from .ablation import FeatureAblation, FeaturePermutation, Occlusion
-from .cam import (
-    LayerCam,
-    LayerEigenCam,
-    LayerGradCamPlusPlus,
-    LayerHiResCam,
-    LayerScoreCam,
-    LayerXGradCam,
-)
+from .ablation_layer import LayerFeatureAblation, LayerFeaturePermutation, NeuronFeatureAblation
+from .cam import GuidedGradCam, LayerCam, LayerGradCam, LayerGradCamPlusPlus, LayerHiResCam, LayerXGradCam
+from .cam_score import LayerEigenCam, LayerScoreCam
 from .dataloader import DataLoaderAttribution
 from .deep_lift import DeepLift, DeepLiftShap
+from .deep_lift_layer import LayerDeepLift, LayerDeepLiftShap, NeuronDeepLift, NeuronDeepLiftShap
 from .gradient import InputXGradient, Saliency
 from .gradient_shap import GradientShap
-from .guided import Deconvolution, GuidedBackprop
+from .guided import Deconvolution, GuidedBackprop, NeuronDeconvolution, NeuronGuidedBackprop
 from .integrated_gradients import IntegratedGradients
 from .interpretable_input import (
     ImageMaskInput,
@@ -39,29 +35,19 @@ from .layer import (
     InternalInfluence,
     LayerActivation,
     LayerConductance,
-    LayerGradCam,
     LayerGradientShap,
     LayerGradientXActivation,
     LayerIntegratedGradients,
-)
-from .layer_perturb import LayerFeatureAblation, LayerFeaturePermutation, LayerLRP, NeuronFeatureAblation
-from .layer_rules import (
-    GuidedGradCam,
-    LayerDeepLift,
-    LayerDeepLiftShap,
-    NeuronDeconvolution,
-    NeuronDeepLift,
-    NeuronDeepLiftShap,
-    NeuronGuidedBackprop,
 )
 from .lime import Lime, LimeBase, get_exp_kernel_similarity_function
 from .linear_models import Lasso, LinearRegression, Ridge
 from .llm import LLMAttribution, LLMGradientAttribution
 from .llm_remote import RemoteLLMAttribution, RemoteLLMProvider, VLLMProvider
 from .llm_result import LLMAttributionResult
-from .lrp import LRP
+from .lrp import LRP, LayerLRP
 from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
+from .partition_shapley import PartitionShapley
 from .shapley import ShapleyValues, ShapleyValueSampling
 from .sklearn_models import SkLearnLasso, SkLearnLinearModel, SkLearnLinearRegression, SkLearnRidge
 from .summarizer import (
@@ -104,6 +90,7 @@ __all__ = [
     "FeaturePermutation",
     "ShapleyValueSampling",
     "ShapleyValues",
+    "PartitionShapley",
     "KernelShap",
     "LimeBase",
     "Lime",

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._docs import add_shared_args, fill_docs
 from ..core.grad import ForwardSpec, grad_kwargs_scope
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack, pack_baselines
@@ -20,6 +21,7 @@ from ..errors import IntellegoError, describe, require
 from ._guard import guarded
 
 __all__ = [
+    "public_call",
     "Attribution",
     "GradientAttribution",
     "PerturbationAttribution",
@@ -97,12 +99,10 @@ class Attribution:
         return done
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every ``attribute`` leaves the buffers of a model in training mode as it found them, and opens the
-        scope of its ``grad_kwargs`` (see :func:`intellego.core.grad.use_grad_kwargs`)."""
+        """Fill the shared argument descriptions into the subclass's docstrings (:func:`intellego._docs.fill_docs`).
+        Nothing is wrapped here: the per-call contract of ``attribute`` is the explicit :func:`public_call`."""
         super().__init_subclass__(**kwargs)
-        method = cls.__dict__.get("attribute")
-        if callable(method) and not getattr(method, "_keeps_buffers", False):
-            cls.attribute = _keeping_buffers(method)  # type: ignore[method-assign]
+        add_shared_args(fill_docs(cls))
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -143,13 +143,29 @@ class _Awaiting:
         return out.wait()
 
 
-def _keeping_buffers(method: Callable[..., Any]) -> Callable[..., Any]:
+def public_call(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The per-call contract of a public ``attribute``; every ``attribute`` in intellego is decorated with it
+    (``tests/test_house.py`` checks): the buffers of modules in training mode are restored on exit, the scope
+    of ``grad_kwargs`` is opened (see :func:`intellego.core.grad.use_grad_kwargs`), and the outermost call of
+    a thread checks its inputs (:func:`intellego.attr._guard.guarded`). Nested calls (a method built on
+    another) pay only the buffer snapshot and the scope.
+
+    Example:
+        >>> import torch
+        >>> class Doubling(Attribution):
+        ...     @public_call
+        ...     def attribute(self, inputs):
+        ...         return 2 * inputs
+        >>> Doubling(torch.nn.Identity()).attribute(torch.ones(1, 2))
+        tensor([[2., 2.]])
+    """
+
     @functools.wraps(method)
     def attribute(self: Attribution, *args: Any, **kwargs: Any) -> Any:
         with keep_buffers(self.forward_func), grad_kwargs_scope():
             return guarded(method, self, args, kwargs)
 
-    attribute._keeps_buffers = True  # type: ignore[attr-defined]
+    attribute.public_call = True  # type: ignore[attr-defined]
     return attribute
 
 

@@ -1,6 +1,6 @@
 """Shared plumbing of the layer methods: chunked layer gradients and evaluations, paths in input space.
 
-Every function works on the flat tuple of layer tensors described by a :class:`~intellego.attr._site.Layout`
+Every function works on the flat tuple of layer tensors described by a :class:`~intellego.engines.layers.Layout`
 (one entry per tensor, per call, per layer) so the public classes only combine tensors.
 """
 
@@ -14,11 +14,12 @@ from torch import Tensor
 
 from ..core.batching import chunks, plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
+from ..engines.layers import Layout, Site, check_layers, layer_eval, layer_gradients, sites_of
+from ..engines.path import walk
 from ..errors import IntellegoError
 from ._base import LayerAttribution
-from ._site import Layout, Site, check_layers, layer_eval, layer_gradients, sites_of
 
-__all__ = ["LayerMethod", "rows_for", "grads_at", "evals_at", "path_layer_grads", "stack_path"]
+__all__ = ["LayerMethod", "rows_for", "grads_at", "evals_at", "path_layer_grads"]
 
 
 class LayerMethod(LayerAttribution):
@@ -74,31 +75,26 @@ def evals_at(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], r
     return _cat(parts), layout
 
 
-def stack_path(xs: tuple[Tensor, ...], bs: tuple[Tensor, ...], alphas: Sequence[float]) -> tuple[Tensor, ...]:
-    """``(k * n, ...)`` points ``b + a * (x - b)`` for each alpha, step-major."""
-    out = []
-    for x, b in zip(xs, bs):
-        a = torch.tensor(list(alphas), dtype=x.dtype, device=x.device).reshape(-1, *[1] * x.dim())
-        out.append((b.unsqueeze(0) + a * (x - b).unsqueeze(0)).reshape(-1, *x.shape[1:]))
-    return tuple(out)
-
-
 def path_layer_grads(spec: ForwardSpec, sites: Sequence[Site], xs: tuple[Tensor, ...], bs: tuple[Tensor, ...],
                      alphas: Sequence[float], rows: int,
                      each: Callable[[int, tuple[Tensor, ...], tuple[Tensor, ...]], None]) -> Layout:
-    """Layer gradients and activations at the input-space path points, several steps per model call.
+    """Layer gradients and activations at the input-space path points, several steps per model call (the
+    path engine's step loop, :func:`intellego.engines.path.walk`, over whole batches).
 
     ``each(step, grads, acts)`` receives one step's ``(N, ...)`` tensors, in order of the steps.
     """
     batch = xs[0].shape[0]
-    per_chunk = max(1, rows // max(batch, 1))
-    layout = None
-    for st in chunks(len(alphas), per_chunk):
+    seen: list[Layout] = []
+
+    def visit(points: tuple[Tensor, ...], _ex: slice, st: slice) -> None:
         k = st.stop - st.start
-        g, a, layout = layer_gradients(spec.tiled(k), sites, stack_path(xs, bs, alphas[st]))
+        g, a, layout = layer_gradients(spec.tiled(k), sites, points)
+        seen.append(layout)
         for j in range(k):
             rows_j = slice(j * batch, (j + 1) * batch)
             each(st.start + j, tuple(t[rows_j] for t in g), tuple(t[rows_j] for t in a))
-    if layout is None:
+
+    walk(visit, bs, xs, alphas, rows, split_examples=False)
+    if not seen:
         raise IntellegoError("inputs must hold at least one example")
-    return layout
+    return seen[-1]

@@ -17,12 +17,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..core.inputs import pack
 from ..core.targets import Readout
-from ..errors import IntellegoError, describe, require
-from ._fanout import Fanout
-from ._site import Site, neuron_forward
+from ..engines.layers import Site, check_layers, neuron_forward
+from ..errors import IntellegoError, ShapeError, describe, require
+from ._base import NeuronAttribution
+from ._fanout import Fanout, fan_out
 
-__all__ = ["NeuronModel", "NeuronPlan"]
+__all__ = ["NeuronMethod", "NeuronModel", "NeuronPlan"]
 
 _NAME = "neuron_selector"
 
@@ -111,8 +113,8 @@ def _check_index(sel: tuple[Any, ...], value: Any, many: bool = False) -> None:
         has_slice = has_slice or isinstance(s, slice)
     if not (len(sel) == len(shape) or ((has_slice or not many) and len(sel) <= len(shape))):
         more = "" if len(sel) > len(shape) else " (in a list, give every index or a slice)"
-        raise IntellegoError(f"{_NAME} {sel!r} has {len(sel)} indices but each example's layer value has shape "
-                             f"{tuple(shape)}{more}")
+        raise ShapeError(f"{_NAME} {sel!r} has {len(sel)} indices but each example's layer value has shape "
+                         f"{tuple(shape)}{more}")
     for i, (s, size) in enumerate(zip(sel, shape)):
         if isinstance(s, int) and not -size <= s < size:
             raise IntellegoError(f"{_NAME} {sel!r} is out of range for the layer's per-example shape "
@@ -165,3 +167,36 @@ class NeuronPlan:
 def stacked_target(plan: NeuronPlan, batch: int) -> Any:
     """The target for ``batch`` examples: the single selector, or the fan-out's rows for a list."""
     return plan.fanout(batch).rows if plan.many else plan.target
+
+
+class NeuronMethod(NeuronAttribution):
+    """A neuron attribution on one layer (and one of its calls), checked against the model at construction."""
+
+    def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None, *,
+                 layer_call: int = 0) -> None:
+        super().__init__(forward_func, layer, device_ids)
+        require(not isinstance(layer, (list, tuple)), "neuron methods take one layer, not a list")
+        if not isinstance(layer_call, int) or isinstance(layer_call, bool):
+            raise IntellegoError(f"layer_call must be an int (0: the layer's first call, -1: its last), "
+                                 f"got {describe(layer_call)}")
+        check_layers(forward_func, layer)
+        self.layer_call = layer_call
+
+    def _cut(self, to_input: bool, plan: NeuronPlan | None = None) -> NeuronModel:
+        """The model cut at the chosen call of the layer; ``plan`` checks its selector in the first forward."""
+        return NeuronModel(self.forward_func, Site(self.layer, to_input), layer_call=self.layer_call,
+                           check=None if plan is None else plan.check,
+                           view=None if plan is None or not plan.summed else plan.view)
+
+    def _run(self, inputs: Any, plan: NeuronPlan, baselines: Any, args: Any, call: Any, *,
+             stack_baselines: bool = True) -> Any:
+        """``call(inputs, baselines, target, args)`` with the neuron read-out(s): one call for a list of neurons.
+
+        Per-example ``baselines`` are stacked with the inputs for several neurons; a baseline
+        *distribution* (``stack_baselines=False``) is shared by all copies.
+        """
+        if not plan.many:
+            return call(inputs, baselines, plan.target, args)
+        xs, _ = pack(inputs)
+        return fan_out(plan.fanout(xs[0].shape[0]), call, inputs, baselines, args,
+                       per_example_baselines=stack_baselines)

@@ -22,13 +22,13 @@ from torch import Tensor
 from ..core.inputs import pack, pack_baselines, unpack
 from ..engines.perturb import Evaluator, FeaturePlan
 from ..errors import require
-from .ablation import prepare, settled_plan
+from ._perturbation import prepare, settled_plan
 from .linear_models import fit_linear
 
 __all__ = ["get_exp_kernel_similarity_function"]
 
 
-class _ExpKernel:
+class ExpKernel:
     """``exp(-d**2 / (2 * width**2))`` of the cosine or Euclidean distance between flattened inputs."""
 
     def __init__(self, distance_mode: str = "cosine", kernel_width: float = 1.0) -> None:
@@ -60,9 +60,11 @@ class _ExpKernel:
 def get_exp_kernel_similarity_function(distance_mode: str = "cosine", kernel_width: float = 1.0) -> Callable[..., Any]:
     """Lime's similarity: an exponential kernel of the cosine or Euclidean distance (Captum's default is
     cosine with width 1). ``Lime`` evaluates it for all samples at once."""
-    return _ExpKernel(distance_mode, kernel_width)
+    return ExpKernel(distance_mode, kernel_width)
 
-def _draws(perturb_func: Callable[..., Any], inputs: Any, n: int, kwargs: dict[str, Any]) -> list[Any]:
+
+def draw_samples(perturb_func: Callable[..., Any], inputs: Any, n: int, kwargs: dict[str, Any]) -> list[Any]:
+    """``n`` samples from a user ``perturb_func`` (a function called ``n`` times, or a generator)."""
     if inspect.isgeneratorfunction(perturb_func):
         gen = perturb_func(inputs, **kwargs)
         draws = [s for _, s in zip(range(n), gen)]
@@ -71,25 +73,29 @@ def _draws(perturb_func: Callable[..., Any], inputs: Any, n: int, kwargs: dict[s
     require(len(draws) > 0, "perturb_func produced no samples")
     return draws
 
-def _setup(method: Any, inputs: Any, baselines: Any, target: Any, args: Any, feature_mask: Any, ppe: Any,
+
+def setup(method: Any, inputs: Any, baselines: Any, target: Any, args: Any, feature_mask: Any, ppe: Any,
            budget: Any, show: bool) -> tuple[tuple[Tensor, ...], bool, Evaluator, FeaturePlan]:
+    """Packed inputs, whether they were a tuple, the evaluator and the settled feature plan."""
     xs, was_tuple, ev = prepare(method, inputs, baselines, target, args, ppe, budget, show)
     return xs, was_tuple, ev, settled_plan(ev, xs, feature_mask)
 
 
-def _captum_kwargs(ev: Evaluator, plan: FeaturePlan) -> dict[str, Any]:
+def captum_kwargs(ev: Evaluator, plan: FeaturePlan) -> dict[str, Any]:
+    """The keyword arguments Captum passes to user sampling/transform functions (copies of the plan's masks:
+    plans are cached, and user code must not be able to change one)."""
     single = len(ev.inputs) == 1
-    masks = plan.masks or ()
+    masks = tuple(m.clone() for m in plan.masks or ())
     return {"baselines": ev.fills[0] if single else ev.fills,
             "feature_mask": masks[0] if single else masks, "num_interp_features": plan.n_features}
 
 
-def _bernoulli(original: Any, **kwargs: Any) -> Tensor:
+def bernoulli_sample(original: Any, **kwargs: Any) -> Tensor:
     """Captum's default sampler: each feature kept with probability 1/2 (used only through LimeBase)."""
     return torch.bernoulli(torch.full((1, int(kwargs["num_interp_features"])), 0.5)).long()
 
 
-def _from_interp(sample: Tensor, original: Any, **kwargs: Any) -> Any:
+def from_interp(sample: Tensor, original: Any, **kwargs: Any) -> Any:
     xs, was_tuple = pack(original, "original_inputs")
     fills = pack_baselines(kwargs.get("baselines"), xs, promote=True)
     masks, _ = pack(kwargs.get("feature_mask"), "feature_mask")
@@ -97,7 +103,7 @@ def _from_interp(sample: Tensor, original: Any, **kwargs: Any) -> Any:
     return unpack(tuple(torch.where(keep[m], x, f) for x, f, m in zip(xs, fills, masks)), was_tuple)
 
 
-def _feature_sums(ev: Evaluator, plan: FeaturePlan) -> dict[str, Tensor]:
+def feature_sums(ev: Evaluator, plan: FeaturePlan) -> dict[str, Tensor]:
     """Per example and feature: sums of ``x**2``, ``x*b``, ``b**2``, ``(x-b)**2`` (one row, over all of every
     input, when aggregate: inputs then need not share a batch size, e.g. a list of sparse indices)."""
     rows = 1 if ev.aggregate else ev.batch
@@ -112,7 +118,7 @@ def _feature_sums(ev: Evaluator, plan: FeaturePlan) -> dict[str, Tensor]:
     return sums
 
 
-def _fit(model: Any, present: Tensor, values: Tensor, weights: Tensor, ev: Evaluator) -> Tensor:
+def fit_surrogates(model: Any, present: Tensor, values: Tensor, weights: Tensor, ev: Evaluator) -> Tensor:
     """Coefficients ``(*O, F)``: one surrogate per output value, each example with its own weights."""
     n = present.shape[0]
     Y = values.double().reshape(n, -1)
@@ -123,14 +129,16 @@ def _fit(model: Any, present: Tensor, values: Tensor, weights: Tensor, ev: Evalu
     return coef.reshape(*ev.out_shape, present.shape[1])
 
 
-def _no_features(plan: FeaturePlan, ev: Evaluator, return_input_shape: bool, was_tuple: bool) -> Any:
+def no_features(plan: FeaturePlan, ev: Evaluator, return_input_shape: bool, was_tuple: bool) -> Any:
     """Inputs without elements have no features: empty coefficients (one model call fixes the output's shape)."""
     ev.reference()
     coef = torch.zeros(*ev.out_shape, 0, dtype=torch.float64)
-    return _format(coef, plan, ev, return_input_shape, was_tuple)
+    return format_coefficients(coef, plan, ev, return_input_shape, was_tuple)
 
 
-def _format(coef: Tensor, plan: FeaturePlan, ev: Evaluator, return_input_shape: bool, was_tuple: bool) -> Any:
+def format_coefficients(coef: Tensor, plan: FeaturePlan, ev: Evaluator, return_input_shape: bool,
+                        was_tuple: bool) -> Any:
+    """Coefficients in the input dtype: per feature, or spread onto the inputs with ``return_input_shape``."""
     dtype = ev.inputs[0].dtype if ev.inputs[0].is_floating_point() else torch.float32
     coef = coef.to(dtype)
     if not return_input_shape:

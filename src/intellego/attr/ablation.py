@@ -13,59 +13,13 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-from ..core.grad import ForwardSpec
-from ..core.hooks import HookScope
-from ..core.inputs import pack, pack_baselines, unpack
-from ..engines.perturb import PRIMARY_NAMES, ArgNames, Evaluator, FeaturePlan, plan_features
+from ..core.inputs import unpack
+from ..engines.perturb import PRIMARY_NAMES, ArgNames, FeaturePlan, plan_features
 from ..errors import require
-from . import _docs
-from ._base import PerturbationAttribution
+from ._base import PerturbationAttribution, public_call
+from ._perturbation import ablate, prepare, settled_plan
 
-__all__ = ["FeatureAblation", "Occlusion", "FeaturePermutation", "prepare", "settled_plan", "ablate"]
-
-
-def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target: Any, additional_forward_args: Any,
-            perturbations_per_eval: int | None, memory_budget: int | None, show_progress: bool,
-            names: ArgNames = PRIMARY_NAMES) -> tuple[tuple[Tensor, ...], bool, Evaluator]:
-    """Pack the arguments of a perturbation method and build its :class:`Evaluator` (nothing evaluated);
-    errors name the arguments as ``names`` says."""
-    xs, was_tuple = pack(inputs, names.inputs)
-    fills = pack_baselines(baselines, xs, names.baselines, inputs_name=names.inputs, noun=names.tensor, promote=True)
-    spec = ForwardSpec.build(method.forward_func, target, additional_forward_args, xs[0].shape[0])
-    ev = Evaluator(spec, xs, fills, target_is_none=target is None, perturbations_per_eval=perturbations_per_eval,
-                   memory_budget=memory_budget, show_progress=show_progress, desc=method._progress_desc())
-    return xs, was_tuple, ev
-
-
-def settled_plan(ev: Evaluator, xs: tuple[Tensor, ...], feature_mask: Any,
-                 plan: FeaturePlan | None = None, names: ArgNames = PRIMARY_NAMES) -> FeaturePlan:
-    """The feature plan of ``feature_mask`` (``plan`` if already built). Masks that differ between examples
-    need one output per example: then the output mode is fixed up front (one extra call), so a model
-    returning one value per batch is refused before the perturbed calls. Otherwise the first perturbed call
-    fixes it."""
-    plan = plan_features(xs, feature_mask, names=names) if plan is None else plan
-    if plan.per_example:
-        ev.reference()
-        if ev.aggregate:
-            plan_features(xs, feature_mask, aggregate=True, names=names)  # raises: masks cannot differ between examples
-    return plan
-
-
-def ablate(ev: Evaluator, plan: FeaturePlan,
-           fills: Callable[[Tensor], tuple[Tensor, ...]] | None = None) -> tuple[Tensor, ...]:
-    """``f(inputs) - f(without feature k)`` for every feature, spread onto the inputs.
-
-    Row 0 of the one evaluation is the unperturbed input (feature id -1 removes nothing), so the reference
-    output rides along in the first model call. ``fills(ids)`` gives per-row fill values for feature ids.
-    """
-    device = ev.inputs[0].device
-
-    def ids(sl: slice) -> Tensor:
-        return torch.arange(sl.start - 1, sl.stop - 1, device=device)
-
-    outputs = ev.run(plan.n_features + 1, lambda sl: plan.single(ids(sl)),
-                     None if fills is None else lambda sl: fills(ids(sl)))
-    return plan.combine(outputs[:1] - outputs[1:], per_example=not ev.aggregate)
+__all__ = ["FeatureAblation", "Occlusion", "FeaturePermutation"]
 
 
 class FeatureAblation(PerturbationAttribution):
@@ -83,6 +37,7 @@ class FeatureAblation(PerturbationAttribution):
 
     _supports_future = True  # attribute_future, as in Captum (FeaturePermutation inherits it)
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -96,20 +51,23 @@ class FeatureAblation(PerturbationAttribution):
         memory_budget: int | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Attributions shaped like ``inputs`` when the model returns one value per example; with outputs
-        of shape ``O`` in general (several values per example, or one per batch), shape ``(*O, *input.shape[1:])``.
-        Other keyword arguments are accepted and unused, as in Captum (which keeps them for its subclasses'
-        internals); a warning names them.
+        """Compute the attributions.
 
         Args:
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
-            {MEMORY}
+            {MEMORY_BUDGET}
+            **kwargs: Accepted and unused, as in Captum (which keeps them for its subclasses' internals); a
+                warning names them.
+
+        Returns:
+            Attributions shaped like ``inputs`` when the model returns one value per example; with outputs of shape
+            ``O`` in general (several values per example, or one per batch), shape ``(*O, *input.shape[1:])``.
         """
         self._warn_unused_kwargs(kwargs)
         return self._ablation(inputs, baselines, target, additional_forward_args, feature_mask,
@@ -119,7 +77,7 @@ class FeatureAblation(PerturbationAttribution):
                   perturbations_per_eval: int | None, show_progress: bool, memory_budget: int | None,
                   names: ArgNames) -> Any:
         """:meth:`attribute` for a caller whose users name the arguments as ``names`` says (layer methods)."""
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress, names)
             return unpack(ablate(ev, settled_plan(ev, xs, feature_mask, names=names)), was_tuple)
@@ -140,6 +98,7 @@ class Occlusion(FeatureAblation):
 
     _supports_future = False  # Captum's Occlusion refuses attribute_future
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -153,7 +112,7 @@ class Occlusion(FeatureAblation):
         *,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions shaped like ``inputs`` (see :meth:`FeatureAblation.attribute` for other outputs).
+        """Compute the attributions.
 
         Args:
             {INPUTS}
@@ -162,12 +121,15 @@ class Occlusion(FeatureAblation):
             strides: window steps: an int, one int per dimension, or a tuple of those per input. Default 1.
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
-            {MEMORY}
+            {MEMORY_BUDGET}
+
+        Returns:
+            Attributions shaped like ``inputs`` (see :meth:`FeatureAblation.attribute` for other outputs).
         """
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, sliding_window_shapes=sliding_window_shapes, strides=strides)
@@ -196,6 +158,7 @@ class FeaturePermutation(FeatureAblation):
         require(perm_func is None or callable(perm_func), "perm_func must be a callable (x, mask) -> tensor")
         self.perm_func = perm_func
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -209,19 +172,22 @@ class FeaturePermutation(FeatureAblation):
         memory_budget: int | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Attributions like :meth:`FeatureAblation.attribute`; the batch must hold at least 2 examples.
-        Other keyword arguments are accepted and unused, as in Captum (``baselines=`` included: permuted values
-        replace the features); a warning names them.
+        """Compute the attributions.
 
         Args:
             {INPUTS}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
             {GENERATOR}
-            {MEMORY}
+            {MEMORY_BUDGET}
+            **kwargs: Accepted and unused, as in Captum (``baselines=`` included: permuted values replace the
+                features); a warning names them.
+
+        Returns:
+            Attributions like :meth:`FeatureAblation.attribute`; the batch must hold at least 2 examples.
         """
         self._warn_unused_kwargs(kwargs)
         return self._permutation(inputs, target, additional_forward_args, feature_mask, perturbations_per_eval,
@@ -231,7 +197,7 @@ class FeaturePermutation(FeatureAblation):
                      perturbations_per_eval: int | None, show_progress: bool, generator: torch.Generator | None,
                      memory_budget: int | None, names: ArgNames) -> Any:
         """:meth:`attribute` for a caller whose users name the arguments as ``names`` says (layer methods)."""
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, None, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress, names)
             batch = xs[0].shape[0]
@@ -279,14 +245,3 @@ def _permutations(n: int, batch: int, device: torch.device, generator: torch.Gen
         if not bool(bad.any()):
             return perms.to(device)
         perms[bad] = torch.rand(int(bad.sum()), batch, generator=generator, device=gdev).argsort(1)
-
-
-def _fill_docs(*classes: type) -> None:
-    fields = {k: v for k, v in vars(_docs).items() if k.isupper()}
-    for cls in classes:
-        fn = cls.__dict__["attribute"]
-        if fn.__doc__:
-            fn.__doc__ = fn.__doc__.format(**fields)
-
-
-_fill_docs(FeatureAblation, Occlusion, FeaturePermutation)

@@ -1,21 +1,22 @@
-"""The CAM family of pytorch-grad-cam on intellego's layer machinery.
+"""The CAM family of pytorch-grad-cam and Captum on intellego's layer machinery: the gradient-weighted maps.
 
-Every class maps a layer's activations ``A`` (and, for the gradient-based ones, the gradients ``G`` of the
-target with respect to them) of shape ``(N, C, *spatial)`` to one map ``(N, 1, *spatial)``; upsample it with
-:meth:`LayerAttribution.interpolate`. ``relu_attributions`` (default True, as pytorch-grad-cam) keeps
-positive evidence. For vision transformers pass ``reshape_transform`` (e.g. :func:`vit_reshape_transform`)
-to turn ``(N, tokens, D)`` into ``(N, D, H, W)`` before the map is computed.
+Every class maps a layer's activations ``A`` and the gradients ``G`` of the target with respect to them, of
+shape ``(N, C, *spatial)``, to one map ``(N, 1, *spatial)``; upsample it with
+:meth:`LayerAttribution.interpolate`. For vision transformers pass ``reshape_transform`` (e.g.
+:func:`vit_reshape_transform`) to turn ``(N, tokens, D)`` into ``(N, D, H, W)`` before the map is computed.
 
+- :class:`LayerGradCam` (Selvaraju et al., 2017; Captum's signature, ``relu_attributions`` off by default) and
+  :class:`GuidedGradCam` (Guided Backprop times the upsampled Grad-CAM map);
 - :class:`LayerGradCamPlusPlus` (Chattopadhay et al., 2018), :class:`LayerXGradCam` (Fu et al., 2020),
   :class:`LayerHiResCam` (Draelos and Carin, 2020), :class:`LayerCam` (Jiang et al., 2021): channel or
-  element weights from ``G``;
-- :class:`LayerScoreCam` (Wang et al., 2020): each channel, upsampled and scaled to [0, 1], masks the input;
-  the target scores on the masked inputs, soft-maxed over channels, weight the channels;
-- :class:`LayerEigenCam` (Muhammad and Yeasin, 2020): the activations' first principal component (no target).
+  element weights from ``G``; ``relu_attributions`` (default True, as pytorch-grad-cam) keeps positive evidence.
+
+The maps that need no gradient (Score-CAM, Eigen-CAM) are in :mod:`intellego.attr.cam_score`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -23,17 +24,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.batching import chunks
-from ..core.grad import ForwardSpec
-from ..core.inputs import pack
+from ..core.grad import ForwardSpec, use_grad_kwargs
+from ..core.inputs import pack, unpack
+from ..engines.layers import restructure
 from ..errors import IntellegoError, require
-from ._base import GradientAttribution
+from ._base import GradientAttribution, LayerAttribution, public_call
 from ._fanout import fan_out_targets
-from ._layer_engine import LayerMethod, evals_at, grads_at, rows_for
-from ._site import restructure
+from ._layer_engine import LayerMethod, grads_at, rows_for
+from .guided import GuidedBackprop
 
-__all__ = ["LayerGradCamPlusPlus", "LayerXGradCam", "LayerHiResCam", "LayerCam", "LayerScoreCam", "LayerEigenCam",
-           "vit_reshape_transform"]
+__all__ = ["LayerGradCam", "GuidedGradCam", "LayerGradCamPlusPlus", "LayerXGradCam", "LayerHiResCam", "LayerCam",
+           "vit_reshape_transform", "channel_maps"]
 
 Transform = Callable[[Tensor], Tensor] | None
 
@@ -61,7 +62,8 @@ def _spatial(t: Tensor) -> tuple[int, ...]:
     return tuple(range(2, t.dim()))
 
 
-def _prepare(t: Tensor, transform: Transform) -> Tensor:
+def channel_maps(t: Tensor, transform: Transform) -> Tensor:
+    """A layer value as ``(N, C, *spatial)`` maps (after ``transform``), or a named error."""
     t = transform(t) if transform is not None else t
     if t.dim() < 3:
         raise IntellegoError(f"CAM methods need (N, C, *spatial) layer values, got shape {tuple(t.shape)}; "
@@ -75,12 +77,17 @@ class _GradientCam(LayerMethod, GradientAttribution):
     def _map(self, acts: Tensor, grads: Tensor) -> Tensor:
         raise NotImplementedError
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
                   reshape_transform: Transform = None, targets: list[Any] | None = None,
                   internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
-        """One ``(N, 1, *spatial)`` map per layer tensor (a tuple or list as for the other layer methods);
-        ``(K, N, 1, *spatial)`` for ``K`` ``targets`` (see :mod:`intellego.attr.layer`)."""
+        """Compute the attributions.
+
+        Returns:
+            One ``(N, 1, *spatial)`` map per layer tensor (a tuple or list as for the other layer methods); ``(K, N,
+            1, *spatial)`` for ``K`` ``targets`` (see :mod:`intellego.attr.layer`).
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, attribute_to_layer_input, relu_attributions, reshape_transform=reshape_transform,
@@ -92,7 +99,7 @@ class _GradientCam(LayerMethod, GradientAttribution):
         grads, acts, layout = grads_at(spec, self._sites(attribute_to_layer_input), xs, rows)
         out = []
         for a, g in zip(acts, grads):
-            cam = self._map(_prepare(a, reshape_transform), _prepare(g, reshape_transform))
+            cam = self._map(channel_maps(a, reshape_transform), channel_maps(g, reshape_transform))
             out.append(F.relu(cam) if relu_attributions else cam)
         return restructure(layout, out, self._many)
 
@@ -171,104 +178,96 @@ class LayerCam(_GradientCam):
         return (F.relu(grads) * acts).sum(1, keepdim=True)
 
 
-class LayerEigenCam(LayerMethod):
-    """EigenCAM: the projection of each position's activation vector on the first principal component.
+class LayerGradCam(LayerMethod, GradientAttribution):
+    """Grad-CAM (Selvaraju et al., 2017): channel weights are the spatially averaged gradients.
 
-    The component's sign is fixed so the largest-magnitude value of the map is positive (as scikit-learn's
-    ``svd_flip``); pytorch-grad-cam leaves it to the SVD routine. ``target`` is accepted and unused.
-
-    Example:
-        >>> import torch
-        >>> from intellego.attr import LayerEigenCam
-        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
-        >>> LayerEigenCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8)).shape
-        torch.Size([2, 1, 6, 6])
-    """
-
-    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
-                  attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
-                  reshape_transform: Transform = None) -> Any:
-        """One ``(N, 1, *spatial)`` map per layer tensor."""
-        xs, _ = pack(inputs)
-        spec = ForwardSpec.build(self.forward_func, None, additional_forward_args, xs[0].shape[0])
-        acts, layout = evals_at(spec, self._sites(attribute_to_layer_input), xs, xs[0].shape[0])
-        out = []
-        for a in acts:
-            cam = eigen_projection(_prepare(a, reshape_transform))
-            out.append(F.relu(cam) if relu_attributions else cam)
-        return restructure(layout, out, self._many)
-
-
-def eigen_projection(acts: Tensor) -> Tensor:
-    """``(N, C, *S) -> (N, 1, *S)``: centred activations projected on their first right singular vector."""
-    n, c = acts.shape[:2]
-    rows = acts.reshape(n, c, -1).transpose(1, 2)
-    rows = rows - rows.mean(1, keepdim=True)
-    # The SVD runs in float32 for half precision (no half-precision SVD on CPU) and on zeros for examples with
-    # NaN or Inf activations (it fails to converge on them); their projection stays NaN through ``rows``.
-    work = rows if rows.dtype in (torch.float32, torch.float64) else rows.float()
-    finite = torch.isfinite(work).flatten(1).all(1)
-    if not bool(finite.all()):
-        work = torch.where(finite.view(-1, 1, 1), work, torch.zeros((), dtype=work.dtype, device=work.device))
-    _, _, vh = torch.linalg.svd(work, full_matrices=False)
-    proj = rows @ vh[:, 0, :].unsqueeze(-1).to(rows.dtype)      # (N, S, 1)
-    peak = proj.abs().argmax(1, keepdim=True)
-    sign = torch.sign(torch.gather(proj, 1, peak))
-    proj = proj * torch.where(sign == 0, torch.ones_like(sign), sign)
-    return proj.transpose(1, 2).reshape(n, 1, *acts.shape[2:])
-
-
-class LayerScoreCam(LayerMethod):
-    """Score-CAM: channels weighted by the soft-maxed target scores of the input masked by each channel.
-
-    Each channel map is upsampled to the input's spatial size (linear interpolation with aligned corners),
-    scaled to [0, 1] per example, and multiplies the (single) input tensor; all ``N * C`` masked inputs are
-    scored in batches of ``internal_batch_size`` (default: sized by the memory budget).
+    The result is ``sum_c mean_s(dF/dA_c) * A_c`` with the channel dimension kept (size 1), or per channel
+    with ``attr_dim_summation=False``; ``relu_attributions`` keeps only positive evidence. Upsample to the
+    input with :meth:`LayerAttribution.interpolate`.
 
     Example:
         >>> import torch
-        >>> from intellego.attr import LayerScoreCam
-        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-        ...                             torch.nn.Linear(144, 2))
-        >>> LayerScoreCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=1).shape
+        >>> from intellego.attr import LayerGradCam
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
+        ...                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> LayerGradCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=1).shape
         torch.Size([2, 1, 6, 6])
     """
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
-                  attribute_to_layer_input: bool = False, relu_attributions: bool = True, *,
-                  reshape_transform: Transform = None, internal_batch_size: int | None = None,
+                  attribute_to_layer_input: bool = False, relu_attributions: bool = False,
+                  attr_dim_summation: bool = True, grad_kwargs: dict[str, Any] | None = None, *,
+                  targets: list[Any] | None = None, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """One ``(N, 1, *spatial)`` map per layer tensor."""
+        """Compute the attributions.
+
+        Returns:
+            One map per layer tensor, shaped like the activation with the channel dimension summed out.
+        """
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, attribute_to_layer_input, relu_attributions, attr_dim_summation, grad_kwargs,
+                internal_batch_size=internal_batch_size, memory_budget=memory_budget), inputs, None,
+                additional_forward_args)
+        use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, _ = pack(inputs)
-        if len(xs) != 1 or xs[0].dim() < 3:
-            raise IntellegoError("LayerScoreCam masks one (N, C, *spatial) input tensor, got "
-                                 f"{len(xs)} tensor(s) of shape {tuple(xs[0].shape)}")
-        x = xs[0]
-        batch = x.shape[0]
-        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, batch)
-        acts, layout = evals_at(spec, self._sites(attribute_to_layer_input), xs, batch)
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
+        rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
+        grads, acts, layout = grads_at(spec, self._sites(attribute_to_layer_input), xs, rows)
         out = []
-        for a in acts:
-            a = _prepare(a, reshape_transform)
-            weights = self._weights(spec, x, a, internal_batch_size, memory_budget)
-            cam = (weights.reshape(*weights.shape, *[1] * (a.dim() - 2)) * a).sum(1, keepdim=True)
+        for g, a in zip(grads, acts):
+            w = g.mean(dim=tuple(range(2, g.dim())), keepdim=True) if g.dim() > 2 else g
+            cam = (w * a).sum(1, keepdim=True) if attr_dim_summation else w * a
             out.append(F.relu(cam) if relu_attributions else cam)
         return restructure(layout, out, self._many)
 
-    @staticmethod
-    def _weights(spec: ForwardSpec, x: Tensor, acts: Tensor, limit: int | None, budget: int | None) -> Tensor:
-        n, c = acts.shape[:2]
-        if acts.dim() != x.dim():
-            raise IntellegoError(f"LayerScoreCam needs as many spatial dimensions in the layer "
-                                 f"{tuple(acts.shape)} as in the input {tuple(x.shape)}")
-        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[acts.dim() - 2]
-        up = F.interpolate(acts, size=x.shape[2:], mode=mode, align_corners=True)
-        flat = up.reshape(n, c, -1)
-        lo, hi = flat.min(-1, keepdim=True).values, flat.max(-1, keepdim=True).values
-        masks = ((flat - lo) / (hi - lo + 1e-8)).reshape(up.shape)
-        masked = (x.unsqueeze(1) * masks.unsqueeze(2)).reshape(n * c, *x.shape[1:])
-        expanded = spec.interleaved(c)
-        rows = rows_for(spec, (x,), n * c, limit, budget)
-        with torch.no_grad():
-            scores = torch.cat([expanded.rows(sl).scores((masked[sl],)) for sl in chunks(n * c, rows)])
-        return torch.softmax(scores.reshape(n, c), dim=1)
+
+class GuidedGradCam(LayerMethod, GradientAttribution):
+    """Guided Grad-CAM (Selvaraju et al., 2017): Guided Backprop times the ReLU'd Grad-CAM map upsampled to
+    each input's spatial size. An input whose shape the map cannot be upsampled to gets an empty tensor
+    (with a warning), as in Captum.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import GuidedGradCam
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> GuidedGradCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=1).shape
+        torch.Size([2, 3, 8, 8])
+    """
+
+    def __init__(self, model: Any, layer: Any, device_ids: list[int] | None = None) -> None:
+        require(not isinstance(layer, (list, tuple)), "GuidedGradCam takes one layer, not a list")
+        super().__init__(model, layer, device_ids)
+        self.grad_cam = LayerGradCam(model, layer, device_ids)
+        self.guided_backprop = GuidedBackprop(model)
+
+    @public_call
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False, *,
+                  targets: list[Any] | None = None) -> Any:
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like ``inputs`` (``(K, N, ...)`` for ``K`` ``targets``).
+        """
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, interpolate_mode, attribute_to_layer_input), inputs, None, additional_forward_args)
+        xs, was_tuple = pack(inputs)
+        cam = self.grad_cam.attribute(xs, target, additional_forward_args, attribute_to_layer_input,
+                                      relu_attributions=True)
+        if isinstance(cam, tuple):
+            require(len(cam) == 1, "GuidedGradCam needs a layer with one output tensor that runs once")
+            cam = cam[0]
+        guided, _ = pack(self.guided_backprop.attribute(xs, target, additional_forward_args))
+        out = []
+        for x, g in zip(xs, guided):
+            try:
+                out.append(g * LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode))
+            except (RuntimeError, ValueError):
+                warnings.warn(f"Grad-CAM map of shape {tuple(cam.shape)} cannot be upsampled to an input of shape "
+                              f"{tuple(x.shape)}; returning an empty tensor for it", UserWarning, stacklevel=2)
+                out.append(torch.empty(0))
+        return unpack(out, was_tuple)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..core.inputs import unpack
 from ..errors import IntellegoError, describe, require
-from ._base import Attribution
+from ._base import Attribution, public_call
 from .ablation import FeatureAblation
 
 __all__ = ["InputRole", "DataLoaderAttribution"]
@@ -60,12 +60,13 @@ class DataLoaderAttribution(Attribution):
         super().__init__(attr_method.forward_func)
         self.attr_method = copy(attr_method)
 
+    @public_call
     def attribute(self, dataloader: Any, input_roles: tuple[int, ...] | None = None, baselines: Any = None,
                   feature_mask: Any = None, reduce: Callable[..., Any] | None = None,
                   to_metric: Callable[[Any], Tensor] | None = None, perturbations_per_pass: int | None = None,
                   show_progress: bool = False, return_input_shape: bool = True, *,
                   batch_perturbations: bool = True) -> Any:
-        """Attributions of the metric to the features.
+        """Compute the attributions.
 
         Args:
             dataloader: an iterable of batches (a tensor, or a tuple/list of elements of a fixed length).
@@ -83,6 +84,9 @@ class DataLoaderAttribution(Attribution):
                 element, each ``(n_metric, *element.shape[1:])``) instead of ``(n_metric, n_features)``.
             batch_perturbations: keyword-only; run the perturbed copies of a batch as one model call (needs a
                 model that returns one output row per example; otherwise the copies run one by one).
+
+        Returns:
+            Attributions of the metric to the features.
         """
         first = next(iter(dataloader))
         was_tuple = isinstance(first, (tuple, list))

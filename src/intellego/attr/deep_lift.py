@@ -27,7 +27,7 @@ from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, requ
 from ..engines.blocks import DEEPLIFT_BLOCKS
 from ..engines.rules import ACTIVATIONS, Call, Fast, Rule, local_vjp, rule_gradients, warn_unruled
 from ..errors import IntellegoError, describe, require
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
 
 __all__ = ["DeepLift", "DeepLiftShap", "deeplift_rules", "warn_unruled"]
 
@@ -133,7 +133,7 @@ def deeplift_rules(eps: float = 1e-10) -> Callable[[str, Any], Rule | None]:
     return lambda kind, modules: table.get(kind)
 
 
-def _custom(func: Callable[..., Any], grads: tuple[Tensor, ...], xs: tuple[Tensor, ...],
+def custom_attributions(func: Callable[..., Any], grads: tuple[Tensor, ...], xs: tuple[Tensor, ...],
             refs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     n = len(inspect.signature(func).parameters)
     require(n in (1, 2, 3), f"custom_attribution_func must take 1 to 3 arguments (multipliers, inputs, baselines), "
@@ -176,6 +176,7 @@ class DeepLift(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -185,8 +186,12 @@ class DeepLift(GradientAttribution):
         return_convergence_delta: bool = False,
         custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
     ) -> Any:
-        """Attributions like ``inputs``; with ``return_convergence_delta`` also
-        ``sum(attributions) - (f(inputs) - f(baselines))`` per example."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions like ``inputs``; with ``return_convergence_delta`` also ``sum(attributions) - (f(inputs) -
+            f(baselines))`` per example.
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         refs = pack_baselines(baselines, xs)
@@ -202,7 +207,7 @@ class DeepLift(GradientAttribution):
         res = rule_gradients(spec, xs, deeplift_rules(self.eps), baselines=refs)
         warn_unruled(type(self).__name__, res.unruled)
         if custom is not None:
-            attrs = _custom(custom, res.grads, xs, refs)
+            attrs = custom_attributions(custom, res.grads, xs, refs)
         elif self._multiply_by_inputs:
             attrs = tuple((x - r) * g for x, r, g in zip(xs, refs, res.grads))
         else:
@@ -270,6 +275,7 @@ class DeepLiftShap(DeepLift):
     def __init__(self, model: Any, multiply_by_inputs: bool = True) -> None:
         super().__init__(model, multiply_by_inputs)
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -281,8 +287,12 @@ class DeepLiftShap(DeepLift):
         *,
         internal_batch_size: int | None = None,
     ) -> Any:
-        """Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per
-        (example, baseline) pair, the pairs of each example together."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per (example, baseline)
+            pair, the pairs of each example together.
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         pairs = BaselinePairs.build(self.forward_func, xs, baselines, target, additional_forward_args,

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..core.grad import ForwardSpec, chunked_gradients
 from ..core.inputs import pack, require_float, unpack
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
 from ._fanout import fan_out_targets
 
 __all__ = ["Saliency", "InputXGradient"]
@@ -27,6 +27,7 @@ class Saliency(GradientAttribution):
         torch.Size([4, 3])
     """
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -38,7 +39,11 @@ class Saliency(GradientAttribution):
         internal_batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """Gradients of ``target`` w.r.t. ``inputs``; ``abs`` returns their absolute values."""
+        """Compute the attributions.
+
+        Returns:
+            Gradients of ``target`` w.r.t. ``inputs``; ``abs`` returns their absolute values.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, abs, a, internal_batch_size=internal_batch_size, memory_budget=memory_budget),
@@ -66,6 +71,7 @@ class InputXGradient(GradientAttribution):
     def multiplies_by_inputs(self) -> bool:
         return True
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -76,7 +82,11 @@ class InputXGradient(GradientAttribution):
         internal_batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """``inputs * d target / d inputs``, same structure as ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            ``inputs * d target / d inputs``, same structure as ``inputs``.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, internal_batch_size=internal_batch_size, memory_budget=memory_budget),

@@ -10,8 +10,8 @@ from torch import Tensor
 from ..core.batching import check_positive_int, chunks, plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baseline_distribution, require_float, unpack
-from ..engines.sampling import check_stdev, shap_draws
-from ._base import GradientAttribution, convergence_delta
+from ..engines.sampling import check_stdev, shap_draws, shap_points
+from ._base import GradientAttribution, convergence_delta, public_call
 
 __all__ = ["GradientShap"]
 
@@ -40,6 +40,7 @@ class GradientShap(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -54,8 +55,12 @@ class GradientShap(GradientAttribution):
         internal_batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per draw
-        (``batch * n_samples`` values, the draws of each example together)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions like ``inputs``; with ``return_convergence_delta`` also one delta per draw (``batch *
+            n_samples`` values, the draws of each example together).
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         check_positive_int(n_samples, "n_samples", allow_none=False)
@@ -79,11 +84,9 @@ class GradientShap(GradientAttribution):
                              alphas: Tensor, per_row: int) -> tuple[Tensor, ...]:
         out = [torch.empty_like(e) for e in ends]
         for sl in chunks(alphas.shape[0], per_row):
-            a = alphas[sl]
-            deltas = tuple(e[sl] - s[sl] for s, e in zip(starts, ends))
-            points = tuple(s[sl] + a.reshape(-1, *[1] * (d.dim() - 1)) * d for s, d in zip(starts, deltas))
-            grads, _ = spec.rows(sl).gradients(points)
-            for o, g, d in zip(out, grads, deltas):
-                o[sl] = g * d if self._multiply_by_inputs else g
+            s, e = tuple(t[sl] for t in starts), tuple(t[sl] for t in ends)
+            grads, _ = spec.rows(sl).gradients(shap_points(s, e, alphas[sl]))
+            for o, g, si, ei in zip(out, grads, s, e):
+                o[sl] = g * (ei - si) if self._multiply_by_inputs else g
         return tuple(out)
 

@@ -1,4 +1,5 @@
-"""``GuidedBackprop`` and ``Deconvolution``: gradients in which ReLUs pass only positive signals.
+"""``GuidedBackprop`` and ``Deconvolution``: gradients in which ReLUs pass only positive signals; their neuron
+variants ``NeuronGuidedBackprop`` and ``NeuronDeconvolution`` (the method on the model cut at the layer).
 
 Every ReLU counts, whether it is an ``nn.ReLU`` module (in place or not, used once or several times) or a
 functional ``torch.relu`` / ``F.relu`` / ``x.relu()`` inside ``forward``.
@@ -13,7 +14,8 @@ from torch import Tensor, nn
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
 from ..engines.rules import Call, Fast, Rule, RuleMap, WithFast, rule_gradients
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
+from ._neuron_engine import NeuronMethod, NeuronPlan
 
 
 def _positive(grad: Tensor) -> Tensor:
@@ -58,7 +60,7 @@ def DECONV(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
     """Deconvolution: ReLUs pass the positive part of the incoming gradient, whatever their input."""
     return _DECONV if kind == "relu" else None
 
-__all__ = ["GuidedBackprop", "Deconvolution"]
+__all__ = ["GuidedBackprop", "Deconvolution", "NeuronGuidedBackprop", "NeuronDeconvolution"]
 
 
 class _ModifiedReLU(GradientAttribution):
@@ -68,8 +70,13 @@ class _ModifiedReLU(GradientAttribution):
         super().__init__(model)
         self.model = model
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None) -> Any:
-        """Modified gradients of ``target`` w.r.t. ``inputs``, same structure as ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            Modified gradients of ``target`` w.r.t. ``inputs``, same structure as ``inputs``.
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
@@ -104,3 +111,49 @@ class Deconvolution(_ModifiedReLU):
     """
 
     _rules = staticmethod(DECONV)
+
+
+class NeuronGuidedBackprop(NeuronMethod, GradientAttribution):
+    """Guided Backprop of one neuron with respect to the inputs.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import NeuronGuidedBackprop
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4),
+        ...                             torch.nn.ReLU())
+        >>> NeuronGuidedBackprop(model, model[3]).attribute(torch.randn(2, 3), 1).shape
+        torch.Size([2, 3])
+    """
+
+    _primary: type[GuidedBackprop] | type[Deconvolution] = GuidedBackprop
+
+    def __init__(self, model: Any, layer: Any, device_ids: list[int] | None = None, *, layer_call: int = 0) -> None:
+        super().__init__(model, layer, device_ids, layer_call=layer_call)
+        self.model = model
+
+    @public_call
+    def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
+                  attribute_to_neuron_input: bool = False) -> Any:
+        """Compute the attributions.
+
+        Returns:
+            The neuron's modified gradients, shaped like ``inputs``.
+        """
+        plan = NeuronPlan(neuron_selector)
+        method = self._primary(self._cut(attribute_to_neuron_input, plan))
+        return self._run(inputs, plan, None, additional_forward_args,
+                         lambda x, _b, t, a: method.attribute(x, target=t, additional_forward_args=a))
+
+
+class NeuronDeconvolution(NeuronGuidedBackprop):
+    """Deconvolution of one neuron with respect to the inputs.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import NeuronDeconvolution
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
+        >>> NeuronDeconvolution(model, model[2]).attribute(torch.randn(2, 3), 1).shape
+        torch.Size([2, 3])
+    """
+
+    _primary = Deconvolution

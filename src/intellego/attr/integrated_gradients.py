@@ -10,7 +10,7 @@ from ..core.batching import plan_rows
 from ..core.grad import ForwardSpec, measure_saved_bytes
 from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..engines.path import integrate, quadrature
-from ._base import GradientAttribution, convergence_delta
+from ._base import GradientAttribution, convergence_delta, public_call
 from ._fanout import fan_out_targets
 
 __all__ = ["IntegratedGradients", "path_attributions"]
@@ -57,6 +57,7 @@ class IntegratedGradients(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -71,12 +72,24 @@ class IntegratedGradients(GradientAttribution):
         targets: list[Any] | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions with the structure of ``inputs``; ``(attributions, delta)`` when asked.
+        """Integrated Gradients of ``inputs``: ``(inputs - baselines)`` times the gradients of the target output,
+        averaged along the straight path from the baselines to the inputs. They add up to
+        ``f(inputs) - f(baselines)`` per example, up to the integration error that ``return_convergence_delta``
+        reports.
 
-        ``method`` is one of riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gausslegendre.
-        ``internal_batch_size`` caps the rows per model call; otherwise ``memory_budget`` sizes them.
-        ``targets`` (keyword-only, beyond Captum): a list of targets attributed in one batched call; every
-        tensor of the result gets a leading dimension of size ``len(targets)``.
+        Returns:
+            Attributions with the structure and shapes of ``inputs``; ``(attributions, delta)`` when
+            ``return_convergence_delta`` is set, ``delta`` of shape ``(N,)``.
+
+        Example:
+            >>> import torch
+            >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+            >>> x, extra = torch.randn(2, 3), torch.zeros(2, 2)
+            >>> ig = IntegratedGradients(lambda x, shift: model(x) + shift)
+            >>> attr = ig.attribute(x, baselines=0.0, target=1, additional_forward_args=(extra,))
+            >>> gap = model(x)[:, 1] - model(torch.zeros(1, 3))[:, 1]
+            >>> torch.allclose(attr.sum(1), gap, atol=1e-4)
+            True
         """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(

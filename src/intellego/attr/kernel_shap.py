@@ -13,11 +13,10 @@ import torch
 from torch import Tensor
 
 from ..core.batching import check_positive_int
-from ..core.hooks import HookScope
 from ..engines.perturb import Evaluator
 from ..errors import IntellegoError, require
-from ._surrogate import _fit, _format, _no_features, _setup
-from .ablation import _fill_docs
+from ._base import public_call
+from ._surrogate import fit_surrogates, format_coefficients, no_features, setup
 from .lime import Lime
 from .linear_models import LinearRegression
 
@@ -63,6 +62,7 @@ class KernelShap(Lime):
         super().__init__(forward_func, interpretable_model=LinearRegression())
         self.inf_weight = 1e6
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -79,13 +79,13 @@ class KernelShap(Lime):
         estimator: str = "kernelshap",
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions like :meth:`Lime.attribute`.
+        """Compute the attributions.
 
         Args:
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             n_samples: model evaluations per example (at least 2 with more than one feature).
             {PERTURBATIONS_PER_EVAL}
@@ -93,17 +93,20 @@ class KernelShap(Lime):
             {SHOW_PROGRESS}
             {GENERATOR}
             estimator: keyword-only; ``"kernelshap"`` (default) or ``"captum"`` (Captum's estimator).
-            {MEMORY}
+            {MEMORY_BUDGET}
+
+        Returns:
+            Attributions like :meth:`Lime.attribute`.
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         require(estimator in KERNEL_SHAP_ESTIMATORS, f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, "
                 f"got {estimator!r}")
-        with HookScope(), torch.no_grad():
-            xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
+        with torch.no_grad():
+            xs, was_tuple, ev, plan = setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
             n_feat = plan.n_features
             if n_feat == 0:
-                return _no_features(plan, ev, return_input_shape, was_tuple)
+                return no_features(plan, ev, return_input_shape, was_tuple)
             require(n_feat == 1 or n_samples >= 2, f"KernelShap needs n_samples >= 2 with {n_feat} features "
                     f"(the full input and the baseline), got {n_samples}")
             if estimator == "captum":
@@ -111,7 +114,7 @@ class KernelShap(Lime):
                 weights = torch.ones(present.shape[0], 1, dtype=torch.float64, device=xs[0].device)
                 weights[:2] = self.inf_weight
                 values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl]))
-                coef = _fit(LinearRegression(), present, values, weights, ev)
+                coef = fit_surrogates(LinearRegression(), present, values, weights, ev)
             else:
                 present, weights, exact = _kernel_samples(n_feat, n_samples - 2, generator, xs[0].device)
                 ends = torch.arange(2, device=xs[0].device)[:, None].expand(2, n_feat).bool()  # baseline, input
@@ -119,7 +122,7 @@ class KernelShap(Lime):
                 out = ev.run(rows.shape[0], lambda sl: plan.removed(~rows[sl]))
                 coef = _constrained(present, weights, out[2:] if len(present) else None, out[0], out[1], ev,
                                     0.0 if exact else _ridge(n_feat, len(present)))
-            return _format(coef, plan, ev, return_input_shape, was_tuple)
+            return format_coefficients(coef, plan, ev, return_input_shape, was_tuple)
 
 def _ridge(n_feat: int, draws: int) -> float:
     """Relative ridge of the sampled estimator: ``RIDGE * (n_feat / draws) ** RIDGE_POWER``."""
@@ -206,6 +209,3 @@ def _captum_samples(n_feat: int, n: int, generator: torch.Generator | None, devi
         threshold = torch.kthvalue(vals, n_feat - k).values.item()
         rows.append((vals > threshold)[0])
     return torch.stack(rows).to(device)
-
-
-_fill_docs(KernelShap)

@@ -20,21 +20,20 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.batching import check_positive_int
 from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, pack_baseline_distribution, pack_baselines, require_float
+from ..engines.layers import layer_eval, layer_gradients, layer_spec, require_batch_first, restructure
 from ..engines.path import integrate, quadrature
-from ..engines.sampling import check_stdev, shap_draws
-from ._base import GradientAttribution, convergence_delta
+from ..engines.sampling import check_stdev, shap_draws, shap_points
+from ._base import GradientAttribution, convergence_delta, public_call
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod, evals_at, grads_at, path_layer_grads, rows_for
-from ._site import layer_eval, layer_gradients, layer_spec, require_batch_first, restructure
 from .integrated_gradients import path_attributions
 
-__all__ = ["LayerActivation", "LayerGradientXActivation", "LayerGradCam", "InternalInfluence",
+__all__ = ["LayerActivation", "LayerGradientXActivation", "InternalInfluence",
            "LayerConductance", "LayerIntegratedGradients", "LayerGradientShap"]
 
 
@@ -55,9 +54,14 @@ class LayerActivation(LayerMethod):
     def multiplies_by_inputs(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False) -> Any:
-        """The activations: a tensor, a tuple for tuple layers, a list for a list of layers."""
+        """Compute the attributions.
+
+        Returns:
+            The activations: a tensor, a tuple for tuple layers, a list for a list of layers.
+        """
         xs, _ = pack(inputs)
         spec = ForwardSpec.build(self.forward_func, None, additional_forward_args, xs[0].shape[0])
         acts, layout = layer_eval(spec, self._sites(attribute_to_layer_input), xs)
@@ -85,11 +89,16 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
         self._multiply_by_inputs = multiply_by_inputs
         self.memory_efficient = memory_efficient
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
                   targets: list[Any] | None = None, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """``activation * gradient`` (or the gradient alone without ``multiply_by_inputs``) per layer."""
+        """Compute the attributions.
+
+        Returns:
+            ``activation * gradient`` (or the gradient alone without ``multiply_by_inputs``) per layer.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
                 x, t, a, attribute_to_layer_input, grad_kwargs, internal_batch_size=internal_batch_size,
@@ -100,46 +109,6 @@ class LayerGradientXActivation(LayerMethod, GradientAttribution):
         rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
         grads, acts, layout = grads_at(spec, self._sites(attribute_to_layer_input), xs, rows)
         out = [g * a for g, a in zip(grads, acts)] if self._multiply_by_inputs else list(grads)
-        return restructure(layout, out, self._many)
-
-
-class LayerGradCam(LayerMethod, GradientAttribution):
-    """Grad-CAM (Selvaraju et al., 2017): channel weights are the spatially averaged gradients.
-
-    The result is ``sum_c mean_s(dF/dA_c) * A_c`` with the channel dimension kept (size 1), or per channel
-    with ``attr_dim_summation=False``; ``relu_attributions`` keeps only positive evidence. Upsample to the
-    input with :meth:`LayerAttribution.interpolate`.
-
-    Example:
-        >>> import torch
-        >>> from intellego.attr import LayerGradCam
-        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
-        ...                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
-        >>> LayerGradCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=1).shape
-        torch.Size([2, 1, 6, 6])
-    """
-
-    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
-                  attribute_to_layer_input: bool = False, relu_attributions: bool = False,
-                  attr_dim_summation: bool = True, grad_kwargs: dict[str, Any] | None = None, *,
-                  targets: list[Any] | None = None, internal_batch_size: int | None = None,
-                  memory_budget: int | None = None) -> Any:
-        """One map per layer tensor, shaped like the activation with the channel dimension summed out."""
-        if targets is not None:
-            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
-                x, t, a, attribute_to_layer_input, relu_attributions, attr_dim_summation, grad_kwargs,
-                internal_batch_size=internal_batch_size, memory_budget=memory_budget), inputs, None,
-                additional_forward_args)
-        use_grad_kwargs(grad_kwargs, type(self).__name__)
-        xs, _ = pack(inputs)
-        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
-        rows = rows_for(spec, xs, xs[0].shape[0], internal_batch_size, memory_budget)
-        grads, acts, layout = grads_at(spec, self._sites(attribute_to_layer_input), xs, rows)
-        out = []
-        for g, a in zip(grads, acts):
-            w = g.mean(dim=tuple(range(2, g.dim())), keepdim=True) if g.dim() > 2 else g
-            cam = (w * a).sum(1, keepdim=True) if attr_dim_summation else w * a
-            out.append(F.relu(cam) if relu_attributions else cam)
         return restructure(layout, out, self._many)
 
 
@@ -155,11 +124,16 @@ class InternalInfluence(LayerMethod, GradientAttribution):
         True
     """
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_layer_input: bool = False, grad_kwargs: dict[str, Any] | None = None, *,
                   targets: list[Any] | None = None, memory_budget: int | None = None) -> Any:
-        """Path-averaged gradients at the layer, shaped like the layer's value."""
+        """Compute the attributions.
+
+        Returns:
+            Path-averaged gradients at the layer, shaped like the layer's value.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, attribute_to_layer_input, grad_kwargs,
@@ -206,12 +180,17 @@ class LayerConductance(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Conductance of every unit of the layer; ``(attributions, delta)`` when asked."""
+        """Compute the attributions.
+
+        Returns:
+            Conductance of every unit of the layer; ``(attributions, delta)`` when asked.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
@@ -268,12 +247,17 @@ class LayerIntegratedGradients(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value(s); ``(attributions, delta)`` when asked."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value(s); ``(attributions, delta)`` when asked.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, n_steps, method, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
@@ -320,13 +304,18 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any, n_samples: int = 5, stdevs: float | tuple[float, ...] = 0.0,
                   target: Any = None, additional_forward_args: Any = None, return_convergence_delta: bool = False,
                   attribute_to_layer_input: bool = False, *, targets: list[Any] | None = None,
                   generator: torch.Generator | None = None, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value; with ``return_convergence_delta`` one delta per draw (for a
-        list of layers, a list with one delta tensor per layer)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value; with ``return_convergence_delta`` one delta per draw (for a
+            list of layers, a list with one delta tensor per layer).
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, n_samples, stdevs, t, a, return_convergence_delta, attribute_to_layer_input,
@@ -344,8 +333,7 @@ class LayerGradientShap(LayerMethod, GradientAttribution):
         expanded = spec.interleaved(n_samples)
         rows = rows_for(spec, xs, 2 * total, internal_batch_size, memory_budget)
         sites = self._sites(attribute_to_layer_input)
-        points = tuple(s + alphas.reshape(-1, *[1] * (s.dim() - 1)) * (e - s) for s, e in zip(starts, noisy))
-        grads, _, layout = grads_at(expanded, sites, points, rows)
+        grads, _, layout = grads_at(expanded, sites, shap_points(starts, noisy, alphas), rows)
         samples = grads
         if self._multiply_by_inputs:
             # inputs and baselines at most as many rows per call as the gradient pass: on CPU a forward pass

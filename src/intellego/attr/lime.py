@@ -17,33 +17,31 @@ from torch import Tensor
 
 from ..core.batching import check_positive_int
 from ..core.grad import ForwardSpec
-from ..core.hooks import HookScope
 from ..core.inputs import pack, unpack
 from ..engines.perturb import Evaluator, FeaturePlan, progress_bar
 from ..errors import describe, require
-from ._base import PerturbationAttribution
+from ._base import PerturbationAttribution, public_call
 from ._surrogate import (
-    _bernoulli,
-    _captum_kwargs,
-    _draws,
-    _ExpKernel,
-    _feature_sums,
-    _fit,
-    _format,
-    _from_interp,
-    _no_features,
-    _setup,
+    ExpKernel,
+    bernoulli_sample,
+    captum_kwargs,
+    draw_samples,
+    feature_sums,
+    fit_surrogates,
+    format_coefficients,
+    from_interp,
     get_exp_kernel_similarity_function,
+    no_features,
+    setup,
 )
-from .ablation import _fill_docs
 from .linear_models import Lasso, fit_linear
 
 __all__ = ["LimeBase", "Lime", "get_exp_kernel_similarity_function"]
 
-default_from_interp_rep_transform = _from_interp
+default_from_interp_rep_transform = from_interp
 """Captum's default transform from a binary sample to model inputs: ``(sample, original_inputs, *,
 feature_mask, baselines)``; baselines may be numbers, tensors or a tuple of those."""
-default_perturb_func = _bernoulli
+default_perturb_func = bernoulli_sample
 """Captum's default LimeBase sampler: each of ``num_interp_features`` kept with probability 1/2."""
 
 
@@ -74,16 +72,21 @@ class LimeBase(PerturbationAttribution):
         self.from_interp_rep_transform = from_interp_rep_transform
         self.to_interp_rep_transform = to_interp_rep_transform
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None, n_samples: int = 50,
                   perturbations_per_eval: int | None = None, show_progress: bool = False, **kwargs: Any) -> Tensor:
-        """Coefficients of the surrogate fitted on ``n_samples`` samples (``representation()``)."""
+        """Compute the attributions.
+
+        Returns:
+            Coefficients of the surrogate fitted on ``n_samples`` samples (``representation()``).
+        """
         check_positive_int(n_samples, "n_samples", allow_none=False)
         check_positive_int(perturbations_per_eval, "perturbations_per_eval")
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, _ = pack(inputs)
             spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
             interp, model_inputs, sims = [], [], []
-            for sample in _draws(self.perturb_func, inputs, n_samples, kwargs):
+            for sample in draw_samples(self.perturb_func, inputs, n_samples, kwargs):
                 if self.perturb_interpretable_space:
                     z, model_in = sample, self.from_interp_rep_transform(sample, inputs, **kwargs)  # type: ignore[misc]
                 else:
@@ -147,9 +150,10 @@ class Lime(LimeBase):
                  ) -> None:
         model = Lasso(alpha=0.01) if interpretable_model is None else interpretable_model
         sim = get_exp_kernel_similarity_function() if similarity_func is None else similarity_func
-        super().__init__(forward_func, model, sim, perturb_func or _bernoulli, True, _from_interp, None)
+        super().__init__(forward_func, model, sim, perturb_func or bernoulli_sample, True, from_interp, None)
         self._default_perturb = perturb_func is None
 
+    @public_call
     def attribute(  # type: ignore[override]
         self,
         inputs: Any,
@@ -165,33 +169,36 @@ class Lime(LimeBase):
         generator: torch.Generator | None = None,
         memory_budget: int | None = None,
     ) -> Any:
-        """Surrogate coefficients spread over the inputs' shapes, or ``(batch, n_features)`` (one row for a
-        model that returns one value per batch) with ``return_input_shape=False``.
+        """Compute the attributions.
 
         Args:
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             n_samples: model evaluations per example.
             {PERTURBATIONS_PER_EVAL}
             return_input_shape: spread coefficients over the inputs (True) or return them per feature.
             {SHOW_PROGRESS}
             {GENERATOR}
-            {MEMORY}
+            {MEMORY_BUDGET}
+
+        Returns:
+            Surrogate coefficients spread over the inputs' shapes, or ``(batch, n_features)`` (one row for a model
+            that returns one value per batch) with ``return_input_shape=False``.
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
-        with HookScope(), torch.no_grad():
-            xs, was_tuple, ev, plan = _setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
+        with torch.no_grad():
+            xs, was_tuple, ev, plan = setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
             if plan.n_features == 0:
-                return _no_features(plan, ev, return_input_shape, was_tuple)
+                return no_features(plan, ev, return_input_shape, was_tuple)
             present = self._samples(inputs, ev, plan, n_samples, generator)
             values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl]))
             weights = self._weights(inputs, ev, plan, present)
-            coef = _fit(self.interpretable_model, present, values, weights, ev)
-            return _format(coef, plan, ev, return_input_shape, was_tuple)
+            coef = fit_surrogates(self.interpretable_model, present, values, weights, ev)
+            return format_coefficients(coef, plan, ev, return_input_shape, was_tuple)
 
     def _samples(self, inputs: Any, ev: Evaluator, plan: FeaturePlan, n: int,
                  generator: torch.Generator | None) -> Tensor:
@@ -199,8 +206,8 @@ class Lime(LimeBase):
         if self._default_perturb:
             gdev = generator.device if generator is not None else device
             return (torch.rand(n, plan.n_features, generator=generator, device=gdev) < 0.5).to(device)
-        kwargs = _captum_kwargs(ev, plan)
-        draws = _draws(self.perturb_func, inputs, n, kwargs)
+        kwargs = captum_kwargs(ev, plan)
+        draws = draw_samples(self.perturb_func, inputs, n, kwargs)
         z = torch.cat([torch.as_tensor(d).reshape(1, -1) for d in draws]).to(device)
         require(z.shape[1] == plan.n_features,
                 f"perturb_func returned samples of length {z.shape[1]} but there are {plan.n_features} features")
@@ -208,9 +215,9 @@ class Lime(LimeBase):
 
     def _weights(self, inputs: Any, ev: Evaluator, plan: FeaturePlan, present: Tensor) -> Tensor:
         """Similarity of every sample to every example: ``(n, batch)``, or ``(n, 1)`` in aggregate mode."""
-        if isinstance(self.similarity_func, _ExpKernel):
-            return self.similarity_func.batched(_feature_sums(ev, plan), present)
-        kwargs = _captum_kwargs(ev, plan)
+        if isinstance(self.similarity_func, ExpKernel):
+            return self.similarity_func.batched(feature_sums(ev, plan), present)
+        kwargs = captum_kwargs(ev, plan)
         examples = [slice(None)] if ev.aggregate else [slice(b, b + 1) for b in range(ev.batch)]
         out = torch.empty(present.shape[0], len(examples), dtype=torch.float64)
         for j in range(present.shape[0]):
@@ -224,6 +231,3 @@ class Lime(LimeBase):
                                            present[j:j + 1].long(), **kwargs)
                 out[j, k] = float(torch.as_tensor(sim))
         return out.to(present.device)
-
-
-_fill_docs(Lime)

@@ -48,10 +48,10 @@ class InterpretableLinearModel:
         else:
             xbar, ybar = X.new_zeros(Y.shape[1], X.shape[1]), Y.new_zeros(Y.shape[1])
         corr = (v * Y).T @ X - xbar * ybar[:, None]
-        coef = self._coefficients(_Moments(X, v, xbar), corr, total)
+        coef = self._coefficients(Moments(X, v, xbar), corr, total)
         return coef, ybar - (coef * xbar).sum(1)
 
-    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: Moments, corr: Tensor, total: Tensor) -> Tensor:
         raise NotImplementedError
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> InterpretableLinearModel:
@@ -87,7 +87,7 @@ class InterpretableLinearModel:
         return f"{type(self).__name__}()"
 
 
-class _Moments:
+class Moments:
     """Weighted, centred second moments of a shared design ``X (n, F)``, one problem per column of ``v (n, M)``,
     formed only for the problems asked for (a lasso whose zero solution is optimal never needs its gram)."""
 
@@ -136,7 +136,7 @@ def _from_batches(data: Any) -> tuple[Tensor, Tensor, Tensor | None]:
 class LinearRegression(InterpretableLinearModel):
     """Weighted least squares; the minimum-norm solution when the samples do not determine it."""
 
-    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: Moments, corr: Tensor, total: Tensor) -> Tensor:
         return _solve_or_pinv(moments.gram(), corr)
 
 
@@ -148,7 +148,7 @@ class Ridge(InterpretableLinearModel):
         require(alpha >= 0, f"alpha must be non-negative, got {alpha!r}")
         self.alpha = alpha
 
-    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: Moments, corr: Tensor, total: Tensor) -> Tensor:
         gram = moments.gram()
         eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
         scaled = gram * total[:, None, None] + self.alpha * eye
@@ -189,7 +189,7 @@ class Lasso(InterpretableLinearModel):
     _newton_steps = 3  # active-set steps after each exact solve, while they solve a quarter of those they try
     _solve_every = 15  # sweeps between exact solves after the first (a batch of solves costs about ten sweeps)
 
-    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: Moments, corr: Tensor, total: Tensor) -> Tensor:
         alpha = float(self.alpha)
         scale = alpha + float(corr.abs().amax())
         slack = 1e-9 * scale

@@ -26,13 +26,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import IntellegoError, describe, require
-from ._base import Attribution
+from ._base import Attribution, public_call
+from ._llm_score import STEP_SCORES, TargetScorer, forward_params, logits_of
 from .ablation import FeatureAblation
 from .interpretable_input import ImageMaskInput, InterpretableInput, TextTemplateInput, TextTokenInput
 from .kernel_shap import KernelShap
 from .layer import LayerGradientShap, LayerGradientXActivation, LayerIntegratedGradients
 from .lime import Lime
-from .llm_result import LLMAttributionResult, pretty_tokens
+from .llm_result import LLMAttributionResult, pretty_tokens, word_groups
+from .partition_shapley import PartitionShapley
 from .shapley import ShapleyValues, ShapleyValueSampling
 
 __all__ = ["DEFAULT_GEN_ARGS", "BaseLLMAttribution", "LLMAttribution", "LLMGradientAttribution"]
@@ -75,7 +77,9 @@ class BaseLLMAttribution(Attribution):
                 raise IntellegoError("the model has no generate() method: pass target= (a string or token ids)")
             model_inp = self._format_model_input(inp.to_model_input())
             n = model_inp["input_ids"].shape[1]
-            tokens = generate(**model_inp, **(gen_args or DEFAULT_GEN_ARGS))[0][n:]
+            out = generate(**model_inp, **(gen_args or DEFAULT_GEN_ARGS))[0]
+            seq2seq = getattr(getattr(self.model, "config", None), "is_encoder_decoder", False)
+            tokens = out[1:] if seq2seq else out[n:]  # a decoder's output starts with its start token
         else:
             require(gen_args is None, "gen_args only applies when the target is generated; pass target=None "
                     f"to generate it, or drop gen_args (got {describe(gen_args)})")
@@ -92,6 +96,14 @@ class BaseLLMAttribution(Attribution):
                 "target or let the model generate at least one token")
         return tokens.to(self.device)
 
+    def _words(self, inp: InterpretableInput, target_tokens: Tensor) -> dict[str, Callable[[], list[int] | None]]:
+        """Word groups of the input tokens (token inputs) and of the target tokens, for aggregate_words,
+        computed on first use."""
+        ids = inp.itp_tensor if isinstance(inp, TextTokenInput) else None
+        target = target_tokens.cpu()
+        return {"input_words": lambda: None if ids is None else word_groups(ids, self.tokenizer),
+                "output_words": lambda: word_groups(target, self.tokenizer)}
+
     def _format_model_input(self, model_input: Any) -> dict[str, Any]:
         """A dict of model keyword arguments with ``input_ids``: text is tokenized, a tensor is the ids."""
         if isinstance(model_input, str):
@@ -106,28 +118,6 @@ class BaseLLMAttribution(Attribution):
 def _check_kwargs(kwargs: dict[str, Any], who: str) -> None:
     for k in _RESERVED:
         require(k not in kwargs, f"{who}.attribute sets {k} of the wrapped method itself; do not pass {k}=")
-
-
-def _logits(outputs: Any) -> Tensor:
-    logits = outputs.logits if hasattr(outputs, "logits") else outputs
-    require(isinstance(logits, Tensor), f"the model must return an object with .logits, got {describe(outputs)}")
-    return logits[:, 0] if logits.dim() == 4 else logits  # (batch, 1, length, vocab) from some models
-
-
-def _group(inputs: list[dict[str, Any]]) -> list[tuple[list[int], dict[str, Any]]]:
-    """Rows whose model inputs are tensors of equal shapes, batched into one dict per group."""
-    groups: dict[Any, list[int]] = {}
-    for i, d in enumerate(inputs):
-        batchable = all(isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == 1 for v in d.values())
-        key = tuple((k, tuple(v.shape), v.dtype) for k, v in d.items()) if batchable else ("row", i)
-        groups.setdefault(key, []).append(i)
-    out = []
-    for key, rows in groups.items():
-        if key[0] == "row":
-            out.append((rows, inputs[rows[0]]))
-        else:
-            out.append((rows, {k: torch.cat([inputs[i][k] for i in rows]) for k in inputs[rows[0]]}))
-    return out
 
 
 class LLMAttribution(BaseLLMAttribution):
@@ -151,13 +141,13 @@ class LLMAttribution(BaseLLMAttribution):
         ((2,), (2, 2), ['and', 'bob'])
     """
 
-    SUPPORTED_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
-    SUPPORTED_PER_TOKEN_ATTR_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues)
+    SUPPORTED_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, PartitionShapley, Lime, KernelShap)
+    SUPPORTED_PER_TOKEN_ATTR_METHODS = (FeatureAblation, ShapleyValueSampling, ShapleyValues, PartitionShapley)
     SUPPORTED_INPUTS = (TextTemplateInput, TextTokenInput, ImageMaskInput)
 
     def __init__(self, attr_method: Any, tokenizer: Any, attr_target: str = "log_prob") -> None:
         super().__init__(attr_method, tokenizer)
-        require(attr_target in ("log_prob", "prob"), f"attr_target must be 'log_prob' or 'prob', got {attr_target!r}")
+        require(attr_target in STEP_SCORES, f"attr_target must be one of {STEP_SCORES}, got {attr_target!r}")
         self.attr_target = attr_target
         self.include_per_token_attr = isinstance(attr_method, self.SUPPORTED_PER_TOKEN_ATTR_METHODS)
         self.attr_method = copy(attr_method)
@@ -167,57 +157,46 @@ class LLMAttribution(BaseLLMAttribution):
                       use_cached_outputs: bool = False, _inspect_forward: Callable[..., None] | None = None,
                       forward_in_tokens: bool = True) -> Tensor:
         """Target scores per presence row: ``(rows, 1 + n_target)`` (total, then each token) for the
-        per-token methods, ``(rows,)`` otherwise; log-probabilities or probabilities per ``attr_target``."""
-        rows = [None] if perturbed_tensor is None else list(perturbed_tensor.reshape(-1, inp.n_itp_features))
-        inputs = [self._format_model_input(inp.to_model_input(None if r is None else r[None])) for r in rows]
-        lp = torch.empty(0)
-        for idx, batch in _group(inputs):
-            part = self._log_probs(batch, target_tokens, use_cached_outputs, forward_in_tokens)
-            if lp.numel() == 0:
-                lp = part.new_empty(len(rows), target_tokens.shape[0])
-            lp[idx] = part
-        out = torch.cat([lp.sum(1, keepdim=True), lp], 1) if self.include_per_token_attr else lp.sum(1)
-        out = out if self.attr_target == "log_prob" else out.exp()
-        if _inspect_forward is not None:
-            response = self.tokenizer.decode(target_tokens)
-            for d, score in zip(inputs, out.exp() if self.attr_target == "log_prob" else out):
-                _inspect_forward(self.tokenizer.decode(d["input_ids"][0]), response, score.reshape(-1).tolist())
-        return out
+        per-token methods, ``(rows,)`` otherwise, as ``attr_target`` says."""
+        return self._make_forward(inp, target_tokens, use_cached_outputs, _inspect_forward)(perturbed_tensor)
 
-    def _log_probs(self, batch: dict[str, Any], target: Tensor, cached: bool, in_tokens: bool) -> Tensor:
-        """``(rows, n_target)`` log-probabilities of the target tokens after each row's prompt."""
-        ids = batch["input_ids"]
-        b, n, t = ids.shape[0], ids.shape[1], target.shape[0]
-        tgt = target.to(ids.device).unsqueeze(0).expand(b, t)
-        if not in_tokens:
-            full = torch.cat([ids, tgt], 1)
-            logits = _logits(self.model(**{**batch, "input_ids": full, "attention_mask": torch.ones_like(full)}))
-            return F.log_softmax(logits[:, n - 1: n - 1 + t], -1).gather(2, tgt.unsqueeze(2)).squeeze(2)
-        helpers = ("prepare_inputs_for_generation", "_update_model_kwargs_for_generation")
-        cached = cached and all(callable(getattr(self.model, h, None)) for h in helpers)
-        model_inp = {**batch}
-        model_inp.setdefault("attention_mask", torch.ones_like(ids))
-        if cached:
-            model_inp.update(cache_position=torch.arange(n, device=ids.device), use_cache=True)
-        else:
-            model_inp["use_cache"] = False
-        steps, outputs = [], None
-        for k in range(t):
-            if cached:
-                if outputs is not None:
-                    model_inp = self.model._update_model_kwargs_for_generation(outputs, model_inp)
-                outputs = self.model(**self.model.prepare_inputs_for_generation(**model_inp))
-            else:
-                model_inp["attention_mask"] = torch.ones_like(model_inp["input_ids"])
-                outputs = self.model(**model_inp)
-            steps.append(F.log_softmax(_logits(outputs)[:, -1], -1).gather(1, tgt[:, k: k + 1]))
-            model_inp["input_ids"] = torch.cat([model_inp["input_ids"], tgt[:, k: k + 1]], 1)
-        return torch.cat(steps, 1)
+    def _make_forward(self, inp: InterpretableInput, target_tokens: Tensor, use_cache: bool,
+                      inspect: Callable[..., None] | None) -> Callable[[Tensor | None], Tensor]:
+        """The wrapped method's forward: presence rows -> scores, with one scorer for the whole call."""
+        step = "log_prob" if self.attr_target == "prob" else self.attr_target
+        reference = self._format_model_input(inp.to_model_input()) if step == "kl" else None
+        scorer = TargetScorer(self.model, target_tokens, step, use_cache, reference)
+        per_token = self.include_per_token_attr
 
+        def forward(perturbed: Tensor | None) -> Tensor:
+            prompts = self._prompts(inp, perturbed)
+            steps = scorer.score(prompts)
+            out = torch.cat([steps.sum(1, keepdim=True), steps], 1) if per_token else steps.sum(1)
+            out = out.exp() if self.attr_target == "prob" else out
+            if inspect is not None:
+                response = self.tokenizer.decode(target_tokens)
+                shown = out.exp() if self.attr_target == "log_prob" else out
+                for d, score in zip(prompts, shown):
+                    inspect(self.tokenizer.decode(d["input_ids"][0]), response, score.reshape(-1).tolist())
+            return out
+
+        return forward
+
+    def _prompts(self, inp: InterpretableInput, perturbed: Tensor | None) -> list[dict[str, Any]]:
+        """One dict of ``(1, ...)`` model inputs per presence row (token inputs converted in one call)."""
+        if perturbed is None:
+            return [self._format_model_input(inp.to_model_input())]
+        rows = perturbed.reshape(-1, inp.n_itp_features)
+        if isinstance(inp, TextTokenInput):
+            ids = inp.to_model_input(rows).to(self.device)
+            return [{"input_ids": ids[i: i + 1]} for i in range(ids.shape[0])]
+        return [self._format_model_input(inp.to_model_input(r[None])) for r in rows]
+
+    @public_call
     def attribute(self, inp: InterpretableInput, target: str | Tensor | None = None, num_trials: int = 1,
                   gen_args: dict[str, Any] | None = None, use_cached_outputs: bool = True,
                   _inspect_forward: Callable[..., None] | None = None, forward_in_tokens: bool = True,
-                  **kwargs: Any) -> LLMAttributionResult:
+                  *, contrast_target: str | Tensor | None = None, **kwargs: Any) -> LLMAttributionResult:
         """Attributions of the target to the features of ``inp``.
 
         Args:
@@ -225,11 +204,14 @@ class LLMAttribution(BaseLLMAttribution):
             target: the target text, its token ids, or None to generate it with ``gen_args``.
             num_trials: runs of the (stochastic) method averaged.
             gen_args: ``model.generate`` arguments when ``target`` is None (default: 25 greedy tokens).
-            use_cached_outputs: with token-by-token scoring, use the model's key/value cache through Hugging
-                Face's generation helpers when the model has them (plain forwards otherwise).
+            use_cached_outputs: reuse the key/value cache of the perturbed prompts' shared leading tokens
+                (models that take a Hugging Face cache).
             _inspect_forward: called as ``f(prompt, response, probabilities)`` for every scored prompt.
-            forward_in_tokens: score the target one token per model call (as generation does); False scores
-                it in one call over prompt + target.
+            forward_in_tokens: accepted for Captum's signature; both settings score the target teacher-forced
+                in one call per chunk, which equals token-by-token scoring for causal models.
+            contrast_target: "why ``target`` rather than this": the attribution of the score of ``target``
+                minus that of ``contrast_target`` (per target token when both have as many tokens; otherwise
+                ``token_attr`` is None).
             **kwargs: passed to the wrapped method's ``attribute`` (e.g. ``n_samples``, ``generator``).
 
         Returns:
@@ -239,16 +221,32 @@ class LLMAttribution(BaseLLMAttribution):
         require(isinstance(num_trials, int) and num_trials >= 1,
                 f"num_trials must be a positive int, got {num_trials!r}")
         tokens = self._get_target_tokens(inp, target, gen_args)
+        forward = self._make_forward(inp, tokens, use_cached_outputs, _inspect_forward)
+        per_token = self.include_per_token_attr
+        if contrast_target is not None:
+            other = self._get_target_tokens(inp, contrast_target)
+            forward_b = self._make_forward(inp, other, use_cached_outputs, _inspect_forward)
+            per_token = per_token and other.shape[0] == tokens.shape[0]
+            forward = _difference(forward, forward_b, self.include_per_token_attr and not per_token)
         method = copy(self.attr_method)
-        method.forward_func = lambda z: self._forward_func(z, inp, tokens, use_cached_outputs, _inspect_forward,
-                                                           forward_in_tokens)
-        rows = 1 + tokens.shape[0] if self.include_per_token_attr else 1
+        method.forward_func = forward
+        rows = 1 + tokens.shape[0] if per_token else 1
         trials = [method.attribute(inp.to_tensor().to(self.device, torch.float64), **kwargs).reshape(
             rows, inp.n_itp_features) for _ in range(num_trials)]
         attr = inp.format_attr(torch.stack(trials).mean(0) if num_trials > 1 else trials[0])
-        return LLMAttributionResult(seq_attr=attr[0], token_attr=attr[1:] if self.include_per_token_attr else None,
+        return LLMAttributionResult(seq_attr=attr[0], token_attr=attr[1:] if per_token else None,
                                     input_tokens=inp.values, output_tokens=pretty_tokens(tokens, self.tokenizer),
-                                    inp=inp)
+                                    inp=inp, **self._words(inp, tokens))
+
+
+def _difference(fa: Callable[[Tensor | None], Tensor], fb: Callable[[Tensor | None], Tensor],
+                totals_only: bool) -> Callable[[Tensor | None], Tensor]:
+    """The forward of a contrastive target: ``fa - fb`` (the totals alone when the targets' lengths differ)."""
+    def forward(z: Tensor | None) -> Tensor:
+        a, b = fa(z), fb(z)
+        return a[:, 0] - b[:, 0] if totals_only else a - b
+
+    return forward
 
 
 class LLMGradientAttribution(BaseLLMAttribution):
@@ -276,41 +274,60 @@ class LLMGradientAttribution(BaseLLMAttribution):
     def __init__(self, attr_method: Any, tokenizer: Any) -> None:
         super().__init__(attr_method, tokenizer)
         self.attr_method = copy(attr_method)
+        self._keeps_logits = "logits_to_keep" in forward_params(self.model)
 
-    def _token_log_prob(self, perturbed_tensor: Tensor, inp: TextTokenInput, target_tokens: Tensor,
-                        step: int) -> Tensor:
-        """``(rows,)`` log-probability of target token ``step`` after the prompt and the earlier targets."""
+    def _step_log_probs(self, perturbed_tensor: Tensor, steps: Tensor, inp: TextTokenInput,
+                        target_tokens: Tensor) -> Tensor:
+        """``(rows,)`` log-probability of target token ``steps[r]`` after row ``r``'s prompt and the target
+        before it; the whole target is teacher-forced, so every step is read off one forward."""
         ids = self._format_model_input(inp.to_model_input(perturbed_tensor))["input_ids"]
-        if step:
-            ids = torch.cat([ids, target_tokens[:step].to(ids.device).unsqueeze(0).expand(ids.shape[0], -1)], 1)
-        logits = _logits(self.model(ids))[:, -1]
-        return F.log_softmax(logits, -1)[:, target_tokens[step]]
+        tgt = target_tokens.to(ids.device)
+        t = tgt.shape[0]
+        full = torch.cat([ids, tgt[:-1].unsqueeze(0).expand(ids.shape[0], -1)], 1)
+        if self._keeps_logits:
+            logits = logits_of(self.model(full, logits_to_keep=t))[:, -t:]
+        else:
+            logits = logits_of(self.model(full))[:, ids.shape[1] - 1:]
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        steps = steps.to(ids.device)
+        return F.log_softmax(logits[rows, steps], -1)[rows, tgt[steps]]
 
+    @public_call
     def attribute(self, inp: InterpretableInput, target: str | Tensor | None = None,
                   gen_args: dict[str, Any] | None = None, **kwargs: Any) -> LLMAttributionResult:
-        """Attributions of each target token (rows of ``token_attr``) to the prompt tokens, summed over the
-        embedding dimension; ``seq_attr`` is their sum. ``**kwargs`` go to the wrapped method's ``attribute``
-        (``n_steps``, ``baselines``, ...)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions of each target token (rows of ``token_attr``) to the prompt tokens, summed over the
+            embedding dimension; ``seq_attr`` is their sum. ``**kwargs`` go to the wrapped method's ``attribute``
+            (``n_steps``, ``baselines``, ...). All target tokens are attributed in one call of the wrapped method:
+            example ``k`` of its batch is target token ``k``, read off a teacher-forced forward.
+        """
         _check_kwargs(kwargs, type(self).__name__)
         tokens = self._get_target_tokens(inp, target, gen_args)
         inp = cast(TextTokenInput, inp)  # checked by _get_target_tokens
-        z = inp.to_tensor().to(self.device)
+        require(not getattr(getattr(self.model, "config", None), "is_encoder_decoder", False),
+                "LLMGradientAttribution takes causal language models; for an encoder-decoder model use "
+                "LLMAttribution (its embedding layer runs in both the encoder and the decoder)")
+        t = tokens.shape[0]
+        z = inp.to_tensor().to(self.device).expand(t, -1)
         if isinstance(self.attr_method, LayerGradientShap):  # it moves along the presence vector: floats
             z = z.to(torch.float64)
-            if isinstance(kwargs.get("baselines"), Tensor):
-                kwargs["baselines"] = kwargs["baselines"].to(z.dtype)
+        base = kwargs.get("baselines")
+        if isinstance(base, Tensor):
+            kwargs["baselines"] = (base.expand(t, *base.shape[1:]) if base.dim() and base.shape[0] == 1
+                                   else base).to(z.dtype)
+        method = copy(self.attr_method)
+        method.forward_func = lambda x, steps: self._step_log_probs(x, steps, inp, tokens)
+        steps = torch.arange(t, device=self.device)
+        a = method.attribute(z, additional_forward_args=(steps,), **kwargs)
         n_tokens = inp.inp_tensor.shape[1]
-        rows = []
-        for step in range(tokens.shape[0]):
-            method = copy(self.attr_method)
-            method.forward_func = lambda x, step=step: self._token_log_prob(x, inp, tokens, step)
-            a = method.attribute(z, **kwargs)
-            require(isinstance(a, Tensor) and a.dim() >= 2 and a.shape[1] == n_tokens + step,
-                    f"the wrapped method must attribute to one layer whose output is (batch, tokens, ...) with "
-                    f"{n_tokens + step} tokens, got {describe(a)}; pass the embedding layer")
-            rows.append(a.detach()[:, :n_tokens].reshape(a.shape[0], n_tokens, -1).sum(-1))
-        attr = torch.cat(rows, 0)
+        require(isinstance(a, Tensor) and a.dim() >= 2 and a.shape[1] == n_tokens + t - 1,
+                f"the wrapped method must attribute to one layer whose output is (batch, tokens, ...) with "
+                f"{n_tokens + t - 1} tokens, got {describe(a)}; pass the embedding layer")
+        attr = a.detach()[:, :n_tokens].reshape(t, n_tokens, -1).sum(-1)
         if inp.itp_mask is not None:
             attr = attr[:, inp.itp_mask[0].to(attr.device)]
         return LLMAttributionResult(seq_attr=attr.sum(0), token_attr=attr, input_tokens=inp.values,
-                                    output_tokens=pretty_tokens(tokens, self.tokenizer))
+                                    output_tokens=pretty_tokens(tokens, self.tokenizer), inp=inp,
+                                    **self._words(inp, tokens))

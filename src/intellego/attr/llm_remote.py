@@ -109,6 +109,8 @@ class RemoteLLMAttribution(LLMAttribution):
     placeholder_model = _PlaceholderModel()
 
     def __init__(self, attr_method: Any, tokenizer: Any, provider: Any, attr_target: str = "log_prob") -> None:
+        require(attr_target in ("log_prob", "prob"),
+                f"RemoteLLMAttribution's attr_target must be 'log_prob' or 'prob', got {attr_target!r}")
         super().__init__(attr_method, tokenizer, attr_target)
         require(callable(getattr(provider, "get_logprobs", None)),
                 f"provider must have a get_logprobs(input_prompt, target_str, tokenizer) method, "
@@ -127,6 +129,10 @@ class RemoteLLMAttribution(LLMAttribution):
 
     def _prompt(self, model_input: Any) -> str:
         return self.tokenizer.decode(model_input.reshape(-1)) if isinstance(model_input, Tensor) else model_input
+
+    def _make_forward(self, inp: InterpretableInput, target_tokens: Tensor, use_cache: bool,
+                      inspect: Callable[..., None] | None) -> Callable[[Tensor | None], Tensor]:
+        return lambda z: self._forward_func(z, inp, target_tokens, use_cache, inspect)
 
     def _forward_func(self, perturbed_tensor: Tensor | None, inp: InterpretableInput, target_tokens: Tensor,
                       use_cached_outputs: bool = False, _inspect_forward: Callable[..., None] | None = None,

@@ -4,6 +4,7 @@ lazily), and the readable token strings of generated ids."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from textwrap import shorten
 from typing import Any
 
@@ -14,7 +15,9 @@ from torch import Tensor
 from ..errors import IntellegoError, describe, require
 from .interpretable_input import ImageMaskInput, InterpretableInput
 
-__all__ = ["LLMAttributionResult", "pretty_tokens"]
+__all__ = ["LLMAttributionResult", "pretty_tokens", "word_groups"]
+
+WordGroups = list[int] | Callable[[], list[int] | None] | None
 
 
 def _tensor(value: Any, name: str) -> Tensor:
@@ -34,6 +37,9 @@ class LLMAttributionResult:
         token_attr: ``(n_output, n_input)`` attribution to each target token, or None (Lime, KernelShap).
         output_probs: optional ``(n_output,)`` probabilities of the target tokens.
         inp: the interpretable input (used by :meth:`plot_image_heatmap`).
+        input_words, output_words: optional word index of each input / output token (tokens of one word share
+            an index, in order), used by :meth:`aggregate_words`, or a function giving them on first use; the
+            LLM classes give functions reading the tokenizer's offsets.
 
     Example:
         >>> r = LLMAttributionResult(input_tokens=["a", "b"], output_tokens=["c"], seq_attr=[0.5, -1.0],
@@ -43,9 +49,13 @@ class LLMAttributionResult:
     """
 
     def __init__(self, *, input_tokens: list[str], output_tokens: list[str], seq_attr: Any,
-                 token_attr: Any = None, output_probs: Any = None, inp: InterpretableInput | None = None) -> None:
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
+                 token_attr: Any = None, output_probs: Any = None, inp: InterpretableInput | None = None,
+                 input_words: WordGroups = None, output_words: WordGroups = None) -> None:
+        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+        self._words: dict[str, Any] = {"input_words": input_words, "output_words": output_words}
+        for name, groups in self._words.items():
+            if not callable(groups):
+                self._check_words(name, groups)
         self.seq_attr = seq_attr
         self.token_attr = token_attr
         self.output_probs = output_probs
@@ -91,6 +101,50 @@ class LLMAttributionResult:
         """``{input token: sequence attribution}`` (a repeated token keeps its last value)."""
         return dict(zip(self.input_tokens, self.seq_attr.cpu().tolist()))
 
+    def _check_words(self, name: str, groups: Any) -> None:
+        n = len(self.input_tokens if name == "input_words" else self.output_tokens)
+        require(groups is None or (len(groups) == n and list(groups) == sorted(groups)),
+                f"{name} must give a non-decreasing word index per token ({n}), got {describe(groups)}")
+
+    def _groups(self, name: str) -> list[int] | None:
+        groups = self._words[name]
+        if callable(groups):
+            groups = groups()
+            self._check_words(name, groups)
+            self._words[name] = groups
+        return groups
+
+    @property
+    def input_words(self) -> list[int] | None:
+        """Word index of each input token, or None when unknown."""
+        return self._groups("input_words")
+
+    @property
+    def output_words(self) -> list[int] | None:
+        """Word index of each output token, or None when unknown."""
+        return self._groups("output_words")
+
+    def aggregate_words(self, input_words: list[int] | None = None,
+                        output_words: list[int] | None = None) -> LLMAttributionResult:
+        """The result over words instead of sub-word tokens: attributions of a word's tokens summed (inputs in
+        ``seq_attr`` and ``token_attr``'s columns, outputs in ``token_attr``'s rows), labels joined. Groups
+        default to the ones the LLM classes recorded (each token its own word when none were).
+
+        Example:
+            >>> r = LLMAttributionResult(input_tokens=["un", "like", "ly", "cat"], output_tokens=["x"],
+            ...                          seq_attr=[1.0, 2.0, 3.0, 4.0], input_words=[0, 0, 0, 1])
+            >>> w = r.aggregate_words()
+            >>> w.input_tokens, w.seq_attr.tolist()
+            (['unlikely', 'cat'], [6.0, 4.0])
+        """
+        ins = input_words or self.input_words or list(range(len(self.input_tokens)))
+        outs = output_words or self.output_words or list(range(len(self.output_tokens)))
+        return LLMAttributionResult(
+            input_tokens=_join(self.input_tokens, ins), output_tokens=_join(self.output_tokens, outs),
+            seq_attr=_sum_groups(self.seq_attr, ins, 0),
+            token_attr=None if self.token_attr is None else _sum_groups(_sum_groups(self.token_attr, ins, 1),
+                                                                        outs, 0), inp=self.inp)
+
     def __repr__(self) -> str:
         return (f"LLMAttributionResult({len(self.input_tokens)} input tokens, {len(self.output_tokens)} output "
                 f"tokens, token_attr={'None' if self.token_attr is None else tuple(self.token_attr.shape)})")
@@ -104,11 +158,14 @@ class LLMAttributionResult:
     def _labels(self, tokens: list[str]) -> list[str]:
         return [shorten(repr(t)[1:-1], width=50, placeholder="...") for t in tokens]
 
-    def plot_token_attr(self, show: bool = False) -> Any:
-        """Heat map of ``token_attr`` (outputs as rows, inputs as columns), values written in the cells.
+    def plot_token_attr(self, show: bool = False, by_words: bool = False) -> Any:
+        """Heat map of ``token_attr`` (outputs as rows, inputs as columns), values written in the cells;
+        ``by_words=True`` plots :meth:`aggregate_words`.
 
         Returns ``(figure, axes)``, or None after ``plt.show()`` with ``show=True``.
         """
+        if by_words:
+            return self.aggregate_words().plot_token_attr(show)
         if self.token_attr is None:
             raise IntellegoError("token_attr is None (this method gives sequence attributions only); "
                                  "use plot_seq_attr")
@@ -130,8 +187,11 @@ class LLMAttributionResult:
                 ax.text(j, i, f"{data[i, j]:.4f}", ha="center", va="center", color=color)
         return _finish(plt, fig, ax, show)
 
-    def plot_seq_attr(self, show: bool = False) -> Any:
-        """Bar chart of ``seq_attr`` per input token (positive blue, negative red)."""
+    def plot_seq_attr(self, show: bool = False, by_words: bool = False) -> Any:
+        """Bar chart of ``seq_attr`` per input token (positive blue, negative red); ``by_words=True`` plots
+        :meth:`aggregate_words`."""
+        if by_words:
+            return self.aggregate_words().plot_seq_attr(show)
         import matplotlib.pyplot as plt
 
         data = self.seq_attr.detach().cpu().double().numpy()
@@ -217,3 +277,66 @@ def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
         warnings.warn("re-encoding the decoded target gives other token ids; decoding each token on its own",
                       stacklevel=3)
     return [_clean(tokenizer.decode(ids.reshape(-1)[i : i + 1])) for i in range(len(id_list))]
+
+
+def _join(tokens: list[str], groups: list[int]) -> list[str]:
+    """Labels of the tokens of each word joined (byte-level and sentencepiece space marks dropped)."""
+    out: dict[int, str] = {}
+    for tok, g in zip(tokens, groups):
+        out[g] = out.get(g, "") + tok
+    return [w.replace("\u0120", " ").replace("\u2581", " ").strip() or w for w in out.values()]
+
+
+def _sum_groups(values: Tensor, groups: list[int], dim: int) -> Tensor:
+    """``values`` summed over runs of equal group index along ``dim``."""
+    require(len(groups) == values.shape[dim], f"word groups give {len(groups)} entries for dimension {dim} of "
+            f"size {values.shape[dim]}")
+    index = torch.tensor(groups, device=values.device)
+    index = index - index[0] if len(groups) else index
+    _, index = torch.unique_consecutive(index, return_inverse=True)
+    shape = list(values.shape)
+    shape[dim] = int(index.max()) + 1 if len(groups) else 0
+    return values.new_zeros(shape).index_add_(dim, index, values)
+
+
+def _continues(piece: str, prev: str, text: str, start: int) -> bool:
+    """Whether a token's text continues the previous token's word: no space before it, both alphanumeric."""
+    if not piece or piece[0].isspace() or (start > 0 and text[start - 1].isspace()):
+        return False
+    return any(c.isalnum() for c in piece) and any(c.isalnum() for c in prev)
+
+
+def word_groups(ids: Tensor, tokenizer: Any) -> list[int] | None:
+    """The word index of each token id from the tokenizer's offsets: a token continues the previous word when
+    no space separates them and neither is punctuation; a lone space token joins the word after it. None when
+    the tokenizer gives no offsets or re-encoding the text gives other ids.
+
+    Example:
+        >>> from intellego.models.tiny_lm import WordTokenizer
+        >>> tok = WordTokenizer("the cat sat .".split())
+        >>> word_groups(torch.tensor(tok.encode("the cat sat.", add_special_tokens=False)), tok)
+        [0, 1, 2, 3]
+    """
+    id_list = [int(v) for v in ids.reshape(-1).tolist()]
+    if not id_list:
+        return None
+    text = tokenizer.decode(ids.reshape(-1))
+    try:
+        enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        again, offsets = [int(v) for v in enc["input_ids"]], [tuple(o) for o in enc["offset_mapping"]]
+    except (TypeError, KeyError, NotImplementedError):
+        return None
+    if again != id_list:
+        return None
+    groups: list[int] = []
+    prev = ""
+    for start, end in offsets:
+        piece = text[start:end]
+        if not groups:
+            groups.append(0)
+        elif prev.strip() == "" or _continues(piece, prev, text, start):
+            groups.append(groups[-1])
+        else:
+            groups.append(groups[-1] + 1)
+        prev = piece
+    return groups

@@ -1,4 +1,4 @@
-"""``LRP``: layer-wise relevance propagation as gradients under a rule map, with rules as data.
+"""``LRP`` and ``LayerLRP``: layer-wise relevance propagation as gradients under a rule map, with rules as data.
 
 Relevance is carried as ``R = activation * gradient``: a rule turns the gradient at a layer's output into
 the one at its input so that ``R_in = x * W'^T (R_out / (z' + eps * sign(z')))`` for the layer's modified
@@ -22,22 +22,24 @@ from ..core.inputs import pack, require_float, unpack
 from ..engines.blocks import innermost_module, lrp_blocks
 from ..engines.rules import rule_gradients, warn_unruled
 from ..errors import IntellegoError, describe, require
-from ._base import GradientAttribution
+from ._base import GradientAttribution, public_call
+from ._fanout import fan_out_targets
+from ._layer_engine import LayerMethod
 from .lrp_rules import (
-    _LAYER,
-    _PASS,
+    LAYER_OPS,
+    PASS_OPS,
     Alpha1_Beta0_Rule,
+    BatchNormCanonizer,
     EpsilonRule,
     GammaRule,
     IdentityRule,
     PropagationRule,
     ZPlusRule,
-    _BatchNormCanonizer,
-    _pass_relevance,
+    pass_relevance,
 )
 
-__all__ = ["LRP", "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule", "IdentityRule",
-           "Addition_Module", "LRPRuleError"]
+__all__ = ["LRP", "LayerLRP", "PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule",
+           "IdentityRule", "Addition_Module", "LRPRuleError"]
 
 
 class LRPRuleError(IntellegoError, TypeError):
@@ -92,7 +94,7 @@ class _LRPRules:
         self.model = model
         self.rules = dict(rules)
         self.default = EpsilonRule()
-        self.batch_norm = _BatchNormCanonizer(self.default) if canonize else self.default
+        self.batch_norm = BatchNormCanonizer(self.default) if canonize else self.default
         self.blocks = lrp_blocks(LRPRuleError, lambda: self.names)  # products, gates, LayerNorm, attention
         # each module's own rule, looked up once per attribution call (a missing ``rule`` attribute costs an
         # exception inside ``nn.Module.__getattr__``); names are built only where rules are keyed by name
@@ -119,9 +121,9 @@ class _LRPRules:
     def __call__(self, kind: str, modules: list[nn.Module]) -> Any:
         for m in reversed(modules):
             rule = self._rule(m)
-            if isinstance(rule, PropagationRule) and (kind in _LAYER or isinstance(rule, IdentityRule)):
+            if isinstance(rule, PropagationRule) and (kind in LAYER_OPS or isinstance(rule, IdentityRule)):
                 return rule
-        if modules and kind not in _LAYER:  # a rule on the leaf module running a non-linear operation (Captum's
+        if modules and kind not in LAYER_OPS:  # a rule on the leaf module running a non-linear operation (Captum's
             leaf = modules[-1]  # way: ``model.sigmoid.rule = EpsilonRule()``), except where Captum ignores it
             rule = self._rule(leaf)
             if isinstance(rule, PropagationRule) and not isinstance(leaf, _CAPTUM_NON_LINEAR) \
@@ -129,11 +131,11 @@ class _LRPRules:
                 return rule
         if kind == "relu":
             return None
-        if kind in _PASS:
-            return _pass_relevance
+        if kind in PASS_OPS:
+            return pass_relevance
         if kind == "batch_norm":
             return self.batch_norm
-        if kind in _LAYER:
+        if kind in LAYER_OPS:
             return self.default
         block = self.blocks.get(kind)
         if block is not None:
@@ -208,10 +210,15 @@ class LRP(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, verbose: bool = False) -> Any:
-        """Relevance of each input feature (same structure as ``inputs``); with ``return_convergence_delta``
-        also ``output - sum(relevance)`` per example."""
+        """Compute the attributions.
+
+        Returns:
+            Relevance of each input feature (same structure as ``inputs``); with ``return_convergence_delta`` also
+            ``output - sum(relevance)`` per example.
+        """
         xs, was_tuple = pack(inputs)
         require_float(xs)
         rule_map = _LRPRules(self.model, self.rules, self.canonize)
@@ -231,3 +238,68 @@ class LRP(GradientAttribution):
         attrs, _ = pack(attributions, "attributions")
         n = attrs[0].shape[0]
         return output.flatten() - sum(a.reshape(n, -1).sum(1) for a in attrs)
+
+
+class LayerLRP(LayerMethod, GradientAttribution):
+    """Layer-wise relevance at a layer: the layer's value times the LRP-modified gradient with respect to it.
+
+    Rules are chosen as in :class:`~intellego.attr.LRP` (keyword-only ``rules`` by module name or type).
+    A list of layers gives a list of relevances (and of deltas).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerLRP
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(4, 1, bias=False))
+        >>> rel, delta = LayerLRP(model, model[1]).attribute(torch.rand(2, 3), return_convergence_delta=True)
+        >>> rel.shape, bool(delta.abs().max() < 1e-5)
+        (torch.Size([2, 4]), True)
+    """
+
+    def __init__(self, model: Any, layer: Any, *, rules: Any = None, canonize: bool = True) -> None:
+        super().__init__(model, layer)
+        self.model = model
+        self._lrp = LRP(model, rules=rules, canonize=canonize)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    @public_call
+    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
+                  return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
+                  verbose: bool = False, *, targets: list[Any] | None = None) -> Any:
+        """Compute the attributions.
+
+        Returns:
+            Relevance shaped like the layer's value (a list for a list of layers); ``(relevance, delta)`` with
+            ``delta = output - sum(relevance)`` per example when asked; ``targets`` as in
+            :mod:`intellego.attr.layer`.
+        """
+        if targets is not None:
+            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
+                x, t, a, return_convergence_delta, attribute_to_layer_input, verbose), inputs, None,
+                additional_forward_args)
+        xs, _ = pack(inputs)
+        require_float(xs)
+        rule_map = _LRPRules(self.model, self._lrp.rules, self._lrp.canonize)
+        rule_map.check(self.model)
+        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
+        layers = self.layer if self._many else [self.layer]
+        results, deltas = [], []
+        for layer in layers:
+            res = rule_gradients(spec, xs, rule_map, layer=layer, layer_input=attribute_to_layer_input,
+                                 track=tuple(self.model.modules()), note_unruled=True)
+            warn_unruled(type(self).__name__, res.unruled, "the output")
+            require(res.layer is not None, "internal: the rule engine returned no layer values")
+            rel = tuple(v * g for v, g in zip(res.layer or (), res.grads))
+            n = xs[0].shape[0]
+            results.append(unpack(rel, len(rel) > 1))
+            deltas.append((res.scores - sum(r.reshape(n, -1).sum(1) for r in rel)).detach())
+        out = results if self._many else results[0]
+        if not return_convergence_delta:
+            return out
+        return out, (deltas if self._many else deltas[0])

@@ -26,10 +26,10 @@ from ..errors import require
 __all__ = ["PropagationRule", "EpsilonRule", "GammaRule", "Alpha1_Beta0_Rule", "ZPlusRule", "IdentityRule"]
 
 _PARAM = ("linear", "conv", "batch_norm")
-_LAYER = (*_PARAM, "avg_pool", "max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool", "amax", "add")
+LAYER_OPS = (*_PARAM, "avg_pool", "max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool", "amax", "add")
 # activations that map 0 to 0, so relevance can pass them unchanged (f(x) / x is finite)
-_PASS = ("relu", "leaky_relu", "elu", "tanh", "gelu", "silu", "relu6", "hardtanh", "hardswish", "mish", "selu", "celu",
-         "softsign", "tanhshrink", "prelu", "clamp", "pow")
+PASS_OPS = ("relu", "leaky_relu", "elu", "tanh", "gelu", "silu", "relu6", "hardtanh", "hardswish", "mish", "selu",
+            "celu", "softsign", "tanhshrink", "prelu", "clamp", "pow")
 
 
 class PropagationRule:
@@ -79,7 +79,7 @@ class PropagationRule:
     def fast(self, call: Call) -> Fast | None:
         """Plain epsilon (the layer as it is) is the layer's own backward with the gradient at its output
         scaled by ``z / (z + eps * sign(z))``, in a hook (cheaper than building it into the graph, and a
-        BatchNorm folded into a linear/conv layer can take the scaling over, see ``_BatchNormCanonizer``)."""
+        BatchNorm folded into a linear/conv layer can take the scaling over, see ``BatchNormCanonizer``)."""
         if not _plain(self):
             return None
         call.notes["lrp_epsilon"] = self.epsilon
@@ -218,10 +218,10 @@ def _pass_general(call: Call, grad: Tensor) -> tuple[Tensor]:
 
 
 # Activations: ``R_in = R_out``. For ReLU that is its own derivative, so the rule map gives it none.
-_pass_relevance = WithFast(_pass_general, Fast(multiplier=_pass_ratio))
+pass_relevance = WithFast(_pass_general, Fast(multiplier=_pass_ratio))
 
 
-class _BatchNormCanonizer(PropagationRule):
+class BatchNormCanonizer(PropagationRule):
     """A BatchNorm (eval mode) right after a linear/conv is folded into that layer's weights and passes
     relevance unchanged; any other BatchNorm gets ``fallback``."""
 

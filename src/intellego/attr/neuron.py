@@ -19,6 +19,7 @@ Captum unchanged on shared modules.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -27,52 +28,18 @@ from torch import Tensor
 from ..core.grad import ForwardSpec, autograd_grad, grads_of, use_grad_kwargs
 from ..core.hooks import HookScope
 from ..core.inputs import pack, pack_baselines, require_float, unpack
+from ..core.sites import Tap
 from ..core.targets import Readout, make_readout
+from ..engines.layers import Site, pick_call
 from ..engines.path import integrate, quadrature
-from ..errors import IntellegoError, describe, require
-from ._base import GradientAttribution, NeuronAttribution
-from ._fanout import fan_out
+from ._base import GradientAttribution, public_call
 from ._layer_engine import rows_for
-from ._neuron_engine import NeuronModel, NeuronPlan
-from ._site import Site, _tensors, check_layers, pick_call
+from ._neuron_engine import NeuronMethod, NeuronPlan
 from .gradient import Saliency
 from .gradient_shap import GradientShap
 from .integrated_gradients import IntegratedGradients
 
-__all__ = ["NeuronGradient", "NeuronIntegratedGradients", "NeuronGradientShap", "NeuronConductance", "NeuronMethod"]
-
-
-class NeuronMethod(NeuronAttribution):
-    """A neuron attribution on one layer (and one of its calls), checked against the model at construction."""
-
-    def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None, *,
-                 layer_call: int = 0) -> None:
-        super().__init__(forward_func, layer, device_ids)
-        require(not isinstance(layer, (list, tuple)), "neuron methods take one layer, not a list")
-        if not isinstance(layer_call, int) or isinstance(layer_call, bool):
-            raise IntellegoError(f"layer_call must be an int (0: the layer's first call, -1: its last), "
-                                 f"got {describe(layer_call)}")
-        check_layers(forward_func, layer)
-        self.layer_call = layer_call
-
-    def _cut(self, to_input: bool, plan: NeuronPlan | None = None) -> NeuronModel:
-        """The model cut at the chosen call of the layer; ``plan`` checks its selector in the first forward."""
-        return NeuronModel(self.forward_func, Site(self.layer, to_input), layer_call=self.layer_call,
-                           check=None if plan is None else plan.check,
-                           view=None if plan is None or not plan.summed else plan.view)
-
-    def _run(self, inputs: Any, plan: NeuronPlan, baselines: Any, args: Any, call: Any, *,
-             stack_baselines: bool = True) -> Any:
-        """``call(inputs, baselines, target, args)`` with the neuron read-out(s): one call for a list of neurons.
-
-        Per-example ``baselines`` are stacked with the inputs for several neurons; a baseline
-        *distribution* (``stack_baselines=False``) is shared by all copies.
-        """
-        if not plan.many:
-            return call(inputs, baselines, plan.target, args)
-        xs, _ = pack(inputs)
-        return fan_out(plan.fanout(xs[0].shape[0]), call, inputs, baselines, args,
-                       per_example_baselines=stack_baselines)
+__all__ = ["NeuronGradient", "NeuronIntegratedGradients", "NeuronGradientShap", "NeuronConductance"]
 
 
 class NeuronGradient(NeuronMethod, GradientAttribution):
@@ -88,10 +55,15 @@ class NeuronGradient(NeuronMethod, GradientAttribution):
         True
     """
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False, *, internal_batch_size: int | None = None,
                   memory_budget: int | None = None) -> Any:
-        """``d neuron / d inputs``, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            ``d neuron / d inputs``, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         sal = Saliency(self._cut(attribute_to_neuron_input, plan))
         return self._run(inputs, plan, None, additional_forward_args,
@@ -116,10 +88,15 @@ class NeuronIntegratedGradients(NeuronMethod, GradientAttribution):
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   n_steps: int = 50, method: str = "gausslegendre", internal_batch_size: int | None = None,
                   attribute_to_neuron_input: bool = False, *, memory_budget: int | None = None) -> Any:
-        """IG of the neuron along ``baselines -> inputs``, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            IG of the neuron along ``baselines -> inputs``, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         ig = IntegratedGradients(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
         return self._run(inputs, plan, baselines, additional_forward_args,
@@ -146,11 +123,16 @@ class NeuronGradientShap(NeuronMethod, GradientAttribution):
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any, n_samples: int = 5,
                   stdevs: float | tuple[float, ...] = 0.0, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False, *, generator: torch.Generator | None = None,
                   internal_batch_size: int | None = None, memory_budget: int | None = None) -> Any:
-        """The neuron's GradientSHAP values, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            The neuron's GradientSHAP values, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         gs = GradientShap(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
         return self._run(inputs, plan, baselines, additional_forward_args,
@@ -179,11 +161,16 @@ class NeuronConductance(NeuronMethod, GradientAttribution):
         super().__init__(forward_func, layer, device_ids, layer_call=layer_call)
         self._multiply_by_inputs = multiply_by_inputs
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, target: Any = None,
                   additional_forward_args: Any = None, n_steps: int = 50, method: str = "riemann_trapezoid",
                   internal_batch_size: int | None = None, attribute_to_neuron_input: bool = False,
                   grad_kwargs: dict[str, Any] | None = None, *, memory_budget: int | None = None) -> Any:
-        """Conductance of the inputs through the neuron, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            Conductance of the inputs through the neuron, shaped like ``inputs``.
+        """
         use_grad_kwargs(grad_kwargs, type(self).__name__)
         xs, was_tuple = pack(inputs)
         require_float(xs)
@@ -217,21 +204,13 @@ class _CutPoint:
     def conductance_grads(self, spec: ForwardSpec, neuron: Readout, points: tuple[Tensor, ...]) -> tuple[
             Tensor, ...]:
         """``dF/dn * dn/dx`` at ``points``: one forward, two backward passes."""
-        box: list[tuple[Tensor, ...]] = []
-        site, want = self.site, self.layer_call
+        site = replace(self.site, call=self.layer_call)
+        tap = Tap(site, keep=torch.clone, feed=lambda _call, kept: kept, check=self.check)
         with HookScope() as scope, torch.enable_grad():
-            def grab(call: int, value: Any) -> Any:
-                if want >= 0 and call != want:
-                    return None
-                if not box:
-                    self.check(value)
-                ts = tuple(t.clone() for t in _tensors(site, call, value))
-                box.append(ts)
-                return unpack(list(ts), isinstance(value, tuple))
-            site.hook(scope, grab)
+            scope.at(site, tap)
             leaves = tuple(p.detach().requires_grad_(True) for p in points)
             scores = spec.scores(leaves)
-            chosen = pick_call(box, want, site)
+            chosen = pick_call(tap.values, self.layer_call, site)
             value = chosen if len(chosen) > 1 else chosen[0]
             grads_value = autograd_grad(scores.sum(), chosen, retain_graph=True, allow_unused=True)
             grads_value = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads_value, chosen))

@@ -10,12 +10,12 @@ import torch
 from torch import Tensor
 
 from ..core.batching import check_positive_int, chunks
-from ..core.grad import _is_batched
+from ..core.grad import is_batched
 from ..core.inputs import pack, require_float, unpack
 from ..core.targets import expand_target
 from ..engines.sampling import NT_TYPES, check_stdev, noisy_copies, randint, reduce_moments
 from ..errors import IntellegoError, describe, require
-from ._base import Attribution
+from ._base import Attribution, public_call
 
 __all__ = ["NoiseTunnel", "NoiseTunnelType"]
 
@@ -57,6 +57,7 @@ class NoiseTunnel(Attribution):
     def has_convergence_delta(self) -> bool:
         return self.is_delta_supported
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -69,10 +70,13 @@ class NoiseTunnel(Attribution):
         generator: torch.Generator | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Noise-averaged attributions like ``inputs``; other keyword arguments go to the wrapped method.
+        """Compute the attributions.
 
         With ``return_convergence_delta=True`` the wrapped method's deltas for every noisy sample are
         returned too. ``draw_baseline_from_distrib`` draws one baseline per sample from ``baselines``.
+
+        Returns:
+            Noise-averaged attributions like ``inputs``; other keyword arguments go to the wrapped method.
         """
         xs, was_tuple = pack(inputs)
         require_float(xs)
@@ -118,7 +122,7 @@ def _expand_kwargs(kwargs: dict[str, Any], k: int, batch: int, draw_baselines: b
     if out.get("additional_forward_args") is not None:
         args = out["additional_forward_args"]
         packed = args if isinstance(args, tuple) else (args,)
-        expanded = tuple(a.repeat_interleave(k, 0) if _is_batched(a, batch) else a for a in packed)
+        expanded = tuple(a.repeat_interleave(k, 0) if is_batched(a, batch) else a for a in packed)
         out["additional_forward_args"] = expanded if isinstance(args, tuple) else expanded[0]
     if out.get("baselines") is not None:
         out["baselines"] = _expand_baselines(out["baselines"], k, batch, draw_baselines, generator)
@@ -140,5 +144,5 @@ def _expand_baselines(baselines: Any, k: int, batch: int, draw: bool, generator:
         pick = randint(tensors[0].shape[0], batch * k, tensors[0].device, generator)
         expanded = tuple(b[pick] for b in packed)
     else:
-        expanded = tuple(b.repeat_interleave(k, 0) if _is_batched(b, batch) and batch > 1 else b for b in packed)
+        expanded = tuple(b.repeat_interleave(k, 0) if is_batched(b, batch) and batch > 1 else b for b in packed)
     return expanded if isinstance(baselines, tuple) else expanded[0]

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..errors import require
-from .linear_models import InterpretableLinearModel, Lasso, LinearRegression, _Moments
+from .linear_models import InterpretableLinearModel, Lasso, LinearRegression, Moments
 
 __all__ = ["SGDLinearModel", "SGDLasso", "SGDRidge", "SGDLinearRegression"]
 
@@ -67,7 +67,7 @@ class SGDLinearModel(InterpretableLinearModel):
         super().fit(train_data, y, sample_weight)
         return {"train_time": time.perf_counter() - start}
 
-    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: Moments, corr: Tensor, total: Tensor) -> Tensor:
         return LinearRegression._coefficients(self, moments, corr, total)  # type: ignore[arg-type]
 
 
@@ -80,7 +80,7 @@ class SGDLasso(SGDLinearModel):
 
     max_iter, tol = 1000, 1e-10
 
-    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: Moments, corr: Tensor, total: Tensor) -> Tensor:
         return Lasso._coefficients(self, moments, corr, total)  # type: ignore[arg-type]
 
     _descend = Lasso._descend
@@ -96,7 +96,7 @@ class SGDRidge(SGDLinearModel):
     the eigenbasis of the weighted Gram matrix ``G``.
     """
 
-    def _coefficients(self, moments: _Moments, corr: Tensor, total: Tensor) -> Tensor:
+    def _coefficients(self, moments: Moments, corr: Tensor, total: Tensor) -> Tensor:
         gram = moments.gram()
         evals, evecs = torch.linalg.eigh(gram)
         evals = evals.clamp_min(0)

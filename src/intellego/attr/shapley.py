@@ -15,12 +15,11 @@ import torch
 from torch import Tensor
 
 from ..core.batching import check_positive_int
-from ..core.hooks import HookScope
 from ..core.inputs import unpack
 from ..engines.perturb import plan_features
 from ..errors import require
-from ._base import PerturbationAttribution
-from .ablation import _fill_docs, prepare, settled_plan
+from ._base import PerturbationAttribution, public_call
+from ._perturbation import prepare, settled_plan
 
 __all__ = ["ShapleyValueSampling", "ShapleyValues", "MAX_EXACT_FEATURES"]
 
@@ -50,6 +49,7 @@ class ShapleyValueSampling(PerturbationAttribution):
 
     _supports_future = True  # attribute_future, as in Captum
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -65,13 +65,13 @@ class ShapleyValueSampling(PerturbationAttribution):
         antithetic: bool = False,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
+        """Compute the attributions.
 
         Args:
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             n_samples: number of random permutations; the model runs ``n_samples * n_features + 1`` times
                 per example.
@@ -80,10 +80,13 @@ class ShapleyValueSampling(PerturbationAttribution):
             {GENERATOR}
             antithetic: keyword-only; pair every permutation with its reverse (lower variance for
                 near-additive models). ``n_samples`` counts both members of a pair.
-            {MEMORY}
+            {MEMORY_BUDGET}
+
+        Returns:
+            Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = settled_plan(ev, xs, feature_mask)
@@ -138,6 +141,7 @@ class ShapleyValues(PerturbationAttribution):
 
     _supports_future = True  # attribute_future, as in Captum
 
+    @public_call
     def attribute(
         self,
         inputs: Any,
@@ -150,19 +154,22 @@ class ShapleyValues(PerturbationAttribution):
         *,
         memory_budget: int | None = None,
     ) -> Any:
-        """Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
+        """Compute the attributions.
 
         Args:
             {INPUTS}
             {BASELINES}
             {TARGET}
-            {ARGS}
+            {ADDITIONAL_FORWARD_ARGS}
             {FEATURE_MASK}
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
-            {MEMORY}
+            {MEMORY_BUDGET}
+
+        Returns:
+            Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
         """
-        with HookScope(), torch.no_grad():
+        with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, feature_mask)
@@ -203,6 +210,3 @@ def _exact_shapley(values: Tensor, n: int) -> Tensor:
                           + [0.0], dtype=values.dtype, device=values.device)
     coeff = torch.where(member, weight[(sizes - 1).clamp_min(0)][:, None], -weight[sizes][:, None])
     return (coeff.T @ values.reshape(2**n, -1)).reshape(n, *values.shape[1:])
-
-
-_fill_docs(ShapleyValueSampling, ShapleyValues)

@@ -24,6 +24,17 @@ class Concept:
     ``data_iter`` yields batches of model inputs: a tensor, a tuple of tensors (multi-input models) or a dict of
     tensors (models called as ``model(**batch)``). A ``DataLoader`` works, and so does a plain list of batches.
     It may be ``None`` when the concept's activations or CAVs are already cached or saved.
+
+    Args:
+        id: The concept's id, unique within a TCAV run.
+        name: A readable name.
+        data_iter: The example batches, or None.
+
+    Example:
+        >>> import torch
+        >>> stripes = Concept(0, "stripes", [torch.rand(8, 3, 4, 4)])
+        >>> stripes.identifier, stripes
+        ('stripes-0', Concept(0, 'stripes'))
     """
 
     def __init__(self, id: int, name: str, data_iter: Iterable[Any] | None) -> None:
@@ -52,5 +63,16 @@ class ConceptInterpreter:
 
 
 def concepts_to_str(concepts: Sequence[Concept]) -> str:
-    """The key of an experimental set: the concept ids joined by ``-`` (Captum's key format)."""
+    """The key of an experimental set: the concept ids joined by ``-`` (Captum's key format).
+
+    Args:
+        concepts: The concepts of one experimental set.
+
+    Returns:
+        The key, e.g. ``"0-3"``.
+
+    Example:
+        >>> concepts_to_str([Concept(0, "stripes", None), Concept(3, "random", None)])
+        '0-3'
+    """
     return "-".join(str(c.id) for c in concepts)

@@ -36,5 +36,19 @@ class CustomIterableDataset(IterableDataset):
 
 
 def dataset_to_dataloader(dataset: Dataset, batch_size: int = 64) -> DataLoader:
-    """A ``DataLoader`` over ``dataset`` with ``batch_size`` examples per batch."""
+    """A ``DataLoader`` over ``dataset`` with ``batch_size`` examples per batch.
+
+    Args:
+        dataset: A map-style or iterable dataset.
+        batch_size: Examples per batch.
+
+    Returns:
+        The ``DataLoader``.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> [b[0].shape[0] for b in dataset_to_dataloader(TensorDataset(torch.zeros(5, 2)), batch_size=2)]
+        [2, 2, 1]
+    """
     return DataLoader(dataset, batch_size=batch_size)

@@ -48,7 +48,22 @@ class ConceptSignificance:
 
 
 def significance_table(results: Mapping[str, Mapping[str, ConceptSignificance]]) -> str:
-    """A plain-text table of :meth:`TCAV.significance` results, one row per concept and layer."""
+    """A plain-text table of :meth:`TCAV.significance` results, one row per concept and layer.
+
+    Args:
+        results: What :meth:`TCAV.significance` returns: experimental-set key -> layer -> result.
+
+    Returns:
+        The table, one line per concept and layer under a header line.
+
+    Example:
+        >>> import torch
+        >>> from intellego.concept import Concept
+        >>> r = ConceptSignificance(Concept(0, "stripes", None), "conv", "sign_count", torch.tensor([0.9, 0.8]),
+        ...                         torch.tensor([0.5, 0.4]), 5.0, 0.01, 0.02, True)
+        >>> print(significance_table({"0": {"conv": r}}).splitlines()[1])
+        stripes      conv          0.850   0.450  1.00e-02  2.00e-02  yes
+    """
     rows = ["concept      layer        score   random  p-value   adjusted  significant"]
     for per_layer in results.values():
         for r in per_layer.values():

@@ -39,9 +39,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..attr import LayerGradientXActivation
-from ..attr._site import layer_eval, restructure, sites_of
 from ..core.grad import ForwardSpec
 from ..core.hooks import keep_buffers
+from ..engines.layers import layer_eval, restructure, sites_of
 from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
 from ._inputs import as_call

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import describe, require
+from ..errors import IntellegoError, describe
 
 __all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "saved_profile_per_row", "default_budget",
            "check_positive_int", "DEFAULT_BUDGET"]
@@ -35,8 +35,8 @@ def check_positive_int(value: Any, name: str, *, allow_none: bool = True) -> Non
     """Raise a clear error unless ``value`` is a positive int (or None where allowed)."""
     if value is None and allow_none:
         return
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-            f"{name} must be a positive int{' or None' if allow_none else ''}, got {describe(value)}")
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):  # message built on failure only
+        raise IntellegoError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {describe(value)}")
 
 
 def chunks(total: int, size: int) -> Iterator[slice]:

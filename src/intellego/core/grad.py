@@ -73,10 +73,10 @@ def autograd_grad(outputs: Any, inputs: Any, **fixed: Any) -> tuple[Tensor | Non
 
 
 def _rows(arg: Any, batch: int, sl: slice) -> Any:
-    return arg[sl] if _is_batched(arg, batch) else arg
+    return arg[sl] if is_batched(arg, batch) else arg
 
 
-def _is_batched(arg: Any, batch: int) -> bool:
+def is_batched(arg: Any, batch: int) -> bool:
     return isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch
 
 
@@ -110,7 +110,7 @@ class ForwardSpec:
         """The spec for ``k`` copies of the batch stacked one after another."""
         if k == 1:
             return self
-        args = tuple(a.repeat(k, *([1] * (a.dim() - 1))) if _is_batched(a, self.batch_size) else a
+        args = tuple(a.repeat(k, *([1] * (a.dim() - 1))) if is_batched(a, self.batch_size) else a
                      for a in self.args)
         return replace(self, args=args, readout=self.readout.tiled(k), batch_size=self.batch_size * k)
 
@@ -118,7 +118,7 @@ class ForwardSpec:
         """The spec for a batch in which every example is repeated ``k`` times in place."""
         if k == 1:
             return self
-        args = tuple(a.repeat_interleave(k, dim=0) if _is_batched(a, self.batch_size) else a for a in self.args)
+        args = tuple(a.repeat_interleave(k, dim=0) if is_batched(a, self.batch_size) else a for a in self.args)
         return replace(self, args=args, readout=self.readout.interleaved(k), batch_size=self.batch_size * k)
 
     def output(self, inputs: tuple[Tensor, ...]) -> Any:

@@ -2,7 +2,8 @@
 
 Every attribution call runs inside one scope. Hooks, temporary attribute patches and context managers
 (e.g. a ``TorchFunctionMode``) are entered on it and removed when the call ends, also when it raises, so a
-user's model never keeps a hook, an attribute or a changed flag.
+user's model never keeps a hook, an attribute or a changed flag. Methods reach a layer with
+``scope.at(site, fn)`` (a :class:`~intellego.core.sites.Site` and, usually, a :class:`~intellego.core.sites.Tap`).
 
 Hooks belong to their call: a module hook registered on a scope runs only for forward passes made inside that
 scope's ``with`` block by the same thread (and asyncio task), so two threads attributing one shared model each
@@ -26,24 +27,23 @@ import contextlib
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import describe, require
+from ..errors import require
+from .sites import Site, as_tuple
 
-__all__ = ["HookScope", "Capture", "as_tuple", "keep_buffers", "modules_of", "walk_modules"]
+__all__ = ["HookScope", "Capture", "keep_buffers", "modules_of", "walk_modules"]
 
 _MISSING = object()
 
+# what HookScope.at calls: fn(call, value) -> a replacement or None (a Tap, or any such callable)
+SiteFn = TypeVar("SiteFn", bound=Callable[[int, Any], Any])
+
 # The scopes entered in the current thread / task, innermost last: a hook runs only when its scope is among them.
 _ACTIVE: contextvars.ContextVar[tuple[HookScope, ...]] = contextvars.ContextVar("intellego_hook_scopes", default=())
-
-
-def as_tuple(value: Any) -> tuple[Any, ...]:
-    """A module's input or output as a tuple (a lone tensor becomes a 1-tuple)."""
-    return value if isinstance(value, tuple) else (value,)
 
 
 @dataclass
@@ -101,15 +101,6 @@ class HookScope(contextlib.ExitStack):
         handle = module.register_forward_pre_hook(self._owned(fn), with_kwargs=with_kwargs)
         self.callback(handle.remove)
 
-    def backward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
-        """Register a full backward hook ``fn(module, grad_input, grad_output)`` and remove it on exit.
-
-        Not filtered by thread (backward may run on autograd's device threads), so it is not safe on a model
-        that other threads run during the call; no public method uses it.
-        """
-        handle = module.register_full_backward_hook(fn)
-        self.callback(handle.remove)
-
     def tensor_hook(self, tensor: Tensor, fn: Callable[[Tensor], Tensor | None]) -> None:
         """Register a gradient hook on a tensor created inside the call, removed on exit.
 
@@ -137,37 +128,35 @@ class HookScope(contextlib.ExitStack):
         setattr(obj, name, value)
         self.callback(restore)
 
+    def at(self, site: Site, fn: SiteFn) -> SiteFn:
+        """Call ``fn(call, value)`` at each call of ``site.module`` that the site selects (``call`` counts every
+        call from 0; ``value`` is the output, or the positional inputs: a tensor alone, else a tuple); a result
+        other than None replaces the value. Returns ``fn``. The one way methods reach into a forward pass."""
+        calls = [0]
+
+        def on_output(_m: nn.Module, _args: Any, out: Any) -> Any:
+            call = calls[0]
+            calls[0] += 1
+            return fn(call, out) if site.selects(call) else None
+
+        def on_input(_m: nn.Module, args: tuple[Any, ...]) -> Any:
+            call = calls[0]
+            calls[0] += 1
+            if not site.selects(call):
+                return None
+            new = fn(call, args if len(args) != 1 else args[0])
+            return None if new is None else as_tuple(new)
+
+        if site.to_input:
+            self.forward_pre_hook(site.module, on_input)
+        else:
+            self.forward_hook(site.module, on_output)
+        return fn
+
     def capture(self, module: nn.Module, *, inputs: bool = False) -> Capture:
         """Record the module's output (or its positional inputs) at every call."""
         seen = Capture()
-        if inputs:
-            self.forward_pre_hook(module, lambda _m, args: seen.outputs.append(args if len(args) > 1 else args[0]))
-        else:
-            self.forward_hook(module, lambda _m, _args, out: seen.outputs.append(out))
-        return seen
-
-    def substitute(
-        self, module: nn.Module, values: Callable[[int, Any], Any], *, inputs: bool = False
-    ) -> Capture:
-        """Replace the module's output (or inputs) at call ``i`` by ``values(i, original)``.
-
-        Returns a :class:`Capture` of the original values, so a caller can both read and replace.
-        """
-        seen = Capture()
-
-        def on_output(_m: nn.Module, _args: Any, out: Any) -> Any:
-            seen.outputs.append(out)
-            return _same_kind(out, values(len(seen.outputs) - 1, out), module)
-
-        def on_input(_m: nn.Module, args: tuple[Any, ...]) -> Any:
-            original = args if len(args) > 1 else args[0]
-            seen.outputs.append(original)
-            return as_tuple(_same_kind(original, values(len(seen.outputs) - 1, original), module))
-
-        if inputs:
-            self.forward_pre_hook(module, on_input)
-        else:
-            self.forward_hook(module, on_output)
+        self.at(Site(module, inputs), lambda _call, value: seen.outputs.append(value))
         return seen
 
 
@@ -177,17 +166,6 @@ def _deactivate(scope: HookScope, token: contextvars.Token[tuple[HookScope, ...]
         _ACTIVE.reset(token)
     except ValueError:  # exited in another context than entered: drop just this scope
         _ACTIVE.set(tuple(s for s in _ACTIVE.get() if s is not scope))
-
-
-def _same_kind(original: Any, new: Any, module: nn.Module) -> Any:
-    if isinstance(original, tuple):
-        new = as_tuple(new)
-        require(len(new) == len(original),
-                f"substitute for {type(module).__name__} has {len(new)} tensors but the module produced "
-                f"{len(original)}")
-        return new
-    require(isinstance(new, Tensor), f"substitute for {type(module).__name__} must be a tensor, got {describe(new)}")
-    return new
 
 
 def _remove_all(handles: list[Any]) -> None:

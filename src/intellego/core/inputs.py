@@ -6,14 +6,16 @@ Nothing here mutates a caller's tensor; expanded baselines are views or new tens
 from __future__ import annotations
 
 import cmath
+import sys
 import warnings
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-from ..errors import IntellegoError, describe, require
+from ..errors import IntellegoError, ShapeError, describe, require, require_shape
 
 __all__ = [
     "TensorOrTuple",
@@ -27,6 +29,8 @@ __all__ = [
     "same_structure",
     "check_inputs",
     "InputCheck",
+    "warn_training_layers",
+    "TRAINING_WARNED",
 ]
 
 TensorOrTuple = Tensor | tuple[Tensor, ...]
@@ -64,8 +68,8 @@ def require_float(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
 def require_same_batch(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
     """Every tensor of ``inputs`` holds the same number of examples (dimension 0)."""
     if len(inputs) > 1 and all(x.dim() > 0 for x in inputs) and len({x.shape[0] for x in inputs}) > 1:
-        raise IntellegoError(f"{name} must all have the same number of examples (dimension 0), got shapes "
-                             f"{[tuple(x.shape) for x in inputs]}")
+        raise ShapeError(f"{name} must all have the same number of examples (dimension 0), got shapes "
+                         f"{[tuple(x.shape) for x in inputs]}")
 
 
 def same_structure(values: Any, count: int, name: str) -> tuple[Any, ...]:
@@ -92,7 +96,7 @@ def _broadcast_baseline(base: Any, x: Tensor, name: str, noun: str = "the input"
     try:
         return base.expand_as(x)
     except RuntimeError:
-        raise IntellegoError(
+        raise ShapeError(
             f"{name} of shape {tuple(base.shape)} cannot be broadcast to {noun} of shape {tuple(x.shape)}; "
             f"use a number, a tensor of shape {tuple(x.shape)}, or one of shape (1, {', '.join(map(str, x.shape[1:]))})"
         ) from None
@@ -147,7 +151,7 @@ def pack_baseline_distribution(
         b = b.to(device=x.device, dtype=x.dtype)
         if b.dim() == x.dim() - 1:
             b = b.unsqueeze(0)
-        require(
+        require_shape(
             b.dim() == x.dim() and b.shape[1:] == x.shape[1:],
             f"{label} of shape {tuple(b.shape)} does not match the input's per-example shape "
             f"{tuple(x.shape[1:])}: expected (M, {', '.join(map(str, x.shape[1:]))})",
@@ -325,3 +329,66 @@ def _warn_nonfinite(xs: tuple[Tensor, ...], labels: tuple[str, ...], stacklevel:
         warnings.warn("; ".join(found) + ": attributions for those examples are NaN where the model output is NaN, "
                       "and may be meaningless elsewhere", RuntimeWarning, stacklevel=stacklevel)
     return bool(found)
+
+
+# The kinds of layer (``"batch_norm"``, ``"dropout"``) that :func:`warn_training_layers` already named in the
+# current call: the backward-rule engine leaves them out of its own warning, so each is reported once.
+TRAINING_WARNED: ContextVar[tuple[str, ...]] = ContextVar("intellego_training_warned", default=())
+
+_BATCH_DEPENDENT = (torch.nn.modules.batchnorm._BatchNorm,)
+_RANDOM = (torch.nn.modules.dropout._DropoutNd,)
+
+
+def warn_training_layers(models: Sequence[torch.nn.Module]) -> tuple[str, ...]:
+    """One warning naming the layers of ``models`` that make attributions batch-dependent (BatchNorm) or random
+    (dropout) while in training mode; returns the kinds it named (``"batch_norm"``, ``"dropout"``).
+
+    Only models whose top module is in training mode are scanned, so a model in eval mode costs one attribute
+    read. Example:
+        >>> import warnings
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+        >>> with warnings.catch_warnings(record=True) as seen:
+        ...     warnings.simplefilter("always")
+        ...     warn_training_layers([net])
+        ('batch_norm',)
+        >>> "1 (BatchNorm1d)" in str(seen[0].message)
+        True
+    """
+    for model in models:
+        if model.training:
+            break
+    else:
+        return ()
+    norms, drops = [], []
+    for model in models:
+        for name, m in model.named_modules():
+            if m.training and isinstance(m, _BATCH_DEPENDENT):
+                norms.append(f"{name or '(the model)'} ({type(m).__name__})")
+            elif m.training and isinstance(m, _RANDOM) and getattr(m, "p", 0.0) > 0:
+                drops.append(f"{name or '(the model)'} ({type(m).__name__})")
+    if not norms and not drops:
+        return ()
+    parts = []
+    if norms:
+        parts.append(f"BatchNorm layers {_listed(norms)} normalize with the statistics of the batch, so each "
+                     "example's attribution depends on the other examples in the batch (and on the path points or "
+                     "perturbed copies the method batches with it)")
+    if drops:
+        parts.append(f"dropout in training mode in layers {_listed(drops)} drops random units, so attributions "
+                     "are random")
+    warnings.warn(f"the model is in training mode (call model.eval() before attributing): {'; '.join(parts)}",
+                  UserWarning, stacklevel=_outside_stacklevel())
+    return (("batch_norm",) if norms else ()) + (("dropout",) if drops else ())
+
+
+def _listed(names: list[str], limit: int = 6) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside intellego."""
+    level, frame = 2, sys._getframe(2)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("intellego."):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import IntellegoError, describe, require
+from ..errors import IntellegoError, ShapeError, describe, require
 
 __all__ = ["Readout", "make_readout", "stack_targets", "CALLER_BATCH"]
 
@@ -104,13 +104,13 @@ class Readout:
         if index == ():
             if output[0].numel() == 1:
                 return output.reshape(output.shape[0])
-            raise IntellegoError(
+            raise ShapeError(
                 f"target is None but the model output has shape {self._shown(output)}: with more than one value "
                 "per example, pass target= (an int, a tuple, a list or a tensor of indices)"
             )
         if len(index) > len(per_example):
-            raise IntellegoError(f"target {_show(index)} has {len(index)} indices but each example's output has "
-                                 f"shape {tuple(per_example)}")
+            raise ShapeError(f"target {_show(index)} has {len(index)} indices but each example's output has "
+                             f"shape {tuple(per_example)}")
         for i, (j, size) in enumerate(zip(index, per_example)):
             if not -size <= j < size:
                 raise IntellegoError(f"target {_show(index)} is out of range for model output of shape "
@@ -118,23 +118,24 @@ class Readout:
         key: tuple[Any, ...] = (slice(None),) + tuple(index)
         selected = output[key]
         if selected.dim() > 1 and selected[0].numel() != 1:
-            raise IntellegoError(f"target {_show(index)} selects {tuple(selected.shape[1:])} values per example "
-                                 f"from output of shape {self._shown(output)}; it must select one")
+            raise ShapeError(f"target {_show(index)} selects {tuple(selected.shape[1:])} values per example "
+                             f"from output of shape {self._shown(output)}; it must select one")
         return selected.reshape(output.shape[0])
 
     def _select_per_example(self, output: Tensor) -> Tensor:
         idx = self.per_example if self.per_example is not None else torch.zeros(0, 0, dtype=torch.long)
         n, d = idx.shape
         if output.dim() < 1 or output.shape[0] != n:
-            raise IntellegoError(f"target holds {n} indices but the model output has shape {tuple(output.shape)}")
+            raise ShapeError(f"target holds {n} indices but the model output has shape {tuple(output.shape)}")
         if output.dim() - 1 != d:
-            raise IntellegoError(f"target indices have {d} component(s) per example but each example's output has "
-                                 f"shape {tuple(output.shape[1:])}; give one index per output dimension")
+            raise ShapeError(f"target indices have {d} component(s) per example but each example's output has "
+                             f"shape {tuple(output.shape[1:])}; give one index per output dimension")
         idx = idx.to(output.device)
         for j in range(d):
             size = output.shape[j + 1]
             col = idx[:, j]
-            if n and (int(col.max()) >= size or int(col.min()) < -size):
+            if n and (int(col.max()) >= size or int(col.min()) < 0):  # checked here: no extra pass per call
+                _require_nonnegative(int(col.min()) < 0, self.name, col)
                 bad = sorted({v for v in col.tolist() if not -size <= v < size})
                 raise IntellegoError(
                     f"target values {bad[:8]} are out of range for model output of shape "
@@ -182,13 +183,16 @@ def make_readout(target: Any, batch_size: int, name: str = "target") -> Readout:
     if isinstance(target, bool):
         raise IntellegoError(f"{name} must be an int, a tuple, a list or a tensor, got {describe(target)}")
     if isinstance(target, int):
+        _require_nonnegative(target < 0, name, target)
         return Readout((target,), batch=shown)
     if isinstance(target, tuple):
         require(all(isinstance(t, int) for t in target), f"{name} tuple must hold ints, got {target!r}")
+        _require_nonnegative(any(t < 0 for t in target), name, target)
         return Readout(tuple(target), batch=shown)
     if isinstance(target, Tensor):
         require(not target.is_floating_point(), f"{name} tensor must hold integer indices, got dtype {target.dtype}")
         if target.numel() == 1:
+            _require_nonnegative(int(target.item()) < 0, name, target)
             return Readout((int(target.item()),), batch=shown)
         require(
             target.dim() in (1, 2) and target.shape[0] == batch_size,
@@ -204,14 +208,33 @@ def make_readout(target: Any, batch_size: int, name: str = "target") -> Readout:
         if batch_size == 0:
             return Readout(())
         if all(isinstance(t, int) and not isinstance(t, bool) for t in target):
+            _require_nonnegative(min(target) < 0, name, target)
             return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, 1), batch=shown)
         if all(isinstance(t, tuple) for t in target):
             lengths = {len(t) for t in target}
             require(len(lengths) == 1, f"{name} list holds tuples of different lengths {sorted(lengths)}")
+            _require_nonnegative(any(i < 0 for t in target for i in t), name, target)
             return Readout(None, torch.tensor(target, dtype=torch.long).reshape(batch_size, -1), batch=shown)
         raise IntellegoError(f"{name} list must hold only ints or only tuples of ints, got {target[:4]!r}...")
     raise IntellegoError(
         f"{name} must be None, an int, a tuple, a list, a tensor or a callable, got {describe(target)}")
+
+
+def _require_nonnegative(negative: bool, name: str, target: Any) -> None:
+    """Targets index the model's outputs from 0: a negative index (torch would count it from the end, so -1 is the
+    last class) is nearly always a placeholder label such as -1 or -100 that reached the call by mistake."""
+    if not negative:
+        return
+    if isinstance(target, Tensor):
+        shown = f"tensor holding {sorted({int(v) for v in target.reshape(-1).tolist() if v < 0})[:8]}"
+    elif isinstance(target, list):
+        flat = [v for t in target for v in (t if isinstance(t, tuple) else (t,))]
+        shown = f"list holding {sorted({v for v in flat if v < 0})[:8]}"
+    else:
+        shown = repr(target)
+    raise IntellegoError(f"{name} must index the model's outputs from 0, got the negative {shown}: a negative "
+                         "target is usually a placeholder label (-1, -100) rather than a class; for the last "
+                         "class, pass its index (number of classes - 1)")
 
 
 def expand_target(target: Any, k: int, batch_size: int, *, interleave: bool = True) -> Any:

@@ -113,7 +113,7 @@ class Fast:
     output: Callable[[Call], Tensor | Callable[[Tensor], Tensor | None] | None] | None = None
 
 
-def _scaled(y: Tensor, factor: Tensor | float, value: Tensor | None = None) -> Tensor:
+def scaled(y: Tensor, factor: Tensor | float, value: Tensor | None = None) -> Tensor:
     """``value`` (default ``y``) with a graph whose gradient w.r.t. ``y`` is ``grad * factor``: a native
     multiplication whose result is then overwritten in place outside autograd (it saves neither tensor)."""
     z = y.clone() if isinstance(factor, float) and factor == 1.0 else y.mul(factor)  # clone: no backward kernel

@@ -124,12 +124,12 @@ def _table() -> dict[Any, OpKind]:
     return t
 
 
-_KINDS = _table()
+KINDS = _table()
 
 
 def kind_of(func: Any) -> str | None:
     """The rule kind of a torch function (``"relu"``, ``"conv"``, ``"add"``...), or None if it has none."""
-    k = _KINDS.get(func)
+    k = KINDS.get(func)
     return None if k is None else k.kind
 
 
@@ -195,7 +195,7 @@ def _unruled_table() -> dict[Any, tuple[str, int]]:
     return t
 
 
-_UNRULED = _unruled_table()
+UNRULED = _unruled_table()
 
 
 def _activation(value: Any) -> bool:
@@ -204,7 +204,7 @@ def _activation(value: Any) -> bool:
 
 def unruled_nonlinearity(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str | None:
     """The name of ``func`` when it has no rule and is non-linear in the activations it gets here, else None."""
-    how = _UNRULED.get(func)
+    how = UNRULED.get(func)
     if how is None:
         return None
     name, which = how

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from torch import Tensor
 from ..core.batching import check_positive_int, chunks
 from ..errors import IntellegoError, require
 
-__all__ = ["QUADRATURES", "quadrature", "integrate", "GradFn"]
+__all__ = ["QUADRATURES", "quadrature", "integrate", "walk", "GradFn"]
 
 # grad_fn(points, ex_slice, k) -> gradients at the points; points stack k steps of the examples ex_slice.
 GradFn = Callable[[tuple[Tensor, ...], slice, int], tuple[Tensor, ...]]
@@ -87,24 +87,47 @@ def integrate(
     """Weighted sum over the path nodes of ``grad_fn`` at ``start + a * (end - start)``, per tensor."""
     alphas, weights = quadrature(method, n_steps)
     batch = starts[0].shape[0]
+    totals: list[Tensor] = []  # shaped like the gradients (inputs, or a layer for layer methods)
+
+    def add(points: tuple[Tensor, ...], ex: slice, st: slice) -> None:
+        k = st.stop - st.start
+        grads = grad_fn(points, ex, k)
+        if not totals:
+            totals.extend(g.new_zeros((batch, *g.shape[1:])) for g in grads)
+        w = torch.tensor(weights[st], dtype=points[0].dtype, device=points[0].device)
+        for total, g in zip(totals, grads):
+            g = g.reshape(k, -1, *g.shape[1:])
+            total[ex] += torch.tensordot(w.to(g.dtype), g, dims=1)
+
+    walk(add, starts, ends, alphas, rows_per_chunk)
+    return tuple(totals) if totals else tuple(torch.zeros_like(e) for e in ends)
+
+
+def walk(
+    visit: Callable[[tuple[Tensor, ...], slice, slice], None],
+    starts: tuple[Tensor, ...],
+    ends: tuple[Tensor, ...],
+    alphas: Sequence[float],
+    rows_per_chunk: int,
+    *,
+    split_examples: bool = True,
+) -> None:
+    """The chunked step loop: ``visit(points, examples, steps)`` for the points ``start + a * (end - start)``
+    of each chunk of steps (step-major, ``(k * n, ...)``), in order of the steps within each chunk of examples.
+
+    A chunk holds as many whole steps as fit ``rows_per_chunk``; if one step is too large, examples are cut
+    too (unless ``split_examples`` is False: a visitor that carries state from one step to the next needs
+    every example in each call).
+    """
+    batch = starts[0].shape[0]
     steps_per_chunk = max(1, rows_per_chunk // max(batch, 1))
-    examples_per_chunk = min(batch, rows_per_chunk) if steps_per_chunk == 1 else batch
-    totals: list[Tensor] | None = None  # shaped like the gradients (inputs, or a layer for layer methods)
-    for ex in chunks(batch, examples_per_chunk):
+    split = split_examples and steps_per_chunk == 1
+    for ex in chunks(batch, min(batch, rows_per_chunk) if split else batch):
         s = tuple(t[ex] for t in starts)
         d = tuple(e[ex] - t[ex] for e, t in zip(ends, starts))
-        for st in chunks(n_steps, steps_per_chunk):
+        for st in chunks(len(alphas), steps_per_chunk):
             a = torch.tensor(alphas[st], dtype=d[0].dtype, device=d[0].device)
-            w = torch.tensor(weights[st], dtype=d[0].dtype, device=d[0].device)
-            k = len(a)
-            points = tuple(_stack_points(si, di, a) for si, di in zip(s, d))
-            grads = grad_fn(points, ex, k)
-            if totals is None:
-                totals = [g.new_zeros((batch, *g.shape[1:])) for g in grads]
-            for total, g in zip(totals, grads):
-                g = g.reshape(k, -1, *g.shape[1:])
-                total[ex] += torch.tensordot(w.to(g.dtype), g, dims=1)
-    return tuple(totals) if totals is not None else tuple(torch.zeros_like(e) for e in ends)
+            visit(tuple(_stack_points(si, di, a) for si, di in zip(s, d)), ex, st)
 
 
 def _stack_points(start: Tensor, delta: Tensor, alphas: Tensor) -> Tensor:

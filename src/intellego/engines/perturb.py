@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from torch import Tensor
 
 from ..core.batching import chunks
 from ..core.inputs import same_structure
-from ..errors import IntellegoError, describe, require
+from ..errors import IntellegoError, describe, require, require_shape
 from .perturb_eval import CPU_CHUNK_BYTES, Evaluator, progress_bar
 
 __all__ = ["ArgNames", "PRIMARY_NAMES", "FeaturePlan", "Windows", "plan_features", "Evaluator", "progress_bar",
@@ -155,6 +156,9 @@ class FeaturePlan:
     def _average_windows(self, flat: Tensor, w: Windows, shape: tuple[int, ...],
                          out_shape: tuple[int, ...]) -> Tensor:
         size = math.prod(shape)
+        if w.n * size <= _WINDOW_TABLE_ELEMENTS:  # small: one product with the (cached) membership table
+            member = _window_table(w, shape, flat.device).to(flat.dtype)
+            return ((flat[w.offset:w.offset + w.n].T @ member) / member.sum(0)).reshape(*out_shape, *shape)
         total = torch.zeros(flat.shape[1], size, dtype=flat.dtype, device=flat.device)
         cover = torch.zeros(size, dtype=flat.dtype, device=flat.device)
         ids = torch.arange(w.offset, w.offset + w.n, device=flat.device)
@@ -163,6 +167,17 @@ class FeaturePlan:
             total += flat[ids[sl]].T @ member
             cover += member.sum(0)
         return (total / cover).reshape(*out_shape, *shape)
+
+
+_WINDOW_TABLE_ELEMENTS = 1 << 20
+
+
+@functools.lru_cache(maxsize=16)
+def _window_table(w: Windows, shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """Boolean ``(windows, elements)``: which elements each window covers (a function of the geometry alone;
+    internal, never handed out)."""
+    ids = torch.arange(w.offset, w.offset + w.n, device=device)
+    return w.members(ids, shape).reshape(w.n, math.prod(shape))
 
 
 def plan_features(
@@ -186,16 +201,42 @@ def plan_features(
         return _window_plan(inputs, sliding_window_shapes, strides, shapes)
     require(strides is None, "strides only apply together with sliding_window_shapes")
     if feature_mask is None:
-        default: list[Tensor] = []
-        offset = 0
-        for x in inputs:
-            n = math.prod(x.shape[1:])
-            default.append(torch.arange(offset, offset + n, device=x.device).reshape(1, *x.shape[1:]))
-            offset += n
-        return FeaturePlan(offset, tuple(default), None, shapes)
+        return _default_plan(tuple((s, x.device) for s, x in zip(shapes, inputs)))
     given = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
     require(len(given) == len(inputs), f"{names.feature_mask} has {len(given)} tensor(s) but {names.inputs} has "
             f"{len(inputs)}; give one mask per tensor of {names.inputs}")
+    key = _mask_key(given, inputs, aggregate)
+    hit = _MASK_PLANS.get(key) if key is not None else None
+    if hit is not None and all(torch.equal(a, b) for a, b in zip(hit[0], given)):
+        return hit[1]
+    if key is None:
+        return _mask_plan(given, inputs, aggregate, names, shapes)
+    saved = tuple(m.clone() for m in given)  # the plan keeps views of these, never of the caller's mask
+    plan = _mask_plan(saved, inputs, aggregate, names, shapes)
+    if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
+        _MASK_PLANS.pop(next(iter(_MASK_PLANS)))
+    _MASK_PLANS[key] = (saved, plan)
+    return plan
+
+
+_MASK_PLANS: dict[tuple[Any, ...], tuple[tuple[Tensor, ...], FeaturePlan]] = {}
+_MASK_PLANS_MAX, _MASK_PLAN_ELEMENTS = 16, 1 << 18
+
+
+def _mask_key(given: Any, inputs: tuple[Tensor, ...], aggregate: bool) -> tuple[Any, ...] | None:
+    """Cache key of a mask plan: everything the plan depends on besides the mask's values (compared in full
+    on a hit, so a mask changed in place, even behind autograd's version counter, is never served stale).
+    None (not cached) for anything but small integer tensors."""
+    if not all(isinstance(m, Tensor) and m.device.type != "meta" for m in given) or \
+            sum(m.numel() for m in given) > _MASK_PLAN_ELEMENTS:
+        return None
+    return (aggregate, tuple((tuple(m.shape), m.dtype, m.device) for m in given),
+            tuple((tuple(x.shape), x.device) for x in inputs))
+
+
+def _mask_plan(given: Any, inputs: tuple[Tensor, ...], aggregate: bool, names: ArgNames,
+               shapes: tuple[tuple[int, ...], ...]) -> FeaturePlan:
+    """Check every mask (see :func:`plan_features`) and count the features."""
     masks = tuple(_check_mask(m, x, i, len(inputs), aggregate, names) for i, (m, x) in enumerate(zip(given, inputs)))
     ids = torch.unique(torch.cat([m.reshape(-1).cpu() for m in masks]))
     require(ids.numel() > 0, f"{names.feature_mask} holds no ids")
@@ -209,16 +250,29 @@ def plan_features(
     return FeaturePlan(n, masks, None, shapes)
 
 
+@functools.lru_cache(maxsize=32)
+def _default_plan(layout: tuple[tuple[tuple[int, ...], torch.device], ...]) -> FeaturePlan:
+    """Every scalar its own feature (ids run on across the tensors); a function of the per-example shapes and
+    devices alone, so it is built once per layout (its masks are never handed to the caller)."""
+    default: list[Tensor] = []
+    offset = 0
+    for shape, device in layout:
+        n = math.prod(shape)
+        default.append(torch.arange(offset, offset + n, device=device).reshape(1, *shape))
+        offset += n
+    return FeaturePlan(offset, tuple(default), None, tuple(shape for shape, _ in layout))
+
+
 def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names: ArgNames) -> Tensor:
     name = names.feature_mask if count == 1 else f"{names.feature_mask}[{i}]"
     require(isinstance(mask, Tensor), f"{name} must be a tensor of integer ids, got {describe(mask)}")
     require(not (mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool),
             f"{name} must hold integer feature ids, got dtype {mask.dtype}")
-    require(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than "
+    require_shape(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than "
             f"{names.tensor} of shape {tuple(x.shape)}")
     m = mask.reshape(*[1] * (x.dim() - mask.dim()), *mask.shape).to(x.device, torch.long)
     ok = all(a in (1, b) for a, b in zip(m.shape, x.shape))
-    require(ok, f"{name} of shape {tuple(mask.shape)} cannot be broadcast to {names.tensor} of shape "
+    require_shape(ok, f"{name} of shape {tuple(mask.shape)} cannot be broadcast to {names.tensor} of shape "
             f"{tuple(x.shape)}; use shape (1, {', '.join(map(str, x.shape[1:]))}) or {tuple(x.shape)}")
     require(not aggregate or m.shape[0] == 1,
             f"{name} has a first dimension of {m.shape[0]}, but the model returns one value for the whole "
@@ -242,11 +296,11 @@ def _window_plan(inputs: tuple[Tensor, ...], window_shapes: Any, strides: Any,
     for i, (w, st, s) in enumerate(zip(shapes_per, strides_per, shapes)):
         label = "" if len(inputs) == 1 else f"[{i}]"
         w = tuple(w) if isinstance(w, (tuple, list)) else (w,)
-        require(len(w) == len(s) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in w),
+        require_shape(len(w) == len(s) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in w),
                 f"sliding_window_shapes{label} must be {len(s)} positive ints (one per non-batch dimension of "
                 f"the input of per-example shape {s}), got {w!r}")
-        require(all(a <= b for a, b in zip(w, s)),
-                f"sliding_window_shapes{label} {w} is larger than the input's per-example shape {s}")
+        require_shape(all(a <= b for a, b in zip(w, s)),
+                      f"sliding_window_shapes{label} {w} is larger than the input's per-example shape {s}")
         st = (st,) * len(s) if isinstance(st, int) and not isinstance(st, bool) else tuple(st)
         require(len(st) == len(s) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in st),
                 f"strides{label} must be a positive int or {len(s)} positive ints, got {st!r}")

@@ -36,26 +36,27 @@ from torch.overrides import TorchFunctionMode
 
 from ..core.grad import ForwardSpec, grads_of
 from ..core.hooks import HookScope
-from ..errors import IntellegoError, require
+from ..core.sites import Site, Tap, copies
+from ..errors import IntellegoError
 from .calls import (
     Call,
     Fast,
     Rule,
     RuleFunction,
     WithFast,
-    _scaled,
     check_versions,
     local_vjp,
     protect_saved,
     safe_divide,
+    scaled,
     versions,
 )
 from .ops import (
-    _KINDS,
-    _UNRULED,
     ACTIVATIONS,
     GATES,
+    KINDS,
     PRODUCTS,
+    UNRULED,
     OpKind,
     kind_of,
     operands_fit,
@@ -98,9 +99,9 @@ class RuleMode(TorchFunctionMode):
         self.unruled: set[str] | None = set() if note else None
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
-        spec = _KINDS.get(func)
+        spec = KINDS.get(func)
         if spec is None or not self.active:  # most operations: run as they are, as cheaply as possible
-            if self.unruled is not None and func in _UNRULED and self.active:
+            if self.unruled is not None and func in UNRULED and self.active:
                 self._note(func, args, kwargs)
             return func(*args, **kwargs) if kwargs else func(*args)
         kwargs = kwargs or {}
@@ -136,7 +137,7 @@ class RuleMode(TorchFunctionMode):
             if spec.kind == "batch_norm" and args[0].requires_grad \
                     and (kwargs.get("training") or len(args) > 5 and args[5]):
                 self.unruled.add("batch_norm in training mode")
-            elif func in _UNRULED:
+            elif func in UNRULED:
                 self._note(func, args, kwargs)
         if self.calls and (spec.inplace or spec.inplace_arg is not None) and out_of_place(spec, args, kwargs)[2]:
             protect_saved(self.calls, args[0])
@@ -218,13 +219,13 @@ class RuleMode(TorchFunctionMode):
         if how.multiplier is not None:
             call.out = y = call.run(*call.inputs).detach()  # a single operand, detached: no graph
             if operands[0].requires_grad and torch.is_grad_enabled():
-                y = _scaled(operands[0], how.multiplier(call), call.out)
+                y = scaled(operands[0], how.multiplier(call), call.out)
         else:
             y = call.run(*operands)
             call.out = y.detach()
         post = how.output(call) if how.output is not None else None
         if isinstance(post, Tensor):
-            return _scaled(y, post) if y.requires_grad else y
+            return scaled(y, post) if y.requires_grad else y
         if post is not None and y.requires_grad:
             if self.hook is None:
                 raise IntellegoError("a rule with a gradient hook needs RuleMode(hook=...)")
@@ -323,14 +324,14 @@ def rule_gradients(
             modes.append(RuleMode(rules, record=True))
             references, ref_scores = _pass(modes[-1], stack, late, spec, baselines)
             if seen is not None:
-                layer_ref = _as_tuple(seen.single(_name(layer)))
+                layer_ref = seen.only()
                 seen.clear()
         modes.append(RuleMode(rules, references=references, hook=scope.tensor_hook,
                               note_unruled=note_unruled or baselines is not None))
         with _grad_enabled():
             leaves = tuple(x.detach().requires_grad_(True) for x in inputs)
             scores, unruled = _pass(modes[-1], stack, late, spec, leaves)
-            values = None if seen is None else _layer_values(seen, layer)
+            values = None if seen is None else seen.only()
             grads = grads_of(scores, leaves if values is None else values)
         return RuleResult(grads, scores.detach(), None if values is None else tuple(v.detach() for v in values),
                           layer_ref, ref_scores, unruled)
@@ -353,14 +354,12 @@ def _track(scope: HookScope, track: tuple[nn.Module, ...]) -> list[nn.Module]:
 
 
 def _capture(scope: HookScope, layer: nn.Module | None, layer_input: bool) -> Any:
-    """The layer's values in each pass (None without a layer). For its output the model continues with a copy:
-    an in-place operation after the layer (ReLU(inplace=True)) changes the copy, not the captured value."""
+    """The layer's values in each pass (None without a layer). At its output the model continues with a copy: an
+    in-place operation after the layer (ReLU(inplace=True)) changes the copy, not the captured value."""
     if layer is None:
         return None
-    if layer_input:
-        return scope.capture(layer, inputs=True)
-    return scope.substitute(layer, lambda _i, out: out.clone() if isinstance(out, Tensor) else
-                            type(out)(t.clone() if isinstance(t, Tensor) else t for t in out))
+    site = Site(layer, layer_input)
+    return scope.at(site, Tap(site, feed=None if layer_input else copies))
 
 
 def _pass(mode: RuleMode, stack: list[nn.Module], late: bool, spec: ForwardSpec, xs: tuple[Tensor, ...]) -> Any:
@@ -380,22 +379,6 @@ def _pass(mode: RuleMode, stack: list[nn.Module], late: bool, spec: ForwardSpec,
     return spec.readout(out), tuple(sorted(mode.unruled)) if mode.unruled else ()
 
 
-def _layer_values(seen: Any, layer: nn.Module | None) -> tuple[Tensor, ...]:
-    values = _as_tuple(seen.single(_name(layer)))
-    require(len(seen.outputs) == 1, f"{_name(layer)} ran {len(seen.outputs)} times in one forward; "
-            "layer attribution needs a module that runs once")
-    return values
-
-
 def _grad_enabled() -> Any:
     """``torch.enable_grad()``, or nothing to do when gradients are on already (the usual case)."""
     return contextlib.nullcontext() if torch.is_grad_enabled() else torch.enable_grad()
-
-
-def _as_tuple(value: Any) -> tuple[Tensor, ...]:
-    return value if isinstance(value, tuple) else (value,)
-
-
-def _name(module: nn.Module | None) -> str:
-    return f"layer {type(module).__name__}"
-

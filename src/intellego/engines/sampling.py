@@ -19,8 +19,8 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 
-__all__ = ["gaussian_like", "uniform", "randint", "noisy_copies", "shap_draws", "reduce_moments", "NT_TYPES",
-           "check_stdev"]
+__all__ = ["gaussian_like", "uniform", "randint", "noisy_copies", "shap_draws", "shap_points", "reduce_moments",
+           "NT_TYPES", "check_stdev"]
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -68,6 +68,16 @@ def shap_draws(xs: tuple[Tensor, ...], refs: tuple[Tensor, ...], n_samples: int,
     ends = noisy_copies(xs, n_samples, stdevs, generator)
     alphas = uniform(rows, xs[0], generator)
     return tuple(r[pick] for r in refs), ends, alphas
+
+
+def shap_points(starts: tuple[Tensor, ...], ends: tuple[Tensor, ...], alphas: Tensor) -> tuple[Tensor, ...]:
+    """GradientSHAP's draw points ``start + alpha * (end - start)``, one alpha per row (from :func:`shap_draws`).
+
+    Example:
+        >>> shap_points((torch.zeros(2, 3),), (torch.ones(2, 3),), torch.tensor([0.25, 1.0]))[0][:, 0]
+        tensor([0.2500, 1.0000])
+    """
+    return tuple(s + alphas.reshape(-1, *[1] * (s.dim() - 1)) * (e - s) for s, e in zip(starts, ends))
 
 
 def check_stdev(stdevs: object, count: int, name: str = "stdevs") -> tuple[float, ...]:

@@ -6,6 +6,7 @@ Example:
     'DataInfluence'
 """
 
+from intellego._docs import INFLUENCE, INFLUENCE_RETURNS, add_shared_args
 from intellego.influence._common import DataInfluence, KMostInfluentialResults
 from intellego.influence.influence_function import ArnoldiInfluenceFunction, NaiveInfluenceFunction
 from intellego.influence.influence_function_ekfac import EKFACInfluence
@@ -27,3 +28,8 @@ __all__ = [
     "EKFACInfluence",
     "TRAKInfluence",
 ]
+
+# Shared argument texts and Returns sections (intellego/_docs.py) for every class above.
+for _cls in (DataInfluence, SimilarityInfluence, TracInCPBase, TracInCP, TracInCPFast, TracInCPFastRandProj,
+             NaiveInfluenceFunction, ArnoldiInfluenceFunction, EKFACInfluence, TRAKInfluence):
+    add_shared_args(_cls, INFLUENCE, INFLUENCE_RETURNS)

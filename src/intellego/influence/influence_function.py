@@ -225,6 +225,17 @@ class NaiveInfluenceFunction(_InverseCurvatureInfluence):
     ``damping_ratio``, ``memory_budget``, ``generator`` (LiSSA and trace probes), ``cg_tol``, ``cg_max_iter``,
     ``lissa_depth``, ``lissa_repeats``. ``checkpoint`` may be None (use the model as it is); a checkpoint is
     loaded into a private copy of the model, never into the model itself.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(3, 2)
+        >>> train = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+        >>> test = (torch.randn(2, 3), torch.tensor([0, 1]))
+        >>> naive = NaiveInfluenceFunction(model, train, None, loss_fn=torch.nn.CrossEntropyLoss(reduction="none"),
+        ...                                batch_size=4)
+        >>> naive.influence(test).shape
+        torch.Size([2, 8])
     """
 
     _captum_reg = 1e-6
@@ -254,6 +265,17 @@ class ArnoldiInfluenceFunction(_InverseCurvatureInfluence):
     ``projection_dim`` eigenpairs are kept, as in Captum. By default it computes the same full-rank damped
     inverse as :class:`NaiveInfluenceFunction` (exact where it fits, conjugate gradients otherwise); pass
     ``projection_dim`` to get Captum's low-rank Arnoldi estimate with our damping.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(3, 2)
+        >>> train = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+        >>> test = (torch.randn(2, 3), torch.tensor([0, 1]))
+        >>> arnoldi = ArnoldiInfluenceFunction(model, train, None, loss_fn=torch.nn.CrossEntropyLoss(reduction="none"),
+        ...                                    batch_size=4)
+        >>> arnoldi.influence(test, k=2).influence_scores.shape
+        torch.Size([2, 2])
     """
 
     _captum_reg = 1e-3

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..engines.per_sample import example_loss, per_sample_grads, select_parameters, split_batch
 from ..engines.perturb_eval import progress_bar
-from ..errors import describe, require
+from ..errors import IntellegoError, describe, require
 from ._common import DataInfluence, KMostInfluentialResults
 
 __all__ = ["IFBase", "check_loss", "as_loader", "load_checkpoint_copy"]
@@ -100,7 +100,10 @@ class IFBase(DataInfluence):
         require(isinstance(model, nn.Module), f"model must be an nn.Module, got {describe(model)}")
         super().__init__(model, train_dataset)
         self.checkpoint = checkpoint
-        self.work = load_checkpoint_copy(model, checkpoint, checkpoints_load_func)
+        try:
+            self.work = load_checkpoint_copy(model, checkpoint, checkpoints_load_func)
+        except (RuntimeError, KeyError) as err:
+            raise IntellegoError(f"checkpoint does not match the model: {str(err).splitlines()[0]}") from err
         self.train_dataloader = as_loader(train_dataset, batch_size, "train_dataset")
         self.hessian_dataloader = (self.train_dataloader if hessian_dataset is None
                                    else as_loader(hessian_dataset, batch_size, "hessian_dataset"))

@@ -1,5 +1,7 @@
 """EK-FAC influence: the Gauss-Newton inverse approximated per layer in K-FAC's eigenbasis, eigenvalues refitted.
 
+Layers: ``nn.Linear`` and ``nn.Conv2d`` (patch rows, as KFC); other parameters are not covered (name the layers).
+
 Factors are fitted once on ``hessian_dataset`` (default: the training set) and reused for every query; a score is
 ``sum_layers sum_ij (Q_S^T G_test Q_A)_ij (Q_S^T G_train Q_A)_ij / (Lambda_ij + damping)``, where ``G`` are the
 per-example gradients of the layer's weight (and bias) from the per-sample-gradient engine.
@@ -24,28 +26,50 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from .._docs import fill_docs
 from ..engines.perturb_eval import progress_bar
 from ..errors import describe, require
 from .curvature.ekfac import LayerFactors, fit_ekfac
 from .curvature.functional import per_example_loss
+from .curvature.layers import SUPPORTED, check_layer
 from .influence_function_base import IFBase
 
 __all__ = ["EKFACInfluence"]
 
 
+@fill_docs
 class EKFACInfluence(IFBase):
-    """Influence functions with EK-FAC curvature (George et al. 2018; Grosse et al. 2023) for ``nn.Linear`` layers.
+    """Influence functions with EK-FAC curvature (George et al. 2018; Grosse et al. 2023) for ``nn.Linear`` and
+    ``nn.Conv2d`` layers.
 
     Args:
-        model, train_dataset, checkpoint, checkpoints_load_func, loss_fn, batch_size, hessian_dataset, test_loss_fn,
-        sample_wise_grads_per_batch: as for :class:`~intellego.influence.NaiveInfluenceFunction`.
-        layers: names of ``nn.Linear`` layers (default: every ``nn.Linear`` of the model).
+        {INF_MODEL}
+        {TRAIN_DATASET}
+        {CHECKPOINT}
+        {CHECKPOINTS_LOAD_FUNC}
+        {LOSS_FN}
+        {INF_BATCH_SIZE}
+        {HESSIAN_DATASET}
+        {TEST_LOSS_FN}
+        {SAMPLE_WISE_GRADS_PER_BATCH}
+        layers: names of ``nn.Linear`` / ``nn.Conv2d`` layers (default: every one of the model).
         damping: absolute damping added to every eigenvalue; default ``damping_ratio`` times each layer's mean
             eigenvalue.
         fisher: ``"exact"`` (output Hessian factored per example; outputs of at most 64 numbers) or ``"sampled"``
             (labels drawn from the model's softmax, one per position: cross-entropy losses, language models).
         kfac: use the plain K-FAC eigenvalues (no eigen-correction).
         generator: random source of ``fisher="sampled"``.
+        memory_budget: bytes the factor passes may hold at once (batches are cut into pieces to fit).
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(3, 2)
+        >>> train = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+        >>> test = (torch.randn(2, 3), torch.tensor([0, 1]))
+        >>> ekfac = EKFACInfluence(model, train, loss_fn=torch.nn.CrossEntropyLoss(reduction="none"), batch_size=4)
+        >>> ekfac.influence(test).shape
+        torch.Size([2, 8])
     """
 
     def __init__(self, model: nn.Module, train_dataset: Any, checkpoint: Any = None,
@@ -57,8 +81,9 @@ class EKFACInfluence(IFBase):
                  memory_budget: int | None = None) -> None:
         work_layers = layers
         if layers is None:
-            probe = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-            require(len(probe) > 0, "EK-FAC found no nn.Linear layer in the model; name the layers in `layers`")
+            probe = [n for n, m in model.named_modules() if isinstance(m, SUPPORTED)]
+            require(len(probe) > 0, "EK-FAC found no nn.Linear or nn.Conv2d layer in the model; name the layers in "
+                                    "`layers`")
             work_layers = probe
         super().__init__(model, train_dataset, checkpoint, checkpoints_load_func, work_layers, loss_fn, batch_size,
                          hessian_dataset, test_loss_fn, sample_wise_grads_per_batch)
@@ -70,9 +95,7 @@ class EKFACInfluence(IFBase):
         modules = dict(self.work.named_modules())
         work_layers = cast(list[str], work_layers)  # set above when None
         for name in work_layers:
-            m = modules[name]
-            require(isinstance(m, nn.Linear), f"EK-FAC supports nn.Linear layers; layer {name!r} is a "
-                                              f"{type(m).__name__} (use NaiveInfluenceFunction or TRAKInfluence)")
+            check_layer(name, modules[name], "EK-FAC")
         self.modules = [modules[n] for n in work_layers]
         self.names = []
         for n in work_layers:
@@ -84,7 +107,8 @@ class EKFACInfluence(IFBase):
         batches = list(self.hessian_dataloader)
         bar = progress_bar(2 * len(batches), f"{self.get_name()}: factors", show_progress)
         self.factors: list[LayerFactors] = fit_ekfac(self.work, self.modules, batches, loss, fisher=fisher,
-                                                     generator=generator, progress=lambda: bar.update(1))
+                                                     generator=generator, progress=lambda: bar.update(1),
+                                                     memory_budget=memory_budget)
         bar.close()
         self.dampings = []
         self.scales = []
@@ -97,7 +121,8 @@ class EKFACInfluence(IFBase):
     def _quantities(self, grads: Tensor, test: bool) -> Tensor:
         out, col = [], 0
         for f, scale in zip(self.factors, self.scales):
-            o, i = f.module.weight.shape
+            weight = cast(Tensor, f.module.weight)
+            o, i = int(weight.shape[0]), int(weight[0].numel())
             W = grads[:, col:col + o * i].reshape(-1, o, i)
             col += o * i
             if f.has_bias:

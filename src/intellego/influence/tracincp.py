@@ -138,6 +138,17 @@ class TracInCP(TracInCPBase):
     per example (``reduction="none"``); with ``True`` it reduces the batch by "sum" or "mean". Either way each
     example's gradient is that of its own loss (a "mean" loss is not divided by the batch size). Without a loss,
     the example's summed outputs are differentiated.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(3, 2)
+        >>> train = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+        >>> test = (torch.randn(2, 3), torch.tensor([0, 1]))
+        >>> tracin = TracInCP(model, train, [model.state_dict()], loss_fn=torch.nn.CrossEntropyLoss(reduction="none"),
+        ...                   batch_size=4)
+        >>> tracin.influence(test).shape, tracin.influence(test, k=3).indices.shape, tracin.self_influence().shape
+        (torch.Size([2, 8]), torch.Size([2, 3]), torch.Size([8]))
     """
 
     def __init__(

@@ -96,7 +96,19 @@ class ExactNearestNeighbors(NearestNeighbors):
 class TracInCPFast(TracInCPBase):
     """TracIn restricted to the weight of ``final_fc_layer`` (a module of the model or its name), computed from
     the layer's inputs and the loss gradients with respect to the model's output. ``loss_fn`` must reduce a batch
-    by "sum" or "mean" (each example's own loss is used either way). ``vectorize`` is accepted and unused."""
+    by "sum" or "mean" (each example's own loss is used either way). ``vectorize`` is accepted and unused.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(3, 2)
+        >>> train = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+        >>> test = (torch.randn(2, 3), torch.tensor([0, 1]))
+        >>> fast = TracInCPFast(model, model, train, [model.state_dict()],
+        ...                     loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"), batch_size=4)
+        >>> fast.influence(test).shape
+        torch.Size([2, 8])
+    """
 
     def __init__(
         self,

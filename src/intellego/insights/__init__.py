@@ -33,7 +33,7 @@ from typing import Any
 from torch import Tensor
 
 from ..errors import IntellegoError
-from .features import BaseFeature, GeneralFeature, ImageFeature, TabularFeature, TextFeature
+from .feature_types import BaseFeature, GeneralFeature, ImageFeature, TabularFeature, TextFeature
 from .session import Batch, Session
 
 __all__ = [
@@ -62,6 +62,15 @@ class AttributionVisualizer:
             whole output (``False``, for a scalar output).
         **options: Keyword-only limits of the :class:`~intellego.insights.session.Session`
             (``max_samples``, ``max_count``, ``cache_size``, ``job_limit_s``, ``title``).
+
+    Example:
+        >>> import tempfile, pathlib, torch
+        >>> vis = AttributionVisualizer([torch.nn.Linear(2, 2)], ["no", "yes"], [TabularFeature("row", ["a", "b"])],
+        ...                             [Batch(torch.randn(4, 2), torch.tensor([0, 1, 1, 0]))])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     page = vis.export(pathlib.Path(d) / "x.html", count=2).read_text()
+        >>> "Content-Security-Policy" in page
+        True
     """
 
     def __init__(self, models: Sequence[Callable[..., Any]] | Callable[..., Any], classes: Sequence[str],
@@ -83,10 +92,21 @@ class AttributionVisualizer:
     def render(self, debug: bool = False) -> None:
         """Show the explorer in the running notebook (JupyterLab, Notebook 7, VS Code, Colab).
 
+        Outside a notebook (a script, a terminal, IPython without a kernel) there is nothing to show it in: this
+        raises an :class:`~intellego.errors.IntellegoError` that points to :meth:`serve` and :meth:`export`.
         ``debug`` is accepted for Captum compatibility and changes nothing.
         """
-        from IPython.display import display
-
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError as exc:
+            raise IntellegoError("render() shows the explorer in a Jupyter notebook and needs IPython and anywidget: "
+                                 "pip install 'intellego[insights]'; without a notebook, use serve() (a local web "
+                                 "app) or export('insights.html') (one offline file)") from exc
+        if getattr(get_ipython(), "kernel", None) is None:
+            raise IntellegoError("render() shows the explorer in a Jupyter notebook, but this is not one (no "
+                                 "IPython kernel); here use visualizer.serve() (prints a URL to open in a browser) "
+                                 "or visualizer.export('insights.html') (one offline HTML file)")
         display(self.widget())
 
     def serve(self, blocking: bool = False, debug: bool = False, port: int | None = None, bind_all: bool = False,

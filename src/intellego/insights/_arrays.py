@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
+from ..viz.image import channels_at_end
 
 __all__ = ["png_base64", "scaled", "encode", "as_numpy", "hwc", "to_rgb"]
 
@@ -67,11 +68,10 @@ def hwc(t: Any, name: str, what: str) -> np.ndarray:
 
 
 def to_rgb(image: np.ndarray, name: str) -> np.ndarray:
-    """``(H, W, 3)`` uint8 from a CHW, HWC or HW array, rescaled to [0, 255] when outside [0, 1]."""
-    if image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4):
+    """``(H, W, 3)`` uint8 from a CHW, HWC or HW array (the layout by :func:`~intellego.viz.image.channels_at_end`
+    for tensors: the arrays here come from tensors), rescaled to [0, 255] when outside [0, 1]."""
+    if image.ndim == 3 and not channels_at_end(image.shape):
         image = image.transpose(1, 2, 0)
-    elif image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] in (1, 3, 4):
-        image = image.transpose(1, 2, 0)  # ambiguous tiny image: assume channels first, like torch
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..errors import require
 from . import AttributionVisualizer, Batch
-from .features import ImageFeature, TabularFeature, TextFeature
+from .feature_types import ImageFeature, TabularFeature, TextFeature
 
 __all__ = ["build", "DEMOS", "EmbeddingInput"]
 
@@ -87,7 +87,7 @@ def build(data: str = "shapes", n: int = 256, seed: int = 1234, **options: Any) 
                                  **{"title": "intellego insights · tokens demo", **options})
 
 
-if __name__ == "__main__":
-    from .__main__ import main
+if __name__ == "__main__":  # the package's command line (by module name: this module imports no CLI code)
+    import runpy
 
-    raise SystemExit(main())
+    runpy.run_module("intellego.insights", run_name="__main__", alter_sys=True)

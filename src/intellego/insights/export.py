@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import require
-from .server import asset
+from .assets import asset
 from .session import Session
 
 __all__ = ["export_html", "render_html"]

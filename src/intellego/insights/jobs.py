@@ -92,7 +92,7 @@ class Job:
             self._on_update(self)
 
 
-class _Watched(nn.Module):
+class Watched(nn.Module):
     """The user's model behind a check of the job's cancel switch; the model itself is not changed."""
 
     def __init__(self, model: Callable[..., Any], job: Job | None) -> None:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
-from .features import BaseFeature
+from .feature_types import BaseFeature
 
 __all__ = ["Arg", "MethodSpec", "METHOD_SPECS", "available_methods", "Context"]
 

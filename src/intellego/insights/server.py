@@ -40,12 +40,12 @@ import secrets
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import IntellegoError
 from ._pool import PooledServer, json_depth
+from .assets import asset
 from .session import Busy, Session
 
 __all__ = ["InsightsServer", "ASSETS", "LOOPBACK"]
@@ -67,11 +67,6 @@ history.replaceState(null, "", location.pathname);
 mount(document.getElementById("app"), httpTransport("", {token}));
 </script></body></html>
 """
-
-
-def asset(name: str) -> str:
-    """The text of one of the package's static files (``app.js`` or ``app.css``)."""
-    return resources.files("intellego.insights").joinpath("static").joinpath(name).read_text(encoding="utf-8")
 
 
 class InsightsServer:

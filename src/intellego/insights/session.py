@@ -35,8 +35,8 @@ import torch
 from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
-from .features import BaseFeature
-from .jobs import Busy, Cancelled, Job, _Watched
+from .feature_types import BaseFeature
+from .jobs import Busy, Cancelled, Job, Watched
 from .methods import METHOD_SPECS, Context, available_methods, call
 
 __all__ = ["Batch", "Session", "Job", "Cancelled", "Busy"]
@@ -52,6 +52,11 @@ class Batch:
         inputs: A tensor, or a tuple with one tensor per feature, each with the batch first.
         labels: The true class indices ``(N,)``, or ``None`` when unknown.
         additional_args: Extra positional arguments of the models (tensors with the batch first are split).
+
+    Example:
+        >>> batch = Batch(torch.rand(4, 3), torch.tensor([0, 1, 1, 0]))
+        >>> batch.inputs.shape, batch.labels.tolist()
+        (torch.Size([4, 3]), [0, 1, 1, 0])
     """
 
     def __init__(self, inputs: Tensor | Sequence[Tensor], labels: Tensor | Sequence[int] | None,
@@ -98,6 +103,15 @@ class Session:
         cache_size: Most per-sample attribution results kept.
         job_limit_s: Time limit of one request.
         title: Shown in the page header.
+
+    Example:
+        >>> from intellego.insights import GeneralFeature
+        >>> session = Session([torch.nn.Linear(3, 2)], ["no", "yes"], [GeneralFeature("x", ["a", "b", "c"])],
+        ...                   [Batch(torch.rand(6, 3), torch.tensor([0, 1, 0, 1, 1, 0]))])
+        >>> page = session.run({"method": "Saliency", "classes": ["yes"], "count": 2})
+        >>> [s["label"] for s in page["samples"]]
+        ['yes', 'yes']
+        >>> session.close()
     """
 
     def __init__(self, models: Sequence[Callable[..., Any]] | Callable[..., Any], classes: Sequence[str],
@@ -292,6 +306,10 @@ class Session:
             require(isinstance(scores, Tensor) and scores.dim() == 2 and scores.shape[0] == n,
                     f"model {model} (after score_func) must return (N, n_classes) scores for a batch of {n}, "
                     f"got {describe(scores)}")
+            require(scores.shape[1] == len(self.classes),
+                    f"classes has {len(self.classes)} names ({', '.join(self.classes[:4])}...) but model {model} "
+                    f"returns {scores.shape[1]} scores per example (after score_func: shape {tuple(scores.shape)}); "
+                    "pass one class name per model output, in the order of the outputs")
             for row, peer in zip(scores.detach().float().cpu(), chunk.samples):
                 peer.scores[model] = row
         return sample.scores[model]
@@ -355,7 +373,7 @@ class Session:
         target = predicted if self.use_label_for_attr else None
         ctx = Context(self.features, sample.inputs, sample.baselines, seed=sample.index)
         kwargs = METHOD_SPECS[req["method"]].build(ctx, req["arguments"])
-        forward = _Watched(self.models[req["model"]], job)
+        forward = Watched(self.models[req["model"]], job)
         attrs = call(req["method"], forward, sample.inputs, target, sample.additional, kwargs)
         require(len(attrs) == len(self.features),
                 f"{req['method']} returned {len(attrs)} attribution tensors for {len(self.features)} features")

@@ -2,8 +2,8 @@
 
 The widget ships the same ``app.js`` and ``app.css`` as the web app; its transport is anywidget's custom
 messages. The front end sends ``{"type": "run", "id", "request"}`` and ``{"type": "cancel", "id"}``; the
-widget answers ``progress``, then ``result`` or ``error``, each with the request's ``id``. The session's
-description travels in the synced ``config`` trait.
+widget answers ``progress``, then ``result``, ``cancelled`` (the user's Cancel) or ``error``, each with the
+request's ``id``. The session's description travels in the synced ``config`` trait.
 
 Example:
     >>> import torch
@@ -18,25 +18,22 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
 from ..errors import IntellegoError, describe
+from .assets import STATIC
 from .session import Job, Session
 
 __all__ = ["InsightsWidget"]
 
-_STATIC = Path(__file__).parent / "static"
-
-
 class InsightsWidget(anywidget.AnyWidget):
     """A notebook view of one :class:`~intellego.insights.session.Session`."""
 
-    _esm = _STATIC / "app.js"
-    _css = _STATIC / "app.css"
+    _esm = STATIC / "app.js"
+    _css = STATIC / "app.css"
     config = traitlets.Dict().tag(sync=True)
 
     def __init__(self, session: Session, **kwargs: Any) -> None:
@@ -75,5 +72,7 @@ class InsightsWidget(anywidget.AnyWidget):
         self._jobs.pop(rid, None)
         if job.state == "done":
             self.send({"type": "result", "id": rid, "result": job.result})
+        elif job.state == "cancelled":
+            self.send({"type": "cancelled", "id": rid})
         else:
             self.send({"type": "error", "id": rid, "message": job.error or job.state})

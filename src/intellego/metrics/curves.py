@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..core.batching import check_positive_int, chunks, plan_rows
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, pack_baselines, same_structure
@@ -77,6 +78,18 @@ def feature_groups(xs: tuple[Tensor, ...], feature_mask: Any) -> tuple[tuple[Ten
 
     Without a mask every value of every input is its own feature. A mask (per input, like Captum's
     ``feature_mask``) broadcasts to its input; equal ids in different inputs are one feature.
+
+    Args:
+        xs: The input tensors.
+        feature_mask: None, a mask, or a tuple with one mask per input.
+
+    Returns:
+        ``(ids, G)``: one long tensor per input, of its full shape, and the number of groups.
+
+    Example:
+        >>> ids, n = feature_groups((torch.zeros(2, 3),), torch.tensor([[5, 5, 9]]))
+        >>> ids[0].tolist(), n
+        ([[0, 0, 1], [0, 0, 1]], 2)
     """
     batch = xs[0].shape[0]
     if feature_mask is None:
@@ -122,6 +135,7 @@ def _ranks(attrs: tuple[Tensor, ...], ids: tuple[Tensor, ...], n_groups: int, or
     return ranks
 
 
+@fill_docs
 def faithfulness_curve(
     forward_func: Callable[..., Tensor],
     inputs: Any,
@@ -140,14 +154,14 @@ def faithfulness_curve(
     """A deletion or insertion curve of ``forward_func``'s target score along the attribution order.
 
     Args:
-        forward_func: The model or any callable ``forward_func(*inputs, *additional_forward_args)``.
-        inputs: A tensor or a tuple of tensors, batch first.
-        attributions: Attributions shaped like ``inputs``; a feature's relevance is the sum over its values.
-        target: Which output to track (Captum's target formats).
-        baselines: The values removed features take (None: zeros; a number, a tensor or a tuple).
-        additional_forward_args: Extra arguments of ``forward_func``.
-        n_steps: Number of steps from no feature to all features (``n_steps + 1`` points).
-        feature_mask: Group ids broadcastable to each input (e.g. ``(1, 1, H, W)`` ids to move whole pixels).
+        {FORWARD_FUNC}
+        {METRIC_INPUTS}
+        {METRIC_ATTRIBUTIONS}
+        {TARGET}
+        {CURVE_BASELINES}
+        {ADDITIONAL_FORWARD_ARGS}
+        {CURVE_N_STEPS}
+        {CURVE_FEATURE_MASK}
         mode: ``"deletion"`` or ``"insertion"``.
         order: ``"morf"`` (most relevant first) or ``"lerf"`` (least relevant first).
         softmax: Track the softmax probability of the target instead of the raw output.
@@ -155,6 +169,13 @@ def faithfulness_curve(
 
     Returns:
         A :class:`Curve`.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 1)
+        >>> x = torch.ones(1, 4)
+        >>> curve = faithfulness_curve(model, x, model.weight * x, n_steps=4)
+        >>> curve.scores.shape, bool(torch.isclose(curve.scores[0, -1], model.bias[0]))
+        (torch.Size([1, 5]), True)
     """
     require(mode in ("deletion", "insertion"), f"mode must be 'deletion' or 'insertion', got {mode!r}")
     require(order in ("morf", "lerf"), f"order must be 'morf' or 'lerf', got {order!r}")
@@ -202,17 +223,61 @@ def _softmaxed(forward_func: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return probabilities
 
 
+@fill_docs
 def deletion_curve(forward_func: Callable[..., Tensor], inputs: Any, attributions: Any, target: Any = None,
                    baselines: Any = None, additional_forward_args: Any = None, n_steps: int = 20,
                    feature_mask: Any = None, **kwargs: Any) -> Curve:
-    """:func:`faithfulness_curve` with ``mode="deletion"`` (most relevant features removed first by default)."""
+    """:func:`faithfulness_curve` with ``mode="deletion"`` (most relevant features removed first by default).
+
+    Args:
+        {FORWARD_FUNC}
+        {METRIC_INPUTS}
+        {METRIC_ATTRIBUTIONS}
+        {TARGET}
+        {CURVE_BASELINES}
+        {ADDITIONAL_FORWARD_ARGS}
+        {CURVE_N_STEPS}
+        {CURVE_FEATURE_MASK}
+        **kwargs: The keyword-only options of :func:`faithfulness_curve` (``order``, ``softmax``, ...).
+
+    Returns:
+        A :class:`Curve` with ``mode="deletion"``; ``curve.auc`` is the area under it per example.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 1)
+        >>> x = torch.ones(2, 4)
+        >>> deletion_curve(model, x, model.weight * x, n_steps=2).scores.shape
+        torch.Size([2, 3])
+    """
     return faithfulness_curve(forward_func, inputs, attributions, target, baselines, additional_forward_args,
                               n_steps, feature_mask, mode="deletion", **kwargs)
 
 
+@fill_docs
 def insertion_curve(forward_func: Callable[..., Tensor], inputs: Any, attributions: Any, target: Any = None,
                     baselines: Any = None, additional_forward_args: Any = None, n_steps: int = 20,
                     feature_mask: Any = None, **kwargs: Any) -> Curve:
-    """:func:`faithfulness_curve` with ``mode="insertion"`` (most relevant features inserted first by default)."""
+    """:func:`faithfulness_curve` with ``mode="insertion"`` (most relevant features inserted first by default).
+
+    Args:
+        {FORWARD_FUNC}
+        {METRIC_INPUTS}
+        {METRIC_ATTRIBUTIONS}
+        {TARGET}
+        {CURVE_BASELINES}
+        {ADDITIONAL_FORWARD_ARGS}
+        {CURVE_N_STEPS}
+        {CURVE_FEATURE_MASK}
+        **kwargs: The keyword-only options of :func:`faithfulness_curve` (``order``, ``softmax``, ...).
+
+    Returns:
+        A :class:`Curve` with ``mode="insertion"``; ``curve.auc`` is the area under it per example.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 1)
+        >>> x = torch.ones(2, 4)
+        >>> insertion_curve(model, x, model.weight * x, n_steps=2).scores.shape
+        torch.Size([2, 3])
+    """
     return faithfulness_curve(forward_func, inputs, attributions, target, baselines, additional_forward_args,
                               n_steps, feature_mask, mode="insertion", **kwargs)

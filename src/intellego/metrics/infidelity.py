@@ -50,6 +50,13 @@ def infidelity_perturb_func_decorator(multiply_by_inputs: bool = True) -> Callab
     attributions that are already multiplied by the inputs. A ``generator`` keyword is passed through to
     the wrapped function when it accepts one.
 
+    Args:
+        multiply_by_inputs: Divide the perturbation by ``inputs - baselines`` (for attributions multiplied by
+            the inputs, such as Integrated Gradients).
+
+    Returns:
+        A decorator for ``perturb_func(inputs[, baselines]) -> perturbed inputs``.
+
     Example:
         >>> import torch
         >>> @infidelity_perturb_func_decorator(False)
@@ -88,6 +95,12 @@ def infidelity_perturb_func_decorator(multiply_by_inputs: bool = True) -> Callab
 def noise_perturbation(stdev: float = 0.1) -> Callable[..., tuple[Tensor, ...]]:
     """A perturbation function for :func:`infidelity`: Gaussian noise ``I`` with ``stdev``, perturbed
     input ``x - I``; reproducible through the metric's ``generator``.
+
+    Args:
+        stdev: Standard deviation of the noise.
+
+    Returns:
+        ``perturb(inputs, *, generator=None) -> (noise, perturbed)``.
 
     Example:
         >>> import torch
@@ -168,6 +181,16 @@ def infidelity(
 
     Returns:
         A tensor of shape ``(N,)``.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> model = torch.nn.Linear(3, 1)
+        >>> x = torch.randn(4, 3)
+        >>> exact = model.weight * torch.ones_like(x)  # the gradient: exact for a linear model
+        >>> score = infidelity(model, noise_perturbation(0.1), x, exact, normalize=False, n_perturb_samples=4,
+        ...                    generator=torch.Generator().manual_seed(0))
+        >>> score.shape, bool(score.max() < 1e-10)
+        (torch.Size([4]), True)
     """
     xs, _ = pack(inputs)
     attrs, _ = pack(attributions, "attributions")

@@ -26,15 +26,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..errors import describe, require
 
 __all__ = ["pointing_game", "relevance_mass", "relevance_rank", "align_to_mask"]
 
 
+@fill_docs
 def align_to_mask(attributions: Any, masks: Any, absolute: bool = False) -> tuple[Tensor, Tensor]:
     """Attributions summed to the mask's shape and the mask as bool, both flattened to ``(N, L)``.
 
     Raises a clear error for non-tensor arguments, shapes that do not fit, and empty masks.
+
+    Args:
+        {LOC_ATTRIBUTIONS}
+        {LOC_MASKS}
+        {LOC_ABSOLUTE}
+
+    Returns:
+        ``(attributions, masks)``: float ``(N, L)`` and bool ``(N, L)``.
+
+    Example:
+        >>> a, m = align_to_mask(torch.ones(2, 3, 4, 4), torch.ones(2, 4, 4))
+        >>> tuple(a.shape), float(a[0, 0]), m.dtype
+        ((2, 16), 3.0, torch.bool)
     """
     if isinstance(attributions, tuple) and len(attributions) == 1:
         attributions = attributions[0]
@@ -65,6 +80,7 @@ def align_to_mask(attributions: Any, masks: Any, absolute: bool = False) -> tupl
     return attr.reshape(attr.shape[0], -1), flat_mask
 
 
+@fill_docs
 def pointing_game(attributions: Any, masks: Any, *, absolute: bool = False, tolerance: int = 0) -> Tensor:
     """1.0 where the attribution's maximum lies in the mask, else 0.0; ``(N,)``.
 
@@ -76,6 +92,15 @@ def pointing_game(attributions: Any, masks: Any, *, absolute: bool = False, tole
             as in the original pointing game's 15-pixel tolerance.
 
     A constant attribution map has no maximum and scores 0.
+
+    Returns:
+        ``(N,)`` float tensor of 0.0 and 1.0.
+
+    Example:
+        >>> masks = torch.zeros(1, 4, 4, dtype=torch.bool)
+        >>> masks[0, 1, 1] = True
+        >>> pointing_game(masks.float() * 2 - 1, masks).tolist()
+        [1.0]
     """
     require(isinstance(tolerance, int) and tolerance >= 0, f"tolerance must be a non-negative int, got {tolerance!r}")
     if tolerance and isinstance(masks, Tensor):
@@ -89,9 +114,22 @@ def pointing_game(attributions: Any, masks: Any, *, absolute: bool = False, tole
     return (hit & ~constant).to(_float(attr))
 
 
+@fill_docs
 def relevance_mass(attributions: Any, masks: Any, *, absolute: bool = False) -> Tensor:
-    """Positive relevance inside the mask over all positive relevance, ``(N,)`` in ``[0, 1]`` (0 when there
-    is no positive relevance)."""
+    """Positive relevance inside the mask over all positive relevance (Arras et al., 2022).
+
+    Args:
+        {LOC_ATTRIBUTIONS}
+        {LOC_MASKS}
+        {LOC_ABSOLUTE}
+
+    Returns:
+        ``(N,)`` in ``[0, 1]`` (0 when there is no positive relevance).
+
+    Example:
+        >>> relevance_mass(torch.tensor([[3.0, 1.0, -2.0]]), torch.tensor([[1, 0, 0]])).tolist()
+        [0.75]
+    """
     attr, mask = align_to_mask(attributions, masks, absolute)
     pos = attr.clamp(min=0).to(_float(attr))
     total = pos.sum(dim=1)
@@ -100,8 +138,22 @@ def relevance_mass(attributions: Any, masks: Any, *, absolute: bool = False) -> 
                        torch.zeros_like(total))
 
 
+@fill_docs
 def relevance_rank(attributions: Any, masks: Any, *, absolute: bool = False) -> Tensor:
-    """Share of the ``K`` highest-ranked locations that lie in the mask (``K`` = mask size), ``(N,)``."""
+    """Share of the ``K`` highest-ranked locations that lie in the mask (``K`` = the mask's size).
+
+    Args:
+        {LOC_ATTRIBUTIONS}
+        {LOC_MASKS}
+        {LOC_ABSOLUTE}
+
+    Returns:
+        ``(N,)`` in ``[0, 1]``.
+
+    Example:
+        >>> relevance_rank(torch.tensor([[3.0, 1.0, 2.0]]), torch.tensor([[1, 0, 1]])).tolist()
+        [1.0]
+    """
     attr, mask = align_to_mask(attributions, masks, absolute)
     k = mask.sum(dim=1, keepdim=True)
     order = torch.argsort(attr, dim=1, descending=True, stable=True)

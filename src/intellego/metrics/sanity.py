@@ -83,13 +83,36 @@ class SanityResult:
 
 
 def parametrized_layers(model: nn.Module) -> list[str]:
-    """Names of the modules that own parameters, in registration order (input side first)."""
+    """Names of the modules that own parameters, in registration order (input side first).
+
+    Args:
+        model: The model.
+
+    Returns:
+        The module names, as ``model.named_modules()`` gives them.
+
+    Example:
+        >>> parametrized_layers(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1)))
+        ['0', '2']
+    """
     return [name for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
 
 
 def randomize_layer(layer: nn.Module, generator: torch.Generator | None = None) -> None:
     """Replace ``layer``'s own parameters, in place, by Gaussian draws with each parameter's standard deviation
-    (0.1 where it has none); use it on a copy of the model only."""
+    (0.1 where it has none); use it on a copy of the model only.
+
+    Args:
+        layer: The module whose own (not its children's) parameters are redrawn.
+        generator: ``torch.Generator`` for reproducible draws.
+
+    Example:
+        >>> layer = torch.nn.Linear(3, 3)
+        >>> before = layer.weight.clone()
+        >>> randomize_layer(layer, torch.Generator().manual_seed(0))
+        >>> bool((layer.weight != before).all())
+        True
+    """
     with torch.no_grad():
         for p in layer.parameters(recurse=False):
             std = float(p.std()) if p.numel() > 1 else 0.0
@@ -111,6 +134,13 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
 
     Rows that are constant in one of the tensors have no defined correlation; they score 0.
 
+    Args:
+        a: ``(N, ...)`` values, flattened per row.
+        b: ``(N, ...)`` values with as many elements per row.
+
+    Returns:
+        ``(N,)`` correlations in ``[-1, 1]``.
+
     Example:
         >>> round(spearman(torch.tensor([[1.0, 2, 3, 4]]), torch.tensor([[10.0, 20, 30, 5]])).item(), 6)
         -0.2
@@ -126,6 +156,15 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
 def ssim(a: Tensor, b: Tensor, window: int = 7, sigma: float = 1.5) -> Tensor:
     """Mean structural similarity of two batches of maps ``(N, H, W)`` (or ``(N, C, H, W)``, channels summed),
     each map scaled to ``[0, 1]`` first, ``(N,)``.
+
+    Args:
+        a: ``(N, H, W)`` or ``(N, C, H, W)`` maps.
+        b: Maps of the same shape.
+        window: Side of the Gaussian window.
+        sigma: Standard deviation of the Gaussian window.
+
+    Returns:
+        ``(N,)`` similarities, 1 for identical maps.
 
     Example:
         >>> x = torch.rand(2, 16, 16)
@@ -208,6 +247,14 @@ def randomization_check(
 
     Returns:
         A :class:`SanityResult`; ``result.flagged()`` marks examples whose explanation did not change.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        >>> result = randomization_check(model, Saliency(model), torch.randn(3, 4), target=0,
+        ...                              generator=torch.Generator().manual_seed(0))
+        >>> result.layers
+        ['2', '0']
     """
     require(isinstance(model, nn.Module), f"model must be a torch.nn.Module, got {describe(model)}")
     require(mode in ("cascading", "independent"), f"mode must be 'cascading' or 'independent', got {mode!r}")

@@ -38,7 +38,13 @@ def default_perturb_func(inputs: Any, perturb_radius: float = 0.02, *,
                          generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
     """``inputs`` plus noise drawn uniformly from the L-infinity ball of radius ``perturb_radius``.
 
-    Always returns a tuple of tensors, in the inputs' dtype and device.
+    Args:
+        inputs: A tensor or a tuple of tensors.
+        perturb_radius: Half the side of the box the noise is drawn from.
+        generator: ``torch.Generator`` for reproducible noise.
+
+    Returns:
+        A tuple of perturbed tensors (also for a tensor input), in the inputs' dtype and device.
 
     Example:
         >>> x = torch.zeros(2, 3)
@@ -121,6 +127,14 @@ def sensitivity_max(
 
     Returns:
         A tensor of shape ``(N,)``.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> model = torch.nn.Linear(3, 2)
+        >>> sens = sensitivity_max(Saliency(model).attribute, torch.randn(4, 3), target=0,
+        ...                        generator=torch.Generator().manual_seed(0))
+        >>> sens.tolist()  # a linear model's gradient does not change with the input
+        [0.0, 0.0, 0.0, 0.0]
     """
     xs, _ = pack(inputs)
     _check_norm(norm_ord)

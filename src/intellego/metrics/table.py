@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.batching import check_positive_int, chunks
+from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
 from ._common import Explainer, as_explainer, explain_batch
 from .curves import faithfulness_curve
@@ -95,7 +96,7 @@ class MetricTable:
 
     def plot(self, path: str | os.PathLike | None = None) -> Any:
         """A figure with one bar chart per metric (matplotlib, imported lazily); saved when ``path`` is given."""
-        from ..viz import _figure
+        from ..viz import figure as _figure
 
         metrics = self.metrics
         cols = min(4, len(metrics))
@@ -119,7 +120,22 @@ class MetricTable:
 
 
 def blur(images: Tensor, size: int = 9) -> Tensor:
-    """A blurred copy of ``(N, C, H, W)`` images (two box filters), the default reference of the curves."""
+    """A blurred copy of ``(N, C, H, W)`` images (two box filters), the default reference of the curves.
+
+    Args:
+        images: ``(N, C, H, W)`` images.
+        size: Side of the box filter (odd; at most the image's side).
+
+    Returns:
+        The blurred images, same shape.
+
+    Example:
+        >>> x = torch.zeros(1, 1, 9, 9)
+        >>> x[0, 0, 4, 4] = 1.0
+        >>> y = blur(x, 3)
+        >>> y.shape == x.shape and 0 < float(y[0, 0, 4, 4]) < 1 and abs(float(y.sum()) - 1) < 0.1
+        True
+    """
     k = min(size, images.shape[-1], images.shape[-2]) | 1
     out = images
     for _ in range(2):
@@ -194,16 +210,6 @@ _SCORERS: dict[str, Callable[[_Batch], Tensor]] = {
 }
 
 
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="evaluate", unit="batch")
-
-
 def evaluate(
     model: nn.Module,
     data: Any,
@@ -237,11 +243,22 @@ def evaluate(
         baselines: Reference of the curves: ``"blur"`` (blurred image) or anything
             :func:`~intellego.metrics.faithfulness_curve` takes.
         absolute: Rank and localize absolute attributions.
-        progress: Show a tqdm progress bar (when tqdm is installed).
+        progress: Show a progress bar over the batches x methods x metrics on stderr (tqdm when installed, a
+            plain counter otherwise).
         generator: For reproducible perturbations and random parameters.
 
     Returns:
         A :class:`MetricTable`.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> from intellego.data import make_shapes
+        >>> from intellego.models import load_shapes_cnn
+        >>> model = load_shapes_cnn()
+        >>> table = evaluate(model, make_shapes(4, seed=0), {"Saliency": Saliency(model)},
+        ...                  ["deletion", "relevance_mass"], n_steps=4, progress=False)
+        >>> table.methods, table.metrics
+        (['Saliency'], ['deletion', 'relevance_mass'])
     """
     inputs, targets, masks = _split_data(data)
     require(len(methods) > 0, "methods must name at least one method")
@@ -256,7 +273,7 @@ def evaluate(
     options = dict(n_perturb_samples=n_perturb_samples, perturb_stdev=perturb_stdev, perturb_radius=perturb_radius,
                    n_steps=n_steps, baselines=baselines, absolute=absolute)
     slices = list(chunks(inputs.shape[0], batch_size))
-    bar = _progress(len(slices) * len(methods), progress)
+    bar = progress_bar(len(slices) * len(methods) * len(metrics), "evaluate (methods x metrics)", progress)
     values: dict[tuple[str, str], list[Tensor]] = {(n, m): [] for n in methods for m in metrics}
     try:
         for sl in slices:
@@ -267,11 +284,9 @@ def evaluate(
                                attrs, options, generator)
                 for metric in metrics:
                     values[(name, metric)].append(_SCORERS[metric](batch).detach().float().cpu())
-                if bar is not None:
                     bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return _tidy(values)
 
 

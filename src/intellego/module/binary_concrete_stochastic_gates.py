@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._docs import fill_docs
 from ..errors import describe, require
 from ._engine import concrete_active_probs, concrete_gates, logistic_noise, stretch
 from .stochastic_gates_base import StochasticGatesBase
@@ -15,13 +16,23 @@ from .stochastic_gates_base import StochasticGatesBase
 __all__ = ["BinaryConcreteStochasticGates"]
 
 
+@fill_docs
 class BinaryConcreteStochasticGates(StochasticGatesBase):
     """Gates drawn from a stretched binary concrete (hard concrete) distribution, Louizos et al. 2018.
 
     A draw is ``sigmoid((logit(u) + log_alpha) / temperature)`` stretched onto ``(lower_bound, upper_bound)`` and
     clamped to [0, 1], so a gate is exactly 0 or 1 with positive probability. ``log_alpha_param`` is learned.
-    Arguments as in :class:`StochasticGatesBase`, plus ``temperature`` in (0, 1), ``lower_bound < 0``,
-    ``upper_bound > 1`` and ``eps`` (the uniform draws stay in ``[eps, 1 - eps]``).
+
+    Args:
+        {N_GATES}
+        {GATE_MASK}
+        {REG_WEIGHT}
+        temperature: Temperature of the concrete distribution, in (0, 1).
+        lower_bound: Lower end of the stretch, below 0.
+        upper_bound: Upper end of the stretch, above 1.
+        eps: The uniform draws stay in ``[eps, 1 - eps]``.
+        {REG_REDUCTION}
+        {GATE_GENERATOR}
 
     Example:
         >>> import torch

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._docs import fill_docs
 from ..errors import describe, require
 from ._engine import gaussian_active_probs, gaussian_gates, gaussian_noise
 from .stochastic_gates_base import StochasticGatesBase
@@ -15,10 +16,17 @@ from .stochastic_gates_base import StochasticGatesBase
 __all__ = ["GaussianStochasticGates"]
 
 
+@fill_docs
 class GaussianStochasticGates(StochasticGatesBase):
     """Gates drawn from ``N(mu, std^2)`` and clamped to [0, 1], Yamada et al. 2020 (STG); ``mu`` is learned.
 
-    Arguments as in :class:`StochasticGatesBase`, plus ``std > 0``, fixed throughout.
+    Args:
+        {N_GATES}
+        {GATE_MASK}
+        {REG_WEIGHT}
+        std: Standard deviation of the draws, above 0, fixed throughout.
+        {REG_REDUCTION}
+        {GATE_GENERATOR}
 
     Example:
         >>> import torch

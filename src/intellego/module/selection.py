@@ -11,7 +11,7 @@ mode, its parameters receive no gradient, and its flags are restored on exit (al
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -39,6 +39,22 @@ class FeatureSelection:
     ``ranking`` holds gate ids (feature indices, or group ids with a mask), most likely open first; ``probs``
     their probabilities of being open, in the same order. ``gates`` is the trained module (evaluation mode),
     ``history`` the mean objective of each epoch.
+
+    Attributes:
+        ranking: Gate ids, most likely open first.
+        probs: Their probabilities of being open, same order.
+        gates: The trained gates module, in evaluation mode.
+        history: The mean objective of each epoch.
+        epochs: Epochs run.
+        stopped_early: Whether ``patience`` stopped the training.
+
+    Example:
+        >>> import torch
+        >>> from intellego.module import GaussianStochasticGates
+        >>> found = FeatureSelection(torch.tensor([2, 0, 1]), torch.tensor([0.9, 0.6, 0.1]),
+        ...                          GaussianStochasticGates(3))
+        >>> found.selected().tolist(), found.top(1).tolist()
+        ([2, 0], [2])
     """
 
     ranking: Tensor
@@ -93,10 +109,14 @@ def select_features(
         baselines: the value a closed feature takes (scalar or broadcastable to one example).
         batch_size: rows per step for tensor inputs (a data loader brings its own batches).
         lr: Adam's learning rate for the gate parameters.
-        max_epochs, patience, tol: stop after ``max_epochs`` passes over the data, or earlier once the epoch's
-            mean objective has not improved by ``tol`` for ``patience`` epochs.
+        max_epochs: stop after this many passes over the data.
+        patience: stop earlier once the epoch's mean objective has not improved by ``tol`` for this many epochs.
+        tol: the smallest improvement of the mean objective that counts.
         generator: ``torch.Generator`` for the gates' initialisation, their draws and the shuffling.
         show_progress: show a progress bar over epochs (tqdm when installed).
+
+    Returns:
+        A :class:`FeatureSelection`: the ranking of the gates, their probabilities and the trained gates.
 
     Example:
         >>> import torch
@@ -126,36 +146,14 @@ def select_features(
         loss = _Loss(model, loss_fn)
         opened, gap = _reference(model, loss, data, base, own_targets)
         inv_gap, offset = 1.0 / gap, opened / gap  # objective: (loss - opened) / gap + L0 penalty
-        shifted = bool(base.dim() > 0 or base.item() != 0)
         optimizer = torch.optim.Adam(params, lr=lr)
         module.train()
         bar = progress_bar(max_epochs, "select_features", show_progress)
         history: list[float] = []
-        best, since_best, stopped = math.inf, 0, False
         try:
-            for _epoch in range(max_epochs):
-                total, steps = 0.0, 0
-                for x, y in data.epoch():
-                    y = _own(model, x) if own_targets else cast(Tensor, y)
-                    if shifted:
-                        gated, reg = module(x - base)
-                        gated = gated + base
-                    else:
-                        gated, reg = module(x)
-                    objective = loss(model(gated), y) * inv_gap + (reg if reg.dim() == 0 else reg.sum())
-                    optimizer.zero_grad(set_to_none=True)
-                    objective.backward(inputs=params)
-                    optimizer.step()
-                    total, steps = total + float(objective.detach()) - offset, steps + 1
-                history.append(total / max(steps, 1))
-                bar.update(1)
-                if history[-1] < best - tol:
-                    best, since_best = history[-1], 0
-                else:
-                    since_best += 1
-                    if since_best >= patience:
-                        stopped = True
-                        break
+            stopped = _until_flat(lambda: _epoch_objective(module, model, loss, data, base, optimizer, params,
+                                                           (inv_gap, offset), own_targets),
+                                  history, bar, max_epochs, patience, tol)
         finally:
             bar.close()
             module.eval()
@@ -165,6 +163,46 @@ def select_features(
     order = torch.argsort(raw, descending=True, stable=True)  # ties in probability broken by the raw means
     order = order[torch.argsort(probs[order], descending=True, stable=True)]
     return FeatureSelection(order, probs[order], module, history, len(history), stopped)
+
+
+def _until_flat(epoch: Callable[[], float], history: list[float], bar: Any, max_epochs: int, patience: int,
+                tol: float) -> bool:
+    """Run ``epoch()`` (appending its objective to ``history``) until ``max_epochs``, or until the objective has
+    not improved by ``tol`` for ``patience`` epochs; whether it stopped early."""
+    best, since_best = math.inf, 0
+    for _epoch in range(max_epochs):
+        history.append(epoch())
+        bar.update(1)
+        if history[-1] < best - tol:
+            best, since_best = history[-1], 0
+        else:
+            since_best += 1
+            if since_best >= patience:
+                return True
+    return False
+
+
+def _epoch_objective(module: StochasticGatesBase, model: Callable[..., Tensor], loss: Any, data: Any, base: Tensor,
+                     optimizer: torch.optim.Optimizer, params: Sequence[Tensor], scale: tuple[float, float],
+                     own_targets: bool) -> float:
+    """One pass over the data with an Adam step per batch; the epoch's mean objective ``(loss - opened) / gap +
+    L0 penalty`` (``scale`` is ``(1 / gap, opened / gap)``)."""
+    inv_gap, offset = scale
+    shifted = bool(base.dim() > 0 or base.item() != 0)
+    total, steps = 0.0, 0
+    for x, y in data.epoch():
+        y = _own(model, x) if own_targets else cast(Tensor, y)
+        if shifted:
+            gated, reg = module(x - base)
+            gated = gated + base
+        else:
+            gated, reg = module(x)
+        objective = loss(model(gated), y) * inv_gap + (reg if reg.dim() == 0 else reg.sum())
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward(inputs=params)
+        optimizer.step()
+        total, steps = total + float(objective.detach()) - offset, steps + 1
+    return total / max(steps, 1)
 
 
 def _check_settings(batch_size: int, lr: float, max_epochs: int, patience: int, tol: float, reg_weight: float,

@@ -13,26 +13,33 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, describe, require
 from ._engine import REDUCTIONS, GateLayout, check_mask, expand_gates, layout, reduce_reg
 
 __all__ = ["StochasticGatesBase"]
 
 
+@fill_docs
 class StochasticGatesBase(nn.Module, ABC):
     """Stochastic gates in front of an input: ``forward(x) -> (x * gates, l0_penalty)``.
 
     Args:
-        n_gates: number of gates.
-        mask: optional integer tensor broadcastable to the input, holding gate ids ``0 .. n_gates - 1``: elements
-            with the same id share a gate. Every id must be used. Without a mask each element of an example
-            (all dimensions after the batch dimension) has its own gate.
-        reg_weight: factor on the L0 penalty.
-        reg_reduction: ``"sum"``, ``"mean"`` or ``"none"`` over the gates' active probabilities.
-        generator: keyword-only ``torch.Generator`` for the initial parameters and every draw; ``None`` uses
-            torch's global generator, exactly as Captum does.
+        {N_GATES}
+        {GATE_MASK}
+        {REG_WEIGHT}
+        {REG_REDUCTION}
+        {GATE_GENERATOR}
 
     In evaluation mode (``gates.eval()``) the gates are their (clamped) means: no draws, deterministic.
+
+    Example:
+        >>> import torch
+        >>> from intellego.module import GaussianStochasticGates
+        >>> gates = GaussianStochasticGates(2, mask=torch.tensor([[0, 0, 1]])).eval()
+        >>> gated, penalty = gates(torch.ones(4, 3))
+        >>> isinstance(gates, StochasticGatesBase), gated.shape, bool(penalty > 0)
+        (True, torch.Size([4, 3]), True)
     """
 
     mask: Tensor | None

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack_args, unpack
 from ..errors import require
@@ -62,6 +63,7 @@ class _FlatAttack(GradientAttack):
         return flat, x, labels, m, logits, was_tuple
 
 
+@fill_docs
 class APGD(_FlatAttack):
     """APGD-CE: PGD on the cross-entropy with a momentum step and a per-example step size that halves when the
     loss stops improving (checkpoints at 22%, then every 19%, 16%, ... down to 6% of the steps), with restarts
@@ -84,7 +86,24 @@ class APGD(_FlatAttack):
                 targeted: bool = False, norm: str = "Linf", mask: Any = None, *, restarts: int = 1,
                 rho: float = 0.75, generator: torch.Generator | None = None) -> Any:
         """Attack within the ``norm`` ball of ``radius`` for ``step_num`` steps (``restarts`` runs, each only on the
-        examples not fooled yet). ``targeted``: minimise the cross-entropy of ``target`` instead."""
+        examples not fooled yet).
+
+        Args:
+            {ATTACK_INPUTS}
+            radius: The radius of the ball around ``inputs``.
+            step_num: The number of steps per run.
+            {ATTACK_TARGET}
+            {ADDITIONAL_FORWARD_ARGS}
+            targeted: Minimise the cross-entropy of ``target`` instead.
+            norm: ``"Linf"`` or ``"L2"``.
+            {ATTACK_MASK}
+            restarts: Runs from random points on the ball's surface, each on the examples not fooled yet.
+            rho: The fraction of improving steps below which the step size halves at a checkpoint.
+            {GENERATOR}
+
+        Returns:
+            The perturbed inputs, same structure as ``inputs``.
+        """
         radius = check_number(radius, "radius")
         step_num = check_steps(step_num, minimum=1)
         require(norm in NORMS, f"norm must be 'Linf' or 'L2', got {norm!r}")
@@ -127,6 +146,7 @@ def _surface(x: Tensor, norm: str, mask: Tensor | None, generator: torch.Generat
     return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+@fill_docs
 class CWL2(_FlatAttack):
     """Carlini-Wagner L2 with a fixed trade-off ``c`` (no binary search over ``c``, as in torchattacks): Adam in
     tanh space, so every point lies within the bounds (which must be finite).
@@ -150,7 +170,23 @@ class CWL2(_FlatAttack):
         the target logit minus the best other (untargeted), or the reverse (targeted). ``abort_early``: an example
         stops when its objective rose since the last check (every tenth of the steps); off by default, as it
         stops examples right after they cross the boundary, before the distance shrinks again (torchattacks stops
-        the whole batch when the summed objective rises)."""
+        the whole batch when the summed objective rises).
+
+        Args:
+            {ATTACK_INPUTS}
+            {ATTACK_TARGET}
+            {ADDITIONAL_FORWARD_ARGS}
+            {TARGETED}
+            {ATTACK_MASK}
+            c: Weight of the margin term against the squared distance.
+            kappa: Confidence: how far past the boundary the margin counts.
+            step_num: Adam steps.
+            lr: Adam's learning rate.
+            abort_early: Stop an example when its objective rose since the last check.
+
+        Returns:
+            The closest fooling points found (the inputs themselves where none was found), same structure.
+        """
         c = check_number(c, "c")
         kappa = check_number(kappa, "kappa")
         step_num = check_steps(step_num, minimum=1)
@@ -162,15 +198,37 @@ class CWL2(_FlatAttack):
         return unpack([t.detach() for t in flat.split(best)], was_tuple)
 
 
+@fill_docs
 class DeepFool(_FlatAttack):
     """DeepFool (L2, untargeted): repeated steps to the nearest decision boundary of the linearised model, then
     an overshoot of ``1 + overshoot`` on the total perturbation. For a linear model one step is the exact minimal
-    L2 perturbation."""
+    L2 perturbation.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 2)
+        >>> x = torch.randn(3, 2)
+        >>> adv = DeepFool(model).perturb(x, target=model(x).argmax(1))
+        >>> bool((model(adv).argmax(1) != model(x).argmax(1)).all())
+        True
+    """
 
     def perturb(self, inputs: Any, target: Any, additional_forward_args: Any = None, mask: Any = None, *,
                 step_num: int = 50, overshoot: float = 0.02, num_classes: int | None = None) -> Any:
-        """Move each example off its ``target`` class (its true or predicted label); ``num_classes`` limits the
-        candidate classes to the highest-scoring ones (all by default)."""
+        """Move each example off its ``target`` class.
+
+        Args:
+            {ATTACK_INPUTS}
+            target: Each example's true or predicted label (an int, a list or a tensor of class indices).
+            {ADDITIONAL_FORWARD_ARGS}
+            {ATTACK_MASK}
+            step_num: At most this many linearisation steps.
+            overshoot: The total perturbation is scaled by ``1 + overshoot`` to cross the boundary.
+            num_classes: Consider only this many highest-scoring classes as candidates (all by default).
+
+        Returns:
+            The perturbed inputs, same structure as ``inputs``.
+        """
         step_num = check_steps(step_num, minimum=1)
         overshoot = check_number(overshoot, "overshoot")
         require(num_classes is None or (isinstance(num_classes, int) and num_classes >= 2),

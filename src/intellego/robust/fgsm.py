@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack_args, unpack
 from .engine import TargetLoss, check_number, input_gradients, linf_step, pack_masks
@@ -27,20 +28,26 @@ from .perturbation import GradientAttack
 __all__ = ["FGSM"]
 
 
+@fill_docs
 class FGSM(GradientAttack):
     """Fast Gradient Sign Method: ``x' = x + epsilon * sign(grad L(x, target))`` (minus, when targeted).
 
     Args:
-        forward_func: the model or any function of the inputs (and ``additional_forward_args``).
-        loss_func: ``loss_func(outputs, target) -> loss`` (per example or summed). Default: the negative
-            log-likelihood of the target, read as probabilities when all outputs are in ``[0, 1]`` (Captum's
-            ``-log(outputs[target])``) and as logits otherwise (``-log_softmax(outputs, 1)[target]``; Captum
-            takes the log of the raw logits there, which is undefined for negative ones).
-        lower_bound, upper_bound: the valid input range; perturbed inputs are clamped into it.
+        {FORWARD_FUNC}
+        {LOSS_FUNC}
+        {LOWER_BOUND}
+        {UPPER_BOUND}
 
     Attributes:
         bound: the clamp into the bounds (replaceable, as in Captum).
         zero_thresh: gradient elements at most this large in size do not move (Captum's ``1e-6``).
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(3, 2)
+        >>> adv = FGSM(model, lower_bound=0.0, upper_bound=1.0).perturb(torch.rand(4, 3), 0.05, target=1)
+        >>> bool(((adv >= 0) & (adv <= 1)).all())
+        True
     """
 
     def __init__(self, forward_func: Callable[..., Any], loss_func: Callable[..., Tensor] | None = None,
@@ -50,11 +57,26 @@ class FGSM(GradientAttack):
 
     def perturb(self, inputs: Any, epsilon: float, target: Any, additional_forward_args: Any = None,
                 targeted: bool = False, mask: Any = None) -> Any:
-        """The perturbed inputs, same structure as ``inputs`` (a tensor or a tuple of tensors).
+        """One signed-gradient step of size ``epsilon``, then a clamp into the bounds.
 
-        ``target``: the true labels (untargeted) or the labels to reach (``targeted=True``), in any form the
-        loss accepts (for the default loss: an int, a tuple, a list or a tensor of indices). ``mask``: zeros and
-        ones (or weights) broadcastable to each input; only non-zero elements move.
+        Args:
+            {ATTACK_INPUTS}
+            epsilon: The step size: how far each element moves (L-inf radius).
+            {ATTACK_TARGET}
+            {ADDITIONAL_FORWARD_ARGS}
+            {TARGETED}
+            {ATTACK_MASK}
+
+        Returns:
+            The perturbed inputs, same structure as ``inputs`` (a tensor or a tuple of tensors), detached.
+
+        Example:
+            >>> import torch
+            >>> model = torch.nn.Linear(3, 2)
+            >>> x = torch.zeros(1, 3)
+            >>> adv = FGSM(model).perturb(x, epsilon=0.1, target=0)
+            >>> torch.allclose(adv.abs(), torch.full_like(x, 0.1))
+            True
         """
         epsilon = check_number(epsilon, "epsilon")
         xs, was_tuple = self._inputs(inputs)

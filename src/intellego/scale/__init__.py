@@ -1,4 +1,8 @@
-"""Scale-out: attribute a whole dataset over the ranks of ``torchrun``, in resumable, atomically written shards.
+"""Scale-out: run a method over a whole dataset on the ranks of ``torchrun``, in resumable, atomic shards.
+
+Attribution objects run as they are; influence, concept and LLM methods go through an adapter
+(``self_influence``, ``influence``, ``tcav``, ``llm_attribution``), the one protocol "items of a batch ->
+per-example tensors" that ``attribute_dataset`` runs.
 
 Example:
     >>> import tempfile, torch
@@ -12,6 +16,11 @@ Example:
     ([0, 1], [0, 1, 0, 1, 0, 1])
 """
 
-from ._run import ScaleReport, ScaleResults, attribute_dataset, load_results, load_summary
+from ._adapters import Adapter, Attribute, Batched, Output, PerExample, influence, self_influence
+from ._load import ScaleResults, load_results, load_summary, manifest
+from ._methods import llm_attribution, tcav, tcav_scores
+from ._run import ScaleReport, attribute_dataset
 
-__all__ = ["attribute_dataset", "load_results", "load_summary", "ScaleReport", "ScaleResults"]
+__all__ = ["attribute_dataset", "load_results", "load_summary", "manifest", "ScaleReport", "ScaleResults",
+           "Adapter", "Output", "Batched", "PerExample", "Attribute", "self_influence", "influence",
+           "llm_attribution", "tcav", "tcav_scores"]

@@ -2,7 +2,8 @@
 
 Usage: ``intellego attribute --method integrated_gradients --model pkg.mod:make_model --data pkg.mod:make_data
 --out DIR [--batch-size 32] [--shard-size N] [--layer NAME] [--method-args JSON] [--attribute-args JSON]
-[--stats] [--no-store]``. Launch with ``torchrun --nproc-per-node N -m intellego.scale ...`` for N ranks.
+[--stats] [--no-store] [--reduce all_reduce]``. Launch with ``torchrun --nproc-per-node N -m intellego.scale ...``
+for N ranks.
 Factories are called without arguments; the model is put in eval mode on ``cuda:LOCAL_RANK`` when CUDA is
 available (CPU otherwise). Rank 0 prints the summary line.
 """
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                                 "into resumable shards; run under torchrun for several ranks.")
     p.add_argument("--method", required=True, help="attribution class, e.g. integrated_gradients")
     p.add_argument("--model", required=True, help="module:factory returning the torch.nn.Module")
-    p.add_argument("--data", required=True, help="module:factory returning a map-style dataset")
+    p.add_argument("--data", required=True, help="module:factory returning a dataset (map-style or iterable)")
     p.add_argument("--out", required=True, help="output directory (rerun with the same one to resume)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--shard-size", type=int, default=None, help="examples per shard file (default 8 batches)")
@@ -60,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attribute-args", default="{}", help="JSON keyword arguments for attribute()")
     p.add_argument("--stats", action="store_true", help="also reduce CommonStats overall and per class")
     p.add_argument("--no-store", action="store_true", help="keep only the statistics (needs --stats)")
+    p.add_argument("--reduce", choices=["shards", "all_reduce"], default="shards",
+                   help="how --stats are reduced: fold the shard files in order, or torch.distributed.all_reduce")
     p.add_argument("--threads", type=int, default=None, help="torch threads per rank (default: cores / ranks)")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = attr.CommonStats() if args.stats else None
         report = attribute_dataset(method, dataset, out=args.out, batch_size=args.batch_size,
                                    shard_size=args.shard_size, attribute_kwargs=json.loads(args.attribute_args),
-                                   device=device, store=not args.no_store, stats=stats,
+                                   device=device, store=not args.no_store, stats=stats, reduce=args.reduce,
                                    progress=False if args.no_progress else None, num_threads=args.threads)
     except (IntellegoError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,9 +1,10 @@
 """The process group of a scale-out run and the per-rank thread count.
 
 :func:`group` joins the process group that ``torchrun`` describes in the environment (NCCL when CUDA is
-available, Gloo otherwise), or uses one the caller already started, or runs alone; a group it started is
-destroyed on exit. :func:`rank_threads` caps torch's intra-op threads when several ranks share a host, so that
-ranks do not oversubscribe the cores (and forked workers never start with a full OpenMP pool).
+available, Gloo otherwise), or uses one the caller already started, or runs alone. A group it starts stays up
+for later calls in the same process (re-joining the rendezvous per call races) and is destroyed at exit.
+:func:`rank_threads` caps torch's intra-op threads when several ranks share a host, so that ranks do not
+oversubscribe the cores (and forked workers never start with a full OpenMP pool).
 
 Example:
     >>> with group() as g:
@@ -13,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 from ..errors import require
 
@@ -40,6 +43,16 @@ class Group:
         if self.active:
             dist.barrier()
 
+    def all_reduce(self, t: Tensor, op: str) -> Tensor:
+        """``torch.distributed.all_reduce`` of a copy of ``t`` (``op``: sum, min or max), returned on the CPU."""
+        if not self.active:
+            return t.clone()
+        ops = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}
+        on_gpu = dist.get_backend() == "nccl"
+        x = t.detach().clone().contiguous().to("cuda" if on_gpu else "cpu")
+        dist.all_reduce(x, op=ops[op])
+        return x.cpu()
+
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order, on every rank."""
         if not self.active:
@@ -52,7 +65,6 @@ class Group:
 @contextlib.contextmanager
 def group(backend: str | None = None) -> Iterator[Group]:
     """The process group of this run (see the module docstring)."""
-    started = False
     if not dist.is_available() or (not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) <= 1):
         yield Group(0, 1, 1, False)
         return
@@ -63,13 +75,14 @@ def group(backend: str | None = None) -> Iterator[Group]:
         if chosen == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(chosen)
-        started = True
-    try:
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", str(dist.get_world_size())))
-        yield Group(dist.get_rank(), dist.get_world_size(), local, True)
-    finally:
-        if started:
-            dist.destroy_process_group()
+        atexit.register(_destroy)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", str(dist.get_world_size())))
+    yield Group(dist.get_rank(), dist.get_world_size(), local, True)
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager

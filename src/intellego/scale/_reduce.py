@@ -25,7 +25,7 @@ from torch import Tensor
 from ..attr.summarizer import MSE, Count, Max, Mean, Min, Stat, StdDev, Sum, Var
 from ..errors import IntellegoError, describe, require
 
-__all__ = ["partials", "merge", "summarize", "check_stats", "KEY"]
+__all__ = ["partials", "fold", "merge", "all_reduce", "summarize", "check_stats", "KEY", "Merged"]
 
 KEY = "stat"
 _FIELDS = ("count", "mean", "m2", "sum", "min", "max")
@@ -56,15 +56,18 @@ def _label_keys(labels: Tensor) -> list[int]:
     return sorted(set(labels.reshape(-1).tolist()))
 
 
-def partials(attrs: tuple[Tensor, ...], labels: Tensor | None) -> dict[str, Tensor]:
+def partials(attrs: tuple[Tensor | list[Tensor], ...], labels: Tensor | None) -> dict[str, Tensor]:
     """The flat ``{name: tensor}`` partial statistics of one shard's rows (overall, and per class)."""
+    require(all(isinstance(a, Tensor) for a in attrs),
+            "stats need results of one shape for every example; this method's results vary in shape (ragged)")
+    attrs_t = tuple(a for a in attrs if isinstance(a, Tensor))
     out: dict[str, Tensor] = {}
     groups: list[tuple[str, Tensor | None]] = [("all", None)]
     if labels is not None:
         labels = labels.reshape(-1)
         groups += [(f"c{key}", labels == key) for key in _label_keys(labels)]
     for name, rows in groups:
-        for i, a in enumerate(attrs):
+        for i, a in enumerate(attrs_t):
             for field, value in _moments(a if rows is None else a[rows]).items():
                 out[f"{KEY}.{name}.{i}.{field}"] = value
     return out
@@ -87,15 +90,57 @@ def _pair(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, Tensor]:
             "min": torch.minimum(a["min"], b["min"]), "max": torch.maximum(a["max"], b["max"])}
 
 
-def merge(shard_partials: list[dict[str, Tensor]]) -> dict[str, dict[int, dict[str, Tensor]]]:
-    """Fold the shards' partials in the order given: ``{group: {tensor index: moments}}``."""
-    merged: dict[str, dict[int, dict[str, Tensor]]] = {}
-    for flat in shard_partials:
-        for name, per_tensor in _unflatten(flat).items():
-            slot = merged.setdefault(name, {})
-            for i, m in per_tensor.items():
-                slot[i] = m if i not in slot else _pair(slot[i], m)
+Merged = dict[str, dict[int, dict[str, Tensor]]]
+
+
+def fold(merged: Merged, flat: dict[str, Tensor]) -> Merged:
+    """Fold one shard's partials into ``merged`` (in place) and return it."""
+    for name, per_tensor in _unflatten(flat).items():
+        slot = merged.setdefault(name, {})
+        for i, m in per_tensor.items():
+            slot[i] = m if i not in slot else _pair(slot[i], m)
     return merged
+
+
+def merge(shard_partials: list[dict[str, Tensor]]) -> Merged:
+    """Fold the shards' partials in the order given: ``{group: {tensor index: moments}}``."""
+    merged: Merged = {}
+    for flat in shard_partials:
+        fold(merged, flat)
+    return merged
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> dict[str, Tensor]:
+    info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
+    zero = torch.zeros(shape, dtype=torch.float64)
+    return {"count": torch.tensor(0), "mean": zero, "m2": zero, "sum": zero,
+            "min": torch.full(shape, info.max, dtype=dtype), "max": torch.full(shape, info.min, dtype=dtype)}
+
+
+def all_reduce(merged: Merged, g: Any) -> Merged:
+    """Reduce every rank's ``merged`` moments with ``torch.distributed.all_reduce`` (collective on ``g``).
+
+    Count and float64 sum are summed; the mean is sum / count; each rank's M2 is moved to that global mean
+    (``m2 + n (mean_rank - mean)^2``, no cancellation) and summed; min and max reduce with MIN and MAX. The
+    groups (overall, each class) are the union over ranks, so a rank without a class or without any shard
+    takes part with empty moments.
+    """
+    shapes = {(name, i): (tuple(m["mean"].shape), str(m["min"].dtype).removeprefix("torch."))
+              for name, per in merged.items() for i, m in per.items()}
+    union: dict[tuple[str, int], tuple[tuple[int, ...], str]] = {}
+    for part in g.gather(shapes):
+        union.update(part)
+    out: Merged = {}
+    for name, i in sorted(union):
+        shape, dtype = union[(name, i)]
+        m = merged.get(name, {}).get(i) or _empty(shape, getattr(torch, dtype))
+        n = g.all_reduce(m["count"].reshape(1).to(torch.int64), "sum")
+        total = g.all_reduce(m["sum"].double(), "sum")
+        mean = total / n.double() if int(n) > 0 else torch.zeros_like(total)
+        m2 = g.all_reduce(m["m2"] + (m["mean"] - mean) ** 2 * int(m["count"]), "sum")
+        out.setdefault(name, {})[i] = {"count": n.reshape(()), "mean": mean, "m2": m2, "sum": total,
+                                       "min": g.all_reduce(m["min"], "min"), "max": g.all_reduce(m["max"], "max")}
+    return out
 
 
 def _stat_value(stat: Stat, m: dict[str, Tensor]) -> Any:
@@ -123,7 +168,7 @@ def _one(per_tensor: dict[int, dict[str, Tensor]], stats: list[Stat], is_tuple: 
     return summaries if is_tuple else summaries[0]
 
 
-def summarize(merged: dict[str, dict[int, dict[str, Tensor]]], stats: list[Stat],
+def summarize(merged: Merged, stats: list[Stat],
               is_tuple: bool = False) -> dict[str, Any]:
     """``{"summary": ..., "class_summaries": {label: ...}}`` shaped like ``ClassSummarizer``'s properties."""
     check_stats(stats)

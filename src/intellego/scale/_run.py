@@ -22,17 +22,20 @@ import torch
 from torch import Tensor
 
 from ..attr.summarizer import Stat
-from ..errors import IntellegoError, describe, require
+from ..errors import require
 from . import _store
-from ._data import Source, shard_ranges, to_device
+from ._adapters import Adapter, Output, as_adapter
+from ._data import Source
 from ._dist import Group, group, rank_threads
-from ._reduce import KEY, check_stats, merge, partials, summarize
+from ._load import MANIFEST, ScaleResults, load_results, load_summary, ragged_tensors
+from ._reduce import KEY, Merged, all_reduce, check_stats, fold, partials, summarize
 
 __all__ = ["attribute_dataset", "load_results", "load_summary", "ScaleReport", "ScaleResults"]
 
-MANIFEST = "manifest.json"
-_VERSION = 1
-_JOB_KEYS = ("version", "examples", "shard_size", "batch_size", "num_shards", "format", "method", "store", "stats")
+_VERSION = 2
+_JOB_KEYS = ("version", "examples", "shard_size", "batch_size", "num_shards", "format", "method", "store", "stats",
+             "info")
+REDUCE = ("shards", "all_reduce")
 
 
 @dataclass
@@ -66,24 +69,19 @@ class ScaleReport:
                 f"total {self.examples_per_s:.1f} ex/s")
 
 
-@dataclass
-class ScaleResults:
-    """The stored results in dataset order: attributions (a tensor or tuple), labels and dataset indices."""
-
-    attributions: Tensor | tuple[Tensor, ...]
-    labels: Tensor | None
-    index: Tensor
-
-
-def _job(n: int, shard_size: int, batch_size: int, fmt: str, method: Any, store: bool,
+def _job(source: Source, shard_size: int, batch_size: int, fmt: str, adapter: Adapter, store: bool,
          stats: list[Stat] | None) -> dict[str, Any]:
+    n = source.count
     return {"version": _VERSION, "examples": n, "shard_size": shard_size, "batch_size": batch_size,
-            "num_shards": len(shard_ranges(n, shard_size)), "format": fmt, "method": type(method).__name__,
-            "store": store, "stats": None if stats is None else [s.name for s in stats], "complete": False}
+            "num_shards": None if n is None else -(-n // shard_size), "format": fmt, "method": adapter.name,
+            "info": getattr(adapter, "info", {}), "store": store,
+            "stats": None if stats is None else [s.name for s in stats], "complete": False}
 
 
 def _open_job(out: Path, job: dict[str, Any], g: Group) -> None:
-    """Rank 0 creates ``out`` and the manifest (or keeps an existing one); every rank checks it matches."""
+    """Rank 0 creates ``out`` and the manifest (or keeps an existing one); every rank checks it matches.
+
+    For a stream (``examples`` None until it has been read) the count is checked when the run ends."""
     if g.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         _store.remove_temporaries(out)
@@ -91,52 +89,61 @@ def _open_job(out: Path, job: dict[str, Any], g: Group) -> None:
             _store.write_json(out / MANIFEST, job)
     g.barrier()
     found = _store.read_json(out / MANIFEST)
-    diff = {k: (found.get(k), job[k]) for k in _JOB_KEYS if found.get(k) != job[k]}
+    diff = {k: (found.get(k), job[k]) for k in _JOB_KEYS if found.get(k) != job[k] and job[k] is not None}
     require(not diff, f"out={str(out)!r} holds another job; differing settings (stored, asked): {diff}. Use a new "
                       "directory, or the same settings to resume")
 
 
-def _as_tuple(result: Any, batch: int) -> tuple[tuple[Tensor, ...], bool]:
-    is_tuple = isinstance(result, tuple)
-    parts = result if is_tuple else (result,)
-    for t in parts:
-        require(isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] == batch,
-                f"attribute returned {describe(result)}; attribute_dataset needs a tensor or tuple of tensors "
-                f"with the batch ({batch}) as first dimension")
-    return tuple(t.detach().cpu() for t in parts), is_tuple
+def _close_job(out: Path, job: dict[str, Any], count: int, g: Group) -> None:
+    """Once every rank is done, rank 0 marks the manifest complete (with the stream's length when it was not
+    known before)."""
+    g.barrier()
+    require(count > 0, "dataset is empty (the iterable dataset yielded nothing)")
+    found = _store.read_json(out / MANIFEST)
+    require(found["examples"] in (None, count), f"the dataset gave {count} examples but out={str(out)!r} was "
+            f"started with {found['examples']}: an iterable dataset must give the same stream on every run")
+    if g.rank == 0:
+        _store.write_json(out / MANIFEST, {**job, "examples": count, "num_shards": -(-count // job["shard_size"]),
+                                           "complete": True})
+    g.barrier()
 
 
-def _run_shard(method: Any, source: Source, rows: range, batch_size: int, target: Any, kwargs: dict[str, Any],
-               device: Any) -> tuple[tuple[Tensor, ...], Tensor | None, bool]:
-    chunks: list[tuple[Tensor, ...]] = []
-    labels: list[Tensor] = []
-    is_tuple = False
-    for start in range(rows.start, rows.stop, batch_size):
-        x, y = source.batch(range(start, min(start + batch_size, rows.stop)))
-        x = to_device(x, device)
-        t = (None if y is None else y.to(device) if device is not None else y) if target == "label" else target
-        n = (x if isinstance(x, Tensor) else x[0]).shape[0]
-        parts, is_tuple = _as_tuple(method.attribute(x, target=t, **kwargs), n)
-        chunks.append(parts)
-        if y is not None:
-            labels.append(y.cpu())
-    attrs = tuple(torch.cat(c) for c in zip(*chunks, strict=True))
-    return attrs, (torch.cat(labels) if labels else None), is_tuple
+def _concat(parts: list[Output]) -> Output:
+    values = tuple(torch.cat(list(c)) if isinstance(c[0], Tensor) else [t for p in c for t in p]
+                   for c in zip(*[p.values for p in parts], strict=True))
+    labels = [p.labels for p in parts if p.labels is not None]
+    extras = None if all(p.extras is None for p in parts) else \
+        [e for p in parts for e in (p.extras or [{}] * _rows(p))]
+    return Output(values, parts[0].is_tuple, torch.cat(labels) if len(labels) == len(parts) else None, extras)
 
 
-def _shard_tensors(rows: range, attrs: tuple[Tensor, ...], labels: Tensor | None, is_tuple: bool, store: bool,
-                   stats: list[Stat] | None) -> dict[str, Tensor]:
-    tensors = {"index": torch.arange(rows.start, rows.stop), "meta.is_tuple": torch.tensor(int(is_tuple))}
+def _rows(o: Output) -> int:
+    return len(o.values[0]) if o.values else 0
+
+
+def _run_shard(adapter: Adapter, source: Source, items: list[Any], batch_size: int) -> Output:
+    parts = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        parts.append(adapter(chunk, source.collate))
+        require(_rows(parts[-1]) == len(chunk),
+                f"{adapter.name} returned {_rows(parts[-1])} rows for a batch of {len(chunk)} examples")
+    return _concat(parts)
+
+
+def _shard_tensors(rows: range, o: Output, store: bool, stats: list[Stat] | None) -> dict[str, Tensor]:
+    tensors = {"index": torch.arange(rows.start, rows.stop), "meta.is_tuple": torch.tensor(int(o.is_tuple))}
     if store:
-        tensors.update({f"attr.{i}": a for i, a in enumerate(attrs)})
-    if labels is not None:
-        tensors["label"] = labels
+        for i, v in enumerate(o.values):
+            tensors.update({f"attr.{i}": v} if isinstance(v, Tensor) else ragged_tensors(i, v))
+    if o.labels is not None:
+        tensors["label"] = o.labels
     if stats is not None:
-        tensors.update(partials(attrs, labels))
+        tensors.update(partials(o.values, o.labels))
     return tensors
 
 
-def _progress(enabled: bool | None, rank: int, total: int, done: int) -> Any:
+def _progress(enabled: bool | None, rank: int, total: int | None, done: int) -> Any:
     if rank != 0 or enabled is False:
         return None
     try:
@@ -146,111 +153,102 @@ def _progress(enabled: bool | None, rank: int, total: int, done: int) -> Any:
     return tqdm(total=total, initial=done, desc="attribute_dataset", unit="ex")
 
 
-def _done_examples(out: Path, fmt: str, ranges: list[range]) -> int:
-    return sum(len(ranges[k]) for k in _store.completed(out, fmt) if k < len(ranges))
+def _done_examples(out: Path, fmt: str, shard_size: int, count: int | None) -> int:
+    done = _store.completed(out, fmt)
+    if count is None:
+        return len(done) * shard_size
+    return sum(max(0, min(shard_size, count - k * shard_size)) for k in done)
+
+
+def _check(batch_size: int | None, shard_size: int | None, store: bool, stats: list[Stat] | None,
+           reduce: str) -> tuple[int, int]:
+    require(isinstance(batch_size, int) and batch_size >= 1, f"batch_size must be a positive int, got {batch_size!r}")
+    size = cast(int, batch_size)
+    shard_size = 8 * size if shard_size is None else shard_size
+    require(isinstance(shard_size, int) and shard_size >= 1, f"shard_size must be a positive int, got {shard_size!r}")
+    require(store or stats is not None, "store=False without stats would compute nothing worth keeping")
+    require(reduce in REDUCE, f"reduce must be one of {REDUCE}, got {reduce!r}")
+    if stats is not None:
+        check_stats(stats)
+    return size, shard_size
 
 
 def attribute_dataset(method: Any, dataset: Any, *, out: str | Path, batch_size: int | None = None,
                       shard_size: int | None = None, target: Any = "label",
                       attribute_kwargs: dict[str, Any] | None = None, device: Any = None, store: bool = True,
-                      stats: list[Stat] | None = None, progress: bool | None = None,
+                      stats: list[Stat] | None = None, reduce: str = "shards", progress: bool | None = None,
                       num_threads: int | None = None, backend: str | None = None, fmt: str | None = None,
                       collate_fn: Any = None) -> ScaleReport:
-    """Attribute every example of ``dataset`` with ``method.attribute`` and write the results as shards.
+    """Run ``method`` over every example of ``dataset`` and write the results as shards.
 
-    Under ``torchrun`` (or in an initialised process group) shard ``k`` goes to rank ``k % world_size``; each
-    shard (``shard_size`` examples, default ``8 * batch_size``) is one file written atomically, and a rerun
-    with the same ``out`` skips the shards already there. ``target="label"`` uses the dataset's labels (None
-    when it has none); ``stats`` (e.g. ``CommonStats()``) adds the overall and per-class summaries, reduced
-    over all shards in shard order (``store=False`` keeps only those, not the maps). Returns a
-    :class:`ScaleReport` on every rank; :func:`load_results` reads the maps back in dataset order.
+    ``method`` is an attribution object (``method.attribute(inputs, target=...)`` per batch; ``target``,
+    ``device`` and ``attribute_kwargs`` configure that call) or an adapter from this package
+    (``self_influence``, ``influence``, ``llm_attribution``, ``tcav``, or ``Batched``/``PerExample`` over your own
+    function). ``dataset`` is map-style, iterable (sharded by position in the stream) or a DataLoader over one.
+    Under ``torchrun`` shard ``k`` goes to rank ``k % world_size``; each shard (``shard_size`` examples,
+    default ``8 * batch_size``) is one file written atomically, and a rerun with the same ``out`` skips the
+    shards already there. ``stats`` (e.g. ``CommonStats()``) adds the overall and per-class summaries:
+    ``reduce="shards"`` folds the shards' partials in shard order (bit-identical for any world size),
+    ``reduce="all_reduce"`` reduces the ranks' in-memory partials with ``torch.distributed.all_reduce``.
+    Returns a :class:`ScaleReport` on every rank; :func:`load_results` reads the results back in dataset order.
     """
     source = Source.of(dataset, collate_fn)
-    size = batch_size if batch_size is not None else source.loader_batch_size
-    require(isinstance(size, int) and size >= 1, f"batch_size must be a positive int, got {size!r}")
-    batch_size = cast(int, size)
-    shard_size = 8 * batch_size if shard_size is None else shard_size
-    require(isinstance(shard_size, int) and shard_size >= 1, f"shard_size must be a positive int, got {shard_size!r}")
-    require(callable(getattr(method, "attribute", None)),
-            f"method must have an attribute(inputs, ...) method, got {describe(method)}")
-    require(store or stats is not None, "store=False without stats would compute nothing worth keeping")
-    if stats is not None:
-        check_stats(stats)
-    kwargs = dict(attribute_kwargs or {})
-    require("target" not in kwargs, "attribute_kwargs must not hold 'target'; pass target= to attribute_dataset")
+    batch_size, shard_size = _check(batch_size if batch_size is not None else source.loader_batch_size,
+                                    shard_size, store, stats, reduce)
+    adapter = as_adapter(method, target, device, attribute_kwargs)
     fmt = fmt or _store.default_format()
     out = Path(out)
-    ranges = shard_ranges(len(source.dataset), shard_size)
-    job = _job(len(source.dataset), shard_size, batch_size, fmt, method, store, stats)
+    job = _job(source, shard_size, batch_size, fmt, adapter, store, stats)
     with group(backend) as g, rank_threads(num_threads, g.local_world_size) as threads:
         _open_job(out, job, g)
         done = set(_store.completed(out, fmt))
-        mine = [k for k in range(len(ranges)) if k % g.world_size == g.rank and k not in done]
-        bar = _progress(progress, g.rank, len(source.dataset), _done_examples(out, fmt, ranges))
-        start, examples = time.perf_counter(), 0
-        for k in mine:
-            attrs, labels, is_tuple = _run_shard(method, source, ranges[k], batch_size, target, kwargs, device)
-            _store.write_shard(out, k, _shard_tensors(ranges[k], attrs, labels, is_tuple, store, stats), fmt)
-            examples += len(ranges[k])
-            if bar is not None:
-                bar.n = _done_examples(out, fmt, ranges)
-                bar.refresh()
-        seconds = time.perf_counter() - start
-        mine_stats = {"rank": g.rank, "examples": examples, "seconds": seconds,
-                      "examples_per_s": examples / seconds if seconds > 0 else 0.0}
-        per_rank = g.gather(mine_stats)
-        if bar is not None:
-            bar.n = _done_examples(out, fmt, ranges)
-            bar.close()
-        if g.rank == 0:
-            _store.write_json(out / MANIFEST, {**job, "complete": True})
-        g.barrier()
-        report = ScaleReport(str(out), g.rank, g.world_size, len(ranges), mine, len(done), examples, seconds,
-                             threads, per_rank)
-    if stats is not None:
+        local: Merged | None = {} if stats is not None and reduce == "all_reduce" else None
+        written, seconds, examples = _loop(adapter, source, out, fmt, batch_size, shard_size, store, stats, done,
+                                           local, g, progress)
+        _close_job(out, job, cast(int, source.count), g)
+        per_rank = g.gather({"rank": g.rank, "examples": examples, "seconds": seconds,
+                             "examples_per_s": examples / seconds if seconds > 0 else 0.0})
+        report = ScaleReport(str(out), g.rank, g.world_size, -(-cast(int, source.count) // shard_size), written,
+                             len(done), examples, seconds, threads, per_rank)
+        if local is not None and stats is not None:
+            for k in sorted(done):
+                if k % g.world_size == g.rank:
+                    fold(local, _stored_partials(out, k, fmt))
+            reduced = summarize(all_reduce(local, g), stats, _is_tuple(out, fmt))
+            report.summary, report.class_summaries = reduced["summary"], reduced["class_summaries"]
+    if stats is not None and local is None:
         reduced = load_summary(out, stats)
         report.summary, report.class_summaries = reduced["summary"], reduced["class_summaries"]
     return report
 
 
-def _manifest(out: str | Path) -> dict[str, Any]:
-    path = Path(out) / MANIFEST
-    require(path.exists(), f"out={str(out)!r} has no {MANIFEST}; it is not an attribute_dataset output")
-    return _store.read_json(path)
+def _stored_partials(out: Path, k: int, fmt: str) -> dict[str, Tensor]:
+    shard = _store.read_shard(_store.shard_path(out, k, fmt), fmt)
+    return {key: v for key, v in shard.items() if key.startswith(KEY + ".")}
 
 
-def _all_shards(out: str | Path, job: dict[str, Any]) -> list[Path]:
-    present = set(_store.completed(out, job["format"]))
-    missing = [k for k in range(job["num_shards"]) if k not in present]
-    require(not missing, f"out={str(out)!r} misses {len(missing)} of {job['num_shards']} shards (first: "
-                         f"{missing[:5]}); rerun attribute_dataset with the same out to finish them")
-    return [_store.shard_path(out, k, job["format"]) for k in range(job["num_shards"])]
+def _is_tuple(out: Path, fmt: str) -> bool:
+    first = _store.completed(out, fmt)[0]
+    return bool(_store.read_shard(_store.shard_path(out, first, fmt), fmt, ["meta.is_tuple"])["meta.is_tuple"])
 
 
-def load_results(out: str | Path) -> ScaleResults:
-    """Reassemble the stored attributions, labels and indices of ``out`` in dataset order."""
-    job = _manifest(out)
-    require(job["store"], f"out={str(out)!r} was written with store=False: it holds summaries only "
-                          "(read them with load_summary)")
-    shards = [_store.read_shard(p, job["format"]) for p in _all_shards(out, job)]
-    count = sum(1 for key in shards[0] if key.startswith("attr."))
-    attrs = tuple(torch.cat([s[f"attr.{i}"] for s in shards]) for i in range(count))
-    labels = torch.cat([s["label"] for s in shards]) if "label" in shards[0] else None
-    is_tuple = bool(shards[0]["meta.is_tuple"])
-    return ScaleResults(attrs if is_tuple else attrs[0], labels, torch.cat([s["index"] for s in shards]))
-
-
-def load_summary(out: str | Path, stats: list[Stat]) -> dict[str, Any]:
-    """The overall and per-class summaries of ``out`` (written with ``stats``), merged in shard order."""
-    job = _manifest(out)
-    require(job["stats"] is not None, f"out={str(out)!r} was written without stats; rerun with stats=...")
-    check_stats(stats)
-    parts = []
-    is_tuple = False
-    for p in _all_shards(out, job):
-        shard = _store.read_shard(p, job["format"])
-        is_tuple = bool(shard["meta.is_tuple"])
-        parts.append({k: v for k, v in shard.items() if k.startswith(KEY + ".")})
-    if not parts:
-        raise IntellegoError(f"out={str(out)!r} holds no shards")
-    return summarize(merge(parts), stats, is_tuple)
+def _loop(adapter: Adapter, source: Source, out: Path, fmt: str, batch_size: int, shard_size: int, store: bool,
+          stats: list[Stat] | None, done: set[int], local: Merged | None, g: Group,
+          progress: bool | None) -> tuple[list[int], float, int]:
+    """Compute and write this rank's missing shards; returns their ids, the seconds and the examples."""
+    bar = _progress(progress, g.rank, source.count, _done_examples(out, fmt, shard_size, source.count))
+    start, examples, written = time.perf_counter(), 0, []
+    for k, rows, items in source.walk(shard_size, lambda k: k % g.world_size == g.rank and k not in done):
+        result = _run_shard(adapter, source, items, batch_size)
+        tensors = _shard_tensors(rows, result, store, stats)
+        _store.write_shard(out, k, tensors, fmt, result.extras if store else None)
+        if local is not None:
+            fold(local, {key: v for key, v in tensors.items() if key.startswith(KEY + ".")})
+        written.append(k)
+        examples += len(rows)
+        if bar is not None:
+            bar.n = _done_examples(out, fmt, shard_size, source.count)
+            bar.refresh()
+    if bar is not None:
+        bar.close()
+    return written, time.perf_counter() - start, examples

@@ -26,11 +26,12 @@ from torch import Tensor
 
 from ..errors import require
 
-__all__ = ["default_format", "shard_path", "write_shard", "read_shard", "completed", "write_json", "read_json",
-           "remove_temporaries"]
+__all__ = ["default_format", "shard_path", "write_shard", "read_shard", "read_extras", "completed", "write_json",
+           "read_json", "remove_temporaries"]
 
 _EXT = {"safetensors": "safetensors", "torch": "pt"}
 _TMP_PREFIX = ".tmp-"
+_EXTRAS = "__extras__"
 
 
 def default_format() -> str:
@@ -63,18 +64,21 @@ def _atomic(path: Path, write: Any) -> Path:
     return path
 
 
-def write_shard(out: str | Path, k: int, tensors: dict[str, Tensor], fmt: str) -> Path:
-    """Write shard ``k`` atomically (temporary file, fsync, rename); returns its path."""
+def write_shard(out: str | Path, k: int, tensors: dict[str, Tensor], fmt: str,
+                extras: list[dict[str, Any]] | None = None) -> Path:
+    """Write shard ``k`` atomically (temporary file, fsync, rename); returns its path. ``extras`` (one JSON-able
+    dict per example, e.g. token lists) go to the file's metadata."""
     path = shard_path(out, k, fmt)
     data = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    meta = None if extras is None else json.dumps(extras)
     if fmt == "safetensors":
         from safetensors.torch import save_file
 
-        return _atomic(path, lambda tmp: save_file(data, tmp))
+        return _atomic(path, lambda tmp: save_file(data, tmp, metadata=None if meta is None else {_EXTRAS: meta}))
 
     def save(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            torch.save(data, f)
+            torch.save(data if meta is None else {**data, _EXTRAS: meta}, f)
 
     return _atomic(path, save)
 
@@ -88,7 +92,20 @@ def read_shard(path: str | Path, fmt: str, keys: list[str] | None = None) -> dic
             names = f.keys() if keys is None else [k for k in keys if k in set(f.keys())]
             return {name: f.get_tensor(name) for name in names}
     data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    data.pop(_EXTRAS, None)
     return data if keys is None else {k: data[k] for k in keys if k in data}
+
+
+def read_extras(path: str | Path, fmt: str) -> list[dict[str, Any]] | None:
+    """The per-example extras of one shard, or None when it has none."""
+    if fmt == "safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = (f.metadata() or {}).get(_EXTRAS)
+    else:
+        meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(_EXTRAS)
+    return None if meta is None else list(json.loads(meta))
 
 
 def completed(out: str | Path, fmt: str) -> list[int]:

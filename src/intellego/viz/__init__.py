@@ -21,8 +21,8 @@ from typing import Any
 from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
-from .compare import Comparison, compare_methods, demo_figure, run_method, shapes_comparison
-from .features import visualize_feature_attr
+from .bar_chart import visualize_feature_attr
+from .compare import Comparison, compare_methods, run_method
 from .image import (
     as_image_array,
     normalize_image_attr,
@@ -46,8 +46,6 @@ __all__ = [
     "compare_methods",
     "run_method",
     "Comparison",
-    "shapes_comparison",
-    "demo_figure",
     "render_image_attr",
     "normalize_image_attr",
     "normalize_attr",
@@ -76,8 +74,22 @@ def plot_explanation(explanation: Any, index: int = 0, *, input_index: int = 0, 
     arguments go to :func:`visualize_image_attr`, :func:`visualize_timeseries_attr` or
     :func:`visualize_feature_attr`.
 
+    Args:
+        explanation: What :func:`intellego.explain` returns.
+        index: The example to draw.
+        input_index: For tuple inputs, which tensor.
+        **kwargs: Passed to the drawing function.
+
     Returns:
         ``(figure, axis)``.
+
+    Example:
+        >>> import torch, intellego
+        >>> model = torch.nn.Linear(5, 2)
+        >>> result = intellego.explain(model, torch.randn(3, 5), method="saliency", target=0)
+        >>> fig, ax = plot_explanation(result, index=2, use_pyplot=False)
+        >>> len(ax.patches)
+        5
     """
     attrs = _pick(explanation.attributions, input_index, "attributions")
     inputs = _pick(explanation.inputs, input_index, "inputs")

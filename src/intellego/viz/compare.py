@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, describe, require
-from . import _figure
+from . import figure as _figure
 from .image import as_image_array, normalize_image_attr, visualize_image_attr
 from .normalize import IMAGE_METHODS, SIGNS, check_choice
 
-__all__ = ["Comparison", "compare_methods", "run_method", "shapes_comparison", "demo_figure"]
+__all__ = ["Comparison", "compare_methods", "run_method"]
 
 
 @dataclass
@@ -60,6 +61,17 @@ class Comparison:
 
 def run_method(spec: Any, model: Any, inputs: Tensor, target: Any, name: str = "method") -> Tensor:
     """Attributions of ``inputs`` from one method spec (see :func:`compare_methods`), checked against the inputs.
+
+    Args:
+        spec: An attribution object or class, a ``(method, attribute_kwargs)`` pair, a callable
+            ``f(inputs, target)`` or a precomputed tensor.
+        model: The model that classes are built on.
+        inputs: The batch to explain.
+        target: Passed to ``attribute`` when it takes a target.
+        name: The method's name in error messages.
+
+    Returns:
+        The attributions, shaped like ``inputs`` and detached.
 
     Example:
         >>> from intellego.attr import Saliency
@@ -111,6 +123,7 @@ def _labels(model: Any, inputs: Tensor, target: Any, class_names: Any) -> list[s
     return rows
 
 
+@fill_docs
 def compare_methods(
     model: Any,
     inputs: Tensor,
@@ -141,7 +154,11 @@ def compare_methods(
         target: Passed to every method's ``attribute``.
         images: What to draw under the maps, shaped like ``inputs`` (default: ``inputs``); values in
             ``[0, 1]`` or ``[0, 255]``. Pass it when ``inputs`` are normalised.
-        method, sign, outlier_perc, cmap, alpha_overlay: As in :func:`~intellego.viz.image.visualize_image_attr`.
+        {VIZ_METHOD}
+        {SIGN}
+        {OUTLIER_PERC}
+        {CMAP}
+        {ALPHA_OVERLAY}
         class_names: Names of the model's output classes for the row labels.
         title: Figure title.
         fig_size: Figure size in inches; default about 2.2 inches per cell.
@@ -150,6 +167,16 @@ def compare_methods(
 
     Returns:
         A :class:`Comparison` with the figure, the raw attributions and the drawn maps.
+
+    Example:
+        >>> from intellego.attr import Occlusion, Saliency
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> result = compare_methods(model, x, {"Saliency": Saliency,
+        ...                                     "Occlusion": (Occlusion(model), {"sliding_window_shapes": (3, 4, 4)})},
+        ...                          target=0)
+        >>> result.axes.shape, result.attributions["Occlusion"].shape
+        ((2, 3), torch.Size([2, 3, 8, 8]))
     """
     require(isinstance(inputs, Tensor) and inputs.dim() in (3, 4),
             f"inputs must be a batch of images (N, C, H, W) or (N, H, W), got {describe(inputs)}")
@@ -188,43 +215,3 @@ def _cmap(sign: str) -> Any:
     from .image import default_cmap
 
     return default_cmap(sign)[0]
-
-
-def shapes_comparison(path: str | os.PathLike | None = "compare_shapes.png", n_images: int = 4, seed: int = 0,
-                      model: Callable | None = None) -> Comparison:
-    """The demo figure: Integrated Gradients, Saliency and occlusion with a large and a small window on
-    ``n_images`` images of the shipped shapes data, attributing each image's true class.
-
-    ``model`` defaults to the shipped ``ShapesCNN`` (``intellego.models.load_shapes_cnn``). Occlusion columns are
-    included when ``intellego.attr`` provides ``Occlusion``.
-    """
-    from .. import attr
-    from ..data import make_shapes
-
-    if model is None:
-        from ..models import load_shapes_cnn
-
-        model = load_shapes_cnn()
-    data = make_shapes(n_images, seed=seed)
-    methods: dict[str, Any] = {
-        "Integrated Gradients": (attr.IntegratedGradients(model), {"n_steps": 32}),
-        "Saliency": attr.Saliency(model),
-    }
-    occlusion = getattr(attr, "Occlusion", None)
-    if occlusion is not None:
-        side = data.images.shape[-1]
-        big, small = max(2, side // 4), max(1, side // 8)
-        methods[f"Occlusion {big}x{big}"] = (occlusion(model), {"sliding_window_shapes": (3, big, big),
-                                                                 "strides": (3, big // 2, big // 2)})
-        methods[f"Occlusion {small}x{small}"] = (occlusion(model), {"sliding_window_shapes": (3, small, small),
-                                                                     "strides": (3, max(1, small // 2),
-                                                                                 max(1, small // 2))})
-    return compare_methods(model, data.images, methods, target=data.labels, class_names=data.classes,
-                           title="Which pixels decide the class?", path=path)
-
-
-def demo_figure(path: str | os.PathLike = "comparison.png", n_images: int = 4, seed: int = 0,
-                model: Callable | None = None) -> Path:
-    """Write :func:`shapes_comparison`'s figure to ``path`` (any suffix matplotlib saves) and return the path."""
-    result = shapes_comparison(None, n_images=n_images, seed=seed, model=model)
-    return result.save(path)

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, require
-from . import _figure
+from . import figure as _figure
 from .normalize import IMAGE_METHODS, SIGNS, check_choice, normalize_attr, to_numpy
 
 __all__ = [
@@ -32,12 +33,21 @@ __all__ = [
     "visualize_image_attr",
     "visualize_image_attr_multiple",
     "default_cmap",
+    "channels_at_end",
 ]
 
 _CHANNELS = (1, 3, 4)
 
 
-def _channel_axis_last(shape: tuple[int, ...], channels_last: bool | None, prefer_last: bool) -> bool:
+def channels_at_end(shape: tuple[int, ...], channels_last: bool | None = None, *, prefer_last: bool = False) -> bool:
+    """The one image-layout rule (figures here and the Insights explorer): whether a 3-d image's channel axis is
+    its last. ``channels_last`` when given; else the end whose size is 1, 3 or 4 when only one end has such a size;
+    else ``prefer_last`` (True for NumPy arrays, Captum's ``(H, W, C)``; False for tensors, torch's ``(C, H, W)``).
+
+    Example:
+        >>> channels_at_end((32, 32, 3)), channels_at_end((3, 32, 32)), channels_at_end((5, 6, 7))
+        (True, False, False)
+    """
     if channels_last is not None:
         return channels_last
     first, last = shape[0] in _CHANNELS, shape[-1] in _CHANNELS
@@ -52,6 +62,14 @@ def as_image_array(x: Any, name: str, channels_last: bool | None = None) -> np.n
     A 3-d array's channel axis is ``channels_last`` when given; otherwise the axis of size 1, 3 or 4 if only one
     end has such a size, else the last axis for NumPy arrays (Captum's layout) and the first for tensors.
 
+    Args:
+        x: An image or map: array or tensor, 2-d, 3-d, or 4-d with a batch of one.
+        name: The argument's name for error messages.
+        channels_last: Where the channel axis of a 3-d input is; None infers it.
+
+    Returns:
+        A float64 array ``(H, W)`` or ``(H, W, C)``.
+
     Example:
         >>> as_image_array(torch.zeros(1, 3, 5, 7), "image").shape
         (5, 7, 3)
@@ -62,7 +80,7 @@ def as_image_array(x: Any, name: str, channels_last: bool | None = None) -> np.n
         arr = arr[0]
     require(arr.ndim in (2, 3), f"{name} must have shape (H, W), (H, W, C) or (C, H, W), got shape {arr.shape}")
     require(min(arr.shape) > 0, f"{name} must not be empty, got shape {arr.shape}")
-    if arr.ndim == 3 and not _channel_axis_last(arr.shape, channels_last, prefer_last=not is_tensor):
+    if arr.ndim == 3 and not channels_at_end(arr.shape, channels_last, prefer_last=not is_tensor):
         arr = np.moveaxis(arr, 0, -1)
     return arr
 
@@ -87,9 +105,19 @@ def _unit_image(image: np.ndarray) -> np.ndarray:
     return unit
 
 
+@fill_docs
 def normalize_image_attr(attr: Any, sign: Any = "absolute_value", outlier_perc: float = 2, *,
                          channels_last: bool | None = None) -> np.ndarray:
     """The ``(H, W)`` map a figure shows: channels summed, then :func:`~intellego.viz.normalize.normalize_attr`.
+
+    Args:
+        {VIZ_ATTR}
+        {SIGN}
+        {OUTLIER_PERC}
+        {CHANNELS_LAST}
+
+    Returns:
+        A float64 ``(H, W)`` array in ``[-1, 1]`` (``[0, 1]`` unless ``sign="all"``).
 
     Example:
         >>> normalize_image_attr(torch.ones(3, 2, 2), "positive").tolist()
@@ -122,6 +150,7 @@ def _checked(method: Any, sign: Any, original_image: Any) -> tuple[str, str]:
     return method, sign
 
 
+@fill_docs
 def render_image_attr(attr: Any, original_image: Any = None, method: Any = "heat_map",
                       sign: Any = "absolute_value", outlier_perc: float = 2, cmap: Any = None,
                       alpha_overlay: float = 0.5, *, channels_last: bool | None = None) -> np.ndarray:
@@ -130,6 +159,19 @@ def render_image_attr(attr: Any, original_image: Any = None, method: Any = "heat
     ``heat_map`` colours the normalised map; ``blended_heat_map`` lays it with opacity ``alpha_overlay`` over
     the grayscale image; ``original_image`` is the image; ``masked_image`` multiplies the image by the map;
     ``alpha_scaling`` keeps the image's colours and uses the map as opacity.
+
+    Args:
+        {VIZ_ATTR}
+        {ORIGINAL_IMAGE}
+        {VIZ_METHOD}
+        {SIGN}
+        {OUTLIER_PERC}
+        {CMAP}
+        {ALPHA_OVERLAY}
+        {CHANNELS_LAST}
+
+    Returns:
+        The ``(H, W, 4)`` float array.
 
     Example:
         >>> rgba = render_image_attr(np.ones((2, 3)), np.zeros((2, 3, 3)), "alpha_scaling", "positive")
@@ -238,6 +280,7 @@ def visualize_image_attr(
     return fig, ax
 
 
+@fill_docs
 def visualize_image_attr_multiple(
     attr: Any,
     original_image: Any,
@@ -252,8 +295,19 @@ def visualize_image_attr_multiple(
 ) -> tuple[Any, Any]:
     """Draw the same attributions with several methods side by side in one row (Captum's function).
 
-    ``methods``, ``signs`` and ``titles`` are parallel lists; other keyword arguments go to every
-    :func:`visualize_image_attr` call. Returns ``(figure, axes)``: one axis for one method, else a list.
+    Args:
+        {VIZ_ATTR}
+        {ORIGINAL_IMAGE}
+        methods: Drawing methods, one per panel (see ``method`` of :func:`visualize_image_attr`).
+        signs: The ``sign`` of each panel, parallel to ``methods``.
+        titles: Panel titles, parallel to ``methods``.
+        {FIG_SIZE}
+        {USE_PYPLOT}
+        {PATH}
+        **kwargs: Passed to every :func:`visualize_image_attr` call (``outlier_perc``, ``cmap``, ...).
+
+    Returns:
+        ``(figure, axes)``: one axis for one method, else a list.
 
     Example:
         >>> img = np.random.rand(6, 6, 3)

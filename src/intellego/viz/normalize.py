@@ -104,6 +104,13 @@ def cumulative_sum_threshold(values: np.ndarray, percentile: float) -> float:
 
     ``values`` must be non-negative. With ``percentile=100`` this is the maximum.
 
+    Args:
+        values: Non-negative values, any shape.
+        percentile: Percent of the total, 0 to 100.
+
+    Returns:
+        The threshold value.
+
     Example:
         >>> cumulative_sum_threshold(np.array([1.0, 1.0, 2.0]), 50)
         1.0

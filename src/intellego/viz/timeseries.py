@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from .._docs import fill_docs
 from ..errors import require
-from . import _figure
+from . import figure as _figure
 from .image import default_cmap
 from .normalize import SIGNS, TIMESERIES_METHODS, check_choice, normalize_attr, to_numpy
 
@@ -72,6 +73,7 @@ def _colored_line(ax: Any, x: np.ndarray, y: np.ndarray, colors: np.ndarray, **k
     ax.set_ylim(lo - pad, hi + pad)
 
 
+@fill_docs
 def visualize_timeseries_attr(
     attr: Any,
     data: Any,
@@ -102,12 +104,18 @@ def visualize_timeseries_attr(
         method: ``overlay_individual`` (one panel per channel, attributions as a colour band behind it),
             ``overlay_combined`` (all channels in one panel, channel-summed attributions as the band) or
             ``colored_graph`` (one panel per channel, the curve coloured by its attributions).
-        sign, outlier_perc, cmap, show_colorbar, title, fig_size, use_pyplot, plt_fig_axis: As in
-            :func:`~intellego.viz.image.visualize_image_attr`.
+        {SIGN}
+        {OUTLIER_PERC}
+        {CMAP}
+        {SHOW_COLORBAR}
+        {TITLE}
+        {FIG_SIZE}
+        {USE_PYPLOT}
+        {PLT_FIG_AXIS}
         channel_labels: One label per channel (y-axis labels, or the legend for ``overlay_combined``).
         channels_last: Whether the channel axis is the last one.
         alpha_overlay: Opacity of the colour band.
-        path: Save the figure there; the suffix picks the format.
+        {PATH}
         **pyplot_kwargs: Passed to the line plots (``linewidth=2``, ``color="k"``, ...).
 
     Returns:
@@ -122,17 +130,8 @@ def visualize_timeseries_attr(
     """
     method = check_choice(method, TIMESERIES_METHODS, "method")
     sign = check_choice(sign, SIGNS, "sign")
-    a, d = _channels_first(attr, "attr", channels_last), _channels_first(data, "data", channels_last)
-    require(a.shape == d.shape, f"attr and data must have the same shape, got {tuple(np.shape(attr))} and "
-            f"{tuple(np.shape(data))}")
-    n_channels, length = d.shape
-    if n_channels > length:
-        warnings.warn(f"{n_channels} channels but only {length} time steps; is channels_last={channels_last} "
-                      "right?", UserWarning, stacklevel=2)
-    require(channel_labels is None or len(channel_labels) == n_channels,
-            f"channel_labels must have one entry per channel ({n_channels}), got {channel_labels!r}")
-    x = np.arange(length, dtype=np.float64) if x_values is None else to_numpy(x_values, "x_values").ravel()
-    require(x.shape[0] == length, f"x_values must have {length} entries (one per step), got {x.shape[0]}")
+    a, d, x = _series(attr, data, x_values, channels_last, channel_labels)
+    n_channels = d.shape[0]
     combined = method == "overlay_combined"
     norm = normalize_attr(a.sum(axis=0, keepdims=True) if combined else a, sign, outlier_perc)
     default, vmin, vmax = default_cmap(sign)
@@ -142,8 +141,41 @@ def visualize_timeseries_attr(
     fig, axes = _figure.new_figure(plt_fig_axis, use_pyplot, fig_size, nrows=panels, sharex=True, squeeze=False)
     axes = np.asarray(axes, dtype=object).ravel()
     require(len(axes) >= panels, f"plt_fig_axis must hold {panels} axes for method={method!r}, got {len(axes)}")
+    _draw(axes, method, x, d, colors, channel_labels, alpha_overlay, pyplot_kwargs)
+    if show_colorbar:
+        _figure.add_colorbar(fig, axes[panels - 1], colormap, vmin, vmax, pad=0.4,
+                             alpha=1.0 if method == "colored_graph" else alpha_overlay)
+    if title:
+        axes[0].set_title(title)
+    if plt_fig_axis is None and panels > 1:
+        fig.subplots_adjust(hspace=0)
+    _figure.finish(fig, use_pyplot, path)
+    return fig, axes[0] if panels == 1 else axes[:panels]
+
+
+def _series(attr: Any, data: Any, x_values: Any, channels_last: bool,
+            channel_labels: list[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attributions and data as ``(C, N)`` arrays and the ``N`` step positions, checked against each other."""
+    a, d = _channels_first(attr, "attr", channels_last), _channels_first(data, "data", channels_last)
+    require(a.shape == d.shape, f"attr and data must have the same shape, got {tuple(np.shape(attr))} and "
+            f"{tuple(np.shape(data))}")
+    n_channels, length = d.shape
+    if n_channels > length:
+        warnings.warn(f"{n_channels} channels but only {length} time steps; is channels_last={channels_last} "
+                      "right?", UserWarning, stacklevel=3)
+    require(channel_labels is None or len(channel_labels) == n_channels,
+            f"channel_labels must have one entry per channel ({n_channels}), got {channel_labels!r}")
+    x = np.arange(length, dtype=np.float64) if x_values is None else to_numpy(x_values, "x_values").ravel()
+    require(x.shape[0] == length, f"x_values must have {length} entries (one per step), got {x.shape[0]}")
+    return a, d, x
+
+
+def _draw(axes: Any, method: str, x: np.ndarray, d: np.ndarray, colors: np.ndarray,
+          channel_labels: list[str] | None, alpha_overlay: float, pyplot_kwargs: dict[str, Any]) -> None:
+    """The curves and colour bands of every channel on their panels (one panel for ``overlay_combined``)."""
+    combined = method == "overlay_combined"
     edges = step_edges(x)
-    for c in range(n_channels):
+    for c in range(d.shape[0]):
         ax = axes[0 if combined else c]
         label = channel_labels[c] if channel_labels else None
         if method == "colored_graph":
@@ -159,18 +191,9 @@ def visualize_timeseries_attr(
         if channel_labels:
             axes[0].legend(loc="best")
     if method == "colored_graph":
-        axes[0].set_xlim(x[0], x[-1] if length > 1 else x[0] + 1.0)
+        axes[0].set_xlim(x[0], x[-1] if d.shape[1] > 1 else x[0] + 1.0)
     else:
         axes[0].set_xlim(edges[0], edges[-1])
-    if show_colorbar:
-        _figure.add_colorbar(fig, axes[panels - 1], colormap, vmin, vmax, pad=0.4,
-                             alpha=1.0 if method == "colored_graph" else alpha_overlay)
-    if title:
-        axes[0].set_title(title)
-    if plt_fig_axis is None and panels > 1:
-        fig.subplots_adjust(hspace=0)
-    _figure.finish(fig, use_pyplot, path)
-    return fig, axes[0] if panels == 1 else axes[:panels]
 
 
 def _faded(colors: np.ndarray, alpha: float) -> np.ndarray:

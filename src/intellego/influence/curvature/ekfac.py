@@ -1,14 +1,16 @@
-"""K-FAC / EK-FAC factors of the Gauss-Newton curvature for ``nn.Linear`` layers.
+"""K-FAC / EK-FAC factors of the Gauss-Newton curvature for ``nn.Linear`` and ``nn.Conv2d`` layers.
 
-For a linear layer ``y = W a (+ b)`` the Gauss-Newton block is ``sum_n (a_n a_n^T) (x) (s_n s_n^T)`` summed over
-the output cotangents ``s`` of each example (pseudo-gradients ``L^T e_k`` back-propagated from the output, where
-``L L^T`` is the loss's Hessian with respect to the model output). K-FAC replaces it by ``A (x) S`` with
-``A = sum a a^T`` and ``S = sum s s^T``; EK-FAC keeps K-FAC's eigenbasis ``Q_A (x) Q_S`` and refits the
-eigenvalues to the exact diagonal of the curvature in that basis: ``Lambda_ij = sum_n (Q_S^T G_n Q_A)_ij^2``.
-On one linear layer with a squared-error loss this is the exact Gauss-Newton matrix.
+A layer's per-example weight gradient for an output cotangent ``u`` (a pseudo-gradient ``L^T e_k`` pulled back
+from the output, where ``L L^T`` is the loss's Hessian with respect to the model output) is
+``G = sum_t s_t a_t^T`` over positions ``t`` (:mod:`.layers`: tokens, or a convolution's unfolded patches), and
+the Gauss-Newton block is ``sum_{n,u} vec(G) vec(G)^T``. K-FAC (KFC for convolutions, Grosse & Martens 2016)
+replaces it by ``A (x) S / rows`` with ``A = sum a_t a_t^T`` and ``S = sum s_t s_t^T`` over all rows; EK-FAC keeps
+K-FAC's eigenbasis ``Q_A (x) Q_S`` and refits the eigenvalues to the exact diagonal of the curvature in that
+basis: ``Lambda_ij = sum (Q_S^T G Q_A)_ij^2``. On one linear or convolutional layer with a squared-error loss
+(output Hessian a multiple of the identity) this is the exact Gauss-Newton matrix.
 
-The statistics are read with hooks (:class:`~intellego.core.hooks.HookScope`), one pass for ``A`` and ``S`` and one
-for the eigen-correction; rows over positions (sequences) are summed per example.
+The statistics are read with hooks (:func:`.layers.layer_rows`), one pass for ``A`` and ``S`` and one for the
+eigen-correction, each batch cut into pieces that fit the memory budget.
 
 Example:
     >>> import torch
@@ -31,9 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...core.hooks import HookScope
 from ...errors import describe, require
 from .functional import per_example_loss
+from .layers import check_layer, layer_rows, logits_of, rows_per_chunk, split_batch_rows
 
 __all__ = ["LayerFactors", "fit_ekfac", "output_cotangents", "per_example_loss"]
 
@@ -45,7 +47,7 @@ class LayerFactors:
     """One layer's EK-FAC factors: eigenbases of ``A`` (inputs, bias column last) and ``S`` (outputs), the corrected
     eigenvalues ``(out, in [+ 1])`` and the K-FAC ones, all for the curvature summed over the dataset."""
 
-    module: nn.Linear
+    module: nn.Module
     q_in: Tensor
     q_out: Tensor
     eigenvalues: Tensor
@@ -85,41 +87,21 @@ def output_cotangents(out: Tensor, labels: Any, loss: Callable[[Any, Any], Tenso
     return roots.permute(2, 0, 1).reshape(c, *out.shape)
 
 
-def _statistics(model: nn.Module, layers: Sequence[nn.Linear], batch: Sequence[Any],
+def _statistics(model: nn.Module, layers: Sequence[nn.Module], batch: Sequence[Any],
                 loss: Callable[[Any, Any], Tensor], fisher: str, generator: torch.Generator | None,
                 ) -> tuple[list[Tensor], list[list[Tensor]]]:
-    """Layer inputs ``(n, T, in[+1])`` and, per cotangent, layer output gradients ``(n, T, out)``."""
+    """Layer input rows ``(n, T, in[+1])`` and, per layer and cotangent, output-gradient rows ``(n, T, out)``."""
     features, labels = batch[:-1], batch[-1]
-    with HookScope() as scope, torch.enable_grad():
-        in_caps = [scope.capture(m, inputs=True) for m in layers]
-        caps = [scope.capture(m) for m in layers]
-        out = model(*features)
-        found = out if isinstance(out, Tensor) else getattr(out, "logits", None)
-        require(isinstance(found, Tensor), f"EK-FAC needs a tensor output (or .logits), got {describe(out)}")
-        logits: Tensor = found  # type: ignore[assignment]
-        U = output_cotangents(logits, labels, _on_logits(loss, out), fisher, generator)
-        for m, c, ci in zip(layers, caps, in_caps):
-            require(len(c.outputs) == 1 and isinstance(ci.outputs[0], Tensor),
-                    f"EK-FAC needs each chosen layer to run once per forward pass with one input; "
-                    f"a {type(m).__name__} ran {len(c.outputs)} times")
-        acts = [c.outputs[0] for c in caps]
-        ins = []
-        for m, cap in zip(layers, in_caps):
-            a = cap.outputs[0].detach()
-            a = a.reshape(a.shape[0], -1, a.shape[-1])
-            if m.bias is not None:
-                a = torch.cat([a, torch.ones(*a.shape[:-1], 1, dtype=a.dtype, device=a.device)], -1)
-            ins.append(a)
-        grads_per_u = []
-        for k in range(U.shape[0]):
-            gs = torch.autograd.grad(logits, acts, grad_outputs=U[k], retain_graph=k + 1 < U.shape[0],
-                                     allow_unused=True)
-            grads_per_u.append([torch.zeros_like(t) if g is None else g.detach().reshape(t.shape[0], -1, t.shape[-1])
-                                for g, t in zip(gs, acts)])
-    return ins, [list(col) for col in zip(*grads_per_u)]
+
+    def cotangents(out: Any) -> tuple[Tensor, list[Tensor]]:
+        logits = logits_of(out, "EK-FAC")
+        return logits, list(output_cotangents(logits, labels, on_logits(loss, out), fisher, generator))
+
+    _, ins, outs = layer_rows(model, layers, features, cotangents)
+    return ins, outs
 
 
-def _on_logits(loss: Callable[[Any, Any], Tensor], out: Any) -> Callable[[Tensor, Any], Tensor]:
+def on_logits(loss: Callable[[Any, Any], Tensor], out: Any) -> Callable[[Tensor, Any], Tensor]:
     """The loss as a function of the logits tensor, for a model returning an object with ``.logits``."""
     if isinstance(out, Tensor):
         return loss
@@ -128,20 +110,26 @@ def _on_logits(loss: Callable[[Any, Any], Tensor], out: Any) -> Callable[[Tensor
     return lambda z, y: loss(types.SimpleNamespace(logits=z), y)
 
 
-def fit_ekfac(model: nn.Module, layers: Sequence[nn.Linear], batches: Iterable[Sequence[Any]],
+def fit_ekfac(model: nn.Module, layers: Sequence[nn.Module], batches: Iterable[Sequence[Any]],
               loss: Callable[[Any, Any], Tensor], *, fisher: str = "exact", generator: torch.Generator | None = None,
-              progress: Callable[[], None] | None = None) -> list[LayerFactors]:
-    """Fit K-FAC factors (first pass) and EK-FAC's corrected eigenvalues (second pass) over ``batches``."""
+              progress: Callable[[], None] | None = None, memory_budget: int | None = None) -> list[LayerFactors]:
+    """Fit K-FAC factors (first pass) and EK-FAC's corrected eigenvalues (second pass) over ``batches``, each
+    batch cut into pieces whose rows fit ``memory_budget``."""
     require(fisher in ("exact", "sampled"), f"fisher must be 'exact' or 'sampled', got {describe(fisher)}")
-    for m in layers:
-        require(isinstance(m, nn.Linear), f"EK-FAC supports nn.Linear layers, got {type(m).__name__}")
+    for i, m in enumerate(layers):
+        check_layer(str(i), m, "EK-FAC")
     batches = list(batches)
+    pieces = _pieces(model, layers, batches, fisher, memory_budget)
     A: list[Tensor] = []
     S: list[Tensor] = []
-    count = 0
-    for batch in batches:
-        ins, outs = _statistics(model, layers, batch, loss, fisher, generator)
-        count += ins[0].shape[0]
+    positions = 0
+    for piece in pieces:
+        if piece is None:
+            if progress:
+                progress()
+            continue
+        ins, outs = _statistics(model, layers, piece, loss, fisher, generator)
+        positions += ins[0].shape[0] * ins[0].shape[1]
         for i, (a, ss) in enumerate(zip(ins, outs)):
             a2 = a.reshape(-1, a.shape[-1])
             s2 = torch.cat([s.reshape(-1, s.shape[-1]) for s in ss])
@@ -150,24 +138,36 @@ def fit_ekfac(model: nn.Module, layers: Sequence[nn.Linear], batches: Iterable[S
                 S.append(torch.zeros(s2.shape[1], s2.shape[1], dtype=s2.dtype))
             A[i] += a2.T @ a2
             S[i] += s2.T @ s2
-        if progress:
-            progress()
     bases = []
-    for a_mat, s_mat in zip(A, S):
+    for a_mat, s_mat in zip(A, S):  # K-FAC (KFC for convolutions): A (x) S / number of rows
         la, qa = torch.linalg.eigh(a_mat)
         ls, qs = torch.linalg.eigh(s_mat)
-        bases.append((qa, qs, torch.outer(ls.clamp_min(0), la.clamp_min(0)) / max(count, 1)))
+        bases.append((qa, qs, torch.outer(ls.clamp_min(0), la.clamp_min(0)) / max(positions, 1)))
     corrected = [torch.zeros_like(b[2]) for b in bases]
-    for batch in batches:
-        ins, outs = _statistics(model, layers, batch, loss, fisher, generator)
+    for piece in pieces:
+        if piece is None:
+            if progress:
+                progress()
+            continue
+        ins, outs = _statistics(model, layers, piece, loss, fisher, generator)
         for i, (a, ss) in enumerate(zip(ins, outs)):
             qa, qs, _ = bases[i]
             ra = a @ qa
             for s in ss:
-                rs = s @ qs
-                G = torch.einsum("nto,nti->noi", rs, ra)
+                G = torch.einsum("nto,nti->noi", s @ qs, ra)
                 corrected[i] += (G * G).sum(0)
-        if progress:
-            progress()
     return [LayerFactors(m, qa, qs, lam, kf, m.bias is not None)
             for m, (qa, qs, kf), lam in zip(layers, bases, corrected)]
+
+
+def _pieces(model: nn.Module, layers: Sequence[nn.Module], batches: list[Sequence[Any]], fisher: str,
+            memory_budget: int | None) -> list[Any]:
+    """The batches cut to the memory budget, ``None`` after each batch's pieces (a progress tick)."""
+    out: list[Any] = []
+    rows: int | None = None
+    for batch in batches:
+        if rows is None:  # fisher="exact": one cotangent per output number
+            rows = rows_per_chunk(model, layers, batch[:-1], 1 if fisher == "sampled" else None, memory_budget)
+        out.extend(split_batch_rows(batch, rows))
+        out.append(None)
+    return out

@@ -1,7 +1,11 @@
 """TRAK's pieces: seeded random projections of per-example gradients and the after-kernel inverse.
 
-:func:`projection` draws a ``(P, k)`` Rademacher (or Gaussian) matrix scaled by ``1/sqrt(k)`` from its own seed, in
-row blocks, so a checkpoint's projection is reproducible and never touches the global RNG. :func:`kernel_inverse`
+:func:`projection` draws a dense ``(P, k)`` Rademacher (or Gaussian) matrix scaled by ``1/sqrt(k)`` from its own
+seed, in row blocks, so a checkpoint's projection is reproducible and never touches the global RNG.
+:func:`factored_projections` draws, per ``nn.Linear`` / ``nn.Conv2d`` layer, a Gaussian pair ``(P_in, P_out)``:
+the layer's per-example gradient ``sum_t s_t a_t^T`` projected by ``P_in (x) P_out`` is
+``sum_t (P_out^T s_t)(P_in^T a_t)^T`` (:func:`factored_features`), computed from the layer's rows without ever
+forming the gradient (the Kronecker-structured projection of LoGra, Choe et al. 2024). :func:`kernel_inverse`
 returns the Cholesky factor of ``Phi^T Phi + damping I`` for the projected training gradients ``Phi``.
 
 Example:
@@ -9,16 +13,22 @@ Example:
     >>> P = projection(10, 4, seed=0)
     >>> P.shape, bool(torch.equal(P, projection(10, 4, seed=0)))
     (torch.Size([10, 4]), True)
+    >>> split_dims([(11, 133), (134, 3)], 512)  # (k_in, k_out) per layer: 6 x 67 + 70 x 2 dimensions
+    [(6, 67), (70, 2)]
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from ...errors import require
 
-__all__ = ["projection", "kernel_inverse", "margin_output"]
+__all__ = ["projection", "split_dims", "factored_projections", "factored_features", "kernel_inverse",
+           "margin_output"]
 
 _BLOCK = 4096
 
@@ -37,6 +47,37 @@ def projection(p: int, k: int, *, seed: int, kind: str = "gaussian", dtype: torc
             block = torch.randn(rows, k, generator=gen, dtype=dtype)
         blocks.append(block)
     return torch.cat(blocks) / k ** 0.5
+
+
+def split_dims(shapes: Sequence[tuple[int, int]], k: int) -> list[tuple[int, int]]:
+    """``(k_in, k_out)`` per layer of ``(d_in, d_out)`` rows: a layer gets about ``k`` times its share of the
+    parameters, split between its sides in proportion to their sizes (its full ``(d_in, d_out)`` when ``k`` is
+    the parameter count, which makes the projection invertible)."""
+    total = sum(a * g for a, g in shapes)
+    out = []
+    for a, g in shapes:
+        kl = max(1, round(k * a * g / total))
+        ka = min(a, max(1, round(math.sqrt(kl * a / g))))
+        out.append((ka, min(g, max(1, round(kl / ka)))))
+    return out
+
+
+def factored_projections(shapes: Sequence[tuple[int, int]], dims: Sequence[tuple[int, int]], *, seed: int,
+                         dtype: torch.dtype = torch.float32) -> list[tuple[Tensor, Tensor]]:
+    """Gaussian ``(P_in (d_in, k_in), P_out (d_out, k_out))`` per layer with entries ``N(0, 1/k)``, from one
+    generator seeded with ``seed``: the entries of ``P_in (x) P_out`` have variance ``1 / (k_in k_out)``."""
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randn(a, ka, generator=gen, dtype=dtype) / ka ** 0.5,
+             torch.randn(g, kg, generator=gen, dtype=dtype) / kg ** 0.5) for (a, g), (ka, kg) in zip(shapes, dims)]
+
+
+def factored_features(ins: Sequence[Tensor], outs: Sequence[Tensor], projs: Sequence[tuple[Tensor, Tensor]]
+                      ) -> Tensor:
+    """Projected per-example gradients ``(n, sum k_in k_out)`` from input rows ``(n, T, d_in)`` and output-gradient
+    rows ``(n, T, d_out)``: per layer ``vec(sum_t (s_t P_out)^T (a_t P_in))``, output index first."""
+    parts = [((s @ pg).transpose(1, 2) @ (a @ pa)).reshape(a.shape[0], -1)
+             for a, s, (pa, pg) in zip(ins, outs, projs)]
+    return torch.cat(parts, 1)
 
 
 def kernel_inverse(phi: Tensor, damping: float) -> Tensor:

@@ -1,6 +1,6 @@
-"""Captum's ``captum.insights.attr_vis.features``: the feature types of :mod:`intellego.insights.features`."""
+"""Captum's ``captum.insights.attr_vis.features``: the feature types of :mod:`intellego.insights.feature_types`."""
 
-from ..features import (
+from ..feature_types import (
     BaseFeature,
     EmptyFeature,
     FeatureOutput,

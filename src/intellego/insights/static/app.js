@@ -24,6 +24,13 @@ const SIGNS = {
 
 // ------------------------------------------------------------------------------------------ transports
 
+/** The error a transport rejects with when the user's Cancel stopped the job (shown as a note, not an error). */
+function cancelledError() {
+  const error = new Error("cancelled");
+  error.cancelled = true;
+  return error;
+}
+
 /** Talks to intellego.insights.server: JSON over fetch, token in a header, job progress by polling. */
 export function httpTransport(base, token) {
   let current = null;
@@ -53,6 +60,7 @@ export function httpTransport(base, token) {
         if (current === job.id) current = null;
       }
       if (job.state === "done") return job.result;
+      if (job.state === "cancelled") throw cancelledError();
       throw new Error(job.error || job.state);
     },
     cancel() {
@@ -71,6 +79,7 @@ export function widgetTransport(model) {
     if (msg.type === "progress") entry.onProgress(msg);
     else if (msg.type === "result") { pending.delete(msg.id); entry.resolve(msg.result); }
     else if (msg.type === "error") { pending.delete(msg.id); entry.reject(new Error(msg.message)); }
+    else if (msg.type === "cancelled") { pending.delete(msg.id); entry.reject(cancelledError()); }
   };
   model.on("msg:custom", onMessage);
   return {
@@ -96,15 +105,28 @@ export function staticTransport(data) {
     async run(request) {
       const run = data.runs[request.run];
       if (!run) throw new Error(`this export has no run ${request.run}`);
-      const samples = run.samples.slice(request.offset, request.offset + request.count);
+      const kept = run.samples.filter((s) => matches(s, request.classes || [], request.prediction || "all"));
+      const samples = kept.slice(request.offset, request.offset + request.count);
+      const filtered = kept.length < run.samples.length;
       return {
         ...run, samples, offset: request.offset, count: request.count,
-        has_more: request.offset + request.count < run.samples.length,
-        message: samples.length ? "" : "no more samples in this export",
+        has_more: request.offset + request.count < kept.length,
+        message: samples.length ? (filtered ? `${kept.length} of the ${run.samples.length} saved samples match` : "")
+          : (filtered ? "no saved sample matches these filters" : "no more samples in this export"),
       };
     },
     cancel() {},
   };
+}
+
+/** The session's filter, on a saved sample: its true class (the predicted one when it has no label) among
+ * `classes` (none = all), and `prediction` "all", "correct" or "incorrect". */
+function matches(sample, classes, prediction) {
+  const key = sample.label ?? (sample.predictions[0] || {}).label;
+  if (classes.length && !classes.includes(key)) return false;
+  if (prediction === "correct") return sample.correct === true;
+  if (prediction === "incorrect") return sample.correct === false;
+  return true;
 }
 
 export default {
@@ -214,6 +236,24 @@ function drawOverlay(canvas, image, heat, view) {
     }
   }
   ctx.putImageData(data, 0, 0);
+}
+
+/** The colour legend: the map across the values the sign mode shows, with what its ends mean. */
+function drawLegend(box, view) {
+  const canvas = h("canvas", { class: "ii-legend-bar", width: 120, height: 10, title: `${view.cmap}, ${view.sign}` });
+  const ctx = canvas.getContext("2d");
+  for (let x = 0; x < canvas.width; x++) {
+    const t = x / (canvas.width - 1);
+    const { rgb } = paint(view.sign === "all" ? 2 * t - 1 : t, view);
+    ctx.fillStyle = `rgb(${rgb.join(",")})`;
+    ctx.fillRect(x, 0, 1, canvas.height);
+  }
+  const ends = {
+    all: ["negative", "0", "positive"], positive: ["0", "positive"],
+    negative: ["0", "negative (size)"], absolute: ["0", "|attribution|"],
+  }[view.sign] || ["low", "high"];
+  box.replaceChildren(canvas, h("div", { class: "ii-legend-labels" }, ends.map((t) => h("span", {}, t))));
+  box.dataset.sign = view.sign;
 }
 
 function bar(label, value, scale, view, detail) {
@@ -355,11 +395,14 @@ export function mount(root, transport) {
 
   function request(offset) {
     const count = Number(el.count.value);
-    if (state.config.static) return { run: Number(el.run.value), offset, count };
-    return {
-      model: Number(el.model.value),
+    const filters = {
       classes: [...el.classes.querySelectorAll("input:checked")].map((c) => c.value),
       prediction: el.prediction.value,
+    };
+    if (state.config.static) return { run: Number(el.run.value), ...filters, offset, count };
+    return {
+      model: Number(el.model.value),
+      ...filters,
       method: el.method.value,
       arguments: readArgs(),
       offset,
@@ -374,13 +417,15 @@ export function mount(root, transport) {
     const parts = [];
     if (cfg.static) {
       el.run = select("run", Object.fromEntries(cfg.runs.map((r, i) => [i, r.label])), "0", () => fetchPage(0));
+      buildFilters(cfg, () => fetchPage(0));
       parts.push(h("fieldset", {}, h("legend", {}, "Saved runs"), field("run", el.run),
-        h("p", { class: "ii-note" }, "A static export: these runs were computed when it was written.")));
+        h("p", { class: "ii-note" }, "A static export: these runs were computed when it was written.")),
+      h("fieldset", {}, h("legend", {}, "Filter the saved samples"),
+        h("div", { class: "ii-field" }, h("span", {}, "classes (none = all)"), el.classes),
+        field("predictions", el.prediction)));
     } else {
       el.model = select("model", Object.fromEntries(cfg.models.map((m, i) => [i, m])), "0");
-      el.classes = h("div", { class: "ii-classes" }, cfg.classes.map((c) => h("label", { class: "ii-check" },
-        h("input", { type: "checkbox", name: "class", value: c }), c)));
-      el.prediction = select("prediction", Object.fromEntries(cfg.predictions.map((p) => [p, p])), "all");
+      buildFilters(cfg);
       el.method = select("method", Object.fromEntries(cfg.methods.map((m) => [m.name, m.name])),
         cfg.defaults.method, renderArgs);
       el.args = h("div", { class: "ii-args" });
@@ -389,7 +434,8 @@ export function mount(root, transport) {
         h("fieldset", {}, h("legend", {}, "Data"), cfg.models.length > 1 ? field("model", el.model) : null,
           h("div", { class: "ii-field" }, h("span", {}, "classes (none = all)"), el.classes),
           field("predictions", el.prediction)),
-        h("fieldset", {}, h("legend", {}, "Method"), field("method", el.method), el.summary, el.args));
+        h("fieldset", {}, h("legend", {}, "Method"), field("attribution method", el.method), el.summary,
+          h("div", { class: "ii-field" }, h("span", {}, "arguments"), el.args)));
     }
     el.fetch = h("button", { type: "submit", class: "ii-primary", name: "fetch" }, cfg.static ? "Show" : "Fetch");
     el.cancel = h("button", { type: "button", name: "cancel", disabled: true,
@@ -398,7 +444,8 @@ export function mount(root, transport) {
       onclick: () => fetchPage(Math.max(0, state.offset - Number(el.count.value))) }, "◀ Prev");
     el.next = h("button", { type: "button", name: "next", disabled: true,
       onclick: () => fetchPage(state.offset + Number(el.count.value)) }, "Next ▶");
-    const redraw = () => { Object.assign(state.view, readView()); renderResult(); };
+    el.legend = h("div", { class: "ii-legend", role: "img", ariaLabel: "colour legend" });
+    const redraw = () => { Object.assign(state.view, readView()); drawLegend(el.legend, state.view); renderResult(); };
     el.cmap = select("cmap", Object.fromEntries(Object.keys(COLORMAPS).map((k) => [k, k])), state.view.cmap, redraw);
     el.sign = select("sign", SIGNS, state.view.sign, redraw);
     el.opacity = h("input", { type: "range", name: "opacity", min: "0", max: "1", step: "0.05",
@@ -407,9 +454,17 @@ export function mount(root, transport) {
       h("fieldset", {}, h("legend", {}, "Page"), field("samples per page", el.count),
         h("div", { class: "ii-buttons" }, el.fetch, el.cancel), h("div", { class: "ii-buttons" }, el.prev, el.next)),
       h("fieldset", {}, h("legend", {}, "Display"), field("colour map", el.cmap), field("sign", el.sign),
-        field("overlay opacity", el.opacity)));
+        field("overlay opacity", el.opacity), h("div", { class: "ii-field" }, h("span", {}, "legend"), el.legend)));
     el.controls.replaceChildren(...parts);
+    drawLegend(el.legend, state.view);
     if (!cfg.static) renderArgs();
+  }
+
+  /** The class checkboxes and the prediction filter (live in a static export: it filters what it saved). */
+  function buildFilters(cfg, onchange) {
+    el.classes = h("div", { class: "ii-classes" }, cfg.classes.map((c) => h("label", { class: "ii-check" },
+      h("input", { type: "checkbox", name: "class", value: c, ...(onchange ? { onchange } : {}) }), c)));
+    el.prediction = select("prediction", Object.fromEntries(cfg.predictions.map((p) => [p, p])), "all", onchange);
   }
 
   function readView() {
@@ -456,7 +511,11 @@ export function mount(root, transport) {
       renderResult();
       el.phase.textContent = "";
     } catch (error) {
-      if (seq === state.seq) { showError(error); el.phase.textContent = ""; }
+      if (seq === state.seq && error.cancelled) {
+        el.phase.textContent = "cancelled";
+        el.message.textContent = state.result ? "Cancelled: the results below are from the previous request."
+          : "Cancelled.";
+      } else if (seq === state.seq) { showError(error); el.phase.textContent = ""; }
     } finally {
       if (seq === state.seq) setBusy(false);
     }

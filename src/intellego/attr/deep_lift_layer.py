@@ -1,5 +1,5 @@
-"""Backward-rule methods at a layer or a neuron: DeepLift, DeepLiftShap, Guided Backprop, Deconvolution,
-and Guided Grad-CAM.
+"""The DeepLift family at a layer or a neuron: ``LayerDeepLift``, ``LayerDeepLiftShap``, ``NeuronDeepLift``,
+``NeuronDeepLiftShap`` (the primary methods are in :mod:`intellego.attr.deep_lift`).
 
 The layer variants take the rule engine's gradients with respect to the layer (``rule_gradients(...,
 layer=)``); the neuron variants run the primary method on the model cut at the layer with the neuron as the
@@ -8,7 +8,6 @@ target (see :mod:`intellego.attr.neuron`).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -19,17 +18,13 @@ from ..core.grad import ForwardSpec, use_grad_kwargs
 from ..core.inputs import pack, pack_baselines, require_float, unpack
 from ..engines.rules import rule_gradients
 from ..errors import IntellegoError, describe, require
-from ._base import GradientAttribution, LayerAttribution
+from ._base import GradientAttribution, public_call
 from ._fanout import fan_out_targets
 from ._layer_engine import LayerMethod
-from ._neuron_engine import NeuronPlan
-from .deep_lift import BaselinePairs, DeepLift, DeepLiftShap, _custom, deeplift_rules, warn_unruled
-from .guided import Deconvolution, GuidedBackprop
-from .layer import LayerGradCam
-from .neuron import NeuronMethod
+from ._neuron_engine import NeuronMethod, NeuronPlan
+from .deep_lift import BaselinePairs, DeepLift, DeepLiftShap, custom_attributions, deeplift_rules, warn_unruled
 
-__all__ = ["LayerDeepLift", "LayerDeepLiftShap", "GuidedGradCam", "NeuronDeepLift", "NeuronDeepLiftShap",
-           "NeuronGuidedBackprop", "NeuronDeconvolution"]
+__all__ = ["LayerDeepLift", "LayerDeepLiftShap", "NeuronDeepLift", "NeuronDeepLiftShap"]
 
 
 def _single(layer: Any, name: str) -> None:
@@ -56,12 +51,17 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any = None, target: Any = None, additional_forward_args: Any = None,
                   return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
                   grad_kwargs: dict[str, Any] | None = None, *, targets: list[Any] | None = None) -> Any:
-        """Attributions shaped like the layer's value; ``(attributions, delta)`` when asked. ``targets``: several
-        targets in one batched call (see :mod:`intellego.attr.layer`)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value; ``(attributions, delta)`` when asked. ``targets``: several
+            targets in one batched call (see :mod:`intellego.attr.layer`).
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, return_convergence_delta, attribute_to_layer_input, custom_attribution_func, grad_kwargs),
@@ -84,7 +84,7 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
         warn_unruled(type(self).__name__, res.unruled)
         values, ref_values = res.layer or (), res.layer_reference or ()
         if custom is not None:
-            attrs = _custom(custom, res.grads, values, ref_values)
+            attrs = custom_attributions(custom, res.grads, values, ref_values)
         elif self._multiply_by_inputs:
             attrs = tuple((v - r) * g for v, r, g in zip(values, ref_values, res.grads))
         else:
@@ -108,12 +108,17 @@ class LayerDeepLiftShap(LayerDeepLift):
         torch.Size([2, 4])
     """
 
+    @public_call
     def attribute(self, inputs: Any, baselines: Any, target: Any = None,  # type: ignore[override]
                   additional_forward_args: Any = None, return_convergence_delta: bool = False,
                   attribute_to_layer_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None, *,
                   targets: list[Any] | None = None, internal_batch_size: int | None = None) -> Any:
-        """Attributions shaped like the layer's value; deltas per (example, baseline) pair when asked."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value; deltas per (example, baseline) pair when asked.
+        """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(
                 x, b, t, a, return_convergence_delta, attribute_to_layer_input, custom_attribution_func,
@@ -129,51 +134,6 @@ class LayerDeepLiftShap(LayerDeepLift):
         delta = torch.cat([p[1] for p in parts])
         result = unpack(pairs.mean(attrs), parts[0][2])
         return (result, delta) if return_convergence_delta else result
-
-
-class GuidedGradCam(LayerMethod, GradientAttribution):
-    """Guided Grad-CAM (Selvaraju et al., 2017): Guided Backprop times the ReLU'd Grad-CAM map upsampled to
-    each input's spatial size. An input whose shape the map cannot be upsampled to gets an empty tensor
-    (with a warning), as in Captum.
-
-    Example:
-        >>> import torch
-        >>> from intellego.attr import GuidedGradCam
-        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
-        >>> GuidedGradCam(model, model[1]).attribute(torch.randn(2, 3, 8, 8), target=1).shape
-        torch.Size([2, 3, 8, 8])
-    """
-
-    def __init__(self, model: Any, layer: Any, device_ids: list[int] | None = None) -> None:
-        _single(layer, "GuidedGradCam")
-        super().__init__(model, layer, device_ids)
-        self.grad_cam = LayerGradCam(model, layer, device_ids)
-        self.guided_backprop = GuidedBackprop(model)
-
-    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
-                  interpolate_mode: str = "nearest", attribute_to_layer_input: bool = False, *,
-                  targets: list[Any] | None = None) -> Any:
-        """Attributions shaped like ``inputs`` (``(K, N, ...)`` for ``K`` ``targets``)."""
-        if targets is not None:
-            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
-                x, t, a, interpolate_mode, attribute_to_layer_input), inputs, None, additional_forward_args)
-        xs, was_tuple = pack(inputs)
-        cam = self.grad_cam.attribute(xs, target, additional_forward_args, attribute_to_layer_input,
-                                      relu_attributions=True)
-        if isinstance(cam, tuple):
-            require(len(cam) == 1, "GuidedGradCam needs a layer with one output tensor that runs once")
-            cam = cam[0]
-        guided, _ = pack(self.guided_backprop.attribute(xs, target, additional_forward_args))
-        out = []
-        for x, g in zip(xs, guided):
-            try:
-                out.append(g * LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode))
-            except (RuntimeError, ValueError):
-                warnings.warn(f"Grad-CAM map of shape {tuple(cam.shape)} cannot be upsampled to an input of shape "
-                              f"{tuple(x.shape)}; returning an empty tensor for it", UserWarning, stacklevel=2)
-                out.append(torch.empty(0))
-        return unpack(out, was_tuple)
 
 
 class NeuronDeepLift(NeuronMethod, GradientAttribution):
@@ -194,10 +154,15 @@ class NeuronDeepLift(NeuronMethod, GradientAttribution):
         super().__init__(model, layer, layer_call=layer_call)
         self.model, self._multiply_by_inputs = model, multiply_by_inputs
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   attribute_to_neuron_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:
-        """The neuron's DeepLIFT attributions, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            The neuron's DeepLIFT attributions, shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         dl = self._primary(self._cut(attribute_to_neuron_input, plan), self._multiply_by_inputs)
         return self._run(inputs, plan, baselines, additional_forward_args,
@@ -220,50 +185,14 @@ class NeuronDeepLiftShap(NeuronDeepLift):
     _primary = DeepLiftShap
     _stack_baselines = False
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any,  # type: ignore[override]
                   additional_forward_args: Any = None, attribute_to_neuron_input: bool = False,
                   custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None) -> Any:
-        """The neuron's DeepLiftShap attributions over the baseline distribution, shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            The neuron's DeepLiftShap attributions over the baseline distribution, shaped like ``inputs``.
+        """
         return super().attribute(inputs, neuron_selector, baselines, additional_forward_args,
                                  attribute_to_neuron_input, custom_attribution_func)
-
-
-class NeuronGuidedBackprop(NeuronMethod, GradientAttribution):
-    """Guided Backprop of one neuron with respect to the inputs.
-
-    Example:
-        >>> import torch
-        >>> from intellego.attr import NeuronGuidedBackprop
-        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4),
-        ...                             torch.nn.ReLU())
-        >>> NeuronGuidedBackprop(model, model[3]).attribute(torch.randn(2, 3), 1).shape
-        torch.Size([2, 3])
-    """
-
-    _primary: type[GuidedBackprop] | type[Deconvolution] = GuidedBackprop
-
-    def __init__(self, model: Any, layer: Any, device_ids: list[int] | None = None, *, layer_call: int = 0) -> None:
-        super().__init__(model, layer, device_ids, layer_call=layer_call)
-        self.model = model
-
-    def attribute(self, inputs: Any, neuron_selector: Any, additional_forward_args: Any = None,
-                  attribute_to_neuron_input: bool = False) -> Any:
-        """The neuron's modified gradients, shaped like ``inputs``."""
-        plan = NeuronPlan(neuron_selector)
-        method = self._primary(self._cut(attribute_to_neuron_input, plan))
-        return self._run(inputs, plan, None, additional_forward_args,
-                         lambda x, _b, t, a: method.attribute(x, target=t, additional_forward_args=a))
-
-
-class NeuronDeconvolution(NeuronGuidedBackprop):
-    """Deconvolution of one neuron with respect to the inputs.
-
-    Example:
-        >>> import torch
-        >>> from intellego.attr import NeuronDeconvolution
-        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
-        >>> NeuronDeconvolution(model, model[2]).attribute(torch.randn(2, 3), 1).shape
-        torch.Size([2, 3])
-    """
-
-    _primary = Deconvolution

@@ -1,7 +1,8 @@
 """Layer sites: read, differentiate and substitute a layer's activations inside a model's forward pass.
 
-A *site* is a module plus whether we look at its input or its output. Everything a layer or neuron method
-needs is one of four operations on sites, all run inside a :class:`~intellego.core.hooks.HookScope`:
+A *site* (:class:`~intellego.core.sites.Site`) is a module plus whether we look at its input or its output, and
+which call. Everything a layer or neuron method needs is one of four operations on sites, each a
+:class:`~intellego.core.sites.Tap` registered with ``HookScope.at``:
 
 - :func:`layer_eval`: the activations (cloned, so later in-place operations cannot change them);
 - :func:`layer_gradients`: activations and the gradient of the read-out with respect to them;
@@ -18,49 +19,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..core.grad import ForwardSpec, grads_of
-from ..core.hooks import HookScope, as_tuple
+from ..core.hooks import HookScope
 from ..core.inputs import unpack
-from ..errors import IntellegoError, describe, require
+from ..core.sites import Site, Stop, Tap, copies
+from ..errors import IntellegoError, require
 
 __all__ = ["Site", "Layout", "sites_of", "check_layers", "layer_eval", "layer_gradients", "layer_spec",
-           "neuron_forward", "pick_call", "restructure"]
-
-
-@dataclass(frozen=True)
-class Site:
-    """A module's output (or, with ``to_input``, its positional inputs)."""
-
-    module: nn.Module
-    to_input: bool = False
-
-    @property
-    def name(self) -> str:
-        return f"layer {type(self.module).__name__}" + (" (input)" if self.to_input else "")
-
-    def hook(self, scope: HookScope, fn: Callable[[int, Any], Any | None]) -> None:
-        """Call ``fn(call_index, value)`` at every call; a non-None result replaces the value."""
-        calls = [0]
-
-        def on_output(_m: nn.Module, _args: Any, out: Any) -> Any:
-            calls[0] += 1
-            return fn(calls[0] - 1, out)
-
-        def on_input(_m: nn.Module, args: tuple[Any, ...]) -> Any:
-            calls[0] += 1
-            new = fn(calls[0] - 1, args if len(args) != 1 else args[0])
-            return None if new is None else as_tuple(new)
-
-        if self.to_input:
-            scope.forward_pre_hook(self.module, on_input)
-        else:
-            scope.forward_hook(self.module, on_output)
+           "neuron_forward", "pick_call", "restructure", "LayerAsInput"]
 
 
 @dataclass(frozen=True)
@@ -105,38 +77,14 @@ def check_layers(forward_func: Any, layer: Any) -> None:
                 f"{type(forward_func).__name__}; pass a module from model.modules()")
 
 
-def _tensors(site: Site, call: int, value: Any) -> tuple[Tensor, ...]:
-    values = as_tuple(value)
-    for j, v in enumerate(values):
-        if not isinstance(v, Tensor):
-            raise IntellegoError(f"{site.name} call {call} produced {describe(v)} at position {j}; layer "
-                                 "attribution needs tensors (use attribute_to_layer_input or another layer)")
-    return values
-
-
-class _Recorder:
-    """Per-site lists of per-call tensors, plus the layout, filled in by hooks."""
-
-    def __init__(self, sites: Sequence[Site]) -> None:
-        self.sites = sites
-        self.values: list[list[tuple[Tensor, ...]]] = [[] for _ in sites]
-        self.kinds: list[list[tuple[int, bool]]] = [[] for _ in sites]
-
-    def add(self, i: int, value: Any, tensors: tuple[Tensor, ...]) -> None:
-        self.values[i].append(tensors)
-        self.kinds[i].append((len(tensors), isinstance(value, tuple)))
-
-    def finish(self) -> tuple[tuple[Tensor, ...], Layout]:
-        for site, vals in zip(self.sites, self.values):
-            if not vals:
-                raise IntellegoError(f"{site.name} did not run in the forward pass: no activations to attribute "
-                                     "(check that the layer is used by the model's forward for these inputs)")
-        flat = tuple(t for vals in self.values for call in vals for t in call)
-        return flat, Layout(tuple(tuple(k) for k in self.kinds))
-
-
-class _Stop(Exception):
-    """Raised from a hook to end a forward pass once the layer has run."""
+def _finish(taps: Sequence[Tap]) -> tuple[tuple[Tensor, ...], Layout]:
+    """The taps' kept tensors, flat (per site, per call), and their layout."""
+    for tap in taps:
+        if not tap.values:
+            raise IntellegoError(f"{tap.site.name} did not run in the forward pass: no activations to attribute "
+                                 "(check that the layer is used by the model's forward for these inputs)")
+    flat = tuple(t for tap in taps for call in tap.values for t in call)
+    return flat, Layout(tuple(tuple(tap.kinds) for tap in taps))
 
 
 def layer_eval(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tensor, ...],
@@ -146,20 +94,21 @@ def layer_eval(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tensor, .
     With the ``known`` layout of an earlier pass over the same model, the forward pass stops as soon as every
     site has run as often as it did then (the rest of the model cannot change the activations).
     """
-    rec = _Recorder(sites)
-    left = [sum(1 for _ in calls) for calls in known.calls] if known is not None else None
+    left = [len(calls) for calls in known.calls] if known is not None else []
+
+    def stop(i: int) -> Callable[[], bool]:
+        def done() -> bool:  # every site has run as often as in the known pass
+            left[i] -= 1
+            return not any(n > 0 for n in left)
+        return done
+
+    taps = [Tap(site, keep=torch.clone, stop=None if known is None else stop(i)) for i, site in enumerate(sites)]
     with HookScope() as scope, torch.no_grad():
-        for i, site in enumerate(sites):
-            def grab(call: int, value: Any, i: int = i, site: Site = site) -> None:
-                rec.add(i, value, tuple(t.clone() for t in _tensors(site, call, value)))
-                if left is not None:
-                    left[i] -= 1
-                    if not any(n > 0 for n in left):
-                        raise _Stop
-            site.hook(scope, grab)
-        with contextlib.suppress(_Stop):
+        for tap in taps:
+            scope.at(tap.site, tap)
+        with contextlib.suppress(Stop):
             spec.output(inputs)
-    return rec.finish()
+    return _finish(taps)
 
 
 def layer_gradients(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tensor, ...]) -> tuple[
@@ -174,29 +123,26 @@ def layer_gradients(spec: ForwardSpec, sites: Sequence[Site], inputs: tuple[Tens
     recording a graph: gradients are switched on in the hook of the first call (the ``no_grad`` scope
     restores the caller's mode on exit).
     """
-    rec = _Recorder(sites)
+    taps = [Tap(site, keep=_node, feed=copies) for site in sites]
     with HookScope() as scope, torch.no_grad():
-        for i, site in enumerate(sites):
-            def swap(call: int, value: Any, i: int = i, site: Site = site) -> Any:
-                torch.set_grad_enabled(True)
-                nodes = tuple(_node(t) for t in _tensors(site, call, value))
-                rec.add(i, value, nodes)
-                return unpack([t.clone() for t in nodes], isinstance(value, tuple))
-            site.hook(scope, swap)
+        for tap in taps:
+            scope.at(tap.site, tap)
         scores = spec.scores(tuple(x.detach() for x in inputs))
-    leaves, layout = rec.finish()
+    leaves, layout = _finish(taps)
     with torch.enable_grad():  # the caller may be inside torch.no_grad()
         grads = grads_of(scores, leaves)
     return grads, tuple(t.detach() for t in leaves), layout
 
 
 def _node(t: Tensor) -> Tensor:
-    """A copy of ``t`` that requires grad: connected to ``t``'s graph when it has one, else a new leaf."""
+    """A copy of ``t`` that requires grad: connected to ``t``'s graph when it has one, else a new leaf (the part
+    of the forward pass before the first site call runs without recording a graph; from here on it does)."""
+    torch.set_grad_enabled(True)
     node = t.clone()
     return node if node.requires_grad else node.requires_grad_(True)
 
 
-class _LayerAsInput:
+class LayerAsInput:
     """``f(*activations, *model_inputs, *args)``: the model with the sites' values replaced by ``activations``."""
 
     def __init__(self, forward_func: Callable[..., Any], sites: Sequence[Site], layout: Layout,
@@ -215,19 +161,24 @@ class _LayerAsInput:
             offsets.append(starts)
         with HookScope() as scope:
             for site, starts in zip(self.sites, offsets):
-                def put(call: int, value: Any, site: Site = site, starts: list[tuple[int, int]] = starts) -> Any:
-                    if call >= len(starts):
-                        raise IntellegoError(f"{site.name} ran {call + 1} times in this forward pass but "
-                                             f"{len(starts)} time(s) when its activations were recorded")
-                    a, n = starts[call]
-                    return unpack([t.clone() for t in acts[a:a + n]], isinstance(value, tuple))
-                site.hook(scope, put)
+                scope.at(site, Tap(site, feed=_replay(site, starts, acts), record=False))
             return self.forward_func(*rest)
+
+
+def _replay(site: Site, starts: list[tuple[int, int]], acts: tuple[Any, ...]) -> Callable[..., list[Tensor]]:
+    """A ``feed``: call ``i`` of the site gets (copies of) the ``i``-th recorded tensors from ``acts``."""
+    def feed(call: int, _kept: tuple[Tensor, ...]) -> list[Tensor]:
+        if call >= len(starts):
+            raise IntellegoError(f"{site.name} ran {call + 1} times in this forward pass but "
+                                 f"{len(starts)} time(s) when its activations were recorded")
+        a, n = starts[call]
+        return [t.clone() for t in acts[a:a + n]]
+    return feed
 
 
 def layer_spec(spec: ForwardSpec, sites: Sequence[Site], layout: Layout, inputs: tuple[Tensor, ...]) -> ForwardSpec:
     """A spec whose inputs are the sites' activations; the model inputs follow as batched extra arguments."""
-    fn = _LayerAsInput(spec.forward_func, sites, layout, len(inputs))
+    fn = LayerAsInput(spec.forward_func, sites, layout, len(inputs))
     return ForwardSpec(fn, (*inputs, *spec.args), spec.readout, spec.batch_size)
 
 
@@ -240,27 +191,19 @@ class _NeuronForward:
 
     def __init__(self, forward_func: Callable[..., Any], site: Site, layer_call: int,
                  check: Callable[[Any], None] | None) -> None:
-        self.forward_func, self.site, self.layer_call, self.check = forward_func, site, layer_call, check
+        self.forward_func, self.layer_call, self.check = forward_func, layer_call, check
+        self.site = replace(site, call=layer_call)
 
     def __call__(self, *args: Any) -> Any:
-        box: list[Any] = []
-        want, site, check = self.layer_call, self.site, self.check
+        want = self.layer_call
+        tap = Tap(self.site, keep=None if want >= 0 else torch.clone, stop=lambda: want >= 0, check=self.check)
         with HookScope() as scope:
-            def grab(call: int, value: Any) -> None:
-                if want < 0 or call == want:
-                    tensors = _tensors(site, call, value)
-                    if check is not None:
-                        check(value)
-                    box.append(value if want >= 0 else unpack([t.clone() for t in tensors],
-                                                               isinstance(value, tuple)))
-                    if want >= 0:
-                        raise _Stop
-            site.hook(scope, grab)
+            scope.at(self.site, tap)
             try:
                 self.forward_func(*args)
-            except _Stop:
-                return box[0]
-        return self._pick(box)
+            except Stop:
+                return tap.value(0)
+        return self._pick([tap.value(i) for i in range(len(tap.values))])
 
     def _pick(self, box: list[Any]) -> Any:
         return pick_call(box, self.layer_call, self.site)

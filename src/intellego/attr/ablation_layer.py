@@ -1,5 +1,5 @@
-"""Perturbation methods at a layer or a neuron: ``LayerFeatureAblation``, ``LayerFeaturePermutation``,
-``NeuronFeatureAblation``; and ``LayerLRP`` (relevance at a layer under the LRP rules).
+"""The ablation family at a layer or a neuron: ``LayerFeatureAblation``, ``LayerFeaturePermutation``,
+``NeuronFeatureAblation`` (the primary methods are in :mod:`intellego.attr.ablation`).
 
 A layer perturbation method is the primary perturbation method run with the layer's activations as the
 input (the model inputs ride along as extra arguments and the layer's value is substituted); a neuron one
@@ -14,20 +14,15 @@ import torch
 from torch import Tensor
 
 from ..core.grad import ForwardSpec
-from ..core.inputs import pack, require_float, unpack
+from ..core.inputs import pack, unpack
+from ..engines.layers import LayerAsInput, layer_eval, restructure
 from ..engines.perturb import ArgNames
-from ..engines.rules import rule_gradients, warn_unruled
-from ..errors import require
-from ._base import GradientAttribution, PerturbationAttribution
-from ._fanout import fan_out_targets
+from ._base import PerturbationAttribution, public_call
 from ._layer_engine import LayerMethod
-from ._neuron_engine import NeuronPlan
-from ._site import _LayerAsInput, layer_eval, restructure
+from ._neuron_engine import NeuronMethod, NeuronPlan
 from .ablation import FeatureAblation, FeaturePermutation
-from .lrp import LRP, _LRPRules
-from .neuron import NeuronMethod
 
-__all__ = ["LayerFeatureAblation", "LayerFeaturePermutation", "NeuronFeatureAblation", "LayerLRP"]
+__all__ = ["LayerFeatureAblation", "LayerFeaturePermutation", "NeuronFeatureAblation"]
 
 
 _LAYER_NAMES = ArgNames(feature_mask="layer_mask", baselines="layer_baselines", inputs="the layer's value",
@@ -42,7 +37,7 @@ class _LayerPerturbation(LayerMethod, PerturbationAttribution):
         spec = ForwardSpec.build(self.forward_func, None, additional_forward_args, xs[0].shape[0])
         sites = self._sites(to_input)
         acts, layout = layer_eval(spec, sites, xs)
-        fn = _LayerAsInput(self.forward_func, sites, layout, len(xs))
+        fn = LayerAsInput(self.forward_func, sites, layout, len(xs))
         return fn, acts, (*xs, *spec.args), layout
 
 
@@ -60,10 +55,15 @@ class LayerFeatureAblation(_LayerPerturbation):
         True
     """
 
+    @public_call
     def attribute(self, inputs: Any, layer_baselines: Any = None, target: Any = None,
                   additional_forward_args: Any = None, layer_mask: Any = None, attribute_to_layer_input: bool = False,
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value (``perturbations_per_eval`` None sizes batches itself)."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value (``perturbations_per_eval`` None sizes batches itself).
+        """
         fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
         attrs, _ = pack(FeatureAblation(fn)._ablation(acts, layer_baselines, target, args, layer_mask,
                                                       perturbations_per_eval, False, memory_budget, _LAYER_NAMES))
@@ -83,11 +83,16 @@ class LayerFeaturePermutation(_LayerPerturbation):
         torch.Size([6, 4])
     """
 
+    @public_call
     def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
                   layer_mask: Any = None, perturbations_per_eval: int | None = None, *,
                   attribute_to_layer_input: bool = False, generator: torch.Generator | None = None,
                   memory_budget: int | None = None) -> Any:
-        """Attributions shaped like the layer's value."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like the layer's value.
+        """
         fn, acts, args, layout = self._on_layer(inputs, additional_forward_args, attribute_to_layer_input)
         attrs, _ = pack(FeaturePermutation(fn)._permutation(acts, target, args, layer_mask, perturbations_per_eval,
                                                             False, generator, memory_budget, _LAYER_NAMES))
@@ -107,10 +112,15 @@ class NeuronFeatureAblation(NeuronMethod, PerturbationAttribution):
         True
     """
 
+    @public_call
     def attribute(self, inputs: Any, neuron_selector: Any, baselines: Any = None, additional_forward_args: Any = None,
                   feature_mask: Any = None, attribute_to_neuron_input: bool = False,
                   perturbations_per_eval: int | None = None, *, memory_budget: int | None = None) -> Any:
-        """Attributions shaped like ``inputs``."""
+        """Compute the attributions.
+
+        Returns:
+            Attributions shaped like ``inputs``.
+        """
         plan = NeuronPlan(neuron_selector)
         fa = FeatureAblation(self._cut(attribute_to_neuron_input, plan))
         xs, _ = pack(inputs)
@@ -126,62 +136,3 @@ class NeuronFeatureAblation(NeuronMethod, PerturbationAttribution):
             return fa.attribute(x, b, t, a, mask, perturbations_per_eval, memory_budget=memory_budget)
 
         return self._run(inputs, plan, baselines, additional_forward_args, call)
-
-
-class LayerLRP(LayerMethod, GradientAttribution):
-    """Layer-wise relevance at a layer: the layer's value times the LRP-modified gradient with respect to it.
-
-    Rules are chosen as in :class:`~intellego.attr.LRP` (keyword-only ``rules`` by module name or type).
-    A list of layers gives a list of relevances (and of deltas).
-
-    Example:
-        >>> import torch
-        >>> from intellego.attr import LayerLRP
-        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False), torch.nn.ReLU(),
-        ...                             torch.nn.Linear(4, 1, bias=False))
-        >>> rel, delta = LayerLRP(model, model[1]).attribute(torch.rand(2, 3), return_convergence_delta=True)
-        >>> rel.shape, bool(delta.abs().max() < 1e-5)
-        (torch.Size([2, 4]), True)
-    """
-
-    def __init__(self, model: Any, layer: Any, *, rules: Any = None, canonize: bool = True) -> None:
-        super().__init__(model, layer)
-        self.model = model
-        self._lrp = LRP(model, rules=rules, canonize=canonize)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
-
-    def has_convergence_delta(self) -> bool:
-        return True
-
-    def attribute(self, inputs: Any, target: Any = None, additional_forward_args: Any = None,
-                  return_convergence_delta: bool = False, attribute_to_layer_input: bool = False,
-                  verbose: bool = False, *, targets: list[Any] | None = None) -> Any:
-        """Relevance shaped like the layer's value (a list for a list of layers); ``(relevance, delta)`` with
-        ``delta = output - sum(relevance)`` per example when asked; ``targets`` as in :mod:`intellego.attr.layer`."""
-        if targets is not None:
-            return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(
-                x, t, a, return_convergence_delta, attribute_to_layer_input, verbose), inputs, None,
-                additional_forward_args)
-        xs, _ = pack(inputs)
-        require_float(xs)
-        rule_map = _LRPRules(self.model, self._lrp.rules, self._lrp.canonize)
-        rule_map.check(self.model)
-        spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
-        layers = self.layer if self._many else [self.layer]
-        results, deltas = [], []
-        for layer in layers:
-            res = rule_gradients(spec, xs, rule_map, layer=layer, layer_input=attribute_to_layer_input,
-                                 track=tuple(self.model.modules()), note_unruled=True)
-            warn_unruled(type(self).__name__, res.unruled, "the output")
-            require(res.layer is not None, "internal: the rule engine returned no layer values")
-            rel = tuple(v * g for v, g in zip(res.layer or (), res.grads))
-            n = xs[0].shape[0]
-            results.append(unpack(rel, len(rel) > 1))
-            deltas.append((res.scores - sum(r.reshape(n, -1).sum(1) for r in rel)).detach())
-        out = results if self._many else results[0]
-        if not return_convergence_delta:
-            return out
-        return out, (deltas if self._many else deltas[0])

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .._docs import fill_docs
 from ..errors import require
-from . import _figure
+from . import figure as _figure
 from .normalize import SIGNS, check_choice, to_numpy
 
 __all__ = ["visualize_feature_attr"]
@@ -24,6 +25,7 @@ __all__ = ["visualize_feature_attr"]
 _POSITIVE, _NEGATIVE = "#2e8b3a", "#d03030"
 
 
+@fill_docs
 def visualize_feature_attr(
     attr: Any,
     feature_names: Sequence[str] | None = None,
@@ -42,11 +44,20 @@ def visualize_feature_attr(
         attr: A 1-d array or tensor of attributions.
         feature_names: One name per feature; default ``x0, x1, ...``.
         sign: Which values to keep: ``all``, ``positive``, ``negative`` or ``absolute_value``.
-        plt_fig_axis, title, fig_size, use_pyplot, path: As in :func:`~intellego.viz.image.visualize_image_attr`.
+        {PLT_FIG_AXIS}
+        {TITLE}
+        {FIG_SIZE}
+        {USE_PYPLOT}
+        {PATH}
         top_k: Show only the ``top_k`` features of largest magnitude.
 
     Returns:
         ``(figure, axis)``.
+
+    Example:
+        >>> fig, ax = visualize_feature_attr([0.5, -1.0, 2.0], ["age", "income", "debt"], use_pyplot=False)
+        >>> len(ax.patches)
+        3
     """
     sign = check_choice(sign, SIGNS, "sign")
     values = to_numpy(attr, "attr")

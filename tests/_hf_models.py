@@ -1,0 +1,72 @@
+"""Real Hugging Face architectures with random weights and a BPE tokenizer trained offline, for the LLM tests
+and benchmarks: GPT-2, Llama (causal) and T5 (encoder-decoder). Nothing is downloaded."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+CORPUS = [
+    "the cat sat on the mat and the dog ran far away .",
+    "a big red apple is on a small table in the kitchen .",
+    "ann likes red apples and bob likes green pears .",
+    "the weather today is sunny , so we walk to the park .",
+    "interpretability explains which words of a prompt drive the completion .",
+    "my favourite colour is blue because the sky and the sea are blue .",
+    "paris is the capital of france and berlin is the capital of germany .",
+]
+
+
+@functools.cache
+def tokenizer(vocab_size: int = 300) -> Any:
+    """A byte-level BPE tokenizer (sub-words: rare words split into pieces) as a ``PreTrainedTokenizerFast``;
+    ``<s>`` is prepended by ``encode``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tk.train_from_iterator(CORPUS * 3, trainer)
+    tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")
+
+
+def _ids() -> dict[str, int]:
+    return {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3}
+
+
+def gpt2(seed: int = 0, width: int = 64, layers: int = 2, positions: int = 4096) -> Any:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    cfg = GPT2Config(vocab_size=len(tokenizer()), n_embd=width, n_layer=layers, n_head=4, n_positions=positions,
+                     **_ids())
+    return GPT2LMHeadModel(cfg).eval()
+
+
+def llama(seed: int = 0, width: int = 64, layers: int = 2) -> Any:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer()), hidden_size=width, intermediate_size=2 * width,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=8192, **_ids())
+    return LlamaForCausalLM(cfg).eval()
+
+
+def t5(seed: int = 0, width: int = 64, layers: int = 2) -> Any:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    cfg = T5Config(vocab_size=len(tokenizer()), d_model=width, d_ff=2 * width, num_layers=layers, num_heads=4,
+                   d_kv=width // 4, decoder_start_token_id=3, pad_token_id=3, eos_token_id=2)
+    return T5ForConditionalGeneration(cfg).eval()
+
+
+CAUSAL = {"gpt2": gpt2, "llama": llama}
