@@ -55,7 +55,7 @@ CASES = {
                           lambda m, x: Deconvolution(nn.Sequential(m, nn.Unflatten(1, (7, 7)))).attribute(x)),
     "LRP": Case(_cnn_inputs, lambda m, x: LRP(m, rules={"0": GammaRule()}).attribute(x, target=1,
                                                                                return_convergence_delta=True),
-                lambda m, x: LRP(nn.Sequential(m, nn.LayerNorm(3))).attribute(x, target=1)),
+                lambda m, x: LRP(nn.Sequential(m, nn.Softplus())).attribute(x, target=1)),
     "LRP(reused in-place ReLU)": Case(_reused, lambda m, x: LRP(m).attribute(x, target=1),
                                       lambda m, x: LRP(m).attribute(x, target=9)),
     "DeepLift(baseline shape)": Case(_plain_mlp, lambda m, x: DeepLift(m).attribute(x, torch.zeros(1, 4), target=0),

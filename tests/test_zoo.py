@@ -2,7 +2,8 @@
 tiny, seeded): it runs, returns finite attributions of the right shape and leaves the model as it found it.
 
 Small inputs and few steps keep the matrix fast; perturbation methods get four feature groups. Methods that need a
-spatial layer (the CAM family) run on the CNNs only.
+spatial layer (the CAM family) run on the CNNs only. The default run takes one method per engine on every model;
+the whole matrix runs with ``-m slow``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ METHODS: dict[str, tuple[Call, str, str]] = {
         x, target=T, feature_mask=_mask(x), n_samples=2), "any", "input"),
     "ShapleyValues": (lambda m, ly, x, n: ia.ShapleyValues(m).attribute(x, target=T, feature_mask=_mask(x)),
                       "any", "input"),
+    "PartitionShapley": (lambda m, ly, x, n: ia.PartitionShapley(m).attribute(x, target=T, feature_mask=_mask(x)),
+                         "any", "input"),
     "KernelShap": (lambda m, ly, x, n: ia.KernelShap(m).attribute(x, target=T, feature_mask=_mask(x), n_samples=8),
                    "any", "input"),
     "Lime": (lambda m, ly, x, n: ia.Lime(m).attribute(x, target=T, feature_mask=_mask(x), n_samples=8), "any",
@@ -122,7 +125,12 @@ NOT_HERE = {
     "LLMGradientAttribution": "text generation through a tokenizer; tests/test_llm.py",
     "RemoteLLMAttribution": "a remote text-generation service; tests/test_llm.py",
 }
-PAIRS = [(m, n) for m in zoo.ZOO for n, (_, needs, _) in METHODS.items() if needs == "any" or m in zoo.CONV]
+# the default run: one method per engine (gradients, path, rules, perturbation, layer, neuron, CAM); the rest
+# of the matrix is marked slow
+DEFAULT = {"Saliency", "IntegratedGradients", "DeepLift", "GuidedBackprop", "LRP", "FeatureAblation",
+           "LayerConductance", "NeuronDeepLift", "LayerGradCam"}
+PAIRS = [pytest.param(m, n, id=f"{m}-{n}", marks=() if n in DEFAULT else pytest.mark.slow)
+         for m in zoo.ZOO for n, (_, needs, _) in METHODS.items() if needs == "any" or m in zoo.CONV]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +151,7 @@ def test_every_attribution_class_is_covered():
     assert classes - set(METHODS) - set(NOT_HERE) == set()
 
 
-@pytest.mark.parametrize(("model_name", "method"), PAIRS, ids=[f"{m}-{n}" for m, n in PAIRS])
+@pytest.mark.parametrize(("model_name", "method"), PAIRS)
 def test_method_runs_clean_on_zoo_model(models, model_name, method):
     model, x = _get(models, model_name)
     ly = zoo.layer(model, model_name)

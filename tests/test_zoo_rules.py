@@ -78,7 +78,7 @@ def test_integrated_gradients_gap_is_its_delta(name):
     model, x = zoo.build(name, dtype=D)
     attr, delta = ia.IntegratedGradients(model).attribute(x, target=T, n_steps=16, return_convergence_delta=True)
     gap = _score(model, x) - _score(model, torch.zeros_like(x))
-    torch.testing.assert_close(gap - attr.flatten(1).sum(1), delta, atol=1e-9, rtol=0)
+    torch.testing.assert_close(attr.flatten(1).sum(1) - gap, delta, atol=1e-9, rtol=0)
 
 
 def test_lrp_block_rules_conserve_on_functional_calls():

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..core.inputs import TRAINING_WARNED
 from ..errors import IntellegoError
 
 __all__ = ["ACTIVATIONS", "GATES", "PRODUCTS", "OpKind", "kind_of", "operands_fit", "warn_unruled", "out_of_place",
@@ -223,7 +224,9 @@ def unruled_nonlinearity(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any
 
 
 def warn_unruled(method: str, names: tuple[str, ...], total: str = "f(inputs) - f(baselines)") -> None:
-    """One warning naming the non-linear operations that passed the plain gradient (no rule for them)."""
+    """One warning naming the non-linear operations that passed the plain gradient (no rule for them); dropout and
+    batch norm in training mode are left out when the call's input guard named those layers already."""
+    names = tuple(n for n in names if not n.startswith(TRAINING_WARNED.get() or ("\0",)))
     if names:
         warnings.warn(f"{method} has no rule for {', '.join(names)}: these pass the plain gradient, so the "
                       f"attributions need not sum to {total}", UserWarning, stacklevel=3)
