@@ -116,7 +116,7 @@ def _long_case(model: Any, tok: Any) -> Case:
     return Case(sec, "LLMAttribution(FeatureAblation)", "4 segments of ~750 tokens, 4-token target",
                 _llm(ia, "FeatureAblation", model, tok, inp), _llm(ca, "FeatureAblation", model, tok, inp),
                 _floor_forward(model, 5, n_tok + 3),
-                note="ours: the 5 prompts in one call or in pieces as the 64 MiB budget says; peak memory in docs/llm.md")
+                note="ours: the 5 prompts in one call or in pieces as the 64 MiB budget says; memory: docs/llm.md")
 
 
 def cases(quick: bool = False) -> list[Case]:
