@@ -81,7 +81,7 @@ def _model_cases(name: str, model: Any, tok: Any) -> list[Case]:
         Case(sec, "LLMAttribution(FeatureAblation)", f"{name}, TextTokenInput ({n_tok - 1} tokens)",
              _llm(ia, "FeatureAblation", model, tok, tokens), _llm(ca, "FeatureAblation", model, tok, tokens),
              _floor_forward(model, n_tok, full), {"inseq": _inseq(model, tok, "occlusion")},
-             "inseq: occlusion of each prompt token, attributed step by step"),
+             "inseq: occlusion of each prompt token, attributed step by step" if name == "GPT-2" else ""),
         Case(sec, "LLMAttribution(ShapleyValueSampling)", f"{name}, 8 template words, n_samples=5",
              _llm(ia, "ShapleyValueSampling", model, tok, tmpl8, n_samples=5),
              _llm(ca, "ShapleyValueSampling", model, tok, tmpl8, n_samples=5),
@@ -116,7 +116,7 @@ def _long_case(model: Any, tok: Any) -> Case:
     return Case(sec, "LLMAttribution(FeatureAblation)", "4 segments of ~750 tokens, 4-token target",
                 _llm(ia, "FeatureAblation", model, tok, inp), _llm(ca, "FeatureAblation", model, tok, inp),
                 _floor_forward(model, 5, n_tok + 3),
-                note="ours: 5 prompts in one call, rows per call from the 64 MiB budget; peak memory in docs/llm.md")
+                note="ours: the 5 prompts in one call or in pieces as the 64 MiB budget says; memory: docs/llm.md")
 
 
 def cases(quick: bool = False) -> list[Case]:

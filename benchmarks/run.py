@@ -140,7 +140,10 @@ def _merge_rows(old: str | None, new: str) -> str:
               for ln in old_lines]
     table_end = max(i for i, ln in enumerate(merged) if ln.startswith("|")) + 1
     notes = [ln for ln in new_lines if ln.startswith("- ") and ln not in merged]
-    return "\n".join(merged[:table_end] + list(rows.values()) + merged[table_end:] + notes) + "\n"
+    tail = merged[table_end:] + notes
+    if tail and tail[0] != "":
+        tail = ["", *tail]  # a blank line between the table and its notes
+    return "\n".join(merged[:table_end] + list(rows.values()) + tail) + "\n"
 
 
 if __name__ == "__main__":

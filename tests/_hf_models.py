@@ -70,3 +70,19 @@ def t5(seed: int = 0, width: int = 64, layers: int = 2) -> Any:
 
 
 CAUSAL = {"gpt2": gpt2, "llama": llama}
+
+
+def llava(seed: int = 0) -> Any:
+    """A tiny vision-language model: a 1-layer CLIP vision tower (16x16 images, 8x8 patches: 4 image tokens)
+    and the Llama above; the image token id is the tokenizer's vocabulary size."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    torch.manual_seed(seed)
+    vocab = len(tokenizer())
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=16, patch_size=8, num_channels=3)
+    text = LlamaConfig(vocab_size=vocab + 1, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, **_ids())
+    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_id=vocab, vision_feature_layer=-1,
+                      vision_feature_select_strategy="default")
+    return LlavaForConditionalGeneration(cfg).eval()

@@ -243,3 +243,29 @@ def test_sub_batches_of_unequal_prompt_lengths(causal, monkeypatch):
     monkeypatch.setattr(TargetScorer, "_rows_per_call", lambda self, length: 3)
     split = ia.LLMAttribution(ia.ShapleyValues(causal), tok).attribute(inp, target=" the mat")
     torch.testing.assert_close(split.token_attr, whole.token_attr, rtol=1e-5, atol=1e-6)
+
+
+def test_image_mask_input_on_a_tiny_vision_language_model():
+    """ImageMaskInput through a processor on a tiny Llava (CLIP tower + Llama): the perturbed images of a chunk
+    go through in one call (their inputs have equal shapes) and match Captum's one-by-one scoring."""
+    np = pytest.importorskip("numpy")
+    Image = pytest.importorskip("PIL.Image")
+    from _hf_models import llava
+
+    tok, model = tokenizer(), llava()
+    image_token = len(tok)
+    image = (np.arange(16 * 16 * 3).reshape(16, 16, 3) % 251).astype("uint8")
+    mask = torch.arange(4).reshape(2, 2).repeat_interleave(8, 0).repeat_interleave(8, 1)
+
+    def processor(img):
+        pixels = torch.as_tensor(np.array(img), dtype=torch.float32).permute(2, 0, 1)[None] / 127.5 - 1
+        ids = [1, *[image_token] * 4, *tok.encode(" the cat", add_special_tokens=False)]
+        return {"input_ids": torch.tensor([ids]), "pixel_values": pixels}
+
+    res = []
+    for mod in (ia, ca):
+        inp = mod.ImageMaskInput(Image.fromarray(image), mask=mask, processor_fn=processor)
+        extra = {"use_cached_outputs": False} if mod is ca else {}
+        res.append(mod.LLMAttribution(mod.FeatureAblation(model), tok).attribute(inp, target=" sat on", **extra))
+    _close(res[0].token_attr, res[1].token_attr)
+    assert res[0].token_attr.shape[1] == 4 and res[0].token_attr.abs().sum() > 0

@@ -51,6 +51,11 @@ class SanityResult:
         layers: The layer randomized at each step (cascading: on top of the ones before it).
         similarity: ``(steps, N)`` similarity per step and example.
         measure: Name of the similarity.
+
+    Example:
+        >>> result = SanityResult("cascading", ["fc2", "fc1"], torch.tensor([[0.9, 0.2], [0.1, 0.0]]), "spearman")
+        >>> result.flagged().tolist()  # examples whose explanation stayed similar after randomization
+        [False, False]
     """
 
     mode: str

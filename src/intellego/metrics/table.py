@@ -55,7 +55,18 @@ METRICS: dict[str, tuple[str, bool, str]] = {
 
 @dataclass
 class MetricTable:
-    """Tidy results: ``rows`` is a list of dicts with keys ``method, metric, mean, std, n, better``."""
+    """Tidy results: ``rows`` is a list of dicts with keys ``method, metric, mean, std, n, better``.
+
+    Attributes:
+        rows: One dict per method and metric.
+        values: ``(method, metric)`` -> the per-example scores.
+
+    Example:
+        >>> table = MetricTable([{"method": "IG", "metric": "deletion", "mean": 0.25, "std": 0.1, "n": 8,
+        ...                       "better": "lower"}])
+        >>> table.get("IG", "deletion"), table.to_markdown().splitlines()[0]
+        (0.25, '| method | deletion ↓ |')
+    """
 
     rows: list[dict[str, Any]]
     values: dict[tuple[str, str], Tensor] = field(default_factory=dict, repr=False)
@@ -316,6 +327,15 @@ def demo_table(n: int = 32, seed: int = 0, *, progress: bool = False, path: str 
 
     ``n`` fresh ``make_shapes`` images; a few seconds on one CPU core at the default size. With ``path`` the
     bar-chart figure is written there too (needs matplotlib). ``print(demo_table())`` shows the table.
+
+    Args:
+        n: Number of images.
+        seed: Seed of the images.
+        progress: Show a progress bar.
+        path: Also write the bar-chart figure there.
+
+    Returns:
+        The :class:`MetricTable`.
     """
     from ..attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
     from ..data import make_shapes

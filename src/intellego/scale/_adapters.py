@@ -40,7 +40,20 @@ Value = Tensor | list[Tensor]
 
 @dataclass
 class Output:
-    """Per-example results of one batch (see the module docstring)."""
+    """Per-example results of one batch (see the module docstring).
+
+    Attributes:
+        values: One entry per output: a batch-first tensor, or a list with one tensor per example.
+        is_tuple: Whether the method returned a tuple (results are read back as one).
+        labels: ``(N,)`` integer class labels for the class summaries, or None.
+        extras: One JSON-able dict per example (e.g. token lists), or None.
+
+    Example:
+        >>> import torch
+        >>> o = Output((torch.zeros(2, 3),), labels=torch.tensor([1, 0]))
+        >>> o.values[0].shape, o.is_tuple
+        (torch.Size([2, 3]), False)
+    """
 
     values: tuple[Value, ...]
     is_tuple: bool = False
@@ -51,7 +64,20 @@ class Output:
 @runtime_checkable
 class Adapter(Protocol):
     """``name`` (recorded in the manifest, with the optional JSON ``info`` attribute, e.g. column names) and
-    ``adapter(items, collate) -> Output`` for one batch of items."""
+    ``adapter(items, collate) -> Output`` for one batch of items.
+
+    Any object with those two members is an adapter (the protocol is checked at run time); it has no constructor
+    arguments of its own.
+
+    Example:
+        >>> import torch
+        >>> class Norms:
+        ...     name = "norms"
+        ...     def __call__(self, items, collate):
+        ...         return Output((torch.stack([x.norm().reshape(1) for x in items]),))
+        >>> isinstance(Norms(), Adapter), Norms()([torch.ones(4)], None).values[0].tolist()
+        (True, [[2.0]])
+    """
 
     name: str
 
@@ -84,7 +110,19 @@ def is_labelled(item: Any) -> bool:
 
 
 class Batched:
-    """``fn(batch)`` on the collated batch; ``labels`` picks the class labels out of the batch (or None)."""
+    """``fn(batch)`` on the collated batch; ``labels`` picks the class labels out of the batch (or None).
+
+    Args:
+        fn: ``fn(batch)`` -> a tensor or a tuple of tensors with the batch first.
+        name: The method's name, recorded in the manifest.
+        labels: ``labels(batch, n) -> (n,) labels or None`` (default: no labels).
+
+    Example:
+        >>> import torch
+        >>> sums = Batched(lambda batch: batch.sum(1), "sum")
+        >>> sums([torch.ones(3), torch.zeros(3)], None).values[0].tolist()
+        [3.0, 0.0]
+    """
 
     def __init__(self, fn: Callable[[Any], Any], name: str,
                  labels: Callable[[Any, int], Tensor | None] | None = None) -> None:
@@ -103,6 +141,19 @@ class Attribute(Batched):
 
     Items are ``(inputs, label)`` pairs (``target="label"`` then uses the labels) or the inputs alone (a tensor
     or a tuple of tensors; the target is None unless given). ``device`` moves each batch's inputs.
+
+    Args:
+        method: An attribution object.
+        target: The target of every call; ``"label"`` uses the items' labels.
+        device: Device the inputs are moved to, or None.
+        **kwargs: Further keyword arguments of ``attribute``.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import Saliency
+        >>> out = Attribute(Saliency(torch.nn.Linear(3, 2)))([(torch.ones(3), 1)], None)
+        >>> out.values[0].shape, out.labels.tolist()
+        (torch.Size([1, 3]), [1])
     """
 
     def __init__(self, method: Any, target: Any = "label", device: Any = None, **kwargs: Any) -> None:
@@ -171,7 +222,26 @@ def _tuple(batch: Any) -> Any:
 def self_influence(method: Any, **kwargs: Any) -> Batched:
     """``method.self_influence(batch, **kwargs)``: one score per training example (TracInCP, TracInCPFast, the
     influence functions). Items are what the method's batches hold, e.g. ``(x, y)``; an integer last entry
-    gives the class labels of the summaries."""
+    gives the class labels of the summaries.
+
+    Args:
+        method: An object with ``self_influence(batch, **kwargs)``.
+        **kwargs: Further keyword arguments of ``self_influence``.
+
+    Returns:
+        A :class:`Batched` adapter for :func:`attribute_dataset`.
+
+    Example:
+        >>> import torch
+        >>> from intellego.influence import TracInCP
+        >>> torch.manual_seed(0) and None
+        >>> model = torch.nn.Linear(2, 2)
+        >>> x, y = torch.randn(4, 2), torch.tensor([0, 1, 0, 1])
+        >>> tracin = TracInCP(model, (x, y), [model.state_dict()], batch_size=2)
+        >>> out = self_influence(tracin)(list(zip(x, y))[:3], None)
+        >>> out.values[0].shape, bool((out.values[0] >= 0).all()), out.labels.tolist()
+        (torch.Size([3]), True, [0, 1, 0])
+    """
     require(callable(getattr(method, "self_influence", None)), f"method has no self_influence: {describe(method)}")
     return Batched(lambda batch: method.self_influence(_tuple(batch), **kwargs),
                    f"{type(method).__name__}.self_influence", _last_labels)
@@ -179,7 +249,25 @@ def self_influence(method: Any, **kwargs: Any) -> Batched:
 
 def influence(method: Any, **kwargs: Any) -> Batched:
     """``method.influence(batch, **kwargs)`` for test examples against the method's training set: a row of
-    ``n_train`` scores per test example, or with ``k=`` the ``(indices, influence_scores)`` of the top k."""
+    ``n_train`` scores per test example, or with ``k=`` the ``(indices, influence_scores)`` of the top k.
+
+    Args:
+        method: An object with ``influence(batch, **kwargs)``.
+        **kwargs: Further keyword arguments of ``influence`` (e.g. ``k``).
+
+    Returns:
+        A :class:`Batched` adapter for :func:`attribute_dataset`.
+
+    Example:
+        >>> import torch
+        >>> from intellego.influence import TracInCP
+        >>> torch.manual_seed(0) and None
+        >>> model = torch.nn.Linear(2, 2)
+        >>> x, y = torch.randn(4, 2), torch.tensor([0, 1, 0, 1])
+        >>> tracin = TracInCP(model, (x, y), [model.state_dict()], batch_size=2)
+        >>> influence(tracin)(list(zip(x, y))[:3], None).values[0].shape
+        torch.Size([3, 4])
+    """
     require(callable(getattr(method, "influence", None)), f"method has no influence: {describe(method)}")
     return Batched(lambda batch: method.influence(_tuple(batch), **kwargs), f"{type(method).__name__}.influence",
                    _last_labels)
@@ -188,7 +276,22 @@ def influence(method: Any, **kwargs: Any) -> Batched:
 class PerExample:
     """``fn(item) -> (tensors, extras)`` on each item. With ``ragged`` every output is kept as one tensor per
     example (shapes may differ: token attributions of prompts of different lengths), else stacked; an output
-    that is None for every example is dropped. ``is_tuple=False`` with one output stores a plain tensor."""
+    that is None for every example is dropped. ``is_tuple=False`` with one output stores a plain tensor.
+
+    Args:
+        fn: ``fn(item) -> (outputs, extras)``: a sequence of tensors (or None) and a JSON-able dict (or None).
+        name: The method's name, recorded in the manifest.
+        ragged: Keep one tensor per example instead of stacking them.
+        is_tuple: Read the results back as a tuple.
+        info: JSON-able facts recorded in the manifest (e.g. column names).
+
+    Example:
+        >>> import torch
+        >>> sizes = PerExample(lambda s: ([torch.ones(len(s))], {"text": s}), "ones", ragged=True)
+        >>> out = sizes(["ab", "abc"], None)
+        >>> [t.shape[0] for t in out.values[0]], out.extras
+        ([2, 3], [{'text': 'ab'}, {'text': 'abc'}])
+    """
 
     def __init__(self, fn: Callable[[Any], tuple[Sequence[Tensor | None], dict[str, Any] | None]], name: str,
                  ragged: bool = False, is_tuple: bool = True, info: dict[str, Any] | None = None) -> None:

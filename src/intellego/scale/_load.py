@@ -35,7 +35,20 @@ MANIFEST = "manifest.json"
 class ScaleResults:
     """The stored results in dataset order: ``attributions`` (a tensor, or a tuple; a result whose shape varies
     is a list of per-example tensors), ``labels``, dataset ``index``, and the per-example ``extras`` (token
-    lists of LLM attributions) or None."""
+    lists of LLM attributions) or None.
+
+    Attributes:
+        attributions: The results, in dataset order.
+        labels: The class labels, or None when the items had none.
+        index: The dataset position of every row.
+        extras: One dict per example, or None.
+
+    Example:
+        >>> import torch
+        >>> r = ScaleResults(torch.zeros(2, 3), torch.tensor([0, 1]), torch.arange(2))
+        >>> r.attributions.shape, r.extras
+        (torch.Size([2, 3]), None)
+    """
 
     attributions: Tensor | list[Tensor] | tuple[Tensor | list[Tensor], ...]
     labels: Tensor | None
@@ -57,7 +70,26 @@ def unflatten_ragged(flat: Tensor, shapes: Tensor) -> list[Tensor]:
 
 
 def manifest(out: str | Path) -> dict[str, Any]:
-    """The job description of ``out``."""
+    """The job description of ``out``.
+
+    Args:
+        out: An ``attribute_dataset`` output directory.
+
+    Returns:
+        The manifest's dict: ``examples``, ``num_shards``, ``method``, ``format``, ``complete`` and the other
+        settings of the job.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from intellego.attr import Saliency
+        >>> from intellego.scale import attribute_dataset
+        >>> out = tempfile.mkdtemp()
+        >>> _ = attribute_dataset(Saliency(torch.nn.Linear(2, 2)), [(torch.ones(2), 0)] * 3, out=out, batch_size=2,
+        ...                       progress=False)
+        >>> m = manifest(out)
+        >>> m["examples"], m["num_shards"], m["method"], m["complete"]
+        (3, 1, 'Saliency.attribute', True)
+    """
     path = Path(out) / MANIFEST
     require(path.exists(), f"out={str(out)!r} has no {MANIFEST}; it is not an attribute_dataset output")
     return _store.read_json(path)

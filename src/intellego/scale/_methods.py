@@ -32,6 +32,23 @@ def llm_attribution(method: Any, make_input: Callable[[Any], Any] | None = None,
     already an interpretable input is used as it is). Outputs: ``seq_attr`` (one tensor per example) and
     ``token_attr`` (dropped for methods without it); each example's ``input_tokens`` and ``output_tokens`` go to
     the shard's extras.
+
+    Args:
+        method: An ``LLMAttribution`` or ``LLMGradientAttribution``.
+        make_input: ``make_input(prompt)`` -> the interpretable input, or None for the default.
+        **kwargs: Further keyword arguments of ``method.attribute``.
+
+    Returns:
+        A :class:`PerExample` adapter for :func:`attribute_dataset`.
+
+    Example:
+        >>> from intellego.attr import FeatureAblation, LLMAttribution
+        >>> from intellego.models.tiny_lm import TinyCausalLM, WordTokenizer
+        >>> tok = WordTokenizer("ann likes red apples and bob".split())
+        >>> llm = LLMAttribution(FeatureAblation(TinyCausalLM(len(tok))), tok)
+        >>> out = llm_attribution(llm)([("ann likes apples", "and bob"), ("red apples", "bob")], None)
+        >>> [tuple(t.shape) for t in out.values[0]], out.extras[1]
+        ([(4,), (3,)], {'input_tokens': ['<s>', 'red', 'apples'], 'output_tokens': ['bob']})
     """
     require(callable(getattr(method, "attribute", None)) and hasattr(method, "tokenizer"),
             f"method must be an LLMAttribution or LLMGradientAttribution, got {describe(method)}")
@@ -74,6 +91,26 @@ def tcav(method: Any, experimental_sets: Sequence[Sequence[Any]], target: Any = 
     scores over the whole dataset. Items are inputs or ``(inputs, label)``; ``target="label"`` uses the label.
     Train the CAVs once before a multi-rank job (``method.compute_cavs`` with a ``save_path``) so that every
     rank loads the same ones.
+
+    Args:
+        method: A :class:`~intellego.concept.TCAV` instance.
+        experimental_sets: Lists of concepts, as for ``TCAV.interpret``.
+        target: The target of every example; ``"label"`` uses the items' labels.
+        **kwargs: Further keyword arguments of ``method.interpret``.
+
+    Returns:
+        A :class:`PerExample` adapter for :func:`attribute_dataset`, one row of derivatives per example.
+
+    Example:
+        >>> import torch
+        >>> from intellego.concept import TCAV, Concept
+        >>> g = torch.Generator().manual_seed(0)
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        >>> sets = [[Concept(0, "up", [torch.randn(16, 4, generator=g) + 2]),
+        ...          Concept(1, "random", [torch.randn(16, 4, generator=g)])]]
+        >>> adapter = tcav(TCAV(model, ["0"]), sets)
+        >>> adapter([(torch.ones(4), 1), (torch.zeros(4), 0)], None).values[0].shape, adapter.info["columns"]
+        (torch.Size([2, 2]), [['0-1', '0', 0], ['0-1', '0', 1]])
     """
     require(callable(getattr(method, "interpret", None)) and hasattr(method, "layers"),
             f"method must be a TCAV instance, got {describe(method)}")
@@ -98,6 +135,21 @@ def tcav_scores(derivatives: Tensor, columns: Sequence[Column], magnitude: str =
 
     ``sign_count`` is the share of examples with a positive derivative; ``magnitude="ratio"`` is
     ``sum(max(s, 0)) / sum(|s|)`` (0 when every ``s`` is 0), ``"mean"`` the mean of ``s``: TCAV's definitions.
+
+    Args:
+        derivatives: ``(n, len(columns))`` directional derivatives, as stored by the :func:`tcav` adapter.
+        columns: ``(set key, layer, concept id)`` of every column (the adapter's ``info["columns"]``).
+        magnitude: ``"ratio"`` or ``"mean"``.
+
+    Returns:
+        ``{set key: {layer: {"sign_count": tensor, "magnitude": tensor}}}``, one value per concept of the set.
+
+    Example:
+        >>> import torch
+        >>> s = torch.tensor([[2.0], [-1.0]])
+        >>> r = tcav_scores(s, [("0-1", "fc", 0)], magnitude="mean")["0-1"]["fc"]
+        >>> r["sign_count"].tolist(), r["magnitude"].tolist()
+        ([0.5], [0.5])
     """
     require(derivatives.dim() == 2 and derivatives.shape[1] == len(columns),
             f"derivatives must be n x {len(columns)} (one column per entry of columns), got {describe(derivatives)}")

@@ -40,7 +40,23 @@ REDUCE = ("shards", "all_reduce")
 
 @dataclass
 class ScaleReport:
-    """What one rank did, the per-rank figures of every rank, and the reduced summaries when asked for."""
+    """What one rank did, the per-rank figures of every rank, and the reduced summaries when asked for.
+
+    Attributes:
+        out: The output directory.
+        rank: This rank; world_size: the number of ranks; num_shards: the shards of the whole job.
+        written: The shards this rank wrote in this run; skipped: the shards already there when it started.
+        examples: Examples this rank computed; seconds: its time; threads: its torch threads.
+        per_rank: ``{"rank", "examples", "seconds", "examples_per_s"}`` of every rank.
+        summary: The overall summary (``stats`` given) or None.
+        class_summaries: Label -> summary (``stats`` given and labelled items) or None.
+
+    Example:
+        >>> r = ScaleReport("out", 0, 1, 2, [0, 1], 0, 8, 2.0, 1, [{"rank": 0, "examples": 8, "seconds": 2.0,
+        ...                 "examples_per_s": 4.0}])
+        >>> r.examples_per_s
+        4.0
+    """
 
     out: str
     rank: int
@@ -191,6 +207,39 @@ def attribute_dataset(method: Any, dataset: Any, *, out: str | Path, batch_size:
     ``reduce="shards"`` folds the shards' partials in shard order (bit-identical for any world size),
     ``reduce="all_reduce"`` reduces the ranks' in-memory partials with ``torch.distributed.all_reduce``.
     Returns a :class:`ScaleReport` on every rank; :func:`load_results` reads the results back in dataset order.
+
+    Args:
+        method: An attribution object (anything with ``attribute(inputs, target=...)``) or an adapter.
+        dataset: A map-style or iterable dataset, or a ``DataLoader``; items are ``(inputs, label)`` pairs or
+            the inputs alone (adapters define their own items).
+        out: Directory of the manifest and the shards; the same directory resumes an interrupted run.
+        batch_size: Examples per ``method`` call (default: the DataLoader's batch size).
+        shard_size: Examples per shard file (default ``8 * batch_size``).
+        target: The ``target`` of each ``attribute`` call; ``"label"`` uses the items' labels.
+        attribute_kwargs: Further keyword arguments of every ``attribute`` call.
+        device: Device the inputs of each batch are moved to (None: left where they are).
+        store: Write the per-example results (False keeps only the ``stats`` partials).
+        stats: Summary statistics (e.g. ``CommonStats()``) over all examples and per class, or None.
+        reduce: ``"shards"`` or ``"all_reduce"``: how the ranks' summaries are combined.
+        progress: Show a progress bar on rank 0 (None: when tqdm is installed).
+        num_threads: Torch threads per rank, restored after (None: the current setting with one rank per host or
+            ``OMP_NUM_THREADS`` set, else the cores shared out between the host's ranks).
+        backend: ``torch.distributed`` backend under ``torchrun`` (None: nccl with CUDA, else gloo).
+        fmt: Shard file format (None: safetensors when installed, else torch's).
+        collate_fn: Turns a list of items into a batch (default: the DataLoader's, or ``default_collate``).
+
+    Returns:
+        A :class:`ScaleReport` of this rank, with ``summary`` and ``class_summaries`` filled when ``stats`` is
+        given.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from intellego.attr import Saliency
+        >>> data = [(torch.ones(2) * i, i % 2) for i in range(4)]
+        >>> r = attribute_dataset(Saliency(torch.nn.Linear(2, 2)), data, out=tempfile.mkdtemp(), batch_size=2,
+        ...                       progress=False)
+        >>> r.num_shards, r.examples, load_results(r.out).labels.tolist()
+        (1, 4, [0, 1, 0, 1])
     """
     source = Source.of(dataset, collate_fn)
     batch_size, shard_size = _check(batch_size if batch_size is not None else source.loader_batch_size,

@@ -47,6 +47,13 @@ class Comparison:
         attributions: Method name -> attribution tensor shaped like the inputs.
         maps: Method name -> float array ``(N, H, W)``: the normalised maps as drawn.
         axes: The ``(N, 1 + methods)`` array of axes.
+
+    Example:
+        >>> from intellego.attr import Saliency
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+        >>> result = compare_methods(model, torch.rand(1, 3, 4, 4), {"Saliency": Saliency}, target=0)
+        >>> isinstance(result, Comparison), sorted(result.maps)
+        (True, ['Saliency'])
     """
 
     figure: Any

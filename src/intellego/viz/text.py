@@ -27,7 +27,23 @@ __all__ = ["VisualizationDataRecord", "HTML", "visualize_text", "format_word_imp
 
 
 class VisualizationDataRecord:
-    """One row of :func:`visualize_text`: a text's tokens, their attributions and the prediction."""
+    """One row of :func:`visualize_text`: a text's tokens, their attributions and the prediction.
+
+    Args:
+        word_attributions: One attribution per token, scaled to ``[-1, 1]`` for the colours.
+        pred_prob: The predicted class's probability.
+        pred_class: The predicted class.
+        true_class: The true class.
+        attr_class: The class the attributions explain.
+        attr_score: The attributions' total.
+        raw_input_ids: The tokens, as strings.
+        convergence_score: A convergence delta, or None.
+
+    Example:
+        >>> rec = VisualizationDataRecord([0.5, -1.0], 0.9, "pos", "pos", "pos", -0.5, ["good", "bad"], None)
+        >>> rec.raw_input_ids, rec.attr_score
+        (['good', 'bad'], -0.5)
+    """
 
     __slots__ = ["word_attributions", "pred_prob", "pred_class", "true_class", "attr_class", "attr_score",
                  "raw_input_ids", "convergence_score"]
@@ -46,6 +62,9 @@ class VisualizationDataRecord:
 
 class HTML:
     """An HTML fragment that notebooks display; ``.data`` holds the markup.
+
+    Args:
+        data: The markup.
 
     Example:
         >>> HTML("<p>hi</p>").data
