@@ -33,12 +33,15 @@ class Case:
     extra: dict[str, Callable[[], Any]] = field(default_factory=dict)
     note: str = ""
     best_of_rounds: bool = False  # report each variant's fastest round rather than its median (see measure)
+    cpu_clock: bool = False  # time the process's CPU time (time.process_time) instead of the wall clock
+    spread: bool = False  # show the spread of the per-round ratio ours / Captum beside the median ratio
 
 
 @dataclass
 class Result:
     case: Case
     times: dict[str, float]
+    samples: dict[str, list[float]] = field(default_factory=dict)  # every round's time of each variant
 
     @property
     def ratio_captum(self) -> float | None:
@@ -46,18 +49,28 @@ class Result:
         return self.times["ours"] / c if c else None
 
     @property
+    def ratio_spread(self) -> tuple[float, float] | None:
+        """The 25th and 75th percentiles of the per-round ratio ours / Captum (rounds are interleaved, so each
+        round's pair ran under the same load); None without Captum or with fewer than four rounds."""
+        ours, theirs = self.samples.get("ours", []), self.samples.get("captum", [])
+        if len(theirs) < 4 or len(ours) != len(theirs):
+            return None
+        q = statistics.quantiles([a / b for a, b in zip(ours, theirs)], n=4)
+        return q[0], q[2]
+
+    @property
     def ratio_floor(self) -> float:
         return self.times["ours"] / self.times["floor"]
 
 
-def _once(fn: Callable[[], Any], loops: int = 1) -> float:
+def _once(fn: Callable[[], Any], loops: int = 1, clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds per call of ``fn``, timed over ``loops`` back-to-back calls."""
-    start = time.perf_counter()
+    start = clock()
     for _ in range(loops):
         fn()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / loops
+    return (clock() - start) / loops
 
 
 def measure(case: Case, repeats: int = 7, warmup: int = 1, budget_s: float = 20.0,
@@ -72,14 +85,18 @@ def measure(case: Case, repeats: int = 7, warmup: int = 1, budget_s: float = 20.
     penalises whichever library runs after it); the medians are steady-state per-call times. Slow variants
     are timed one call at a time, where that cost is noise. A case with ``best_of_rounds`` reports each
     variant's fastest round instead: for calls of tens of microseconds on a shared, loaded machine, other
-    processes only ever add time, and the median of a few rounds swings by several times.
+    processes only ever add time, and the median of a few rounds swings by several times. A case with
+    ``cpu_clock`` times the process's CPU time rather than the wall clock: with one torch thread on a CPU (the
+    backward pass runs in the calling thread) that is the work done, without the time spent waiting for a core
+    on a machine loaded beyond its cores.
     """
+    clock = time.process_time if case.cpu_clock and not torch.cuda.is_available() else time.perf_counter
     variants = {"ours": case.ours, "floor": case.floor, **case.extra}
     if case.captum is not None:
         variants["captum"] = case.captum
     loops = {}
     for k, fn in variants.items():
-        first = min(_once(fn) for _ in range(warmup))
+        first = min(_once(fn, 1, clock) for _ in range(warmup))
         loops[k] = 0 if first >= fast_below_s else max(1, min(20, int(block_s / max(first, 1e-6))))
     samples: dict[str, list[float]] = {k: [] for k in variants}
     names = list(variants)
@@ -89,12 +106,12 @@ def measure(case: Case, repeats: int = 7, warmup: int = 1, budget_s: float = 20.
         for k in order:
             if loops[k]:
                 variants[k]()
-            samples[k].append(_once(variants[k], loops[k] or 1))
+            samples[k].append(_once(variants[k], loops[k] or 1, clock))
         elapsed = time.perf_counter() - start
         if i + 1 >= repeats and (elapsed > budget_s / 4 or i >= 2 and elapsed > budget_s):
             break
     pick = min if case.best_of_rounds else statistics.median
-    return Result(case, {k: pick(v) for k, v in samples.items()})
+    return Result(case, {k: pick(v) for k, v in samples.items()}, samples)
 
 
 def floor_backward(model: torch.nn.Module, x: torch.Tensor, target: int | None = 0) -> Callable[[], Any]:

@@ -1,6 +1,10 @@
 """``make bench``: run every ``benchmarks/cases_*.py`` and write ``docs/benchmarks.md``.
 
 Usage: ``python -m benchmarks.run [--quick] [--only SUBSTRING] [--out docs/benchmarks.md]``.
+
+A ``cases_*`` module may also define ``TABLES: dict[str, Callable[[bool], str]]``: section headings mapped to
+functions ``(quick) -> markdown`` for tables that are not timings (completeness, say); ``--only`` selects them
+by heading.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import importlib
 import platform
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,13 +32,29 @@ def collect(quick: bool) -> list[Case]:
     return out
 
 
+def collect_tables(only: str) -> dict[str, Callable[[bool], str]]:
+    """The non-timing tables of every ``cases_*`` module whose heading contains ``only``."""
+    out: dict[str, Callable[[bool], str]] = {}
+    for path in sorted(Path(__file__).parent.glob("cases_*.py")):
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        out.update({k: v for k, v in getattr(module, "TABLES", {}).items() if only.lower() in k.lower()})
+    return out
+
+
+def _ratio(r: Result) -> str:
+    if not r.ratio_captum:
+        return "n/a"
+    spread = r.ratio_spread if r.case.spread else None
+    return f"{r.ratio_captum:.2f}" + (f" ({spread[0]:.2f}-{spread[1]:.2f})" if spread else "")
+
+
 def _fmt(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} us"
     return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
-def render(results: list[Result], quick: bool) -> str:
+def render(results: list[Result], quick: bool, tables: dict[str, str] | None = None) -> str:
     import captum
 
     lines = [
@@ -67,10 +88,12 @@ def render(results: list[Result], quick: bool) -> str:
             t = r.times
             cells = [r.case.name, r.case.setting, _fmt(t["ours"]), _fmt(t["captum"]) if "captum" in t else "n/a",
                      *[_fmt(t[k]) if k in t else "" for k in extras], _fmt(t["floor"]),
-                     f"{r.ratio_captum:.2f}" if r.ratio_captum else "n/a", f"{r.ratio_floor:.2f}"]
+                     _ratio(r), f"{r.ratio_floor:.2f}"]
             lines.append("| " + " | ".join(cells) + " |")
         notes = [f"- {r.case.name}: {r.case.note}" for r in rows if r.case.note]
         lines += ["", *notes, ""] if notes else [""]
+    for heading, body in (tables or {}).items():
+        lines += [f"## {heading}", "", body.rstrip("\n"), ""]
     return "\n".join(lines)
 
 
@@ -94,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case.section[:40]:40s} {case.name:28s} vs captum {rc:>6s}  vs floor {result.ratio_floor:.2f}",
               flush=True)
         results.append(result)
+    tables = {heading: make(args.quick) for heading, make in collect_tables(args.only).items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fresh = render(results, args.quick)
+    fresh = render(results, args.quick, tables)
     if args.only and out.exists():
         fresh = merge_sections(out.read_text(), fresh)
     out.write_text(fresh)

@@ -29,24 +29,6 @@ def _score(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x)[:, T]
 
 
-def _bias_free(model: nn.Module) -> nn.Module:
-    """Zero every bias, LayerNorm/BatchNorm shift and running mean, position table and class token: what is left
-    is a network in which relevance has nowhere to go but the inputs. GPT-2's ``gelu_new`` (a tanh formula with a
-    constant ``1 +``) becomes the same GELU as one operation."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            last = name.rsplit(".", 1)[-1]
-            if last == "bias" or "position" in name or "cls_token" in name or "token_type" in name or "wpe" in name:
-                p.zero_()
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.zero_()
-    for m in list(model.modules()):
-        if type(m).__name__ == "GPT2MLP":
-            m.act = nn.GELU(approximate="tanh")
-    return model
-
-
 @pytest.mark.parametrize("name", list(zoo.ZOO))
 def test_deeplift_is_complete(name):
     model, x = zoo.build(name, dtype=D)
@@ -62,7 +44,7 @@ def test_deeplift_is_complete(name):
 @pytest.mark.parametrize("name", list(zoo.ZOO))
 def test_lrp_conserves_relevance_without_biases(name):
     model, x = zoo.build(name, dtype=D)
-    model = _bias_free(model)
+    model = zoo.bias_free(model)
     out = _score(model, x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

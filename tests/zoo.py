@@ -182,6 +182,24 @@ def build(name: str, batch: int = 2, seed: int = 0, dtype: torch.dtype = torch.f
     return Logits(model).eval(), torch.randn(batch, 3, SIZE, SIZE, generator=g).to(dtype)
 
 
+def bias_free(model: nn.Module) -> nn.Module:
+    """Zero every bias, LayerNorm/BatchNorm shift and running mean, position table and class token: what is left
+    is a network in which relevance has nowhere to go but the inputs. GPT-2's ``gelu_new`` (a tanh formula with a
+    constant ``1 +``) becomes the same GELU as one operation."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            last = name.rsplit(".", 1)[-1]
+            if last == "bias" or "position" in name or "cls_token" in name or "token_type" in name or "wpe" in name:
+                p.zero_()
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.zero_()
+    for m in list(model.modules()):
+        if type(m).__name__ == "GPT2MLP":
+            m.act = nn.GELU(approximate="tanh")
+    return model
+
+
 def token_ids(batch: int = 2, seed: int = 0) -> Tensor:
     """Seeded token ids for the text models (``hf_model(name)(ids)``)."""
     g = torch.Generator().manual_seed(seed + 1)

@@ -2,7 +2,10 @@
 variants ``NeuronGuidedBackprop`` and ``NeuronDeconvolution`` (the method on the model cut at the layer).
 
 Every ReLU counts, whether it is an ``nn.ReLU`` module (in place or not, used once or several times) or a
-functional ``torch.relu`` / ``F.relu`` / ``x.relu()`` inside ``forward``.
+functional ``torch.relu`` / ``F.relu`` / ``x.relu()`` inside ``forward``. The rules are applied on the autograd
+graph the forward pass leaves (:mod:`intellego.engines.graph_rules`: the forward pass runs at full speed); where
+that graph hides a ReLU (an in-place operation on a view), the function-mode engine runs the same rules
+(:data:`GUIDED`, :data:`DECONV`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from torch import Tensor, nn
 
 from ..core.grad import ForwardSpec
 from ..core.inputs import pack, require_float, unpack
+from ..engines.graph_rules import NodeRule, graph_gradients
 from ..engines.rules import Call, Fast, Rule, RuleMap, WithFast, rule_gradients
 from ._base import GradientAttribution, public_call
 from ._neuron_engine import NeuronMethod, NeuronPlan
@@ -51,6 +55,19 @@ _GUIDED = WithFast(_guided, Fast(output=lambda call: _positive), direct=_guided_
 _DECONV = WithFast(_deconv, Fast(multiplier=lambda call: 1.0, output=lambda call: _positive), direct=_deconv_direct)
 
 
+def _positive_in(grads: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    return (grads[0].clamp(min=0),)
+
+
+def _positive_through(_grad_inputs: tuple[Tensor, ...], grad_outputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    return (grad_outputs[0].clamp(min=0),)
+
+
+# the same rules on the graph: a ReLU node's own backward is the guided mask; deconvolution replaces its result
+GUIDED_NODES = {"ReluBackward0": NodeRule(pre=_positive_in)}
+DECONV_NODES = {"ReluBackward0": NodeRule(post=_positive_through)}
+
+
 def GUIDED(kind: str, modules: list[nn.Module]) -> Rule | None:  # noqa: N802
     """Guided Backprop: ReLUs pass only positive gradients where their input was positive."""
     return _GUIDED if kind == "relu" else None
@@ -65,6 +82,7 @@ __all__ = ["GuidedBackprop", "Deconvolution", "NeuronGuidedBackprop", "NeuronDec
 
 class _ModifiedReLU(GradientAttribution):
     _rules: RuleMap
+    _nodes: dict[str, NodeRule]
 
     def __init__(self, model: Any) -> None:
         super().__init__(model)
@@ -80,7 +98,10 @@ class _ModifiedReLU(GradientAttribution):
         xs, was_tuple = pack(inputs)
         require_float(xs)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
-        return unpack(rule_gradients(spec, xs, type(self)._rules).grads, was_tuple)
+        grads = graph_gradients(spec, xs, type(self)._nodes)
+        if grads is None:  # the graph hides a node: the function-mode engine sees every call as it runs
+            grads = rule_gradients(spec, xs, type(self)._rules).grads
+        return unpack(grads, was_tuple)
 
 
 class GuidedBackprop(_ModifiedReLU):
@@ -96,6 +117,7 @@ class GuidedBackprop(_ModifiedReLU):
     """
 
     _rules = staticmethod(GUIDED)
+    _nodes = GUIDED_NODES
 
 
 class Deconvolution(_ModifiedReLU):
@@ -111,6 +133,7 @@ class Deconvolution(_ModifiedReLU):
     """
 
     _rules = staticmethod(DECONV)
+    _nodes = DECONV_NODES
 
 
 class NeuronGuidedBackprop(NeuronMethod, GradientAttribution):

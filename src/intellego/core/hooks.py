@@ -114,6 +114,17 @@ class HookScope(contextlib.ExitStack):
             self.callback(_remove_all, handles)
         handles.append(tensor.register_hook(fn))
 
+    def node_hook(self, node: Any, fn: Callable[..., Any], *, pre: bool) -> None:
+        """Register a hook on an autograd graph node created inside the call, removed on exit: ``pre`` gets
+        ``fn(grad_outputs)`` (``Node.register_prehook``), otherwise ``fn(grad_inputs, grad_outputs)``
+        (``Node.register_hook``); either may return replacements."""
+        handles = self.__dict__.get("_tensor_handles")
+        if handles is None:
+            handles = []
+            self._tensor_handles = handles
+            self.callback(_remove_all, handles)
+        handles.append(node.register_prehook(fn) if pre else node.register_hook(fn))
+
     def patch(self, obj: Any, name: str, value: Any) -> None:
         """Set ``obj.name = value`` and restore the old value (or absence) on exit."""
         old = obj.__dict__.get(name, _MISSING) if hasattr(obj, "__dict__") else getattr(obj, name, _MISSING)
