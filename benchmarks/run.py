@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import platform
 import sys
 from collections import defaultdict
@@ -24,11 +25,17 @@ from .harness import Case, Result, measure
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def collect(quick: bool) -> list[Case]:
+def collect(quick: bool, only: str = "") -> list[Case]:
+    """Every module's cases; a ``cases(quick, only)`` that takes ``only`` may skip building what it excludes."""
     out: list[Case] = []
     for path in sorted(Path(__file__).parent.glob("cases_*.py")):
         module = importlib.import_module(f"benchmarks.{path.stem}")
-        out.extend(module.cases(quick) if hasattr(module, "cases") else module.CASES)
+        if not hasattr(module, "cases"):
+            out.extend(module.CASES)
+        elif "only" in inspect.signature(module.cases).parameters:
+            out.extend(module.cases(quick, only=only))
+        else:
+            out.extend(module.cases(quick))
     return out
 
 
@@ -109,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads (default 1: steadier timings on a shared machine, same for both libraries)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cases = [c for c in collect(args.quick) if args.only.lower() in (c.section + " " + c.name).lower()]
+    cases = [c for c in collect(args.quick, args.only) if args.only.lower() in (c.section + " " + c.name).lower()]
     results = []
     for case in cases:
         result = measure(case, repeats=args.repeats)
