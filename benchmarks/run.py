@@ -25,10 +25,11 @@ from .harness import Case, Result, measure
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def collect(quick: bool, only: str = "") -> list[Case]:
-    """Every module's cases; a ``cases(quick, only)`` that takes ``only`` may skip building what it excludes."""
+def collect(quick: bool, only: str = "", module_name: str = "*") -> list[Case]:
+    """Every module's cases (``module_name``: only ``cases_<module_name>.py``); a ``cases(quick, only)`` that
+    takes ``only`` may skip building what it excludes."""
     out: list[Case] = []
-    for path in sorted(Path(__file__).parent.glob("cases_*.py")):
+    for path in sorted(Path(__file__).parent.glob(f"cases_{module_name}.py")):
         module = importlib.import_module(f"benchmarks.{path.stem}")
         if not hasattr(module, "cases"):
             out.extend(module.CASES)
@@ -39,10 +40,10 @@ def collect(quick: bool, only: str = "") -> list[Case]:
     return out
 
 
-def collect_tables(only: str) -> dict[str, Callable[[bool], str]]:
+def collect_tables(only: str, module_name: str = "*") -> dict[str, Callable[[bool], str]]:
     """The non-timing tables of every ``cases_*`` module whose heading contains ``only``."""
     out: dict[str, Callable[[bool], str]] = {}
-    for path in sorted(Path(__file__).parent.glob("cases_*.py")):
+    for path in sorted(Path(__file__).parent.glob(f"cases_{module_name}.py")):
         module = importlib.import_module(f"benchmarks.{path.stem}")
         out.update({k: v for k, v in getattr(module, "TABLES", {}).items() if only.lower() in k.lower()})
     return out
@@ -110,13 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="",
                         help="run only cases whose section or name contains this; their sections replace the same "
                              "sections of --out, the rest of the file is kept")
+    parser.add_argument("--module", default="*",
+                        help="collect only benchmarks/cases_MODULE.py (every module builds its cases before --only "
+                             "filters them)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: steadier timings on a shared machine, same for both libraries)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cases = [c for c in collect(args.quick, args.only) if args.only.lower() in (c.section + " " + c.name).lower()]
+    only = args.only.lower()
+    cases = [c for c in collect(args.quick, args.only, args.module) if only in (c.section + " " + c.name).lower()]
     results = []
     for case in cases:
         result = measure(case, repeats=args.repeats)
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case.section[:40]:40s} {case.name:28s} vs captum {rc:>6s}  vs floor {result.ratio_floor:.2f}",
               flush=True)
         results.append(result)
-    tables = {heading: make(args.quick) for heading, make in collect_tables(args.only).items()}
+    tables = {heading: make(args.quick) for heading, make in collect_tables(args.only, args.module).items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fresh = render(results, args.quick, tables)
