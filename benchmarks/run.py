@@ -1,6 +1,10 @@
 """``make bench``: run every ``benchmarks/cases_*.py`` and write ``docs/benchmarks.md``.
 
 Usage: ``python -m benchmarks.run [--quick] [--only SUBSTRING] [--out docs/benchmarks.md]``.
+
+A full run (no ``--only``) also runs the standalone benchmarks of :data:`STANDALONE` (each a module with its own
+``main``, e.g. several processes or a retraining oracle); ``--only`` runs one of them when it names it. Every run
+merges its sections into the existing file: sections it did not run are kept as they were.
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ import torch
 from .harness import Case, Result, measure
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# standalone benchmarks: module -> (arguments of a full run, arguments of a --quick run); None: it writes the
+# default docs/benchmarks.md itself and is skipped when --out names another file
+STANDALONE: dict[str, tuple[list[str], list[str]] | None] = {
+    "influence_lds": None,
+    "scale_throughput": ([], ["--examples", "128", "--rounds", "3"]),
+    "llm_partition": ([], []),
+}
 
 
 def collect(quick: bool) -> list[Case]:
@@ -86,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads (default 1: steadier timings on a shared machine, same for both libraries)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cases = [c for c in collect(args.quick) if args.only.lower() in (c.section + " " + c.name).lower()]
+    only = args.only.lower()
+    cases = [c for c in collect(args.quick) if only in (c.section + " " + c.name).lower()]
     results = []
     for case in cases:
         result = measure(case, repeats=args.repeats)
@@ -96,12 +109,32 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fresh = render(results, args.quick)
-    if args.only and out.exists():
-        fresh = merge_sections(out.read_text(), fresh)
-    out.write_text(fresh)
-    print(f"wrote {out}" + (" (sections run now replaced, the others kept)" if args.only else ""))
+    if cases or not out.exists():
+        fresh = render(results, args.quick)
+        out.write_text(merge_sections(out.read_text(), fresh) if out.exists() else fresh)
+        print(f"wrote {out} (sections run now replaced, the others kept)")
+    for name in standalone(only):
+        run_standalone(name, out, args.quick)
     return 0
+
+
+def standalone(only: str) -> list[str]:
+    """The standalone benchmarks a run covers: all of them on a full run, else those ``--only`` names."""
+    return [name for name in STANDALONE if not only or only in name]
+
+
+def run_standalone(name: str, out: Path, quick: bool) -> None:
+    module = importlib.import_module(f"benchmarks.{name}")
+    spec = STANDALONE[name]
+    if spec is None:
+        if out.resolve() != (ROOT / "docs" / "benchmarks.md").resolve():
+            print(f"skipped {name}: it writes docs/benchmarks.md itself, not {out}")
+            return
+        argv = ["--quick"] if quick else []
+    else:
+        argv = [*(spec[1] if quick else spec[0]), "--out", str(out)]
+    print(f"running {name} {' '.join(argv)}", flush=True)
+    module.main(argv)
 
 
 def _split_sections(text: str) -> tuple[str, dict[str, str]]:
