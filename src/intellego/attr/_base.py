@@ -226,7 +226,23 @@ class InternalAttribution(Attribution):
 
 
 class LayerAttribution(InternalAttribution):
-    """Attribution to the output (or input) of a layer."""
+    """Attribution to the output (or input) of a layer: what the layer contributes.
+
+    Each layer method is a primary method run at a layer: gradients at the layer's activations, a path in input
+    space read at the layer (conductance, internal influence, GradientSHAP), or the primary method with the
+    layer's activations substituted as the input. ``attribute_to_layer_input=True`` uses the layer's inputs
+    instead of its output. A layer that returns a tuple gives a tuple; a list of layers gives a list; a module
+    that runs several times in one forward gives a tuple with one result per call (Captum silently keeps one
+    call).
+
+    Several targets in one call (beyond Captum): every method that takes ``target`` also takes a keyword-only
+    ``targets``, a list of targets (each one in any form ``target`` accepts, except a callable). The batch is
+    stacked once per target and run as one batch, and every tensor of the result gets a leading dimension of
+    size ``len(targets)``: ``result[k]`` equals the call with ``target=targets[k]`` (a convergence delta gets
+    the same leading dimension, e.g. ``(K, N)``). It is a separate keyword so it cannot be confused with
+    Captum's per-example ``target`` list; pass one or the other. Sampling methods draw their noise
+    independently for each copy.
+    """
 
     @staticmethod
     def interpolate(layer_attribution: Tensor, interpolate_dims: int | tuple[int, ...],
@@ -236,4 +252,21 @@ class LayerAttribution(InternalAttribution):
 
 
 class NeuronAttribution(InternalAttribution):
-    """Attribution of one neuron of a layer to the inputs."""
+    """Attribution of one neuron of a layer to the inputs: how the inputs drive one unit of a layer.
+
+    Each neuron method is the primary method run with a neuron as the read-out: the model is cut at the layer
+    (the forward stops there) and ``neuron_selector`` becomes the target. ``neuron_selector`` is an int, a tuple
+    of ints (one per dimension of an example's layer value), a tuple with slices (the block is summed), or a
+    callable ``layer_value -> (N,)``. Beyond Captum, a *list* of ints / tuples of ints or slices attributes all
+    those neurons (blocks) in one batched call and returns ``(len(list), *input_shape)`` tensors; ``result[k]``
+    equals the call with ``neuron_selector=list[k]``.
+
+    A layer that runs several times in one forward pass (a shared or tied module) has one value per call, and a
+    neuron of each. The keyword-only constructor argument ``layer_call`` picks the call: ``0`` (the default) is
+    the first call, and the forward pass stops right after it, so nothing downstream of the neuron runs; ``-1``
+    is the last call, which is what Captum reads (it keeps only the last call's value), and costs a full forward
+    pass. Any other index works too; one the layer does not reach raises an error naming how often it ran. A
+    layer that never runs raises an error too. Without ``layer_call`` we cannot warn about a layer that runs
+    again after the first call, because the forward pass stops there: pass ``layer_call=-1`` to port code from
+    Captum unchanged on shared modules.
+    """
