@@ -186,6 +186,12 @@ SHARED: dict[str, str] = {
     "LOWER_BOUND": "lower_bound: Smallest value an input may take (a number or a tensor); the perturbed inputs "
     "are clamped to it.",
     "UPPER_BOUND": "upper_bound: Largest value an input may take (a number or a tensor).",
+    "PREPROC_FN": "preproc_fn: Optional callable mapping the (raw) inputs to what the model is given, e.g. a "
+    "normalisation; None gives the model the inputs themselves.",
+    "APPLY_BEFORE_PREPROC": "apply_before_preproc: Attack the raw inputs and preprocess the result (True), or "
+    "attack the preprocessed inputs (False).",
+    "NUM_ATTEMPTS": "num_attempts: How many times a random attack is repeated on each input; more than 1 only "
+    "makes sense for attacks that draw random numbers.",
 }
 
 # Parameters of the attribution classes that get their shared text when a docstring leaves them out
@@ -335,8 +341,9 @@ def add_shared_args(cls: type, names: dict[str, str] | None = None, returns: dic
         True
     """
     names = AUTO if names is None else names
-    if cls.__doc__ and cls.__init__ is not object.__init__:
-        cls.__doc__ = _with_args(cls.__doc__, _parameters(cls.__init__, names), names)
+    init = inspect.getattr_static(cls, "__init__")  # the constructor as defined, inherited or not
+    if cls.__doc__ and init is not object.__init__:
+        cls.__doc__ = _with_args(cls.__doc__, _parameters(init, names), names)
     for name in (returns or {"attribute": ""}):
         method = cls.__dict__.get(name)
         if callable(method) and method.__doc__:
