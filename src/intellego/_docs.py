@@ -170,6 +170,19 @@ SHARED: dict[str, str] = {
     "INF_RETURNS": "A tensor ``(n_test, n_train)`` of influence scores when ``k`` is None, else a "
     "``KMostInfluentialResults(indices, influence_scores)``, each ``(n_test, k)``.",
     "SELF_RETURNS": "A tensor with the self influence of every example, in order.",
+    # concepts (intellego.concept)
+    "CONCEPT_MODEL_ID": "model_id: Name of the model's folder under ``save_path``; CAVs of different models "
+    "kept in one folder need different ids.",
+    "CAV_SAVE_PATH": "save_path: A folder where CAVs are saved and looked up; None (the default, unlike Captum's "
+    "``\"./cav/\"``) keeps them in memory only and never writes to disk.",
+    "EXPERIMENTAL_SETS": "experimental_sets: A list of experimental sets, each a list of at least two "
+    ":class:`~intellego.concept.Concept` objects whose activations one classifier tells apart (typically a "
+    "concept and a random concept). A set's key in the results is its ids joined by ``-``.",
+    "TCAV_MAGNITUDE": "magnitude: Keyword-only: ``\"ratio\"`` (the default: Captum's documented formula "
+    "``sum(|s| * (s > 0)) / sum(|s|)`` over the directional derivatives ``s``) or ``\"mean\"`` (their plain "
+    "mean, Captum 0.9's numbers).",
+    "CAV_GENERATOR": "generator: ``torch.Generator`` for the random train/test split of each concept's "
+    "examples; None uses a fixed seed (never torch's global generator), so reruns give the same CAVs.",
     # attacks (intellego.robust)
     "LOSS_FUNC": "loss_func: ``loss_func(outputs, target) -> loss`` (per example or summed) that the attack "
     "increases (decreases when targeted). Default: the negative log-likelihood of the target, read as "
