@@ -59,11 +59,6 @@ KNOWN_GAPS: dict[str, str] = {
     "attr.RemoteLLMAttribution": "Example",
     "attr.RemoteLLMProvider": "Example",
     "attr.VLLMProvider": "Example",
-    "influence.DataInfluence": "Example",
-    "influence.KMostInfluentialResults": "Example",
-    "influence.SimilarityInfluence": "Example",
-    "influence.TracInCPBase": "Example self_influence:Args self_influence:Returns",
-    "influence.TracInCPFastRandProj": "Example",
 }
 
 

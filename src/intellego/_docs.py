@@ -167,6 +167,11 @@ SHARED: dict[str, str] = {
     "``DataLoader`` (default: the training set).",
     "OUTER_LOOP_BY_CHECKPOINTS": "outer_loop_by_checkpoints: Accepted for Captum compatibility; the result is the "
     "same either way.",
+    "FINAL_FC_LAYER": "final_fc_layer: The model's last linear layer (the module or its name in "
+    "``model.named_modules()``), whose weight alone is used.",
+    "VECTORIZE": "vectorize: Accepted for Captum compatibility and unused (per-example gradients are computed in "
+    "closed form).",
+    "AGGREGATE": "aggregate: Sum over the test examples: one row of scores for the whole set of inputs.",
     "INF_RETURNS": "A tensor ``(n_test, n_train)`` of influence scores when ``k`` is None, else a "
     "``KMostInfluentialResults(indices, influence_scores)``, each ``(n_test, k)``.",
     "SELF_RETURNS": "A tensor with the self influence of every example, in order.",
@@ -309,7 +314,8 @@ INFLUENCE: dict[str, str] = {
     "sample_wise_grads_per_batch": "SAMPLE_WISE_GRADS_PER_BATCH", "memory_budget": "MEMORY_BUDGET",
     "show_progress": "SHOW_PROGRESS", "generator": "GENERATOR", "inputs": "INF_INPUTS", "k": "K",
     "proponents": "PROPONENTS", "inputs_dataset": "INPUTS_DATASET",
-    "outer_loop_by_checkpoints": "OUTER_LOOP_BY_CHECKPOINTS"}
+    "outer_loop_by_checkpoints": "OUTER_LOOP_BY_CHECKPOINTS", "final_fc_layer": "FINAL_FC_LAYER",
+    "vectorize": "VECTORIZE", "aggregate": "AGGREGATE"}
 INFLUENCE_RETURNS = {"influence": "INF_RETURNS", "self_influence": "SELF_RETURNS"}
 
 
