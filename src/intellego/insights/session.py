@@ -36,6 +36,7 @@ from torch import Tensor
 from ..errors import IntellegoError, describe, require
 from .feature_types import BaseFeature
 from .jobs import Busy, Cancelled, Job, Watched
+from .llm_view import LLMResults, llm_entries
 from .methods import METHOD_SPECS, Context, available_methods, call
 from .samples import Batch, Sample, SampleStore
 
@@ -90,11 +91,35 @@ class Session:
         require(score_func is None or callable(score_func), f"score_func must be callable, got {describe(score_func)}")
         for name, value in (("max_samples", max_samples), ("max_count", max_count), ("cache_size", cache_size)):
             require(isinstance(value, int) and value > 0, f"{name} must be a positive int, got {value!r}")
+        self._setup(models, classes, features, dataset, score_func, use_label_for_attr,
+                    (max_samples, max_count, cache_size, job_limit_s), title)
+
+    @classmethod
+    def for_llm(cls, results: LLMResults, names: Sequence[str] | None = None, *,
+                title: str = "LLM attribution") -> Session:
+        """A session that only shows LLM results (no model, no data, no request to run); see :meth:`add_llm`.
+
+        Example:
+            >>> from intellego.attr import LLMAttributionResult
+            >>> r = LLMAttributionResult(input_tokens=["ann", "likes"], output_tokens=["red"], seq_attr=[2.0, -1.0])
+            >>> session = Session.for_llm({"ablation": r})
+            >>> [e["name"] for e in session.config()["llm"]], session.config()["models"]
+            (['ablation'], [])
+        """
+        session = cls.__new__(cls)
+        session._setup([], [], [], (), None, True, (1, 24, 1, 120.0), title)
+        return session.add_llm(results, names)
+
+    def _setup(self, models: list[Any], classes: Sequence[str], features: list[BaseFeature], dataset: Iterable[Batch],
+               score_func: Callable[[Tensor], Tensor] | None, use_label_for_attr: bool,
+               limits: tuple[int, int, int, float], title: str) -> None:
+        max_samples, max_count, cache_size, job_limit_s = limits
         self._store = SampleStore(dataset, features, classes, max_samples)
         self.models, self.classes, self.features = models, list(classes), features
         self.score_func, self.use_label_for_attr = score_func, use_label_for_attr
         self.max_samples, self.max_count, self.job_limit_s, self.title = max_samples, max_count, job_limit_s, title
-        self.methods = available_methods(features)
+        self.methods = available_methods(features) if models else []
+        self.llm: list[dict[str, Any]] = []
         self._cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.RLock()  # jobs, queue and worker
@@ -104,9 +129,22 @@ class Session:
         self._ids = itertools.count(1)
         self._worker: threading.Thread | None = None
 
+    def add_llm(self, results: LLMResults, names: Sequence[str] | None = None) -> Session:
+        """Show LLM attribution results too: each as a heat map over its prompt's tokens (and words, when the
+        result knows words spanning several tokens), one row per target token, in every host. ``results`` is an
+        :class:`~intellego.attr.LLMAttributionResult`, a list of them (labelled by ``names``, else "result N")
+        or a mapping from name to result. A notebook widget made earlier keeps the results it was made with.
+        Returns the session.
+        """
+        entries = llm_entries(results, names, first=len(self.llm) + 1)
+        with self._lock:
+            self.llm = self.llm + entries
+        return self
+
     # ----------------------------------------------------------------- description and validation
     def config(self) -> dict[str, Any]:
-        """The JSON the front end starts from: classes, models, features, methods with arguments, limits."""
+        """The JSON the front end starts from: classes, models, features, methods with arguments, limits, and the
+        LLM results (see :meth:`add_llm`)."""
         return {
             "title": self.title, "classes": self.classes,
             "models": [f"{i}: {type(m).__name__}" for i, m in enumerate(self.models)],
@@ -115,10 +153,13 @@ class Session:
             "predictions": list(PREDICTIONS),
             "limits": {"max_count": self.max_count, "max_offset": self.max_samples},
             "defaults": {"method": self.methods[0] if self.methods else None, "count": min(4, self.max_count)},
+            "llm": self.llm,
         }
 
     def validate(self, request: Any) -> dict[str, Any]:
         """The request with defaults filled in; :class:`IntellegoError` naming the first bad key or value."""
+        require(len(self.models) > 0, "this session shows LLM results only (Session.for_llm): it has no model to "
+                "run requests on")
         require(isinstance(request, dict), f"request must be a JSON object, got {describe(request)}")
         unknown = sorted(set(request) - REQUEST_KEYS)
         require(not unknown, f"unknown request key(s) {unknown}; known: {sorted(REQUEST_KEYS)}")
