@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .._docs import add_shared_args, fill_docs
 from ..core.grad import ForwardSpec, grad_kwargs_scope
-from ..core.hooks import keep_buffers
+from ..core.hooks import ModelScan, keep_buffers
 from ..core.inputs import pack, pack_baselines
 from ..errors import IntellegoError, describe, require
 from ._guard import guarded
@@ -162,8 +162,9 @@ def public_call(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def attribute(self: Attribution, *args: Any, **kwargs: Any) -> Any:
-        with keep_buffers(self.forward_func), grad_kwargs_scope():
-            return guarded(method, self, args, kwargs)
+        scan = ModelScan(self.forward_func)  # the one walk over the model's modules of this call
+        with scan.keep_buffers(), grad_kwargs_scope():
+            return guarded(method, self, args, kwargs, scan)
 
     attribute.public_call = True  # type: ignore[attr-defined]
     return attribute
