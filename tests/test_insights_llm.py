@@ -14,6 +14,7 @@ import intellego.attr as ia
 from _llm_models import random_lm, tokenizer
 from intellego.errors import IntellegoError
 from intellego.insights import explore_llm
+from intellego.insights.cli import main
 from intellego.insights.example import build
 from intellego.insights.export import render_html
 from intellego.insights.llm_view import export_llm_html, llm_entries, llm_payload, render_llm_html
@@ -135,3 +136,14 @@ def test_llm_entry_errors():
 def _export_data(path):
     text = path.read_text()
     return json.loads(text.split('id="intellego-data">', 1)[1].split("</script>", 1)[0])
+
+
+def test_the_llm_demo_on_the_command_line(tmp_path, one_thread):
+    """``intellego --data llm --export PATH``: the tiny LM trained on six sentences completes "ann likes" with
+    "red apples", and its three results (perturbation over words, longer prompt, gradients over tokens) are saved."""
+    out = tmp_path / "llm.html"
+    assert main(["--data", "llm", "--export", str(out)]) == 0
+    entries = _export_data(out)["config"]["llm"]
+    assert [e["target"] for e in entries] == ["red apples", "likes green pears", "green pears"]
+    assert entries[0]["tokens"]["inputs"] == ["ann", "likes"] and entries[2]["tokens"]["inputs"][-2:] == ["bob", "eats"]
+    assert all(len(e["tokens"]["rows"]) == 1 + len(e["target"].split()) for e in entries)
