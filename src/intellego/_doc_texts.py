@@ -164,8 +164,8 @@ SHARED: dict[str, str] = {
     "LOC_ABSOLUTE": "absolute: Score the absolute attributions instead of the signed ones.",
     "CHECKPOINTS": "checkpoints: The checkpoints to sum over: a folder of saved state dicts, a list of paths or "
     "of state dicts.",
-    "INF_INPUTS": "inputs: The test examples: a batch ``(*features, labels)`` like the training batches, or a "
-    "``DataLoader`` of them.",
+    "INF_INPUTS": "inputs: The examples to score (the test examples; for self influence, the examples scored "
+    "against themselves): a batch ``(*features, labels)`` like the training batches, or a ``DataLoader`` of them.",
     "K": "k: With an int, return only the ``k`` most influential training examples per test example.",
     "PROPONENTS": "proponents: With ``k``: the highest scores (proponents) or the lowest (opponents).",
     "INPUTS_DATASET": "inputs_dataset: The examples whose self influence is asked for: a batch or a "

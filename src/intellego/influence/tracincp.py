@@ -130,9 +130,7 @@ class TracInCPBase(DataInfluence):
                        outer_loop_by_checkpoints: bool = False) -> Tensor:
         """The influence of each example on itself; each TracIn method defines it (the base class raises).
 
-        Args:
-            inputs: The examples to score against themselves: a batch ``(*features, labels)`` or a
-                ``DataLoader`` of them; None (the default) scores the training set.
+        ``inputs=None`` (the default) scores the training set.
 
         Example:
             >>> import torch
