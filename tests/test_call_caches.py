@@ -1,19 +1,21 @@
 """The per-call caches of the fixed cost (issue #25) cannot give a wrong answer when the model or the inputs change.
 
 ``ModelScan`` (one walk over the model per call, shared by the buffer snapshot, the input guard and the chunk-cost
-key), the window plans cached per geometry and the ablation masks kept per plan: every answer after a change is
-compared with a slow obvious oracle, or with a cold start (every cache cleared).
+key), the window plans cached per geometry, the ablation masks kept per plan, ShapleyValues' coalition and weight
+tables and the path's quadrature constants: every answer after a change is compared with a slow obvious oracle,
+or with a cold start (every cache cleared).
 """
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import pytest
 import torch
 from torch import nn
 
-from intellego.attr import FeatureAblation, Occlusion
+from intellego.attr import FeatureAblation, IntegratedGradients, Occlusion, ShapleyValues
 from intellego.core.hooks import ModelScan, keep_buffers
 from intellego.engines import perturb, perturb_eval
 
@@ -173,3 +175,47 @@ def test_bad_window_arguments_are_refused_every_time():
             occ.attribute(x, sliding_window_shapes=(0,), target=1)
         with pytest.raises(Exception, match="strides"):
             occ.attribute(x, sliding_window_shapes=(2,), strides=(True,), target=1)
+
+
+def shapley_oracle(f, x, groups, n):
+    """Average marginal gain over all n! orders of the groups, one example at a time (slow and obvious)."""
+    out = torch.zeros_like(x)
+    orders = list(itertools.permutations(range(n)))
+    with torch.no_grad():
+        for b in range(x.shape[0]):
+            for order in orders:
+                kept = torch.zeros(x.shape[1], dtype=torch.bool)
+                prev = f(torch.where(kept, x[b], torch.zeros((), dtype=x.dtype))[None])[0, 1]
+                for k in order:
+                    kept |= groups == k
+                    now = f(torch.where(kept, x[b], torch.zeros((), dtype=x.dtype))[None])[0, 1]
+                    out[b][groups == k] += (now - prev) / len(orders)
+                    prev = now
+    return out
+
+
+def test_kept_shapley_tables_follow_the_feature_count_and_dtype():
+    """ShapleyValues keeps its coalition and weight tables per size and dtype: alternating both gives the
+    oracle's answer every time."""
+    net = _net().eval()
+    torch.manual_seed(2)
+    for n, dtype in ((3, D), (2, D), (3, torch.float32), (4, D), (3, D)):
+        model = net.to(dtype)
+        x = torch.randn(2, 6, dtype=dtype)
+        groups = torch.arange(6) % n
+        got = ShapleyValues(model).attribute(x, target=1, feature_mask=groups[None])
+        tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {}
+        torch.testing.assert_close(got, shapley_oracle(model, x, groups, n), **tol)
+
+
+def test_kept_path_constants_follow_the_rule_and_dtype():
+    """Integrated gradients keeps its quadrature nodes and weights per rule, size and dtype: on a linear model
+    every rule is exact (``w * (x - baseline)``), in the dtype of the inputs."""
+    lin = nn.Linear(5, 3)
+    for dtype, method, steps in ((D, "gausslegendre", 7), (torch.float32, "gausslegendre", 7),
+                                 (D, "riemann_trapezoid", 7), (D, "gausslegendre", 4)):
+        model = lin.to(dtype)
+        x, base = torch.randn(3, 5, dtype=dtype), torch.randn(1, 5, dtype=dtype)
+        got = IntegratedGradients(model).attribute(x, base, target=2, n_steps=steps, method=method)
+        assert got.dtype == dtype
+        torch.testing.assert_close(got, model.weight[2].detach() * (x - base))
