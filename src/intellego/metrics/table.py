@@ -323,7 +323,7 @@ def _edge_detector(model: nn.Module, inputs: Tensor, target: Any) -> Tensor:
 
 def demo_table(n: int = 32, seed: int = 0, *, progress: bool = False, path: str | os.PathLike | None = None,
                metrics: Sequence[str] | None = None) -> MetricTable:
-    """The metrics table of the gradient methods (and two model-blind controls) on the shipped shapes CNN.
+    """The metrics table of the gradient methods and a model-blind control (an edge detector) on the demo CNN.
 
     ``n`` fresh ``make_shapes`` images; a few seconds on one CPU core at the default size. With ``path`` the
     bar-chart figure is written there too (needs matplotlib). ``print(demo_table())`` shows the table.
