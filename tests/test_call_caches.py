@@ -219,3 +219,17 @@ def test_kept_path_constants_follow_the_rule_and_dtype():
         got = IntegratedGradients(model).attribute(x, base, target=2, n_steps=steps, method=method)
         assert got.dtype == dtype
         torch.testing.assert_close(got, model.weight[2].detach() * (x - base))
+
+
+def test_default_plan_spreads_values_in_element_order_across_tuple_inputs():
+    """The default plan (every element its own feature, numbered on across the tensors) spreads by slicing:
+    equal to one element at a time on the concatenation, for each tensor of a tuple, batch 1 and 3."""
+    net = _net().eval()
+    f = lambda a, b: net(torch.cat([a, b.reshape(b.shape[0], -1)], 1))  # noqa: E731
+    whole = lambda t: net(t)  # noqa: E731 - the same model on the concatenated inputs
+    for batch in (1, 3, 1):
+        a, b = torch.randn(batch, 2, dtype=D), torch.randn(batch, 2, 2, dtype=D)
+        got = FeatureAblation(f).attribute((a, b), target=1)
+        want = ablation_oracle(whole, torch.cat([a, b.reshape(batch, -1)], 1))
+        torch.testing.assert_close(got[0], want[:, :2])
+        torch.testing.assert_close(got[1], want[:, 2:].reshape(batch, 2, 2))

@@ -104,12 +104,15 @@ class FeaturePlan:
         masks: per input, long ids of shape ``(1 or batch, *input.shape[1:])`` (None for window plans).
         windows: per input, its :class:`Windows` (None for mask plans).
         shapes: per input, the shape of one example.
+        ordered: every element its own feature, numbered in element order across the inputs (the default
+            plan): spreading values onto the inputs is then a slice, not a gather.
     """
 
     n_features: int
     masks: tuple[Tensor, ...] | None
     windows: tuple[Windows, ...] | None
     shapes: tuple[tuple[int, ...], ...]
+    ordered: bool = False
 
     @property
     def per_example(self) -> bool:
@@ -158,9 +161,13 @@ class FeaturePlan:
         if self.windows is not None:
             return tuple(self._average_windows(flat, w, s, out_shape) for w, s in zip(self.windows, self.shapes))
         result = []
+        offset = 0
         for m, s in zip(self._masks, self.shapes):
             size = math.prod(s)
-            if per_example and m.shape[0] > 1:  # each example its own ids
+            if self.ordered:
+                result.append(flat[offset:offset + size].T.reshape(*out_shape, *s))
+                offset += size
+            elif per_example and m.shape[0] > 1:  # each example its own ids
                 table = values.movedim(0, -1).reshape(out_shape[0], math.prod(out_shape[1:]), values.shape[0])
                 idx = m.reshape(m.shape[0], 1, size).expand(out_shape[0], table.shape[1], size)
                 result.append(torch.gather(table, 2, idx).reshape(*out_shape, *s))
@@ -287,7 +294,7 @@ def _default_plan(layout: tuple[tuple[tuple[int, ...], torch.device], ...]) -> F
         n = math.prod(shape)
         default.append(torch.arange(offset, offset + n, device=device).reshape(1, *shape))
         offset += n
-    return FeaturePlan(offset, tuple(default), None, tuple(shape for shape, _ in layout))
+    return FeaturePlan(offset, tuple(default), None, tuple(shape for shape, _ in layout), ordered=True)
 
 
 def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names: ArgNames) -> Tensor:
