@@ -5,6 +5,10 @@ Usage: ``python -m benchmarks.run [--quick] [--only SUBSTRING] [--out docs/bench
 A ``cases_*`` module may also define ``TABLES: dict[str, Callable[[bool], str]]``: section headings mapped to
 functions ``(quick) -> markdown`` for tables that are not timings (completeness, say); ``--only`` selects them
 by heading.
+
+A full run (no ``--only``) also runs the standalone benchmarks of :data:`STANDALONE` (each a module with its own
+``main``, e.g. several processes or a retraining oracle); ``--only`` runs one of them when it names it. Every run
+merges its sections into the existing file: sections it did not run are kept as they were.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ import torch
 from .harness import Case, Result, measure
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# standalone benchmarks: module -> (arguments of a full run, arguments of a --quick run); None: it writes the
+# default docs/benchmarks.md itself and is skipped when --out names another file
+STANDALONE: dict[str, tuple[list[str], list[str]] | None] = {
+    "influence_lds": None,
+    "scale_throughput": ([], ["--examples", "128", "--rounds", "3"]),
+    "llm_partition": ([], []),
+}
 
 
 def collect(quick: bool, only: str = "", module_name: str = "*") -> list[Case]:
@@ -132,12 +144,32 @@ def main(argv: list[str] | None = None) -> int:
     tables = {heading: make(args.quick) for heading, make in collect_tables(args.only, args.module).items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fresh = render(results, args.quick, tables)
-    if args.only and out.exists():
-        fresh = merge_sections(out.read_text(), fresh)
-    out.write_text(fresh)
-    print(f"wrote {out}" + (" (sections run now replaced, the others kept)" if args.only else ""))
+    if cases or tables or not out.exists():
+        fresh = render(results, args.quick, tables)
+        out.write_text(merge_sections(out.read_text(), fresh) if out.exists() else fresh)
+        print(f"wrote {out} (sections run now replaced, the others kept)")
+    for name in standalone(only) if args.module == "*" else []:
+        run_standalone(name, out, args.quick)
     return 0
+
+
+def standalone(only: str) -> list[str]:
+    """The standalone benchmarks a run covers: all of them on a full run, else those ``--only`` names."""
+    return [name for name in STANDALONE if not only or only in name]
+
+
+def run_standalone(name: str, out: Path, quick: bool) -> None:
+    module = importlib.import_module(f"benchmarks.{name}")
+    spec = STANDALONE[name]
+    if spec is None:
+        if out.resolve() != (ROOT / "docs" / "benchmarks.md").resolve():
+            print(f"skipped {name}: it writes docs/benchmarks.md itself, not {out}")
+            return
+        argv = ["--quick"] if quick else []
+    else:
+        argv = [*(spec[1] if quick else spec[0]), "--out", str(out)]
+    print(f"running {name} {' '.join(argv)}", flush=True)
+    module.main(argv)
 
 
 def _split_sections(text: str) -> tuple[str, dict[str, str]]:

@@ -106,7 +106,7 @@ def test_bad_requests_are_refused_with_a_message_before_any_work(request_, fragm
     with pytest.raises(IntellegoError) as info:
         session.submit(request_)
     assert fragment in str(info.value)
-    assert session._samples == []  # nothing was drawn from the data
+    assert session._store.samples == []  # nothing was drawn from the data
 
 
 def test_image_only_arguments_are_not_offered_for_other_features():

@@ -17,11 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import torch
-from torch import nn
-
 from intellego.attr import LLMAttribution, PartitionShapley, ShapleyValues, TextTemplateInput
-from intellego.models import TinyCausalLM, WordTokenizer
+from intellego.models import TinyCausalLM, WordTokenizer, train_tiny_lm
 
 IMG = Path(__file__).resolve().parent.parent / "img"
 SENTENCES = ["ann likes red apples", "bob likes green pears", "ann eats red apples", "bob eats green pears",
@@ -29,19 +26,8 @@ SENTENCES = ["ann likes red apples", "bob likes green pears", "ann eats red appl
 
 
 def train() -> tuple[TinyCausalLM, WordTokenizer]:
-    """A few hundred Adam steps on the six sentences (seeded: the same model every run)."""
-    tok = WordTokenizer(" ".join(SENTENCES).split())
-    ids = torch.tensor([tok.encode(s) for s in SENTENCES])
-    torch.manual_seed(0)
-    lm = TinyCausalLM(len(tok), dim=16, max_len=16, seed=0)
-    opt = torch.optim.Adam(lm.parameters(), lr=0.03)
-    for _ in range(200):
-        logits = lm(ids).logits
-        loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, len(tok)), ids[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return lm.eval(), tok
+    """200 full-batch Adam steps on the six sentences (seeded: the same model every run)."""
+    return train_tiny_lm(SENTENCES, steps=200, dim=16, seed=0)
 
 
 def main(out: Path = IMG) -> dict:
@@ -59,6 +45,8 @@ def main(out: Path = IMG) -> dict:
     # How sure is the model? Attribute the entropy of each next-token distribution instead.
     entropy = LLMAttribution(ShapleyValues(lm), tok, attr_target="entropy").attribute(prompt, target="red apples")
     print("entropy of the next-token distributions:", entropy.seq_attr_dict)
+    # To browse these as heat maps (pick a target token, tokens or words): intellego.insights.explore_llm(
+    #     {"Shapley": completion, "contrast": contrast, "entropy": entropy}).serve()   # or .render(), .export(path)
     fig, _ = completion.plot_token_attr()
     fig.savefig(out / "llm_prompt_words.png", dpi=100, bbox_inches="tight")
     # A longer prompt, its words grouped: Owen values along the hierarchy need a few dozen prompts where

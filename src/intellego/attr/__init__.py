@@ -20,9 +20,18 @@ from .dataloader import DataLoaderAttribution
 from .deep_lift import DeepLift, DeepLiftShap
 from .deep_lift_layer import LayerDeepLift, LayerDeepLiftShap, NeuronDeepLift, NeuronDeepLiftShap
 from .gradient import InputXGradient, Saliency
+from .gradient_layer import LayerActivation, LayerGradientXActivation, NeuronGradient
 from .gradient_shap import GradientShap
+from .gradient_shap_layer import LayerGradientShap, NeuronGradientShap
 from .guided import Deconvolution, GuidedBackprop, NeuronDeconvolution, NeuronGuidedBackprop
 from .integrated_gradients import IntegratedGradients
+from .integrated_gradients_layer import (
+    InternalInfluence,
+    LayerConductance,
+    LayerIntegratedGradients,
+    NeuronConductance,
+    NeuronIntegratedGradients,
+)
 from .interpretable_input import (
     ImageMaskInput,
     InterpretableInput,
@@ -31,21 +40,12 @@ from .interpretable_input import (
     TextTokenInput,
 )
 from .kernel_shap import KernelShap
-from .layer import (
-    InternalInfluence,
-    LayerActivation,
-    LayerConductance,
-    LayerGradientShap,
-    LayerGradientXActivation,
-    LayerIntegratedGradients,
-)
 from .lime import Lime, LimeBase, get_exp_kernel_similarity_function
 from .linear_models import Lasso, LinearRegression, Ridge
 from .llm import LLMAttribution, LLMGradientAttribution
 from .llm_remote import RemoteLLMAttribution, RemoteLLMProvider, VLLMProvider
 from .llm_result import LLMAttributionResult
 from .lrp import LRP, LayerLRP
-from .neuron import NeuronConductance, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients
 from .noise_tunnel import NoiseTunnel
 from .partition_shapley import PartitionShapley
 from .shapley import ShapleyValues, ShapleyValueSampling

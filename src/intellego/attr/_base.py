@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .._docs import add_shared_args, fill_docs
 from ..core.grad import ForwardSpec, grad_kwargs_scope
-from ..core.hooks import keep_buffers
+from ..core.hooks import ModelScan, keep_buffers
 from ..core.inputs import pack, pack_baselines
 from ..errors import IntellegoError, describe, require
 from ._guard import guarded
@@ -32,7 +32,29 @@ __all__ = [
 
 
 class Attribution:
-    """An attribution method over a model or any callable ``forward_func(*inputs, *args)``."""
+    """An attribution method over a model or any callable ``forward_func(*inputs, *args)``.
+
+    A method subclasses it (or one of its kinds below) and defines ``attribute``, decorated with
+    :func:`public_call`; the shared argument texts of its docstrings are filled in when the subclass is defined.
+
+    Args:
+        {FORWARD_FUNC}
+
+    Example:
+        >>> import torch
+        >>> class Difference(Attribution):
+        ...     "Output change when each input is zeroed on its own (a tiny occlusion)."
+        ...     @public_call
+        ...     def attribute(self, inputs):
+        ...         out = self.forward_func(inputs)
+        ...         return torch.stack([out - self.forward_func(inputs * (1 - torch.eye(inputs.shape[1])[i]))
+        ...                             for i in range(inputs.shape[1])], 1)
+        >>> model = lambda x: (x * torch.tensor([1.0, 2.0])).sum(1)
+        >>> Difference(model).attribute(torch.tensor([[3.0, 1.0]]))
+        tensor([[3., 2.]])
+        >>> Difference.get_name()
+        'Difference'
+    """
 
     def __init__(self, forward_func: Callable[..., Any]) -> None:
         require(callable(forward_func), f"forward_func must be callable, got {describe(forward_func)}")
@@ -121,6 +143,9 @@ class Attribution:
         return f"{type(self).__name__}()"
 
 
+fill_docs(Attribution)  # its own docstrings; every subclass is filled when it is defined (__init_subclass__)
+
+
 def _caller_level() -> int:
     """The ``stacklevel`` of the first frame outside intellego, so that a warning points at the user's call."""
     level, frame = 2, sys._getframe(2)
@@ -162,15 +187,28 @@ def public_call(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def attribute(self: Attribution, *args: Any, **kwargs: Any) -> Any:
-        with keep_buffers(self.forward_func), grad_kwargs_scope():
-            return guarded(method, self, args, kwargs)
+        scan = ModelScan(self.forward_func)  # the one walk over the model's modules of this call
+        with scan.keep_buffers(), grad_kwargs_scope():
+            return guarded(method, self, args, kwargs, scan)
 
     attribute.public_call = True  # type: ignore[attr-defined]
     return attribute
 
 
 class GradientAttribution(Attribution):
-    """Methods built on gradients of the model's output."""
+    """Methods built on gradients of the model's output (:class:`~intellego.attr.Saliency`,
+    :class:`~intellego.attr.IntegratedGradients`, ...).
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import IntegratedGradients
+        >>> model = torch.nn.Linear(3, 1)
+        >>> ig = IntegratedGradients(model)
+        >>> x = torch.rand(2, 3)
+        >>> delta = ig.compute_convergence_delta(ig.attribute(x), torch.zeros(2, 3), x)
+        >>> isinstance(ig, GradientAttribution), bool(delta.abs().max() < 1e-5)
+        (True, True)
+    """
 
     def compute_convergence_delta(
         self,
@@ -180,7 +218,29 @@ class GradientAttribution(Attribution):
         target: Any = None,
         additional_forward_args: Any = None,
     ) -> Tensor:
-        """Per example: sum of attributions minus ``f(end_point) - f(start_point)`` for the target."""
+        """Per example: sum of attributions minus ``f(end_point) - f(start_point)`` for the target.
+
+        Args:
+            attributions: Attributions of ``end_point`` relative to ``start_point``: a tensor or a tuple, shaped
+                like ``end_point``.
+            start_point: The reference (the baselines), in any form ``baselines`` takes.
+            end_point: The inputs the attributions explain.
+            {TARGET}
+            {ADDITIONAL_FORWARD_ARGS}
+
+        Returns:
+            An ``(N,)`` tensor: how far each example's attributions are from adding up to the output change
+            (0 for a method that is complete, such as exact Integrated Gradients on a linear model).
+
+        Example:
+            >>> import torch
+            >>> from intellego.attr import InputXGradient
+            >>> model = torch.nn.Linear(2, 1, bias=False)
+            >>> x = torch.tensor([[1.0, 2.0]])
+            >>> ixg = InputXGradient(model)
+            >>> ixg.compute_convergence_delta(ixg.attribute(x), torch.zeros(1, 2), x).abs().tolist()
+            [0.0]
+        """
         ends, _ = pack(end_point, "end_point")
         attrs, _ = pack(attributions, "attributions")
         starts = pack_baselines(start_point, ends, "start_point")
@@ -205,7 +265,17 @@ def convergence_delta(spec: ForwardSpec, attrs: tuple[Tensor, ...], starts: tupl
 
 
 class PerturbationAttribution(Attribution):
-    """Methods that evaluate the model on perturbed inputs (no gradients)."""
+    """Methods that evaluate the model on perturbed inputs (no gradients): :class:`~intellego.attr.Occlusion`,
+    :class:`~intellego.attr.FeatureAblation`, the Shapley value methods, ...
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import FeatureAblation
+        >>> model = lambda x: (x * torch.tensor([1.0, -2.0, 3.0])).sum(1)
+        >>> ablation = FeatureAblation(model)
+        >>> isinstance(ablation, PerturbationAttribution), ablation.attribute(torch.ones(1, 3))
+        (True, tensor([[ 1., -2.,  3.]]))
+    """
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -213,7 +283,17 @@ class PerturbationAttribution(Attribution):
 
 
 class InternalAttribution(Attribution):
-    """Attribution to a layer (or neuron) of a model."""
+    """Attribution to a layer (or neuron) of a model: the base of :class:`LayerAttribution` and
+    :class:`NeuronAttribution`.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerActivation
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())
+        >>> method = LayerActivation(model, model[0])
+        >>> isinstance(method, InternalAttribution), method.layer is model[0]
+        (True, True)
+    """
 
     def __init__(self, forward_func: Callable[..., Any], layer: Any, device_ids: list[int] | None = None) -> None:
         super().__init__(forward_func)
@@ -226,7 +306,32 @@ class InternalAttribution(Attribution):
 
 
 class LayerAttribution(InternalAttribution):
-    """Attribution to the output (or input) of a layer."""
+    """Attribution to the output (or input) of a layer: what the layer contributes.
+
+    Each layer method is a primary method run at a layer: gradients at the layer's activations, a path in input
+    space read at the layer (conductance, internal influence, GradientSHAP), or the primary method with the
+    layer's activations substituted as the input. ``attribute_to_layer_input=True`` uses the layer's inputs
+    instead of its output. A layer that returns a tuple gives a tuple; a list of layers gives a list; a module
+    that runs several times in one forward gives a tuple with one result per call (Captum silently keeps one
+    call).
+
+    Several targets in one call (beyond Captum): every method that takes ``target`` also takes a keyword-only
+    ``targets``, a list of targets (each one in any form ``target`` accepts, except a callable). The batch is
+    stacked once per target and run as one batch, and every tensor of the result gets a leading dimension of
+    size ``len(targets)``: ``result[k]`` equals the call with ``target=targets[k]`` (a convergence delta gets
+    the same leading dimension, e.g. ``(K, N)``). It is a separate keyword so it cannot be confused with
+    Captum's per-example ``target`` list; pass one or the other. Sampling methods draw their noise
+    independently for each copy.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LayerIntegratedGradients
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        >>> lig = LayerIntegratedGradients(model, model[0])
+        >>> x = torch.rand(5, 3)
+        >>> lig.attribute(x, target=0).shape, lig.attribute(x, targets=[0, 1]).shape
+        (torch.Size([5, 4]), torch.Size([2, 5, 4]))
+    """
 
     @staticmethod
     def interpolate(layer_attribution: Tensor, interpolate_dims: int | tuple[int, ...],
@@ -236,4 +341,33 @@ class LayerAttribution(InternalAttribution):
 
 
 class NeuronAttribution(InternalAttribution):
-    """Attribution of one neuron of a layer to the inputs."""
+    """Attribution of one neuron of a layer to the inputs: how the inputs drive one unit of a layer.
+
+    Each neuron method is the primary method run with a neuron as the read-out: the model is cut at the layer
+    (the forward stops there) and ``neuron_selector`` becomes the target. ``neuron_selector`` is an int, a tuple
+    of ints (one per dimension of an example's layer value), a tuple with slices (the block is summed), or a
+    callable ``layer_value -> (N,)``. Beyond Captum, a *list* of ints / tuples of ints or slices attributes all
+    those neurons (blocks) in one batched call and returns ``(len(list), *input_shape)`` tensors; ``result[k]``
+    equals the call with ``neuron_selector=list[k]``.
+
+    A layer that runs several times in one forward pass (a shared or tied module) has one value per call, and a
+    neuron of each. The keyword-only constructor argument ``layer_call`` picks the call: ``0`` (the default) is
+    the first call, and the forward pass stops right after it, so nothing downstream of the neuron runs; ``-1``
+    is the last call, which is what Captum reads (it keeps only the last call's value), and costs a full forward
+    pass. Any other index works too; one the layer does not reach raises an error naming how often it ran. A
+    layer that never runs raises an error too. Without ``layer_call`` we cannot warn about a layer that runs
+    again after the first call, because the forward pass stops there: pass ``layer_call=-1`` to port code from
+    Captum unchanged on shared modules.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import NeuronGradient
+        >>> model = torch.nn.Sequential(torch.nn.Linear(2, 3, bias=False), torch.nn.Linear(3, 1))
+        >>> with torch.no_grad():
+        ...     _ = model[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        >>> ng = NeuronGradient(model, model[0])
+        >>> ng.attribute(torch.rand(1, 2), neuron_selector=2)  # neuron 2 adds both inputs
+        tensor([[1., 1.]])
+        >>> ng.attribute(torch.rand(1, 2), neuron_selector=[0, 1]).tolist()  # two neurons, one call
+        [[[1.0, 0.0]], [[0.0, 1.0]]]
+    """

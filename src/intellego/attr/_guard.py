@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.hooks import modules_of, walk_modules
+from ..core.hooks import ACTIVE_SCAN, ModelScan, modules_of, walk_modules
 from ..core.inputs import TRAINING_WARNED, InputCheck, check_inputs, pack_args, warn_training_layers
 from ..core.targets import CALLER_BATCH
 from ..errors import IntellegoError, ShapeError
@@ -29,14 +29,18 @@ __all__ = ["guarded"]
 _IN_CALL: ContextVar[bool] = ContextVar("intellego_checked_call", default=False)
 
 
-def guarded(method: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``method(obj, *args, **kwargs)`` with the input checks of the outermost call."""
+def guarded(method: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+            scan: ModelScan | None = None) -> Any:
+    """``method(obj, *args, **kwargs)`` with the input checks of the outermost call; ``scan`` is the call's walk
+    over the model (made here when not given)."""
     if _IN_CALL.get():
         return method(obj, *args, **kwargs)
     forward_func = getattr(obj, "forward_func", None)
+    scan = ModelScan(forward_func) if scan is None else scan
     # stacklevel 5: _warn_nonfinite <- check_inputs <- guarded <- the attribute wrapper <- the caller
-    check = check_inputs(args[0] if args else kwargs.get("inputs"), forward_func, warn_stacklevel=5)
-    warned = warn_training_layers(modules_of(forward_func))
+    check = check_inputs(args[0] if args else kwargs.get("inputs"), forward_func, warn_stacklevel=5,
+                         first_param=scan.first_param)
+    warned = warn_training_layers(scan.models) if scan.training else ()
     noted = TRAINING_WARNED.set(warned) if warned else None  # the rule engine's own warning leaves those out
     if check is None:
         try:
@@ -47,6 +51,7 @@ def guarded(method: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs:
     first = check.tensors[0]
     token = _IN_CALL.set(True)
     batch = CALLER_BATCH.set(first.shape[0] if first.dim() > 0 else None)
+    active = ACTIVE_SCAN.set(scan)
     try:
         result = method(obj, *args, **kwargs)
     except (RuntimeError, TypeError, ValueError, IndexError) as exc:
@@ -54,6 +59,7 @@ def guarded(method: Callable[..., Any], obj: Any, args: tuple[Any, ...], kwargs:
         _explain_missing_batch(check, forward_func, lambda: _extra_args(method, obj, args, kwargs), exc)
         raise
     finally:
+        ACTIVE_SCAN.reset(active)
         CALLER_BATCH.reset(batch)
         if noted is not None:
             TRAINING_WARNED.reset(noted)

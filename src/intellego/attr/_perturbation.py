@@ -37,7 +37,8 @@ def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target
     fills = pack_baselines(baselines, xs, names.baselines, inputs_name=names.inputs, noun=names.tensor, promote=True)
     spec = ForwardSpec.build(method.forward_func, target, additional_forward_args, xs[0].shape[0])
     ev = Evaluator(spec, xs, fills, target_is_none=target is None, perturbations_per_eval=perturbations_per_eval,
-                   memory_budget=memory_budget, show_progress=show_progress, desc=method._progress_desc())
+                   memory_budget=memory_budget, show_progress=show_progress,
+                   desc=method._progress_desc() if show_progress else "")
     return xs, was_tuple, ev
 
 
@@ -67,6 +68,6 @@ def ablate(ev: Evaluator, plan: FeaturePlan,
     def ids(sl: slice) -> Tensor:
         return torch.arange(sl.start - 1, sl.stop - 1, device=device)
 
-    outputs = ev.run(plan.n_features + 1, lambda sl: plan.single(ids(sl)),
+    outputs = ev.run(plan.n_features + 1, lambda sl: plan.one_removal(sl, device),
                      None if fills is None else lambda sl: fills(ids(sl)))
     return plan.combine(outputs[:1] - outputs[1:], per_example=not ev.aggregate)

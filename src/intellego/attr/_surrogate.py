@@ -58,8 +58,24 @@ class ExpKernel:
 
 
 def get_exp_kernel_similarity_function(distance_mode: str = "cosine", kernel_width: float = 1.0) -> Callable[..., Any]:
-    """Lime's similarity: an exponential kernel of the cosine or Euclidean distance (Captum's default is
-    cosine with width 1). ``Lime`` evaluates it for all samples at once."""
+    """Lime's similarity: an exponential kernel ``exp(-d**2 / (2 * kernel_width**2))`` of the distance ``d``
+    between the flattened original and perturbed inputs (Captum's default is cosine with width 1). ``Lime``
+    evaluates it for all samples at once.
+
+    Args:
+        distance_mode: ``"cosine"`` (one minus the cosine similarity) or ``"euclidean"``.
+        kernel_width: The kernel's width (positive): larger widths weight distant samples more.
+
+    Returns:
+        ``f(original_input, perturbed_input, interpretable_sample=None, **kwargs) -> float``, for
+        ``similarity_func=``.
+
+    Example:
+        >>> import torch
+        >>> kernel = get_exp_kernel_similarity_function("euclidean", kernel_width=1.0)
+        >>> round(kernel(torch.zeros(1, 2), torch.tensor([[0.0, 2.0]])), 4)  # exp(-4 / 2)
+        0.1353
+    """
     return ExpKernel(distance_mode, kernel_width)
 
 

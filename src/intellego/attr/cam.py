@@ -86,7 +86,7 @@ class _GradientCam(LayerMethod, GradientAttribution):
 
         Returns:
             One ``(N, 1, *spatial)`` map per layer tensor (a tuple or list as for the other layer methods); ``(K, N,
-            1, *spatial)`` for ``K`` ``targets`` (see :mod:`intellego.attr.layer`).
+            1, *spatial)`` for ``K`` ``targets`` (see :class:`~intellego.attr.LayerAttribution`).
         """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(

@@ -3,7 +3,7 @@
 
 The layer variants take the rule engine's gradients with respect to the layer (``rule_gradients(...,
 layer=)``); the neuron variants run the primary method on the model cut at the layer with the neuron as the
-target (see :mod:`intellego.attr.neuron`).
+target (see :class:`~intellego.attr.NeuronAttribution`).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class LayerDeepLift(LayerMethod, GradientAttribution):
 
         Returns:
             Attributions shaped like the layer's value; ``(attributions, delta)`` when asked. ``targets``: several
-            targets in one batched call (see :mod:`intellego.attr.layer`).
+            targets in one batched call (see :class:`~intellego.attr.LayerAttribution`).
         """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, b, t, a: self.attribute(

@@ -32,7 +32,22 @@ class InterpretableInput(ABC):
     """A model input seen as ``n_itp_features`` features that can each be present or absent.
 
     Subclasses set ``n_itp_features`` and ``values`` (one label per raw feature, used for plots) and
-    implement ``to_tensor`` and ``to_model_input``.
+    implement ``to_tensor`` and ``to_model_input``; :class:`TextTemplateInput`, :class:`TextTokenInput` and
+    :class:`ImageMaskInput` are the ones intellego ships.
+
+    Example:
+        >>> import torch
+        >>> class Words(InterpretableInput):  # a sentence whose words can be dropped
+        ...     def __init__(self, text):
+        ...         self.values = text.split()
+        ...         self.n_itp_features = len(self.values)
+        ...     def to_tensor(self):
+        ...         return torch.ones(1, self.n_itp_features)
+        ...     def to_model_input(self, perturbed_tensor=None):
+        ...         keep = self.to_tensor() if perturbed_tensor is None else perturbed_tensor
+        ...         return " ".join(w for w, k in zip(self.values, keep[0].tolist()) if k)
+        >>> Words("a very good film").to_model_input(torch.tensor([[1, 0, 1, 1]]))
+        'a good film'
     """
 
     n_itp_features: int

@@ -51,6 +51,30 @@ class LimeBase(PerturbationAttribution):
     Arguments and their call signatures are Captum's. Samples are drawn one at a time (user callables),
     model inputs of ``perturbations_per_eval`` samples (default: all) go through the model in one call.
     ``attribute`` returns the fitted model's ``representation()``.
+
+    Args:
+        {FORWARD_FUNC}
+        {INTERPRETABLE_MODEL}
+        {SIMILARITY_FUNC}
+        {PERTURB_FUNC}
+        perturb_interpretable_space: Whether ``perturb_func`` draws samples in the interpretable space (then
+            ``from_interp_rep_transform`` makes the model's input) or in the input space (then
+            ``to_interp_rep_transform`` makes the surrogate's features).
+        from_interp_rep_transform: ``f(interpretable_sample, original_input, **kwargs)`` -> the model's input.
+        to_interp_rep_transform: ``f(input_sample, original_input, **kwargs)`` -> the surrogate's ``(1, F)``
+            features.
+
+    Example:
+        >>> import torch
+        >>> from intellego.attr import LinearRegression, get_exp_kernel_similarity_function
+        >>> model = lambda x: (x * torch.tensor([1.0, -1.0, 2.0])).sum(1)
+        >>> x = torch.tensor([[1.0, 2.0, 3.0]])
+        >>> g = torch.Generator().manual_seed(0)
+        >>> keep = lambda inputs, **kwargs: torch.randint(0, 2, (1, 3), generator=g).float()
+        >>> lime = LimeBase(model, LinearRegression(), get_exp_kernel_similarity_function(), keep, True,
+        ...                 lambda z, inputs, **kwargs: z * inputs, None)
+        >>> [round(v, 4) for v in lime.attribute(x, n_samples=40)[0].tolist()]  # exactly linear in z
+        [1.0, -2.0, 6.0]
     """
 
     def __init__(self, forward_func: Any, interpretable_model: Any, similarity_func: Callable[..., Any],

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, describe, require
 
 __all__ = ["InterpretableLinearModel", "LinearRegression", "Ridge", "Lasso", "fit_linear"]
@@ -133,15 +134,37 @@ def _from_batches(data: Any) -> tuple[Tensor, Tensor, Tensor | None]:
     return torch.cat(xs), torch.cat(ys), torch.cat(ws) if ws else None
 
 
+@fill_docs
 class LinearRegression(InterpretableLinearModel):
-    """Weighted least squares; the minimum-norm solution when the samples do not determine it."""
+    """Weighted least squares; the minimum-norm solution when the samples do not determine it.
+
+    Args:
+        {FIT_INTERCEPT}
+
+    Example:
+        >>> X = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+        >>> model = LinearRegression().fit(X, X @ torch.tensor([2.0, -1.0]) + 0.5)
+        >>> model.coef_.tolist(), round(float(model.intercept_), 6)
+        ([2.0, -1.0], 0.5)
+    """
 
     def _coefficients(self, moments: Moments, corr: Tensor, total: Tensor) -> Tensor:
         return _solve_or_pinv(moments.gram(), corr)
 
 
+@fill_docs
 class Ridge(InterpretableLinearModel):
-    """Weighted ridge regression: ``sum(w * r**2) + alpha * |coef|**2``."""
+    """Weighted ridge regression: ``sum(w * r**2) + alpha * |coef|**2``.
+
+    Args:
+        alpha: Weight of the squared-norm penalty (0: least squares).
+        {FIT_INTERCEPT}
+
+    Example:
+        >>> X = torch.tensor([[1.0], [-1.0]])
+        >>> Ridge(alpha=2.0, fit_intercept=False).fit(X, 2 * X[:, 0]).coef_.tolist()  # 4 / (2 + alpha)
+        [1.0]
+    """
 
     def __init__(self, alpha: float = 1.0, fit_intercept: bool = True) -> None:
         super().__init__(fit_intercept)
@@ -167,6 +190,7 @@ def _solve_or_pinv(system: Tensor, rhs: Tensor) -> Tensor:
     return x
 
 
+@fill_docs
 class Lasso(InterpretableLinearModel):
     """Weighted lasso ``sum(w * r**2) / (2 * sum(w)) + alpha * |coef|_1``, all problems of a batch at once.
 
@@ -176,8 +200,19 @@ class Lasso(InterpretableLinearModel):
     and signs found are solved exactly (batched Cholesky solves, as small as the largest support), followed by
     active-set steps, and accepted where they satisfy the optimality (KKT) conditions; solved problems leave
     the batch. The result is the exact minimiser, usually after one sweep (or tens on ill-conditioned,
-    nearly dense problems). ``max_iter`` sweeps at most; ``tol``
-    stops earlier on small coefficient changes.
+    nearly dense problems).
+
+    Args:
+        alpha: Weight of the L1 penalty (0: least squares).
+        {FIT_INTERCEPT}
+        max_iter: At most this many coordinate descent sweeps.
+        tol: Stop when no coefficient changed by more than this in a sweep.
+
+    Example:
+        >>> X = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+        >>> y = X @ torch.tensor([3.0, 0.1])
+        >>> [round(c, 6) for c in Lasso(alpha=0.1).fit(X, y).coef_.tolist()]  # shrunk by 2 * alpha; 0.1 to zero
+        [2.8, 0.0]
     """
 
     def __init__(self, alpha: float = 1.0, fit_intercept: bool = True, max_iter: int = 1000,

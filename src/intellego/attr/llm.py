@@ -29,9 +29,11 @@ from ..errors import IntellegoError, describe, require
 from ._base import Attribution, public_call
 from ._llm_score import STEP_SCORES, TargetScorer, forward_params, logits_of
 from .ablation import FeatureAblation
+from .gradient_layer import LayerGradientXActivation
+from .gradient_shap_layer import LayerGradientShap
+from .integrated_gradients_layer import LayerIntegratedGradients
 from .interpretable_input import ImageMaskInput, InterpretableInput, TextTemplateInput, TextTokenInput
 from .kernel_shap import KernelShap
-from .layer import LayerGradientShap, LayerGradientXActivation, LayerIntegratedGradients
 from .lime import Lime
 from .llm_result import LLMAttributionResult, pretty_tokens, word_groups
 from .partition_shapley import PartitionShapley

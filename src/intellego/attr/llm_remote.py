@@ -29,17 +29,49 @@ class MissingDependencyError(IntellegoError, ImportError):
 
 
 class RemoteLLMProvider(ABC):
-    """A language model served remotely: text generation and log-probabilities of a continuation."""
+    """A language model served remotely: text generation and log-probabilities of a continuation.
+
+    Example:
+        >>> from intellego.attr import FeatureAblation, RemoteLLMAttribution, TextTemplateInput
+        >>> from intellego.models.tiny_lm import WordTokenizer
+        >>> class Keyword(RemoteLLMProvider):  # a stand-in server: the target is likely only after "red"
+        ...     def generate(self, prompt, **gen_args):
+        ...         return "and bob"
+        ...     def get_logprobs(self, input_prompt, target_str, tokenizer=None):
+        ...         return [0.0 if "red" in input_prompt else -1.0] * len(target_str.split())
+        >>> tok = WordTokenizer("ann likes red apples and bob".split())
+        >>> llm = RemoteLLMAttribution(FeatureAblation(RemoteLLMAttribution.placeholder_model), tok, Keyword())
+        >>> res = llm.attribute(TextTemplateInput("{} likes {} apples", values=["ann", "red"]), target="and bob")
+        >>> res.seq_attr_dict, res.token_attr.tolist()
+        ({'ann': 0.0, 'red': 2.0}, [[0.0, 1.0], [0.0, 1.0]])
+    """
 
     api_url: str
 
     @abstractmethod
     def generate(self, prompt: str, **gen_args: Any) -> str:
-        """The model's continuation of ``prompt``."""
+        """The model's continuation of ``prompt``.
+
+        Args:
+            prompt: The prompt text.
+            **gen_args: Generation options (e.g. ``max_new_tokens``), as the provider understands them.
+
+        Returns:
+            The generated text.
+        """
 
     @abstractmethod
     def get_logprobs(self, input_prompt: str, target_str: str, tokenizer: Any = None) -> list[float]:
-        """Log-probabilities of the tokens of ``target_str`` following ``input_prompt``, one per token."""
+        """Log-probabilities of the tokens of ``target_str`` following ``input_prompt``, one per token.
+
+        Args:
+            input_prompt: The (perturbed) prompt text.
+            target_str: The continuation whose tokens are scored.
+            tokenizer: The model's tokenizer, to split ``target_str`` into the tokens the model scores.
+
+        Returns:
+            One log-probability per token of ``target_str``, in order.
+        """
 
 
 class VLLMProvider(RemoteLLMProvider):
@@ -48,6 +80,25 @@ class VLLMProvider(RemoteLLMProvider):
     Args:
         api_url: the server's base URL.
         model_name: the served model; None takes the first model the server lists.
+
+    Example:
+        >>> import sys
+        >>> from types import SimpleNamespace as NS
+        >>> from unittest import mock
+        >>> from intellego.models.tiny_lm import WordTokenizer
+        >>> class FakeOpenAI:  # stands in for the openai client and a vLLM server with one model
+        ...     def __init__(self, base_url, api_key):
+        ...         self.models = NS(list=lambda: NS(data=[NS(id="tiny-model")]))
+        ...         self.completions = NS(create=self.create)
+        ...     def create(self, model, prompt, **kwargs):  # each word after the first has log-probability -0.5
+        ...         words = [None] + [{0: {"logprob": -0.5}}] * (len(prompt.split()) - 1)
+        ...         return NS(choices=[NS(text=" and bob", prompt_logprobs=words)])
+        >>> with mock.patch.dict(sys.modules, {"openai": NS(OpenAI=FakeOpenAI)}):
+        ...     provider = VLLMProvider("http://localhost:8000/v1")
+        >>> provider.model_name, provider.generate("ann likes red apples", max_new_tokens=2)
+        ('tiny-model', ' and bob')
+        >>> provider.get_logprobs("ann likes", " red apples", WordTokenizer("ann likes red apples".split()))
+        [-0.5, -0.5]
     """
 
     def __init__(self, api_url: str, model_name: str | None = None) -> None:
@@ -104,6 +155,20 @@ class RemoteLLMAttribution(LLMAttribution):
         tokenizer: the remote model's tokenizer (to split the target into tokens).
         provider: a :class:`RemoteLLMProvider` (or any object with ``generate`` and ``get_logprobs``).
         attr_target: ``"log_prob"`` or ``"prob"``.
+
+    Example:
+        >>> from intellego.attr import FeatureAblation, RemoteLLMProvider, TextTemplateInput
+        >>> from intellego.models.tiny_lm import WordTokenizer
+        >>> class Keyword(RemoteLLMProvider):  # a stand-in server: the target is likely only after "red"
+        ...     def generate(self, prompt, **gen_args):
+        ...         return "and bob"
+        ...     def get_logprobs(self, input_prompt, target_str, tokenizer=None):
+        ...         return [0.0 if "red" in input_prompt else -1.0] * len(target_str.split())
+        >>> tok = WordTokenizer("ann likes red apples and bob".split())
+        >>> llm = RemoteLLMAttribution(FeatureAblation(RemoteLLMAttribution.placeholder_model), tok, Keyword())
+        >>> res = llm.attribute(TextTemplateInput("{} likes {} apples", values=["ann", "red"]), target="and bob")
+        >>> res.seq_attr_dict, res.token_attr.tolist()
+        ({'ann': 0.0, 'red': 2.0}, [[0.0, 1.0], [0.0, 1.0]])
     """
 
     placeholder_model = _PlaceholderModel()

@@ -30,16 +30,19 @@ def _tensor(value: Any, name: str) -> Tensor:
 class LLMAttributionResult:
     """Attributions of a generated (or given) target text to the features of the prompt.
 
-    Attributes:
+    The constructor's keyword arguments are kept as attributes of the same names.
+
+    Args:
         input_tokens: labels of the input features (``inp.values``).
         output_tokens: the target tokens as readable strings.
         seq_attr: ``(n_input,)`` attribution to the whole target (its total log-probability).
         token_attr: ``(n_output, n_input)`` attribution to each target token, or None (Lime, KernelShap).
         output_probs: optional ``(n_output,)`` probabilities of the target tokens.
         inp: the interpretable input (used by :meth:`plot_image_heatmap`).
-        input_words, output_words: optional word index of each input / output token (tokens of one word share
-            an index, in order), used by :meth:`aggregate_words`, or a function giving them on first use; the
-            LLM classes give functions reading the tokenizer's offsets.
+        input_words: optional word index of each input token (tokens of one word share an index, in order),
+            used by :meth:`aggregate_words`, or a function giving them on first use; the LLM classes give
+            functions reading the tokenizer's offsets.
+        output_words: the same for the output tokens.
 
     Example:
         >>> r = LLMAttributionResult(input_tokens=["a", "b"], output_tokens=["c"], seq_attr=[0.5, -1.0],

@@ -277,7 +277,7 @@ class LayerLRP(LayerMethod, GradientAttribution):
         Returns:
             Relevance shaped like the layer's value (a list for a list of layers); ``(relevance, delta)`` with
             ``delta = output - sum(relevance)`` per example when asked; ``targets`` as in
-            :mod:`intellego.attr.layer`.
+            :class:`~intellego.attr.LayerAttribution`.
         """
         if targets is not None:
             return fan_out_targets(targets, target, lambda x, _b, t, a: self.attribute(

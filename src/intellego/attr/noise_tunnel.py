@@ -33,6 +33,10 @@ class NoiseTunnel(Attribution):
 
     ``nt_type`` is ``smoothgrad`` (mean), ``smoothgrad_sq`` (mean of squares) or ``vargrad`` (variance).
 
+    Args:
+        attribution_method: The attribution object whose ``attribute`` runs on every noisy copy (its model is
+            this method's model).
+
     Example:
         >>> import torch
         >>> from intellego.attr import NoiseTunnel, Saliency

@@ -8,6 +8,7 @@ coalitions once (Captum walks all ``n!`` orders, ``n * n!`` evaluations) and wei
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -178,11 +179,10 @@ class ShapleyValues(PerturbationAttribution):
                     f"ShapleyValues enumerates 2**n coalitions and accepts at most {MAX_EXACT_FEATURES} features, "
                     f"got {n_feat}; group features with feature_mask or use ShapleyValueSampling / KernelShap")
             plan = settled_plan(ev, xs, feature_mask, plan)
-            bits = 1 << torch.arange(n_feat, device=xs[0].device)
+            absent = _absent(n_feat, xs[0].device)  # row = coalition code (bit i: feature i kept)
 
             def removed(sl: slice) -> tuple[Tensor, ...]:
-                codes = torch.arange(sl.start, sl.stop, device=xs[0].device)  # code 0: the empty coalition
-                return plan.removed(codes[:, None] & bits == 0)
+                return plan.removed(absent[sl])
 
             values = _float(ev.run(2**n_feat, removed))
             return unpack(plan.combine(_exact_shapley(values, n_feat), per_example=not ev.aggregate), was_tuple)
@@ -203,10 +203,35 @@ def _exact_shapley(values: Tensor, n: int) -> Tensor:
     One matrix product: coalition ``S`` enters ``phi_i`` with ``+w(|S| - 1)`` when ``i`` is in ``S`` and with
     ``-w(|S|)`` otherwise, ``w(s) = s! (n - 1 - s)! / n!``.
     """
-    codes = torch.arange(2**n, device=values.device)
-    member = (codes[:, None] >> torch.arange(n, device=values.device)) & 1 == 1
+    return (_shapley_weights(n, values.dtype, values.device) @ values.reshape(2**n, -1)).reshape(n, *values.shape[1:])
+
+
+_KEPT_FEATURES = 12  # up to 2**12 coalitions: the shape-only tables below are kept (at most 4096 x 12)
+
+
+def _absent_table(n: int, device: torch.device) -> Tensor:
+    """Boolean ``(2**n, n)``: row ``code`` marks the features absent from coalition ``code``."""
+    codes = torch.arange(2**n, device=device)
+    return codes[:, None] & (1 << torch.arange(n, device=device)) == 0
+
+
+def _weight_table(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(n, 2**n)``: the weight of each coalition in each feature's Shapley value (see :func:`_exact_shapley`)."""
+    member = ~_absent(n, device)
     sizes = member.sum(1)
     weight = torch.tensor([math.factorial(s) * math.factorial(n - 1 - s) / math.factorial(n) for s in range(n)]
-                          + [0.0], dtype=values.dtype, device=values.device)
-    coeff = torch.where(member, weight[(sizes - 1).clamp_min(0)][:, None], -weight[sizes][:, None])
-    return (coeff.T @ values.reshape(2**n, -1)).reshape(n, *values.shape[1:])
+                          + [0.0], dtype=dtype, device=device)
+    return torch.where(member, weight[(sizes - 1).clamp_min(0)][:, None], -weight[sizes][:, None]).T.contiguous()
+
+
+# Built once per size (dtype, device) for up to _KEPT_FEATURES features: internal, only read.
+_kept_absent = functools.lru_cache(maxsize=16)(_absent_table)
+_kept_weights = functools.lru_cache(maxsize=16)(_weight_table)
+
+
+def _absent(n: int, device: torch.device) -> Tensor:
+    return (_kept_absent if n <= _KEPT_FEATURES else _absent_table)(n, device)
+
+
+def _shapley_weights(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    return (_kept_weights if n <= _KEPT_FEATURES else _weight_table)(n, dtype, device)

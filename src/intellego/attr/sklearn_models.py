@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from .._docs import fill_docs
 from ..errors import require
 from .linear_models import InterpretableLinearModel, Lasso, LinearRegression, Ridge
 
@@ -21,6 +22,7 @@ __all__ = ["SkLearnLinearModel", "SkLearnLasso", "SkLearnRidge", "SkLearnLinearR
 _SKLEARN_HARMLESS = {"copy_X", "n_jobs", "precompute", "warm_start", "random_state", "selection", "solver"}
 
 
+@fill_docs
 class SkLearnLinearModel(InterpretableLinearModel):
     """Captum's ``SkLearnLinearModel(sklearn_module, **kwargs)``, fitted by our torch solvers (no scikit-learn).
 
@@ -30,6 +32,10 @@ class SkLearnLinearModel(InterpretableLinearModel):
     (``alpha``, ``fit_intercept``, ``max_iter``, ``tol``); options that only steer scikit-learn's solver
     (``copy_X``, ``selection``, ...) are accepted and ignored, others (``positive``) raise. The objectives are
     scikit-learn's, so ported Lime code gives the same surrogate, fitted for the whole batch at once.
+
+    Args:
+        sklearn_module: The scikit-learn class the model stands for (empty for a named subclass).
+        {SKLEARN_KWARGS}
 
     Example:
         >>> import torch
@@ -62,19 +68,53 @@ class SkLearnLinearModel(InterpretableLinearModel):
         self.sklearn_module = module
 
 
+@fill_docs
 class SkLearnLasso(SkLearnLinearModel, Lasso):
-    """Captum's ``SkLearnLasso(**kwargs)`` on our :class:`Lasso` (scikit-learn's default ``alpha=1.0``)."""
+    """Captum's ``SkLearnLasso(**kwargs)`` on our :class:`Lasso` (scikit-learn's default ``alpha=1.0``).
+
+    Args:
+        {SKLEARN_KWARGS}
+
+    Example:
+        >>> import torch
+        >>> X = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+        >>> [round(c, 6) for c in SkLearnLasso(alpha=0.5).fit(X, X @ torch.tensor([3.0, 0.1])).coef_.tolist()]
+        [2.0, 0.0]
+    """
 
     _solver, _module = Lasso, "linear_model.Lasso"
 
 
+@fill_docs
 class SkLearnRidge(SkLearnLinearModel, Ridge):
-    """Captum's ``SkLearnRidge(**kwargs)`` on our :class:`Ridge`."""
+    """Captum's ``SkLearnRidge(**kwargs)`` on our :class:`Ridge`.
+
+    Args:
+        {SKLEARN_KWARGS}
+
+    Example:
+        >>> import torch
+        >>> X = torch.tensor([[1.0], [-1.0]])
+        >>> SkLearnRidge(alpha=2.0).fit(X, 2 * X[:, 0]).representation().tolist()  # 4 / (2 + alpha)
+        [[1.0]]
+    """
 
     _solver, _module = Ridge, "linear_model.Ridge"
 
 
+@fill_docs
 class SkLearnLinearRegression(SkLearnLinearModel, LinearRegression):
-    """Captum's ``SkLearnLinearRegression(**kwargs)`` on our :class:`LinearRegression`."""
+    """Captum's ``SkLearnLinearRegression(**kwargs)`` on our :class:`LinearRegression`.
+
+    Args:
+        {SKLEARN_KWARGS}
+
+    Example:
+        >>> import torch
+        >>> X = torch.tensor([[0.0], [1.0], [2.0]])
+        >>> model = SkLearnLinearRegression().fit(X, 3 * X[:, 0] + 1)
+        >>> round(float(model.representation()), 6), round(float(model.bias()), 6)
+        (3.0, 1.0)
+    """
 
     _solver, _module = LinearRegression, "linear_model.LinearRegression"

@@ -4,7 +4,8 @@ A :class:`Summarizer` takes one observation (a tensor, a number, or a tuple of t
 element-wise statistics of all observations seen; ``summary`` returns ``{stat name: value}`` (a list of such
 dicts for tuple observations). :class:`ClassSummarizer` takes a *batch* with labels and keeps one summary per
 class besides the overall one. Statistics that need others (variance needs the mean and the count) get them
-added and shared automatically; ``summary`` shows only the ones asked for.
+added and shared automatically; ``summary`` shows only the ones asked for. The statistics are in
+:mod:`intellego.attr.stats`.
 
 Example:
     >>> import torch
@@ -19,197 +20,19 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, describe, require
+from .stats import MSE, CommonStats, Count, GeneralAccumFn, Max, Mean, Min, Stat, StatValue, StdDev, Sum, Var
 
 __all__ = [
     "StatValue", "Stat", "Count", "Mean", "MSE", "Var", "StdDev", "GeneralAccumFn", "Min", "Max", "Sum",
     "CommonStats", "Summarizer", "SummarizerSingleTensor", "ClassSummarizer",
 ]
-
-StatValue = Union[Tensor, int, float]  # noqa: UP007 (a runtime alias, valid on Python 3.10)
-
-
-class Stat:
-    """A statistic updated one observation at a time; equal when class and parameters are equal."""
-
-    def __init__(self, name: str | None = None, **params: Any) -> None:
-        self._name = name
-        self.params = params
-        self._deps: dict[Stat, Stat] = {}
-
-    def requires(self) -> list[Stat]:
-        """Statistics this one reads (they are tracked once and shared)."""
-        return []
-
-    def bind(self, deps: dict[Stat, Stat]) -> None:
-        self._deps = deps
-
-    def dep(self, stat: Stat) -> Any:
-        return self._deps[stat].get()
-
-    def update(self, x: Tensor) -> None:
-        raise NotImplementedError
-
-    def get(self) -> StatValue | None:
-        raise NotImplementedError
-
-    @property
-    def name(self) -> str:
-        """The key of this statistic in a summary."""
-        if self._name is not None:
-            return self._name
-        base = type(self).__name__.lower()
-        return f"{base}({self.params})" if self.params else base
-
-    def __hash__(self) -> int:
-        return hash((type(self), frozenset(self.params.items())))
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.params == getattr(other, "params", None)
-
-
-class Count(Stat):
-    """The number of observations."""
-
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(name)
-        self.n = 0
-
-    def update(self, x: Tensor) -> None:
-        self.n += 1
-
-    def get(self) -> int:
-        return self.n
-
-
-class Mean(Stat):
-    """Element-wise running mean."""
-
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(name)
-        self.value: Tensor | None = None
-
-    def requires(self) -> list[Stat]:
-        return [Count()]
-
-    def update(self, x: Tensor) -> None:
-        if self.value is None:
-            self.value = x.clone() if x.is_floating_point() else x.double()
-        else:
-            self.value = self.value + (x - self.value) / self.dep(Count())
-
-    def get(self) -> Tensor | None:
-        return self.value
-
-
-class MSE(Stat):
-    """Element-wise sum of squared deviations from the running mean (Welford's M2)."""
-
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(name)
-        self.value: Tensor | None = None
-        self.prev_mean: Tensor | None = None
-
-    def requires(self) -> list[Stat]:
-        return [Mean()]
-
-    def update(self, x: Tensor) -> None:
-        mean = self.dep(Mean())
-        if self.prev_mean is not None:
-            step = (x - self.prev_mean) * (x - mean)
-            self.value = step if self.value is None else self.value + step
-        self.prev_mean = mean.clone()
-
-    def get(self) -> Tensor | None:
-        if self.value is None:
-            return None if self.prev_mean is None else torch.zeros_like(self.prev_mean)
-        return self.value
-
-
-class Var(Stat):
-    """Element-wise variance; ``order=1`` divides by ``n - 1`` (sample variance)."""
-
-    def __init__(self, name: str | None = None, order: int = 0) -> None:
-        if name is None:
-            name = {0: "variance", 1: "sample_variance"}.get(order, f"variance({order})")
-        super().__init__(name, order=order)
-        self.order = order
-
-    def requires(self) -> list[Stat]:
-        return [Count(), MSE()]
-
-    def update(self, x: Tensor) -> None:
-        pass
-
-    def get(self) -> Tensor | None:
-        mse, n = self.dep(MSE()), self.dep(Count())
-        if mse is None:
-            return None
-        if n <= self.order:
-            return torch.zeros_like(mse, dtype=torch.float64)
-        return mse.to(torch.float64) / (n - self.order)
-
-
-class StdDev(Stat):
-    """Element-wise standard deviation; ``order=1`` for the sample standard deviation."""
-
-    def __init__(self, name: str | None = None, order: int = 0) -> None:
-        if name is None:
-            name = {0: "std_dev", 1: "sample_std_dev"}.get(order, f"std_dev({order})")
-        super().__init__(name, order=order)
-        self.order = order
-
-    def requires(self) -> list[Stat]:
-        return [Var(order=self.order)]
-
-    def update(self, x: Tensor) -> None:
-        pass
-
-    def get(self) -> Tensor | None:
-        var = self.dep(Var(order=self.order))
-        return None if var is None else var.sqrt()
-
-
-class GeneralAccumFn(Stat):
-    """Folds observations with ``fn(accumulated, x)`` (element-wise min, max, sum, ...)."""
-
-    def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], name: str | None = None) -> None:
-        super().__init__(name)
-        self.fn = fn
-        self.value: Tensor | None = None
-
-    def update(self, x: Tensor) -> None:
-        self.value = x.clone() if self.value is None else self.fn(self.value, x)
-
-    def get(self) -> Tensor | None:
-        return self.value
-
-
-class Min(GeneralAccumFn):
-    def __init__(self, name: str | None = None, min_fn: Callable[[Tensor, Tensor], Tensor] = torch.min) -> None:
-        super().__init__(min_fn, name)
-
-
-class Max(GeneralAccumFn):
-    def __init__(self, name: str | None = None, max_fn: Callable[[Tensor, Tensor], Tensor] = torch.max) -> None:
-        super().__init__(max_fn, name)
-
-
-class Sum(GeneralAccumFn):
-    def __init__(self, name: str | None = None, add_fn: Callable[[Tensor, Tensor], Tensor] = torch.add) -> None:
-        super().__init__(add_fn, name)
-
-
-def CommonStats() -> list[Stat]:  # noqa: N802 (Captum's name)
-    """Mean, sample variance, sample standard deviation, min and max."""
-    return [Mean(), Var(order=1), StdDev(order=1), Min(), Max()]
-
 
 def _with_dependencies(stats: list[Stat]) -> list[Stat]:
     """All statistics needed, dependencies first, each once."""
@@ -228,7 +51,22 @@ def _with_dependencies(stats: list[Stat]) -> list[Stat]:
 
 
 class SummarizerSingleTensor:
-    """The statistics of one stream of tensors; ``summary`` shows those at ``summary_stats_indices``."""
+    """The statistics of one stream of tensors; ``summary`` shows those at ``summary_stats_indices``.
+
+    :class:`Summarizer` keeps one per stream (one per element of tuple observations).
+
+    Args:
+        stats: Every statistic tracked, each after the statistics it reads (as :class:`Summarizer` orders
+            them); they are bound to each other and updated in place.
+        summary_stats_indices: Positions in ``stats`` of the statistics shown in ``summary``.
+
+    Example:
+        >>> single = SummarizerSingleTensor([Count(), Mean()], [1])
+        >>> single.update(torch.tensor(2.0))
+        >>> single.update(torch.tensor(4.0))
+        >>> single.summary, single.get(Count()).get()
+        ({'mean': tensor(3.)}, 2)
+    """
 
     def __init__(self, stats: list[Stat], summary_stats_indices: list[int]) -> None:
         self._stats = stats
@@ -250,8 +88,20 @@ class SummarizerSingleTensor:
         return {s.name: s.get() for s in self._shown}
 
 
+@fill_docs
 class Summarizer:
-    """Element-wise statistics over observations given one per :meth:`update`."""
+    """Element-wise statistics over observations given one per :meth:`update`.
+
+    Args:
+        {STATS}
+
+    Example:
+        >>> s = Summarizer([Mean(), Max()])
+        >>> s.update((torch.tensor([1.0, 2.0]), 3.0))  # a tuple: one summary per element
+        >>> s.update((torch.tensor([3.0, 0.0]), 5.0))
+        >>> s.summary
+        [{'mean': tensor([2., 1.]), 'max': tensor([3., 2.])}, {'mean': tensor(4.), 'max': tensor(5.)}]
+    """
 
     def __init__(self, stats: list[Stat]) -> None:
         require(isinstance(stats, (list, tuple)), f"stats must be a list of Stat objects, got {describe(stats)}")
@@ -286,11 +136,21 @@ class Summarizer:
         return summaries if self._is_inputs_tuple else summaries[0]
 
 
+@fill_docs
 class ClassSummarizer(Summarizer):
     """A :class:`Summarizer` over batches, with one extra summary per label.
 
     ``update(x, labels)`` takes a batch (first dimension) and one label per example, or one label for a single
     example. Tensor labels are keyed by their Python value, so ``class_summaries`` has one entry per class.
+
+    Args:
+        {STATS}
+
+    Example:
+        >>> s = ClassSummarizer([Mean()])
+        >>> s.update(torch.tensor([[1.0], [3.0], [10.0]]), labels=torch.tensor([0, 0, 1]))
+        >>> s.class_summaries, s.summary
+        ({0: [{'mean': tensor([2.])}], 1: [{'mean': tensor([10.])}]}, [{'mean': tensor([4.6667])}])
     """
 
     def __init__(self, stats: list[Stat]) -> None:

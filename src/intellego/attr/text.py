@@ -48,7 +48,19 @@ class InterpretableEmbeddingBase(nn.Module):
     """Stands in for an embedding module: ``forward`` returns the (precomputed) embeddings it is given.
 
     ``indices_to_embeddings(ids)`` runs the original embedding, so the caller can compute embeddings once,
-    attribute with respect to them, and feed them to the model in place of the token ids.
+    attribute with respect to them, and feed them to the model in place of the token ids. Made by
+    :func:`configure_interpretable_embedding_layer`.
+
+    Args:
+        embedding: The original embedding module.
+        full_name: Its dotted name in the model (where it is put back).
+
+    Example:
+        >>> import torch
+        >>> emb = InterpretableEmbeddingBase(torch.nn.Embedding(5, 2), "embedding")
+        >>> vectors = emb.indices_to_embeddings(torch.tensor([[1, 4]]))
+        >>> vectors.shape, torch.equal(emb(vectors), vectors)
+        (torch.Size([1, 2, 2]), True)
     """
 
     def __init__(self, embedding: nn.Module, full_name: str) -> None:
@@ -80,7 +92,33 @@ def configure_interpretable_embedding_layer(model: nn.Module,
     """Replace ``model.<embedding_layer_name>`` by an :class:`InterpretableEmbeddingBase` and return it.
 
     Undo with :func:`remove_interpretable_embedding_layer`. Prefer ``LayerIntegratedGradients`` on the
-    embedding layer, which needs no change to the model.
+    embedding layer, which needs no change to the model. Warns that the model is changed.
+
+    Args:
+        model: The model; it is changed until the layer is removed.
+        embedding_layer_name: The dotted name of the embedding module in ``model.named_modules()``.
+
+    Returns:
+        The :class:`InterpretableEmbeddingBase` now in the model; its ``indices_to_embeddings`` runs the
+        original embedding.
+
+    Example:
+        >>> import warnings, torch
+        >>> class Classifier(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.embedding, self.fc = torch.nn.Embedding(10, 3), torch.nn.Linear(3, 2)
+        ...     def forward(self, x):
+        ...         return self.fc(self.embedding(x).mean(1))
+        >>> model = Classifier()
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")  # it warns that the model is changed until removed
+        ...     emb = configure_interpretable_embedding_layer(model, "embedding")
+        >>> from intellego.attr import IntegratedGradients
+        >>> inputs = emb.indices_to_embeddings(torch.tensor([[1, 2, 3]]))
+        >>> IntegratedGradients(model).attribute(inputs, target=0).shape  # one value per embedding element
+        torch.Size([1, 3, 3])
+        >>> remove_interpretable_embedding_layer(model, emb)
     """
     try:
         owner, leaf = _resolve(model, embedding_layer_name)
@@ -98,7 +136,28 @@ def configure_interpretable_embedding_layer(model: nn.Module,
 
 
 def remove_interpretable_embedding_layer(model: nn.Module, interpretable_emb: InterpretableEmbeddingBase) -> None:
-    """Put back the embedding module that :func:`configure_interpretable_embedding_layer` replaced."""
+    """Put back the embedding module that :func:`configure_interpretable_embedding_layer` replaced.
+
+    Args:
+        model: The model given to :func:`configure_interpretable_embedding_layer`.
+        interpretable_emb: What it returned.
+
+    Example:
+        >>> import warnings, torch
+        >>> class Classifier(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.embedding, self.fc = torch.nn.Embedding(10, 3), torch.nn.Linear(3, 2)
+        ...     def forward(self, x):
+        ...         return self.fc(self.embedding(x).mean(1))
+        >>> model = Classifier()
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")  # it warns that the model is changed until removed
+        ...     emb = configure_interpretable_embedding_layer(model, "embedding")
+        >>> remove_interpretable_embedding_layer(model, emb)
+        >>> type(model.embedding).__name__
+        'Embedding'
+    """
     require(isinstance(interpretable_emb, InterpretableEmbeddingBase),
             f"interpretable_emb must be an InterpretableEmbeddingBase, got {describe(interpretable_emb)}")
     owner, leaf = _resolve(model, interpretable_emb.full_name)
@@ -108,7 +167,15 @@ def remove_interpretable_embedding_layer(model: nn.Module, interpretable_emb: In
 
 
 class TokenReferenceBase:
-    """Reference (baseline) token sequences made of one token id, e.g. the padding token."""
+    """Reference (baseline) token sequences made of one token id, e.g. the padding token.
+
+    Args:
+        reference_token_idx: The token id the references are made of.
+
+    Example:
+        >>> TokenReferenceBase(reference_token_idx=1).generate_reference(4, device="cpu")
+        tensor([1, 1, 1, 1])
+    """
 
     def __init__(self, reference_token_idx: int = 0) -> None:
         require(isinstance(reference_token_idx, int), f"reference_token_idx must be an int, got "

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, require
 from .concept import Concept, concepts_to_str
 
@@ -51,11 +52,25 @@ def _safe(value: Any, where: str) -> Any:
                          "tensors, numbers, strings and lists or dicts of them")
 
 
+@fill_docs
 class CAV:
     """The CAVs of one experimental set at one layer: ``stats["weights"]`` (one row per class),
     ``stats["classes"]`` (the concept ids of the rows) and classifier statistics such as ``"accs"``.
 
-    ``save_path=None`` (the default) keeps the CAV in memory only; Captum's default is ``"./cav/"``.
+    Args:
+        concepts: The experimental set: the concepts the classifier told apart.
+        layer: The name of the layer (in ``model.named_modules()``) whose activations were classified.
+        stats: ``{"weights": (C, F) tensor, "classes": [concept ids], ...}``, or None before training.
+        {CAV_SAVE_PATH}
+        {CONCEPT_MODEL_ID}
+
+    Example:
+        >>> import torch
+        >>> from intellego.concept import Concept
+        >>> cav = CAV([Concept(0, "red", None), Concept(1, "random", None)], "conv1",
+        ...           {"weights": torch.tensor([[-1.0, 2.0], [1.0, -2.0]]), "classes": [0, 1]})
+        >>> cav.stats["weights"][cav.stats["classes"].index(1)].tolist()  # the CAV of concept 1
+        [1.0, -2.0]
     """
 
     def __init__(self, concepts: list[Concept], layer: str, stats: dict[str, Any] | None = None,

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..errors import IntellegoError, describe, require
 from ._fit import linear_accuracy, logistic_ovr, mean_difference, stratified_split, take_rows
 
@@ -32,7 +33,24 @@ __all__ = ["Classifier", "DefaultClassifier", "FastCAVClassifier", "gather_batch
 
 class Classifier(ABC):
     """Captum's classifier interface: ``train_and_eval`` on ``(activations, labels)`` batches, then ``weights()``
-    (``C x F``, one row per class) and ``classes()`` (the labels, in the order of the rows)."""
+    (``C x F``, one row per class) and ``classes()`` (the labels, in the order of the rows).
+
+    Example:
+        >>> import torch
+        >>> class FirstRow(Classifier):  # a toy: the first activation of each class is its CAV
+        ...     def train_and_eval(self, dataloader, **kwargs):
+        ...         x, y = next(iter(dataloader))
+        ...         self.labels = sorted(set(y.tolist()))
+        ...         self.rows = torch.stack([x[y == c][0] for c in self.labels])
+        ...     def weights(self):
+        ...         return self.rows
+        ...     def classes(self):
+        ...         return self.labels
+        >>> clf = FirstRow()
+        >>> clf.train_and_eval([(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([3, 5]))])
+        >>> clf.classes(), clf.weights().tolist()
+        ([3, 5], [[1.0, 0.0], [0.0, 1.0]])
+    """
 
     @abstractmethod
     def train_and_eval(self, dataloader: Iterable[Any], **kwargs: Any) -> dict[str, Any] | None:
@@ -106,13 +124,28 @@ class _LinearCAV(Classifier):
         return list(self._classes)
 
 
+@fill_docs
 class DefaultClassifier(_LinearCAV):
     """L2-regularised logistic regression (one-vs-rest), solved exactly by Newton's method in torch.
 
     The objective is ``mean(logistic loss) + alpha / 2 * |w|^2`` (``alpha=0.01`` like the penalty of Captum's
     default ``SGDClassifier``). The optimum is unique and found full-batch, so the only randomness is the
-    train/test split, drawn from ``generator`` (a fixed seed when ``None``; never the global RNG): reruns with
-    the same generator state give bit-identical CAVs. Two concepts give the weight rows ``[-w, w]``.
+    train/test split: reruns with the same generator state give bit-identical CAVs. Two concepts give the weight
+    rows ``[-w, w]``.
+
+    Args:
+        alpha: Strength of the L2 penalty (positive).
+        max_iter: At most this many Newton steps.
+        {CAV_GENERATOR}
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[2.0, 0.0], [3.0, 1.0], [-2.0, 0.0], [-3.0, -1.0]])
+        >>> clf = DefaultClassifier()
+        >>> stats = clf.train_and_eval([(x, torch.tensor([1, 1, 0, 0]))], test_split_ratio=0.0)
+        >>> w = clf.weights()
+        >>> clf.classes(), bool(w[1, 0] > 0), torch.equal(w[0], -w[1])
+        ([0, 1], True, True)
     """
 
     def __init__(self, alpha: float = 0.01, max_iter: int = 100, generator: torch.Generator | None = None) -> None:
@@ -125,11 +158,23 @@ class DefaultClassifier(_LinearCAV):
         return logistic_ovr(take_rows(parts, train), y[train].to(parts[0].device), self.alpha, self.max_iter)
 
 
+@fill_docs
 class FastCAVClassifier(_LinearCAV):
     """FastCAV: each concept's mean activation minus the mean of the concept means (no optimisation).
 
     One pass over the activations; for two concepts the CAV is half the difference of their means. Accurate when
     the concepts differ mostly in their mean, and much faster than training on wide layers.
+
+    Args:
+        {CAV_GENERATOR}
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[4.0, 0.0], [2.0, 2.0], [0.0, 0.0], [0.0, 2.0]])
+        >>> clf = FastCAVClassifier()
+        >>> _ = clf.train_and_eval([(x, torch.tensor([1, 1, 0, 0]))], test_split_ratio=0.0)
+        >>> clf.weights().tolist()  # half the difference of the two class means, and its negative
+        [[-1.5, 0.0], [1.5, 0.0]]
     """
 
     def _fit(self, parts: list[Tensor], y: Tensor, train: Tensor) -> tuple[Tensor, Tensor, list[int]]:

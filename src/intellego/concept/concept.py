@@ -52,13 +52,50 @@ class Concept:
 
 
 class ConceptInterpreter:
-    """Base of concept-based interpreters: holds the model; subclasses define ``interpret``."""
+    """Base of concept-based interpreters: holds the model; subclasses define ``interpret``
+    (:class:`~intellego.concept.TCAV` is the one intellego ships).
+
+    Args:
+        model: The model whose predictions are explained with concepts.
+
+    Example:
+        >>> import torch
+        >>> class MeanActivation(ConceptInterpreter):
+        ...     def interpret(self, inputs, concepts):
+        ...         out = self.model(inputs).mean().item()
+        ...         return {c.name: out for c in concepts}
+        >>> model = torch.nn.Linear(2, 1)
+        >>> with torch.no_grad():
+        ...     _ = model.weight.fill_(1.0), model.bias.zero_()
+        >>> MeanActivation(model).interpret(torch.ones(3, 2), [Concept(0, "any", None)])
+        {'any': 2.0}
+    """
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
 
     def interpret(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        """Concept-based scores for ``inputs`` (defined by each interpreter)."""
+        """Concept-based scores for ``inputs``; the base class only raises.
+
+        Args:
+            inputs: The examples whose predictions are explained.
+            *args: What the interpreter needs besides the inputs (e.g. the concepts); each subclass documents its
+                own.
+            **kwargs: The same, by keyword.
+
+        Returns:
+            The interpreter's scores (for TCAV: a dict per experimental set and layer).
+
+        Raises:
+            NotImplementedError: Always; subclasses override this method.
+
+        Example:
+            >>> import torch
+            >>> ConceptInterpreter(torch.nn.Identity()).interpret(None)
+            Traceback (most recent call last):
+            ...
+            NotImplementedError: ConceptInterpreter does not define interpret
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define interpret")
 
 

@@ -22,7 +22,22 @@ __all__ = ["CustomIterableDataset", "dataset_to_dataloader"]
 
 class CustomIterableDataset(IterableDataset):
     """Examples read from files: every file under the folder ``path`` (or the file ``path`` itself) mapped
-    through ``transform_filename_to_tensor``."""
+    through ``transform_filename_to_tensor``.
+
+    Args:
+        transform_filename_to_tensor: ``f(filename)`` -> an example (for a folder: one per file, in sorted
+            order) or, for a single file, an iterable of examples.
+        path: A folder of files or one file.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     for i in range(3):
+        ...         torch.save(torch.full((2,), float(i)), os.path.join(d, f"{i}.pt"))
+        ...     data = CustomIterableDataset(torch.load, d)
+        ...     [x.tolist() for x in data]
+        [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]
+    """
 
     def __init__(self, transform_filename_to_tensor: Callable[[str], Any], path: str) -> None:
         self.path = path

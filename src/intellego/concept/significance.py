@@ -26,7 +26,27 @@ __all__ = ["ConceptSignificance", "significance_table", "random_concept_test"]
 
 @dataclass
 class ConceptSignificance:
-    """The random-concept t-test of one concept at one layer (see :meth:`TCAV.significance`)."""
+    """The random-concept t-test of one concept at one layer (see :meth:`TCAV.significance`).
+
+    Attributes:
+        concept: The concept tested.
+        layer: The layer's name.
+        score: Which TCAV score was tested: ``"sign_count"`` or ``"magnitude"``.
+        scores: The concept's score against each random concept.
+        random_scores: The scores of the random-vs-random sets (the null distribution).
+        t_statistic: Student's t of ``scores`` against ``random_scores``.
+        p_value: The two-sided p-value.
+        p_adjusted: The p-value after the correction for all concept-layer tests.
+        significant: ``p_adjusted < alpha``.
+
+    Example:
+        >>> import torch
+        >>> from intellego.concept import Concept
+        >>> r = ConceptSignificance(Concept(0, "stripes", None), "conv", "sign_count", torch.tensor([0.9, 0.7]),
+        ...                         torch.tensor([0.5, 0.3]), 5.0, 0.01, 0.02, True)
+        >>> round(r.mean, 2), round(r.random_mean, 2), r.significant
+        (0.8, 0.4, True)
+    """
 
     concept: Concept
     layer: str

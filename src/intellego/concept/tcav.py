@@ -10,27 +10,11 @@ Differences from Captum (see ``docs/concept.md``): the default classifier is a t
 exactly (seeded split, bit-identical reruns, no scikit-learn); CAVs and activations are cached in memory and
 written to disk only when ``save_path`` is given; ``magnitude`` follows Captum's documented formula
 (``magnitude="mean"`` gives Captum 0.9's numbers); all layers share one forward/backward pass over the inputs.
-
-Example:
-    >>> import torch
-    >>> from intellego.concept import TCAV, Concept
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
-    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    >>> up = Concept(0, "up", [torch.randn(16, 4) + 2])
-    >>> rand = Concept(1, "random", [torch.randn(16, 4)])
-    >>> tcav = TCAV(model, ["0"])
-    >>> scores = tcav.interpret(torch.randn(8, 4), [[up, rand]], target=1)
-    >>> sorted(scores["0-1"]["0"])
-    ['magnitude', 'sign_count']
-    >>> float(scores["0-1"]["0"]["sign_count"].sum())
-    1.0
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,12 +22,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from .._docs import fill_docs
 from ..attr import LayerGradientXActivation
 from ..core.grad import ForwardSpec
 from ..core.hooks import keep_buffers
 from ..engines.layers import layer_eval, restructure, sites_of
 from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
+from ._checks import SetupChecks
 from ._inputs import as_call
 from ._scores import MAGNITUDES, POOLS, flat_rows, tcav_scores
 from .cav import CAV
@@ -56,20 +42,21 @@ __all__ = ["TCAV", "ConceptSignificance", "significance_table"]
 Scores = dict[str, dict[str, dict[str, Tensor]]]
 
 
-class TCAV(ConceptInterpreter):
+@fill_docs
+class TCAV(ConceptInterpreter, SetupChecks):
     """TCAV scores of concepts for a model's predictions, at one or more layers (Captum's ``TCAV``).
 
     Args:
         model: the model; ``layers`` name its submodules (``dict(model.named_modules())`` keys) or are modules.
         layers: a layer name or a list of them.
-        model_id: names the model's folder under ``save_path``.
+        {CONCEPT_MODEL_ID}
         classifier: ``None`` or ``"default"`` (:class:`DefaultClassifier`), ``"fastcav"``
             (:class:`FastCAVClassifier`), or any object with Captum's ``Classifier`` methods.
         layer_attr_method: the layer attribution giving the sensitivities (default: layer gradients,
             ``LayerGradientXActivation(model, layers, multiply_by_inputs=False)``); it is copied and pointed at
             each layer in turn, the instance passed in is never changed.
         attribute_to_layer_input: use the layers' inputs instead of their outputs.
-        save_path: a folder to save CAVs to and load them from; ``None`` (the default) keeps them in memory only.
+        {CAV_SAVE_PATH}
         pool: ``None`` flattens a layer's activations (Captum); ``"mean"`` averages them over every dimension but
             the batch and ``feature_dim``, so concepts whose activations differ in length (token sequences,
             image sizes) share one CAV space. The sensitivities are then summed over the same dimensions: the
@@ -78,6 +65,21 @@ class TCAV(ConceptInterpreter):
             ``1`` for channels-first conv layers).
         generator: seeds the default classifier's train/test split (a fixed seed when ``None``).
         **classifier_kwargs: passed to ``classifier.train_and_eval`` (e.g. ``test_split_ratio``).
+
+    Example:
+        >>> import torch
+        >>> from intellego.concept import Concept
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        >>> up = Concept(0, "up", [torch.randn(16, 4) + 2])
+        >>> rand = Concept(1, "random", [torch.randn(16, 4)])
+        >>> tcav = TCAV(model, ["0"])
+        >>> scores = tcav.interpret(torch.randn(8, 4), [[up, rand]], target=1)
+        >>> sorted(scores["0-1"]["0"])
+        ['magnitude', 'sign_count']
+        >>> float(scores["0-1"]["0"]["sign_count"].sum())
+        1.0
     """
 
     def __init__(self, model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module],
@@ -108,88 +110,6 @@ class TCAV(ConceptInterpreter):
         self.concepts: set[Concept] = set()
         self.cavs: dict[str, dict[str, CAV]] = {}
         self._activations: dict[int, dict[str, Tensor]] = {}
-
-    # ----------------------------------------------------------------------------------------- set-up checks
-
-    def _resolve_layers(self, layers: Any) -> tuple[list[str], list[nn.Module]]:
-        named = dict(self.model.named_modules())
-        by_id = {id(m): n for n, m in named.items()}
-        items = [layers] if isinstance(layers, (str, nn.Module)) else layers
-        require(isinstance(items, (list, tuple)) and len(items) > 0,
-                f"layers must be a layer name or a non-empty list of names, got {describe(layers)}")
-        names, modules = [], []
-        for item in items:
-            if isinstance(item, nn.Module):
-                require(id(item) in by_id, f"layer {type(item).__name__} is not a submodule of the model")
-                name = by_id[id(item)]
-            else:
-                require(isinstance(item, str), f"layers must be names (str) or modules, got {describe(item)}")
-                if item not in named:
-                    close = difflib.get_close_matches(item, [n for n in named if n], n=3)
-                    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-                    some = ", ".join(repr(n) for n in list(named)[1:9])
-                    raise IntellegoError(f"layer {item!r} does not exist in {type(self.model).__name__}{hint} "
-                                         f"(layers are names from model.named_modules(), e.g. {some})")
-                name = item
-            require(name not in names, f"layer {name!r} is listed twice in layers")
-            names.append(name)
-            modules.append(named[name])
-        return names, modules
-
-    @staticmethod
-    def _resolve_classifier(classifier: Any, generator: torch.Generator | None) -> Any:
-        if classifier is None or classifier == "default":
-            return DefaultClassifier(generator=generator)
-        if classifier == "fastcav":
-            return FastCAVClassifier(generator=generator)
-        missing = [m for m in ("train_and_eval", "weights", "classes") if not callable(getattr(classifier, m, None))]
-        require(not missing, f"classifier must be None, 'default', 'fastcav' or have Captum's Classifier methods; "
-                f"{describe(classifier)} lacks {missing}")
-        return classifier
-
-    def _check_sets(self, experimental_sets: Any, register: bool = True) -> list[list[Concept]]:
-        """Validate experimental sets (before any model call) and register their concepts."""
-        require(isinstance(experimental_sets, (list, tuple)) and len(experimental_sets) > 0,
-                f"experimental_sets must be a non-empty list of lists of concepts, got {describe(experimental_sets)}")
-        by_id = {c.id: c for c in self.concepts}
-        sets = []
-        for k, concepts in enumerate(experimental_sets):
-            require(isinstance(concepts, (list, tuple)) and len(concepts) >= 2,
-                    f"experimental_sets[{k}] must be a list of at least two concepts, got {describe(concepts)}")
-            for c in concepts:
-                require(isinstance(c, Concept), f"experimental_sets[{k}] holds {describe(c)}, not a Concept")
-                require(isinstance(c.id, int) and not isinstance(c.id, bool),
-                        f"concept {c!r} needs an int id, got {describe(c.id)}")
-                other = by_id.setdefault(c.id, c)
-                require(other is c, f"duplicate concept id {c.id}: {other!r} and {c!r} are different concepts "
-                        "with the same id; give each concept its own id (reuse the same Concept instance)")
-            ids = [c.id for c in concepts]
-            require(len(set(ids)) == len(ids), f"experimental_sets[{k}] lists a concept twice: ids {ids}")
-            sets.append(list(concepts))
-        if register:
-            self.concepts.update(by_id.values())
-        return sets
-
-    def _check_data(self, sets: list[list[Concept]], force_train: bool = False) -> None:
-        """Every concept whose activations will be needed has a non-empty data iterator."""
-        for concepts in sets:
-            key = concepts_to_str(concepts)
-            for layer in self.layers:
-                if not force_train and (layer in self.cavs.get(key, {}) or self._on_disk(concepts, layer)):
-                    continue
-                for c in concepts:
-                    if not force_train and layer in self._activations.get(c.id, {}):
-                        continue
-                    require(c.data_iter is not None, f"concept {c!r} has no data_iter, and its activations at "
-                            f"layer {layer!r} are needed to train the CAVs of set {key}")
-                    size = getattr(c.data_iter, "__len__", None)
-                    require(size is None or size() > 0, f"concept {c!r} is empty: its data_iter has no batches")
-
-    def _on_disk(self, concepts: list[Concept], layer: str) -> bool:
-        import os
-
-        return self.save_path is not None and os.path.exists(
-            CAV.assemble_save_path(self.save_path, self.model_id, concepts, layer))
 
     # ----------------------------------------------------------------------------------------- activations
 
@@ -279,8 +199,23 @@ class TCAV(ConceptInterpreter):
                      processes: int | None = None, *, show_progress: bool = False) -> dict[str, dict[str, CAV]]:
         """Train (or fetch from the cache / ``save_path``) the CAVs of every set at every layer.
 
-        ``processes`` is accepted for Captum compatibility and ignored: training runs in this process.
-        ``show_progress`` shows a bar over the experimental sets (tqdm when installed).
+        Args:
+            {EXPERIMENTAL_SETS}
+            force_train: Retrain (and recompute the concepts' activations) even when CAVs are cached or saved.
+            processes: Accepted for Captum compatibility and ignored: training runs in this process.
+            show_progress: Keyword-only: show a bar over the experimental sets (tqdm when installed).
+
+        Returns:
+            Every CAV computed so far: experimental-set key (e.g. ``"0-1"``) -> layer name -> :class:`CAV`.
+
+        Example:
+            >>> import torch
+            >>> from intellego.concept import Concept
+            >>> model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU())
+            >>> sets = [[Concept(0, "a", [torch.rand(6, 3)]), Concept(1, "b", [torch.rand(6, 3)])]]
+            >>> cavs = TCAV(model, ["0", "1"]).compute_cavs(sets)
+            >>> sorted(cavs["0-1"]), cavs["0-1"]["0"].stats["weights"].shape
+            (['0', '1'], torch.Size([2, 3]))
         """
         sets = self._check_sets(experimental_sets)
         self._check_data(sets, force_train)
@@ -336,15 +271,39 @@ class TCAV(ConceptInterpreter):
     def interpret(self, inputs: Any, experimental_sets: list[list[Concept]], target: Any = None,
                   additional_forward_args: Any = None, processes: int | None = None, *, magnitude: str = "ratio",
                   show_progress: bool = False, **kwargs: Any) -> Scores:
-        """TCAV scores per experimental set (key ``"<id>-<id>..."``) and layer: ``{"sign_count": ...,
-        "magnitude": ...}``, one value per concept in the order of the set.
+        """TCAV scores of every concept of every experimental set at every layer, for the predictions on ``inputs``.
 
-        ``inputs`` is a tensor, a tuple of tensors or a dict of tensors (the model is called as
-        ``model(**inputs)``). ``magnitude="ratio"`` (default) is Captum's documented formula
-        ``sum(|s| * (s > 0)) / sum(|s|)``; ``magnitude="mean"`` reproduces Captum 0.9's numbers (the plain mean
-        of the directional derivatives ``s``). ``show_progress`` shows a bar over the CAV trainings. ``kwargs`` go
-        to the layer attribution method. The inputs' layer
-        sensitivities are computed first, so a bad ``target`` fails before any concept work.
+        The inputs' layer sensitivities are computed first, so a bad ``target`` fails before any concept work;
+        CAVs not yet cached are trained as by :meth:`compute_cavs`.
+
+        Args:
+            inputs: The examples whose predictions are explained: a tensor, a tuple of tensors or a dict of
+                tensors (the model is then called as ``model(**inputs)``).
+            {EXPERIMENTAL_SETS}
+            {TARGET}
+            {ADDITIONAL_FORWARD_ARGS}
+            processes: Accepted for Captum compatibility and ignored.
+            {TCAV_MAGNITUDE}
+            show_progress: Keyword-only: show a bar over the CAV trainings.
+            **kwargs: Passed to the layer attribution method's ``attribute``.
+
+        Returns:
+            ``{set key: {layer: {"sign_count": tensor, "magnitude": tensor}}}``, each tensor with one score per
+            concept of the set, in the set's order.
+
+        Example:
+            >>> import torch
+            >>> from intellego.concept import Concept
+            >>> model = torch.nn.Linear(2, 2)
+            >>> with torch.no_grad():
+            ...     _ = model.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+            >>> right = Concept(0, "right", [torch.tensor([[1.0, 0.0], [2.0, 0.1], [3.0, -0.1]])])
+            >>> up = Concept(1, "up", [torch.tensor([[0.0, 1.0], [0.1, 2.0], [-0.1, 3.0]])])
+            >>> tcav = TCAV(torch.nn.Sequential(model), ["0"], attribute_to_layer_input=True,
+            ...             classifier="fastcav", test_split_ratio=0.0)
+            >>> scores = tcav.interpret(torch.rand(4, 2), [[right, up]], target=0)
+            >>> scores["0-1"]["0"]["sign_count"].tolist()  # output 0 grows along "right", not along "up"
+            [1.0, 0.0]
         """
         require("attribute_to_layer_input" not in kwargs, "set attribute_to_layer_input in the TCAV constructor, "
                 "so that activations and attributions use the same side of the layer")
@@ -388,7 +347,23 @@ class TCAV(ConceptInterpreter):
         null scores come from random-vs-random sets ``[R_i, R_(i+1 mod k)]``. A two-sided Student t-test compares
         the two groups of scores per concept and layer; p-values are corrected over all concept-layer tests
         (``"bonferroni"`` as in the paper, ``"holm"``, or ``None``). Needs at least 3 random concepts (the paper
-        uses tens). Returns ``{str(concept.id): {layer: ConceptSignificance}}``.
+        uses tens).
+
+        Args:
+            inputs: The examples, as for :meth:`interpret`.
+            concepts: The concept (or concepts) tested.
+            random_concepts: At least 3 random concepts (their ids differ from the tested ones).
+            {TARGET}
+            {ADDITIONAL_FORWARD_ARGS}
+            score: Keyword-only: the TCAV score tested, ``"sign_count"`` or ``"magnitude"``.
+            correction: Keyword-only: ``"bonferroni"``, ``"holm"`` or None.
+            alpha: Keyword-only: the significance level of the corrected p-values.
+            {TCAV_MAGNITUDE}
+            show_progress: Keyword-only: show a bar over the CAV trainings.
+            **kwargs: Passed to the layer attribution method's ``attribute``.
+
+        Returns:
+            ``{str(concept.id): {layer: ConceptSignificance}}``.
         """
         return random_concept_test(self, inputs, concepts, random_concepts, target, additional_forward_args,
                                    score=score, correction=correction, alpha=alpha, magnitude=magnitude,

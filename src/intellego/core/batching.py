@@ -55,7 +55,7 @@ def default_budget(device: torch.device) -> int:
 
 
 def saved_bytes_per_row(run: Callable[[int], Tensor]) -> int:
-    """Bytes autograd saves per row, measured by running ``run(rows)`` on one and on two rows.
+    """Bytes autograd saves per row, measured by running ``run(rows)`` on two and on four rows.
 
     ``run(n)`` must build the graph for ``n`` rows and return a tensor; storages are counted once.
     """
@@ -64,23 +64,24 @@ def saved_bytes_per_row(run: Callable[[int], Tensor]) -> int:
 
 def saved_profile_per_row(run: Callable[[int], Tensor]) -> tuple[int, int]:
     """Per row: bytes autograd saves in all (as :func:`saved_bytes_per_row`), and the bytes of the largest
-    saved activation (a tensor whose first dimension is the rows; a proxy for one layer's working set)."""
+    saved activation (a tensor whose first dimension is the rows; a proxy for one layer's working set).
+    Two and four rows, not one and two: a model in training mode with a BatchNorm layer refuses one row."""
     sizes, largest = [], 1
-    for n in (1, 2):
+    for n in (2, 4):
         seen: dict[int, int] = {}
 
         def pack(t: Tensor, seen: dict[int, int] = seen, n: int = n) -> Tensor:
             nonlocal largest
             storage = t.untyped_storage()
             seen[storage.data_ptr()] = storage.nbytes()
-            if n == 2 and t.dim() > 0 and t.shape[0] == 2:
-                largest = max(largest, t.numel() * t.element_size() // 2)
+            if n == 4 and t.dim() > 0 and t.shape[0] == 4:
+                largest = max(largest, t.numel() * t.element_size() // 4)
             return t
 
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             run(n)
         sizes.append(sum(seen.values()))
-    return max(sizes[1] - sizes[0], 1), largest
+    return max((sizes[1] - sizes[0]) // 2, 1), largest
 
 
 def plan_rows(

@@ -16,9 +16,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
@@ -40,14 +39,17 @@ _GRAD_KWARGS: ContextVar[dict[str, Any] | None] = ContextVar("intellego_grad_kwa
 GRAD_KWARGS_KEYS = ("retain_graph", "create_graph", "allow_unused", "materialize_grads")
 
 
-@contextlib.contextmanager
-def grad_kwargs_scope() -> Iterator[None]:
-    """A scope in which :func:`use_grad_kwargs` may set options; they are dropped on exit."""
-    token = _GRAD_KWARGS.set(None)
-    try:
-        yield
-    finally:
-        _GRAD_KWARGS.reset(token)
+class grad_kwargs_scope:  # noqa: N801 - used as a function: ``with grad_kwargs_scope():``
+    """A scope in which :func:`use_grad_kwargs` may set options; they are dropped on exit (a plain class, not
+    a generator: it wraps every ``attribute`` call)."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> None:
+        self.token = _GRAD_KWARGS.set(None)
+
+    def __exit__(self, *_exc: Any) -> None:
+        _GRAD_KWARGS.reset(self.token)
 
 
 def use_grad_kwargs(grad_kwargs: Any, who: str) -> None:
@@ -112,7 +114,7 @@ class ForwardSpec:
             return self
         args = tuple(a.repeat(k, *([1] * (a.dim() - 1))) if is_batched(a, self.batch_size) else a
                      for a in self.args)
-        return replace(self, args=args, readout=self.readout.tiled(k), batch_size=self.batch_size * k)
+        return ForwardSpec(self.forward_func, args, self.readout.tiled(k), self.batch_size * k)
 
     def interleaved(self, k: int) -> ForwardSpec:
         """The spec for a batch in which every example is repeated ``k`` times in place."""

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..errors import require
 from .sites import Site, as_tuple
 
-__all__ = ["HookScope", "Capture", "keep_buffers", "modules_of", "walk_modules"]
+__all__ = ["HookScope", "Capture", "ModelScan", "ACTIVE_SCAN", "keep_buffers", "modules_of", "walk_modules"]
 
 _MISSING = object()
 
@@ -44,6 +44,10 @@ SiteFn = TypeVar("SiteFn", bound=Callable[[int, Any], Any])
 
 # The scopes entered in the current thread / task, innermost last: a hook runs only when its scope is among them.
 _ACTIVE: contextvars.ContextVar[tuple[HookScope, ...]] = contextvars.ContextVar("intellego_hook_scopes", default=())
+
+# The ModelScan of the outermost ``attribute`` call running in this thread / task (set by attr/_guard.py), so
+# that engines reuse its walk: see :func:`scan_of`.
+ACTIVE_SCAN: contextvars.ContextVar[ModelScan | None] = contextvars.ContextVar("intellego_model_scan", default=None)
 
 
 @dataclass
@@ -217,14 +221,91 @@ def modules_of(forward_func: Any) -> list[nn.Module]:
     return found
 
 
+class ModelScan:
+    """One walk over the modules a ``forward_func`` runs, shared by the per-call work of an ``attribute`` call:
+    the buffer snapshot (:func:`keep_buffers`), the input guard (the first parameter, whether any module is in
+    training mode) and the perturbation engine's chunk-cost cache (``signature``).
+
+    Nothing is cached across calls: a model can change between two calls in ways no cheap check sees (a layer
+    swapped deep inside, ``train()`` on one block, ``double()`` replacing buffers), so every call walks once and
+    what depends on the structure is keyed by ``signature`` (each module's identity and mode, each parameter's
+    identity and ``requires_grad``, read when first asked for). One walk replaces the three the checks made
+    before.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+        >>> scan = ModelScan(net)
+        >>> len(scan.modules), scan.first_param is net[0].weight, scan.training
+        (3, True, True)
+        >>> before = scan.signature
+        >>> _ = net.eval()
+        >>> ModelScan(net).signature == before
+        False
+    """
+
+    __slots__ = ("forward_func", "models", "modules", "first_param", "training", "_signature")
+
+    def __init__(self, forward_func: Any) -> None:
+        self.forward_func = forward_func
+        self.models = modules_of(forward_func)
+        modules: list[nn.Module] = []
+        seen: set[int] = set()
+        first: Tensor | None = None
+        training = False
+        stack = list(reversed(self.models))
+        while stack:  # depth first, parents first: the order of ``modules()`` and ``parameters()``
+            m = stack.pop()
+            key = id(m)
+            if key in seen:
+                continue
+            seen.add(key)
+            modules.append(m)
+            if m.training:
+                training = True
+            if first is None and m._parameters:
+                for p in m._parameters.values():
+                    if p is not None:
+                        first = p
+                        break
+            if m._modules:
+                stack.extend([c for c in reversed(m._modules.values()) if c is not None])
+        self.modules, self.first_param, self.training = modules, first, training
+        self._signature: tuple[Any, ...] | None = None
+
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        """Each module's identity and training flag, each parameter's identity and ``requires_grad``, in walk
+        order (built on first use, from the modules walked)."""
+        if self._signature is None:
+            out: list[Any] = []
+            for m in self.modules:
+                out.append(id(m))
+                out.append(m.training)
+                for p in m._parameters.values():
+                    if p is not None:
+                        out.append(id(p))
+                        out.append(p.requires_grad)
+            self._signature = tuple(out)
+        return self._signature
+
+    @staticmethod
+    def of(forward_func: Any) -> ModelScan:
+        """The scan of the current ``attribute`` call when it is of ``forward_func``, else a fresh one."""
+        scan = ACTIVE_SCAN.get()
+        return scan if scan is not None and scan.forward_func is forward_func else ModelScan(forward_func)
+
+    def keep_buffers(self) -> _KeptBuffers:
+        """:func:`keep_buffers` for the scanned modules (the buffers are read now, not at scan time)."""
+        return _KeptBuffers(self.modules if self.training else ())
+
+
 class _KeptBuffers:
     """The context manager :func:`keep_buffers` returns (a plain class: it wraps every ``attribute`` call)."""
 
     __slots__ = ("saved",)
 
-    def __init__(self, forward_func: Any) -> None:
-        self.saved = [(b, b.detach().clone())
-                      for model in modules_of(forward_func) for m in walk_modules(model) if m.training
+    def __init__(self, modules: Any) -> None:
+        self.saved = [(b, b.detach().clone()) for m in modules if m.training
                       for b in m._buffers.values() if b is not None]
 
     def __enter__(self) -> None:
@@ -244,4 +325,4 @@ def keep_buffers(forward_func: Any) -> _KeptBuffers:
     Costs nothing for models in eval mode: only buffers of modules with ``training=True`` are copied (and all of
     them are written back: batch norm updates its running statistics without bumping their version counter).
     """
-    return _KeptBuffers(forward_func)
+    return _KeptBuffers(m for model in modules_of(forward_func) for m in walk_modules(model))

@@ -255,8 +255,11 @@ def _autocast_on(device_type: str) -> bool:
         return False
 
 
+_FIND = object()
+
+
 def check_inputs(inputs: Any, forward_func: Any, name: str = "inputs", *,
-                 warn_stacklevel: int = 4) -> InputCheck | None:
+                 warn_stacklevel: int = 4, first_param: Any = _FIND) -> InputCheck | None:
     """Named errors, before any model call, for inputs no attribution can use, and one warning for NaN/Inf.
 
     Errors: a ``meta`` tensor (no data), an input with no examples (dimension 0 of size 0), and, when
@@ -290,7 +293,8 @@ example along dimension 0
         shapes = str(tuple(batched[0].shape)) if len(xs) == 1 else f"{[tuple(x.shape) for x in xs]}"
         raise IntellegoError(f"{name} holds no examples: shape{'' if len(xs) == 1 else 's'} {shapes}; attribution "
                              "needs at least one example along dimension 0")
-    param = _first_parameter(forward_func)
+    param = _first_parameter(forward_func) if first_param is _FIND or not isinstance(forward_func, torch.nn.Module) \
+        else first_param
     if param is not None:
         _check_model_matches(forward_func, param, xs, labels)
     nonfinite = _warn_nonfinite(xs, labels, warn_stacklevel)

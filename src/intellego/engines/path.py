@@ -92,12 +92,15 @@ def integrate(
     def add(points: tuple[Tensor, ...], ex: slice, st: slice) -> None:
         k = st.stop - st.start
         grads = grad_fn(points, ex, k)
+        sums = [torch.tensordot(_constants(tuple(weights[st]), g.dtype, g.device), g.reshape(k, -1, *g.shape[1:]),
+                                dims=1) for g in grads]
+        if not totals and k == n_steps and ex.stop - ex.start == batch:  # the whole job in one chunk
+            totals.extend(sums)
+            return
         if not totals:
             totals.extend(g.new_zeros((batch, *g.shape[1:])) for g in grads)
-        w = torch.tensor(weights[st], dtype=points[0].dtype, device=points[0].device)
-        for total, g in zip(totals, grads):
-            g = g.reshape(k, -1, *g.shape[1:])
-            total[ex] += torch.tensordot(w.to(g.dtype), g, dims=1)
+        for total, part in zip(totals, sums):
+            total[ex] += part
 
     walk(add, starts, ends, alphas, rows_per_chunk)
     return tuple(totals) if totals else tuple(torch.zeros_like(e) for e in ends)
@@ -126,8 +129,15 @@ def walk(
         s = tuple(t[ex] for t in starts)
         d = tuple(e[ex] - t[ex] for e, t in zip(ends, starts))
         for st in chunks(len(alphas), steps_per_chunk):
-            a = torch.tensor(alphas[st], dtype=d[0].dtype, device=d[0].device)
+            a = _constants(tuple(alphas[st]), d[0].dtype, d[0].device)
             visit(tuple(_stack_points(si, di, a) for si, di in zip(s, d)), ex, st)
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``torch.tensor(values)``, built once per rule, chunk, dtype and device (the nodes and weights of a
+    quadrature; internal, only read)."""
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 def _stack_points(start: Tensor, delta: Tensor, alphas: Tensor) -> Tensor:

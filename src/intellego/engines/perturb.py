@@ -104,12 +104,15 @@ class FeaturePlan:
         masks: per input, long ids of shape ``(1 or batch, *input.shape[1:])`` (None for window plans).
         windows: per input, its :class:`Windows` (None for mask plans).
         shapes: per input, the shape of one example.
+        ordered: every element its own feature, numbered in element order across the inputs (the default
+            plan): spreading values onto the inputs is then a slice, not a gather.
     """
 
     n_features: int
     masks: tuple[Tensor, ...] | None
     windows: tuple[Windows, ...] | None
     shapes: tuple[tuple[int, ...], ...]
+    ordered: bool = False
 
     @property
     def per_example(self) -> bool:
@@ -121,6 +124,21 @@ class FeaturePlan:
         if self.windows is not None:
             return tuple(w.members(features, s) for w, s in zip(self.windows, self.shapes))
         return tuple(m.unsqueeze(0) == features.reshape(-1, *[1] * m.dim()) for m in self._masks)
+
+    def one_removal(self, rows: slice, device: torch.device) -> tuple[Tensor, ...]:
+        """:meth:`single` of feature ids ``rows.start - 1 .. rows.stop - 2``: row 0 removes nothing, row ``k + 1``
+        feature ``k`` (the rows of an ablation pass). A small plan builds all rows once per device and keeps
+        them (plans are cached per mask, window geometry and layout, so a repeated small call skips the mask
+        construction); the kept masks are internal and read-only, never handed to the caller."""
+        kept: dict[torch.device, tuple[Tensor, ...]] = self.__dict__.setdefault("_one_removal", {})
+        whole = kept.get(device)
+        if whole is None:
+            per_row = sum(m.numel() for m in self.masks) if self.masks is not None else sum(
+                math.prod(s) for s in self.shapes)
+            if (self.n_features + 1) * per_row > _ONE_REMOVAL_ELEMENTS:
+                return self.single(torch.arange(rows.start - 1, rows.stop - 1, device=device))
+            whole = kept[device] = self.single(torch.arange(-1, self.n_features, device=device))
+        return whole if rows.start == 0 and rows.stop == self.n_features + 1 else tuple(m[rows] for m in whole)
 
     @property
     def _masks(self) -> tuple[Tensor, ...]:
@@ -143,9 +161,13 @@ class FeaturePlan:
         if self.windows is not None:
             return tuple(self._average_windows(flat, w, s, out_shape) for w, s in zip(self.windows, self.shapes))
         result = []
+        offset = 0
         for m, s in zip(self._masks, self.shapes):
             size = math.prod(s)
-            if per_example:
+            if self.ordered:
+                result.append(flat[offset:offset + size].T.reshape(*out_shape, *s))
+                offset += size
+            elif per_example and m.shape[0] > 1:  # each example its own ids
                 table = values.movedim(0, -1).reshape(out_shape[0], math.prod(out_shape[1:]), values.shape[0])
                 idx = m.reshape(m.shape[0], 1, size).expand(out_shape[0], table.shape[1], size)
                 result.append(torch.gather(table, 2, idx).reshape(*out_shape, *s))
@@ -156,9 +178,9 @@ class FeaturePlan:
     def _average_windows(self, flat: Tensor, w: Windows, shape: tuple[int, ...],
                          out_shape: tuple[int, ...]) -> Tensor:
         size = math.prod(shape)
-        if w.n * size <= _WINDOW_TABLE_ELEMENTS:  # small: one product with the (cached) membership table
-            member = _window_table(w, shape, flat.device).to(flat.dtype)
-            return ((flat[w.offset:w.offset + w.n].T @ member) / member.sum(0)).reshape(*out_shape, *shape)
+        if w.n * size <= _WINDOW_TABLE_ELEMENTS:  # small: one product with the (cached) averaging table
+            table = _window_average(w, shape, flat.device, flat.dtype)
+            return (flat[w.offset:w.offset + w.n].T @ table).reshape(*out_shape, *shape)
         total = torch.zeros(flat.shape[1], size, dtype=flat.dtype, device=flat.device)
         cover = torch.zeros(size, dtype=flat.dtype, device=flat.device)
         ids = torch.arange(w.offset, w.offset + w.n, device=flat.device)
@@ -170,6 +192,15 @@ class FeaturePlan:
 
 
 _WINDOW_TABLE_ELEMENTS = 1 << 20
+_ONE_REMOVAL_ELEMENTS = 1 << 18  # mask elements of an ablation pass a plan keeps (256 KiB of booleans)
+
+
+@functools.lru_cache(maxsize=16)
+def _window_average(w: Windows, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``(windows, elements)``: each window's membership divided by the number of windows covering the
+    element, so one product averages the window values per element (geometry alone; internal)."""
+    member = _window_table(w, shape, device).to(dtype)
+    return member / member.sum(0)
 
 
 @functools.lru_cache(maxsize=16)
@@ -198,7 +229,10 @@ def plan_features(
             f"give either {names.feature_mask} or sliding_window_shapes, not both")
     shapes = tuple(tuple(x.shape[1:]) for x in inputs)
     if sliding_window_shapes is not None:
-        return _window_plan(inputs, sliding_window_shapes, strides, shapes)
+        key = _frozen((sliding_window_shapes, strides, shapes))
+        if key is _UNHASHABLE:
+            return _window_plan(len(inputs), sliding_window_shapes, strides, shapes)
+        return _cached_window_plan(len(inputs), key[0], key[1], shapes)
     require(strides is None, "strides only apply together with sliding_window_shapes")
     if feature_mask is None:
         return _default_plan(tuple((s, x.device) for s, x in zip(shapes, inputs)))
@@ -260,7 +294,7 @@ def _default_plan(layout: tuple[tuple[tuple[int, ...], torch.device], ...]) -> F
         n = math.prod(shape)
         default.append(torch.arange(offset, offset + n, device=device).reshape(1, *shape))
         offset += n
-    return FeaturePlan(offset, tuple(default), None, tuple(shape for shape, _ in layout))
+    return FeaturePlan(offset, tuple(default), None, tuple(shape for shape, _ in layout), ordered=True)
 
 
 def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names: ArgNames) -> Tensor:
@@ -281,8 +315,30 @@ def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names
     return m.expand(m.shape[0], *x.shape[1:])
 
 
-def _window_plan(inputs: tuple[Tensor, ...], window_shapes: Any, strides: Any,
+_UNHASHABLE = object()
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with lists turned into tuples when it holds only None, ints and tuples/lists of them (hashable,
+    the same meaning to :func:`_window_plan`); ``_UNHASHABLE`` otherwise (then nothing is cached)."""
+    if isinstance(value, (tuple, list)):
+        items = tuple(_frozen(v) for v in value)
+        return _UNHASHABLE if any(i is _UNHASHABLE for i in items) else items
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return _UNHASHABLE
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_window_plan(count: int, window_shapes: Any, strides: Any,
+                        shapes: tuple[tuple[int, ...], ...]) -> FeaturePlan:
+    """:func:`_window_plan` built once per geometry (a function of the arguments alone)."""
+    return _window_plan(count, window_shapes, strides, shapes)
+
+
+def _window_plan(count: int, window_shapes: Any, strides: Any,
                  shapes: tuple[tuple[int, ...], ...]) -> FeaturePlan:
+    inputs = range(count)
     nested = len(inputs) > 1 or (isinstance(window_shapes, (tuple, list)) and window_shapes
                                  and isinstance(window_shapes[0], (tuple, list)))
     shapes_per = same_structure(window_shapes, len(inputs), "sliding_window_shapes") if nested else (window_shapes,)

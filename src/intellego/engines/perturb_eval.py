@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..core.batching import check_positive_int, plan_rows, saved_profile_per_row
 from ..core.grad import ForwardSpec
-from ..core.hooks import modules_of, walk_modules
+from ..core.hooks import ModelScan
 from ..errors import IntellegoError, describe, require
 
 __all__ = ["Evaluator", "progress_bar", "CPU_CHUNK_BYTES"]
@@ -192,7 +192,7 @@ class Evaluator:
                     start += p
         finally:
             bar.close()
-        return torch.cat(parts)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _row_elements(self) -> int:
         """Elements of one row's masks at most (every input, the whole batch)."""
@@ -290,16 +290,9 @@ def _cache_key(spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> tuple[Any, ...]
 
 def _structure(forward_func: Any) -> tuple[Any, ...]:
     """What the per-row cost depends on in the model: each module, its mode and its parameters (a replaced
-    layer or parameter, a frozen parameter or a switch to training mode is a new key, so a new measurement).
-    Identities rather than shapes: this runs on every call that chunks."""
-    out: list[Any] = []
-    for model in modules_of(forward_func):
-        for m in walk_modules(model):
-            out += (id(m), m.training)
-            for p in m._parameters.values():
-                if p is not None:
-                    out += (id(p), p.requires_grad)
-    return tuple(out)
+    layer or parameter, a frozen parameter or a switch to training mode is a new key, so a new measurement):
+    the signature of the call's one walk over the model (:class:`~intellego.core.hooks.ModelScan`)."""
+    return ModelScan.of(forward_func).signature
 
 
 def _cached_cost(spec: ForwardSpec, key: tuple[Any, ...]) -> tuple[int, int] | None:

@@ -23,6 +23,14 @@ class DataInfluence(ABC):
     training example influences the model's behaviour on ``inputs``.
 
     Subclasses set ``self.model`` and ``self.train_dataset`` (this constructor does it for them).
+
+    Example:
+        >>> import torch
+        >>> class Agreement(DataInfluence):  # a toy: the dot product of test and training features
+        ...     def influence(self, inputs=None, **kwargs):
+        ...         return inputs @ self.train_dataset.T
+        >>> Agreement(torch.nn.Identity(), torch.eye(3)).influence(torch.tensor([[1.0, 2.0, 3.0]])).tolist()
+        [[1.0, 2.0, 3.0]]
     """
 
     def __init__(self, model: nn.Module, train_dataset: Any = None, **kwargs: Any) -> None:
@@ -41,7 +49,19 @@ class DataInfluence(ABC):
 
 class KMostInfluentialResults(NamedTuple):
     """``indices[i, j]``: the training example with the j-th highest (proponents) or lowest (opponents) score on
-    test example ``i``; ``influence_scores[i, j]`` is that score."""
+    test example ``i``; ``influence_scores[i, j]`` is that score.
+
+    Attributes:
+        indices: ``(n_test, k)`` indices into the training set.
+        influence_scores: ``(n_test, k)`` their scores.
+
+    Example:
+        >>> import torch
+        >>> scores = torch.tensor([[1.0, 7.0, 3.0]])
+        >>> top = KMostInfluentialResults(*reversed(scores.topk(2)))
+        >>> top.indices.tolist(), top.influence_scores.tolist()
+        ([[1, 2]], [[7.0, 3.0]])
+    """
 
     indices: Tensor
     influence_scores: Tensor

@@ -65,11 +65,35 @@ class SimilarityInfluence(DataInfluence):
     """Most similar (``similarity_direction="max"``) or least similar (``"min"``, e.g. for a distance) source
     examples by the activations of ``layers``.
 
-    ``influence(inputs, top_k)`` returns ``{layer: (indices (n, top_k), scores (n, top_k))}``; with the default
-    cosine similarity, zero activation vectors are reported under ``"zero_acts-<layer>"`` as
-    ``[input index, source index]`` pairs (global source indices). ``activation_dir=None`` (allowed here) keeps
-    everything in memory. ``batch_size`` is the number of source examples per forward pass (default 256; Captum's
-    is 1).
+    With the default cosine similarity, zero activation vectors are reported under ``"zero_acts-<layer>"`` as
+    ``[input index, source index]`` pairs (global source indices).
+
+    Args:
+        module: The model (never changed).
+        layers: The name of a module in ``module.named_modules()``, or a list of names; each layer's outputs,
+            flattened per example, are compared.
+        influence_src_dataset: The source (training) examples: a ``Dataset`` or a ``DataLoader`` of input
+            batches.
+        activation_dir: Accepted for Captum compatibility; None (allowed here, unlike Captum) keeps the source
+            activations in memory.
+        model_id: Accepted for Captum compatibility (the name of the model's activation folder).
+        similarity_metric: ``f(test, source) -> (n_test, n_source)`` similarities of flattened activation rows
+            (default: cosine similarity; :func:`euclidean_distance` with ``similarity_direction="min"``).
+        similarity_direction: ``"max"`` ranks the largest values first (a similarity), ``"min"`` the smallest
+            (a distance).
+        batch_size: Source examples per forward pass (default 256; Captum's is 1). Results do not depend on it.
+        **kwargs: ``replace_nan``: the cosine similarity given to a pair with a zero vector (default -2 with
+            ``"max"``, 2 with ``"min"``: ranked last).
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Sequential(torch.nn.Identity())
+        >>> source = TensorDataset(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        >>> sim = SimilarityInfluence(model, "0", source)
+        >>> indices, scores = sim.influence(torch.tensor([[0.0, 2.0]]), top_k=2)["0"]
+        >>> indices.tolist()  # the source rows closest in direction: (0, 1), then (1, 1)
+        [[1, 2]]
     """
 
     def __init__(
@@ -162,7 +186,31 @@ class SimilarityInfluence(DataInfluence):
     def influence(self, inputs: Tensor | tuple[Tensor, ...] | None = None, top_k: int = 1,  # type: ignore[override]
                   additional_forward_args: Any = None, load_src_from_disk: bool = True,
                   show_progress: bool = False, **kwargs: Any) -> dict[str, Tensor | tuple[Tensor, Tensor]]:
-        """``{layer: (indices, scores)}`` of the ``top_k`` most (or least) similar source examples per input."""
+        """The ``top_k`` most (or least) similar source examples of each input, at every layer.
+
+        Args:
+            inputs: The test examples: a tensor or a tuple of tensors (the model's arguments), batch first.
+            top_k: How many source examples per input.
+            additional_forward_args: Further arguments of the model, after the inputs.
+            load_src_from_disk: Accepted for Captum compatibility: the source activations are computed once and
+                kept in memory.
+            show_progress: Show a progress bar over the source batches.
+            **kwargs: Accepted for Captum compatibility and unused.
+
+        Returns:
+            ``{layer: (indices, scores)}``, each ``(n_inputs, top_k)``, best first; with the default cosine
+            similarity also ``{"zero_acts-<layer>": (n, 2) [input index, source index] pairs}`` for the pairs
+            with a zero activation vector.
+
+        Example:
+            >>> import torch
+            >>> from torch.utils.data import TensorDataset
+            >>> far = SimilarityInfluence(torch.nn.Sequential(torch.nn.Identity()), "0",
+            ...                           TensorDataset(torch.arange(5.0).unsqueeze(1)),
+            ...                           similarity_metric=euclidean_distance, similarity_direction="min")
+            >>> far.influence(torch.tensor([[3.2]]), top_k=2)["0"][0].tolist()
+            [[3, 4]]
+        """
         require(isinstance(inputs, Tensor) or (isinstance(inputs, tuple) and len(inputs) > 0),
                 f"inputs must be a tensor or a tuple of tensors, got {describe(inputs)}")
         packed = inputs if isinstance(inputs, tuple) else (inputs,)

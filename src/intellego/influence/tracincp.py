@@ -55,6 +55,16 @@ class TracInCPBase(DataInfluence):
     ``None`` (the default) picks a size from the memory budget. ``checkpoints`` may be a directory, a list of
     paths, state dicts or modules; ``checkpoints_load_func(model, checkpoint)`` loads one and returns its
     learning rate (the default reads a ``"learning_rate"`` entry, 1.0 without one).
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from intellego.influence import TracInCP
+        >>> model = torch.nn.Linear(2, 2)
+        >>> train = TensorDataset(torch.eye(2), torch.tensor([0, 1]))
+        >>> tracin = TracInCP(model, train, [model.state_dict()], loss_fn=torch.nn.CrossEntropyLoss(reduction="none"))
+        >>> isinstance(tracin, TracInCPBase), tracin.influence((torch.eye(2), torch.tensor([0, 1]))).shape
+        (True, torch.Size([2, 2]))
     """
 
     def __init__(
@@ -101,8 +111,8 @@ class TracInCPBase(DataInfluence):
                   show_progress: bool = False, aggregate: bool = False) -> Tensor | KMostInfluentialResults:
         """Influence scores ``(n_test, n_train)`` of every training example on each example of ``inputs`` (a
         tuple ``(*inputs, targets)`` or a DataLoader of them); with ``k``, the ``k`` proponents (highest scores)
-        or opponents (lowest) per test example as ``(indices, influence_scores)``; ``aggregate=True`` sums the
-        scores over the test examples (one row)."""
+        or opponents (lowest) per test example as ``(indices, influence_scores)``.
+        """
         require(inputs is not None, "`inputs` is required; for the influence of training examples on themselves "
                                     "call `self_influence`")
         if k is None:
@@ -118,6 +128,22 @@ class TracInCPBase(DataInfluence):
 
     def self_influence(self, inputs: Any = None, show_progress: bool = False,
                        outer_loop_by_checkpoints: bool = False) -> Tensor:
+        """The influence of each example on itself; each TracIn method defines it (the base class raises).
+
+        ``inputs=None`` (the default) scores the training set.
+
+        Example:
+            >>> import torch
+            >>> from torch.utils.data import TensorDataset
+            >>> from intellego.influence import TracInCP
+            >>> model = torch.nn.Linear(2, 2, bias=False)
+            >>> with torch.no_grad():
+            ...     _ = model.weight.zero_()
+            >>> tracin = TracInCP(model, TensorDataset(torch.eye(2), torch.tensor([0, 1])), [model.state_dict()],
+            ...                   loss_fn=torch.nn.CrossEntropyLoss(reduction="none"))
+            >>> tracin.self_influence().tolist()  # |grad|^2: softmax (0.5, 0.5), gradient +-0.5 at one input
+            [0.5, 0.5]
+        """
         raise NotImplementedError
 
     def _pass(self, data: Batches, show_progress: bool, desc: str) -> Any:

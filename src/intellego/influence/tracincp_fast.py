@@ -215,6 +215,30 @@ class TracInCPFastRandProj(TracInCPFast):
     ``seed`` with a private generator; the global random state is not used). ``influence`` then costs one
     product per test batch; proponents come from ``nearest_neighbors`` (exact top-k by default).
     ``self_influence`` is the squared norm of the (projected) quantities.
+
+    Args:
+        nearest_neighbors: An object with ``setup(quantities)`` and ``get_nearest_neighbors(query, k)`` that finds
+            the proponents (default: exact top-k search).
+        projection_dim: About how many numbers per checkpoint the quantities are projected to; None keeps them
+            exact.
+        seed: Seed of the projections' private generator.
+        show_progress: Keyword-only: show a progress bar over the training batches at construction.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(6, 4)
+        >>> train = TensorDataset(torch.randn(10, 6), torch.randint(0, 4, (10,)))
+        >>> loss = torch.nn.CrossEntropyLoss(reduction="sum")
+        >>> exact = TracInCPFast(model, model, train, [model.state_dict()], loss_fn=loss)
+        >>> stored = TracInCPFastRandProj(model, model, train, [model.state_dict()], loss_fn=loss)
+        >>> test = (torch.randn(3, 6), torch.tensor([0, 1, 2]))
+        >>> torch.allclose(stored.influence(test, k=None), exact.influence(test), atol=1e-5)  # no projection: exact
+        True
+        >>> projected = TracInCPFastRandProj(model, model, train, [model.state_dict()], loss_fn=loss,
+        ...                                  projection_dim=4)
+        >>> projected.influence(test, k=2).indices.shape
+        torch.Size([3, 2])
     """
 
     def __init__(

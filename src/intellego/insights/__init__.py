@@ -15,6 +15,10 @@ The Python API is Captum Insights', so a Captum program runs with only its impor
 
 ``python -m intellego.insights`` (or the ``intellego`` command) starts it on the shipped demo model.
 
+LLM attribution results (:class:`~intellego.attr.LLMAttributionResult`) are shown as heat maps over the prompt,
+one row per target token, in the same three hosts: ``visualizer.add_llm(results)``, or on their own with
+``explore_llm(results)`` (then ``.render()``, ``.serve()`` or ``.export(path)``).
+
 Example:
     >>> import torch
     >>> from intellego.insights.features import TabularFeature
@@ -34,10 +38,12 @@ from torch import Tensor
 
 from ..errors import IntellegoError
 from .feature_types import BaseFeature, GeneralFeature, ImageFeature, TabularFeature, TextFeature
+from .llm_view import LLMResults
 from .session import Batch, Session
 
 __all__ = [
     "AttributionVisualizer",
+    "explore_llm",
     "Batch",
     "Session",
     "BaseFeature",
@@ -79,6 +85,11 @@ class AttributionVisualizer:
                  **options: Any) -> None:
         self.session = Session(models, classes, features, dataset, score_func, use_label_for_attr, **options)
         self._server: Any = None
+
+    def add_llm(self, results: LLMResults, names: Sequence[str] | None = None) -> AttributionVisualizer:
+        """Show LLM attribution results beside the samples; see :meth:`Session.add_llm`. Returns ``self``."""
+        self.session.add_llm(results, names)
+        return self
 
     def widget(self) -> Any:
         """A new notebook widget on this session (needs the ``insights`` extra: anywidget)."""
@@ -152,3 +163,33 @@ class AttributionVisualizer:
         from .export import export_html
 
         return export_html(self.session, path, runs, count)
+
+
+def explore_llm(results: LLMResults, names: Sequence[str] | None = None, *,
+                title: str = "LLM attribution") -> AttributionVisualizer:
+    """An explorer of LLM attribution results only: per result, its prompt's tokens (or words) coloured by their
+    attribution to the target token you pick, and the heat map of every target token. Show it with
+    ``.render()`` (notebook), ``.serve()`` (browser) or ``.export(path)`` (one offline file).
+
+    Args:
+        results: An :class:`~intellego.attr.LLMAttributionResult`, a list of them, or a mapping name -> result.
+        names: Labels of a list's results ("result N" when ``None``).
+        title: Shown in the page header.
+
+    Returns:
+        An :class:`AttributionVisualizer` whose session holds the results and no model (nothing to fetch).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from intellego.attr import LLMAttributionResult
+        >>> r = LLMAttributionResult(input_tokens=["ann", "likes"], output_tokens=["red", "apples"],
+        ...                          seq_attr=[2.0, -1.0], token_attr=[[1.5, -0.5], [0.5, -0.5]])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     page = explore_llm({"FeatureAblation": r}).export(pathlib.Path(d) / "llm.html").read_text()
+        >>> "FeatureAblation" in page and "apples" in page
+        True
+    """
+    visualizer = AttributionVisualizer.__new__(AttributionVisualizer)
+    visualizer.session = Session.for_llm(results, names, title=title)
+    visualizer._server = None
+    return visualizer

@@ -3,7 +3,7 @@
 Starts the local web app, prints its URL (with the session token) and serves until interrupted; with
 ``--export PATH`` it writes the offline HTML export instead and exits.
 
-Usage: ``intellego [--data shapes|tabular|tokens] [--host 127.0.0.1] [--port 8765] [--export PATH]``.
+Usage: ``intellego [--data shapes|tabular|tokens|llm] [--host 127.0.0.1] [--port 8765] [--export PATH]``.
 ``intellego attribute ...`` runs the dataset attribution command of :mod:`intellego.scale` instead.
 """
 

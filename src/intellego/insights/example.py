@@ -1,7 +1,9 @@
 """The explorer on the shipped demo models and data: ``python -m intellego.insights.example``.
 
-Three demos, picked with ``--data``: ``shapes`` (images, the default), ``tabular`` (columns) and ``tokens``
-(text, attributed through the embedding layer). Each is a few lines of Captum-style set-up.
+Four demos, picked with ``--data``: ``shapes`` (images, the default), ``tabular`` (columns), ``tokens``
+(text, attributed through the embedding layer), each a few lines of Captum-style set-up, and ``llm``: LLM
+attribution results of the tiny causal LM trained on six sentences (``intellego.models.train_tiny_lm``), shown as
+per-target-token heat maps.
 
 Example:
     >>> vis = build("tabular", n=32)
@@ -18,12 +20,14 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import require
-from . import AttributionVisualizer, Batch
+from . import AttributionVisualizer, Batch, explore_llm
 from .feature_types import ImageFeature, TabularFeature, TextFeature
 
-__all__ = ["build", "DEMOS", "EmbeddingInput"]
+__all__ = ["build", "llm_demo", "DEMOS", "EmbeddingInput"]
 
-DEMOS = ("shapes", "tabular", "tokens")
+DEMOS = ("shapes", "tabular", "tokens", "llm")
+LLM_SENTENCES = ("ann likes red apples", "bob likes green pears", "ann eats red apples", "bob eats green pears",
+                 "cat likes warm milk", "cat drinks warm milk")
 
 
 def _batches(inputs: Tensor, labels: Tensor, size: int = 16, extra: Tensor | None = None) -> Iterator[Batch]:
@@ -54,9 +58,42 @@ class EmbeddingInput(nn.Module):
         return self.model.head((hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0))
 
 
+def llm_demo(title: str = "intellego insights · LLM demo") -> AttributionVisualizer:
+    """The tiny LM trained on ``LLM_SENTENCES``; Shapley values of its completion of "ann likes", feature
+    ablation of a longer prompt and Integrated Gradients over the tokens of "bob eats", in :func:`explore_llm`."""
+    from ..attr import (
+        FeatureAblation,
+        LayerIntegratedGradients,
+        LLMAttribution,
+        LLMGradientAttribution,
+        ShapleyValues,
+        TextTemplateInput,
+        TextTokenInput,
+    )
+    from ..models import train_tiny_lm
+
+    lm, tok = train_tiny_lm(LLM_SENTENCES)
+    short = TextTemplateInput("{} {}", values=["ann", "likes"], baselines=["cat", "eats"])
+    long = TextTemplateInput("{} {} {} {} {}", values=["cat", "likes", "warm", "milk", "bob"],
+                             baselines=["ann", "eats", "red", "apples", "cat"])
+    return explore_llm({
+        "ShapleyValues: ann likes ... (its own completion)":
+            LLMAttribution(ShapleyValues(lm), tok).attribute(short, gen_args={"max_new_tokens": 2}),
+        "FeatureAblation: cat likes warm milk bob ...":
+            LLMAttribution(FeatureAblation(lm), tok).attribute(long, target="likes green pears"),
+        "LayerIntegratedGradients: the tokens of bob eats ...":
+            LLMGradientAttribution(LayerIntegratedGradients(lm, lm.embed_tokens), tok).attribute(
+                TextTokenInput("bob eats", tok), target="green pears"),
+    }, title=title)
+
+
 def build(data: str = "shapes", n: int = 256, seed: int = 1234, **options: Any) -> AttributionVisualizer:
-    """An :class:`AttributionVisualizer` over ``n`` fresh demo samples of kind ``data`` (see ``DEMOS``)."""
+    """An :class:`AttributionVisualizer` over ``n`` fresh demo samples of kind ``data`` (see ``DEMOS``);
+    ``"llm"`` is :func:`llm_demo` (``n`` and ``seed`` unused)."""
     require(data in DEMOS, f"data must be one of {list(DEMOS)}, got {data!r}")
+    if data == "llm":
+        require(set(options) <= {"title"}, f"the llm demo takes only a title option, got {sorted(options)}")
+        return llm_demo(**options)
     from ..data import SHAPE_CLASSES, TABULAR_FEATURE_NAMES, make_shapes, make_tabular, make_tokens
     from ..models import load_shapes_cnn, load_tabular_mlp, load_token_classifier
 

@@ -1,8 +1,9 @@
 """The explorer as one self-contained HTML file that works offline.
 
-The file holds the front end (``app.js`` and ``app.css`` inlined, unchanged) and the results of a few
-runs computed when it is written; readers can switch run, sample page, colour map, sign mode and opacity
-without a server or a network. A Content-Security-Policy in the page forbids every network request.
+The file holds the front end (``app.js`` and ``app.css`` inlined, unchanged), the results of a few
+runs computed when it is written and the session's LLM results; readers can switch run, sample page, target
+token, colour map, sign mode and opacity without a server or a network. A Content-Security-Policy in the
+page forbids every network request.
 
 Example:
     >>> import tempfile, torch
@@ -59,12 +60,14 @@ def _label(result: dict[str, Any], request: dict[str, Any]) -> str:
 
 def render_html(session: Session, runs: Sequence[dict[str, Any]] | None = None, count: int = 8) -> str:
     """The export's HTML text. ``runs`` are session requests (without offset and count); by default one
-    run for each of the first three available methods with their default arguments."""
+    run for each of the first three available methods with their default arguments (none for a session of LLM
+    results only). The session's LLM results (``Session.add_llm``) travel in the page's config."""
     require(isinstance(count, int) and 1 <= count <= session.max_count,
             f"count must be an integer between 1 and {session.max_count}, got {count!r}")
     if runs is None:
         runs = [{"method": m} for m in session.methods[:3]]
-    require(len(runs) > 0, "runs must hold at least one request")
+    require(len(runs) > 0 or len(session.llm) > 0, "runs must hold at least one request (or the session LLM "
+            "results to show)")
     saved = []
     for request in runs:
         require(isinstance(request, dict) and not {"offset", "count"} & set(request),

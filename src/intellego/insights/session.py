@@ -5,8 +5,9 @@ Every host (local server, notebook widget, static export) talks to a :class:`Ses
 (raising :class:`~intellego.errors.IntellegoError` with a message) and runs it on one worker thread, with
 progress, cancellation and a time limit; ``run(request)`` does the same synchronously.
 
-Data come from an iterator of :class:`Batch` objects that may be endless: at most ``max_samples`` samples
-are ever drawn from it, so a filter that matches nothing ends with a message instead of looping forever.
+Data come from an iterator of :class:`Batch` objects that may be endless; the
+:class:`~intellego.insights.samples.SampleStore` draws at most ``max_samples`` samples from it, so a filter that
+matches nothing ends with a message instead of looping forever.
 
 Example:
     >>> import torch
@@ -28,63 +29,21 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ..errors import IntellegoError, describe, require
 from .feature_types import BaseFeature
 from .jobs import Busy, Cancelled, Job, Watched
+from .llm_view import LLMResults, llm_entries
 from .methods import METHOD_SPECS, Context, available_methods, call
+from .samples import Batch, Sample, SampleStore
 
 __all__ = ["Batch", "Session", "Job", "Cancelled", "Busy"]
 
 PREDICTIONS = ("all", "correct", "incorrect")
 REQUEST_KEYS = frozenset({"model", "classes", "prediction", "method", "arguments", "offset", "count"})
-
-
-class Batch:
-    """A batch from the data iterator, as in Captum Insights.
-
-    Args:
-        inputs: A tensor, or a tuple with one tensor per feature, each with the batch first.
-        labels: The true class indices ``(N,)``, or ``None`` when unknown.
-        additional_args: Extra positional arguments of the models (tensors with the batch first are split).
-
-    Example:
-        >>> batch = Batch(torch.rand(4, 3), torch.tensor([0, 1, 1, 0]))
-        >>> batch.inputs.shape, batch.labels.tolist()
-        (torch.Size([4, 3]), [0, 1, 1, 0])
-    """
-
-    def __init__(self, inputs: Tensor | Sequence[Tensor], labels: Tensor | Sequence[int] | None,
-                 additional_args: Any = None) -> None:
-        self.inputs = inputs
-        self.labels = labels
-        self.additional_args = additional_args
-
-
-@dataclass
-class _Sample:
-    index: int
-    raw: tuple[Tensor, ...]
-    label: int | None
-    inputs: tuple[Tensor, ...]
-    additional: tuple[Any, ...] | None
-    baselines: list[tuple[Tensor, ...]]
-    chunk: _Chunk
-    scores: dict[int, Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class _Chunk:
-    """One batch of the data, kept so that predictions run once per batch rather than per sample."""
-
-    inputs: tuple[Tensor, ...]
-    additional: tuple[Any, ...] | None
-    samples: list[_Sample] = field(default_factory=list)
 
 
 class Session:
@@ -105,6 +64,7 @@ class Session:
         title: Shown in the page header.
 
     Example:
+        >>> import torch
         >>> from intellego.insights import GeneralFeature
         >>> session = Session([torch.nn.Linear(3, 2)], ["no", "yes"], [GeneralFeature("x", ["a", "b", "c"])],
         ...                   [Batch(torch.rand(6, 3), torch.tensor([0, 1, 0, 1, 1, 0]))])
@@ -131,16 +91,35 @@ class Session:
         require(score_func is None or callable(score_func), f"score_func must be callable, got {describe(score_func)}")
         for name, value in (("max_samples", max_samples), ("max_count", max_count), ("cache_size", cache_size)):
             require(isinstance(value, int) and value > 0, f"{name} must be a positive int, got {value!r}")
-        try:
-            self._iterator = iter(dataset)
-        except TypeError:
-            raise IntellegoError(f"dataset must be an iterable of Batch, got {describe(dataset)}") from None
+        self._setup(models, classes, features, dataset, score_func, use_label_for_attr,
+                    (max_samples, max_count, cache_size, job_limit_s), title)
+
+    @classmethod
+    def for_llm(cls, results: LLMResults, names: Sequence[str] | None = None, *,
+                title: str = "LLM attribution") -> Session:
+        """A session that only shows LLM results (no model, no data, no request to run); see :meth:`add_llm`.
+
+        Example:
+            >>> from intellego.attr import LLMAttributionResult
+            >>> r = LLMAttributionResult(input_tokens=["ann", "likes"], output_tokens=["red"], seq_attr=[2.0, -1.0])
+            >>> session = Session.for_llm({"ablation": r})
+            >>> [e["name"] for e in session.config()["llm"]], session.config()["models"]
+            (['ablation'], [])
+        """
+        session = cls.__new__(cls)
+        session._setup([], [], [], (), None, True, (1, 24, 1, 120.0), title)
+        return session.add_llm(results, names)
+
+    def _setup(self, models: list[Any], classes: Sequence[str], features: list[BaseFeature], dataset: Iterable[Batch],
+               score_func: Callable[[Tensor], Tensor] | None, use_label_for_attr: bool,
+               limits: tuple[int, int, int, float], title: str) -> None:
+        max_samples, max_count, cache_size, job_limit_s = limits
+        self._store = SampleStore(dataset, features, classes, max_samples)
         self.models, self.classes, self.features = models, list(classes), features
         self.score_func, self.use_label_for_attr = score_func, use_label_for_attr
         self.max_samples, self.max_count, self.job_limit_s, self.title = max_samples, max_count, job_limit_s, title
-        self.methods = available_methods(features)
-        self._samples: list[_Sample] = []
-        self._exhausted = False
+        self.methods = available_methods(features) if models else []
+        self.llm: list[dict[str, Any]] = []
         self._cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.RLock()  # jobs, queue and worker
@@ -150,9 +129,22 @@ class Session:
         self._ids = itertools.count(1)
         self._worker: threading.Thread | None = None
 
+    def add_llm(self, results: LLMResults, names: Sequence[str] | None = None) -> Session:
+        """Show LLM attribution results too: each as a heat map over its prompt's tokens (and words, when the
+        result knows words spanning several tokens), one row per target token, in every host. ``results`` is an
+        :class:`~intellego.attr.LLMAttributionResult`, a list of them (labelled by ``names``, else "result N")
+        or a mapping from name to result. A notebook widget made earlier keeps the results it was made with.
+        Returns the session.
+        """
+        entries = llm_entries(results, names, first=len(self.llm) + 1)
+        with self._lock:
+            self.llm = self.llm + entries
+        return self
+
     # ----------------------------------------------------------------- description and validation
     def config(self) -> dict[str, Any]:
-        """The JSON the front end starts from: classes, models, features, methods with arguments, limits."""
+        """The JSON the front end starts from: classes, models, features, methods with arguments, limits, and the
+        LLM results (see :meth:`add_llm`)."""
         return {
             "title": self.title, "classes": self.classes,
             "models": [f"{i}: {type(m).__name__}" for i, m in enumerate(self.models)],
@@ -161,10 +153,13 @@ class Session:
             "predictions": list(PREDICTIONS),
             "limits": {"max_count": self.max_count, "max_offset": self.max_samples},
             "defaults": {"method": self.methods[0] if self.methods else None, "count": min(4, self.max_count)},
+            "llm": self.llm,
         }
 
     def validate(self, request: Any) -> dict[str, Any]:
         """The request with defaults filled in; :class:`IntellegoError` naming the first bad key or value."""
+        require(len(self.models) > 0, "this session shows LLM results only (Session.for_llm): it has no model to "
+                "run requests on")
         require(isinstance(request, dict), f"request must be a JSON object, got {describe(request)}")
         unknown = sorted(set(request) - REQUEST_KEYS)
         require(not unknown, f"unknown request key(s) {unknown}; known: {sorted(REQUEST_KEYS)}")
@@ -244,109 +239,9 @@ class Session:
             except Exception as exc:  # the message goes to the page; the worker keeps running
                 job._finish("error", error=_message(exc))
 
-    # ----------------------------------------------------------------- data
-    def _pull(self) -> bool:
-        """Draw one batch from the iterator into the store; ``False`` once exhausted or full."""
-        if self._exhausted or len(self._samples) >= self.max_samples:
-            return False
-        try:
-            batch = next(self._iterator)
-        except StopIteration:
-            self._exhausted = True
-            return False
-        except RuntimeError as exc:  # a generator that let StopIteration escape (PEP 479)
-            if isinstance(exc.__cause__, StopIteration):
-                self._exhausted = True
-                return False
-            raise
-        self._samples.extend(self._split(batch))
-        del self._samples[self.max_samples:]
-        return True
-
-    def _split(self, batch: Any) -> list[_Sample]:
-        require(isinstance(batch, Batch), f"the dataset must yield Batch objects, got {describe(batch)}")
-        inputs = batch.inputs if isinstance(batch.inputs, (tuple, list)) else (batch.inputs,)
-        require(len(inputs) == len(self.features) and all(isinstance(x, Tensor) for x in inputs),
-                f"Batch.inputs must hold one tensor per feature ({len(self.features)}), got {describe(inputs)}")
-        n = inputs[0].shape[0] if inputs[0].dim() else 0
-        require(all(x.dim() > 0 and x.shape[0] == n for x in inputs),
-                f"every tensor in Batch.inputs needs the same batch size, got {describe(tuple(inputs))}")
-        labels = None if batch.labels is None else torch.as_tensor(batch.labels).reshape(-1)
-        require(labels is None or labels.shape[0] == n,
-                f"Batch.labels must hold {n} class indices, got {describe(batch.labels)}")
-        extra = batch.additional_args
-        extra = None if extra is None else (extra if isinstance(extra, tuple) else (extra,))
-        out: list[_Sample] = []
-        chunk = _Chunk((), extra)
-        for i in range(n):
-            raw = tuple(x[i] for x in inputs)
-            transformed = [f.transform(x) for f, x in zip(self.features, raw)]
-            groups = [f.baselines(t) for f, t in zip(self.features, transformed)]
-            baselines = [tuple(g[k if k < len(g) else 0].unsqueeze(0) for g in groups)
-                         for k in range(max(len(g) for g in groups))]
-            per = None if extra is None else tuple(
-                a[i:i + 1] if isinstance(a, Tensor) and a.dim() and a.shape[0] == n else a for a in extra)
-            label = None if labels is None else int(labels[i])
-            require(label is None or 0 <= label < len(self.classes),
-                    f"label {label} is out of range for {len(self.classes)} classes")
-            out.append(_Sample(len(self._samples) + i, raw, label, tuple(t.unsqueeze(0) for t in transformed),
-                               per, baselines, chunk))
-        if out:
-            chunk.inputs = tuple(torch.cat(parts) for parts in zip(*(s.inputs for s in out)))
-        chunk.samples = out
-        return out
-
-    def _scores(self, sample: _Sample, model: int) -> Tensor:
-        if model not in sample.scores:
-            chunk = sample.chunk
-            with torch.no_grad():
-                out = self.models[model](*chunk.inputs, *(chunk.additional or ()))
-                scores = self.score_func(out) if self.score_func is not None else out
-            n = len(chunk.samples)
-            require(isinstance(scores, Tensor) and scores.dim() == 2 and scores.shape[0] == n,
-                    f"model {model} (after score_func) must return (N, n_classes) scores for a batch of {n}, "
-                    f"got {describe(scores)}")
-            require(scores.shape[1] == len(self.classes),
-                    f"classes has {len(self.classes)} names ({', '.join(self.classes[:4])}...) but model {model} "
-                    f"returns {scores.shape[1]} scores per example (after score_func: shape {tuple(scores.shape)}); "
-                    "pass one class name per model output, in the order of the outputs")
-            for row, peer in zip(scores.detach().float().cpu(), chunk.samples):
-                peer.scores[model] = row
-        return sample.scores[model]
-
-    def _matches(self, sample: _Sample, predicted: int, classes: set[int], prediction: str) -> bool:
-        key = sample.label if sample.label is not None else predicted
-        if classes and key not in classes:
-            return False
-        if prediction == "all":
-            return True
-        if sample.label is None:
-            return False
-        return (predicted == sample.label) == (prediction == "correct")
-
-    def _select(self, req: dict[str, Any], job: Job | None) -> tuple[list[_Sample], bool]:
-        """The ``count`` matching samples after ``offset`` matches, drawing from the data as needed."""
-        classes = {self.classes.index(c) for c in req["classes"]}
-        found: list[_Sample] = []
-        seen, position = 0, 0
-        while len(found) < req["count"]:
-            if position >= len(self._samples) and not self._pull():
-                return found, False
-            sample = self._samples[position]
-            position += 1
-            if job is not None:
-                job.check()
-                job.progress(0, req["count"], f"scanning sample {position}")
-            if self._matches(sample, int(self._scores(sample, req["model"]).argmax()), classes, req["prediction"]):
-                if seen >= req["offset"]:
-                    found.append(sample)
-                seen += 1
-        more = position < len(self._samples) or (not self._exhausted and len(self._samples) < self.max_samples)
-        return found, more
-
     # ----------------------------------------------------------------- attribution
     def _execute(self, req: dict[str, Any], job: Job | None) -> dict[str, Any]:
-        samples, more = self._select(req, job)
+        samples, more = self._store.select(self.models, self.score_func, req, job)
         out = []
         for k, sample in enumerate(samples):
             if job is not None:
@@ -354,20 +249,21 @@ class Session:
             out.append(self._explain(sample, req, job))
         message = ""
         if not samples:
-            scope = "the data set" if self._exhausted else f"the first {len(self._samples)} samples"
+            store = self._store
+            scope = "the data set" if store.exhausted else f"the first {len(store.samples)} samples"
             message = f"no sample in {scope} matches this filter" + (" at this offset" if req["offset"] else "")
         if job is not None:
             job.progress(len(samples), len(samples), "done")
         return {"samples": out, "offset": req["offset"], "count": req["count"], "has_more": more,
-                "scanned": len(self._samples), "exhausted": self._exhausted, "message": message,
+                "scanned": len(self._store.samples), "exhausted": self._store.exhausted, "message": message,
                 "method": req["method"], "arguments": req["arguments"]}
 
-    def _explain(self, sample: _Sample, req: dict[str, Any], job: Job | None) -> dict[str, Any]:
+    def _explain(self, sample: Sample, req: dict[str, Any], job: Job | None) -> dict[str, Any]:
         key = (req["model"], sample.index, req["method"], tuple(sorted(req["arguments"].items())))
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        scores = self._scores(sample, req["model"])
+        scores = self._store.scores(sample, self.models, req["model"], self.score_func)
         top = scores.topk(min(3, scores.shape[0]))
         predicted = int(top.indices[0])
         target = predicted if self.use_label_for_attr else None

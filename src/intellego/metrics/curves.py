@@ -49,6 +49,11 @@ class Curve:
         scores: ``(N, S + 1)`` target score at each fraction.
         mode: ``"deletion"`` or ``"insertion"``.
         order: ``"morf"`` (most relevant first) or ``"lerf"`` (least relevant first).
+
+    Example:
+        >>> curve = Curve(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([[1.0, 0.5, 0.0]]), "deletion", "morf")
+        >>> curve.auc.tolist()
+        [0.5]
     """
 
     fractions: Tensor

@@ -321,9 +321,9 @@ def _edge_detector(model: nn.Module, inputs: Tensor, target: Any) -> Tensor:
     return (gx * gx + gy * gy).sqrt()
 
 
-def demo_table(n: int = 32, seed: int = 0, *, progress: bool = False, path: str | os.PathLike | None = None
-               ) -> MetricTable:
-    """The metrics table of the gradient methods (and two model-blind controls) on the shipped shapes CNN.
+def demo_table(n: int = 32, seed: int = 0, *, progress: bool = False, path: str | os.PathLike | None = None,
+               metrics: Sequence[str] | None = None) -> MetricTable:
+    """The metrics table of the gradient methods and a model-blind control (an edge detector) on the demo CNN.
 
     ``n`` fresh ``make_shapes`` images; a few seconds on one CPU core at the default size. With ``path`` the
     bar-chart figure is written there too (needs matplotlib). ``print(demo_table())`` shows the table.
@@ -333,9 +333,15 @@ def demo_table(n: int = 32, seed: int = 0, *, progress: bool = False, path: str 
         seed: Seed of the images.
         progress: Show a progress bar.
         path: Also write the bar-chart figure there.
+        metrics: Names from :data:`METRICS` (default: all of them).
 
     Returns:
         The :class:`MetricTable`.
+
+    Example:
+        >>> table = demo_table(n=2, metrics=["deletion"])
+        >>> table.metrics, len(table.methods), table.values[("Saliency", "deletion")].shape
+        (['deletion'], 5, torch.Size([2]))
     """
     from ..attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
     from ..data import make_shapes
@@ -351,7 +357,7 @@ def demo_table(n: int = 32, seed: int = 0, *, progress: bool = False, path: str 
                                                      "generator": torch.Generator().manual_seed(seed)}),
         "edge detector (control)": _edge_detector,
     }
-    table = evaluate(model, data, methods, batch_size=n, n_perturb_samples=5, progress=progress,
+    table = evaluate(model, data, methods, metrics, batch_size=n, n_perturb_samples=5, progress=progress,
                      generator=torch.Generator().manual_seed(seed))
     if path is not None:
         table.plot(Path(path))

@@ -21,7 +21,7 @@ from intellego.models.demo import (
     load_tabular_mlp,
     load_token_classifier,
 )
-from intellego.models.tiny_lm import TinyCausalLM, WordTokenizer
+from intellego.models.tiny_lm import TinyCausalLM, WordTokenizer, train_tiny_lm
 
 __all__ = [
     "WEIGHT_FILES",
@@ -33,4 +33,5 @@ __all__ = [
     "load_token_classifier",
     "TinyCausalLM",
     "WordTokenizer",
+    "train_tiny_lm",
 ]

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ..errors import IntellegoError, describe, require
 
-__all__ = ["CausalLMOutput", "TinyCausalLM", "WordTokenizer"]
+__all__ = ["CausalLMOutput", "TinyCausalLM", "WordTokenizer", "train_tiny_lm"]
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -191,3 +191,39 @@ class TinyCausalLM(nn.Module):
             nxt = self(ids, mask).logits[:, -1].argmax(-1, keepdim=True)
             ids = torch.cat([ids, nxt], 1)
         return ids
+
+
+def train_tiny_lm(sentences: Sequence[str], steps: int = 200, dim: int = 16, seed: int = 0,
+                  lr: float = 0.03) -> tuple[TinyCausalLM, WordTokenizer]:
+    """A :class:`TinyCausalLM` fitted to ``sentences`` (equal numbers of words) by ``steps`` full-batch Adam
+    steps on next-word cross-entropy; deterministic for a ``seed`` (the global RNG is untouched).
+
+    Args:
+        sentences: The training text, one sentence per item, each with the same number of words.
+        steps: Adam steps.
+        dim: Embedding width.
+        seed: Seed of the initial weights.
+        lr: Adam's learning rate.
+
+    Returns:
+        ``(model, tokenizer)``: the model in eval mode and a :class:`WordTokenizer` over the sentences' words.
+
+    Example:
+        >>> lm, tok = train_tiny_lm(["ann likes red apples", "bob likes green pears"], steps=100)
+        >>> tok.decode(lm.generate(tok.encode("ann likes", return_tensors="pt"), max_new_tokens=2)[0, -2:])
+        'red apples'
+    """
+    words = [s.split() for s in sentences]
+    require(len(words) > 0 and len({len(w) for w in words}) == 1,
+            f"sentences must be a non-empty list with the same number of words each, got {describe(sentences)}")
+    tok = WordTokenizer([w for ws in words for w in ws])
+    ids = torch.tensor([tok.encode(s) for s in sentences])
+    lm = TinyCausalLM(len(tok), dim=dim, max_len=max(16, ids.shape[1]), seed=seed)
+    opt = torch.optim.Adam(lm.parameters(), lr=lr)
+    for _ in range(steps):
+        logits = lm(ids).logits
+        loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, len(tok)), ids[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return lm.eval(), tok

@@ -1,19 +1,4 @@
-"""``AttackComparator``: a metric of the model on the original inputs and under each of several attacks.
-
-Example:
-    >>> import torch
-    >>> from intellego.robust import AttackComparator, FGSM
-    >>> model = torch.nn.Linear(4, 3)
-    >>> x, y = torch.rand(8, 4), torch.arange(8) % 3
-    >>> def accuracy(out, target):  # every keyword of evaluate() reaches the metric
-    ...     return (out.argmax(1) == target).float()
-    >>> cmp = AttackComparator(model, accuracy)
-    >>> cmp.add_attack(FGSM(model), "FGSM", attack_kwargs={"epsilon": 0.1}, additional_attack_arg_names=["target"])
-    >>> cmp.add_attack(lambda t: t + 0.05 * torch.randn_like(t), "noise", num_attempts=3)
-    >>> results = cmp.evaluate(x, target=y)
-    >>> sorted(results), sorted(results["noise"])
-    (['FGSM', 'Original', 'noise'], ['max', 'mean', 'min'])
-"""
+"""``AttackComparator``: a metric of the model on the original inputs and under each of several attacks."""
 
 from __future__ import annotations
 
@@ -25,6 +10,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..core.batching import check_positive_int
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack_args
@@ -92,13 +78,34 @@ def _batch_mean(value: Any) -> Any:
     return value
 
 
+@fill_docs
 class AttackComparator(Generic[MetricResultType]):
     """Measure ``metric(model_out, **kwargs)`` on the inputs and under each added attack.
 
-    As in Captum, ``evaluate`` returns this batch's results (``"Original"`` plus, per attack, ``{"mean"}`` or, with
-    several attempts, ``{"mean", "min", "max"}`` over attempts) and ``summary`` the running means over all batches.
+    As in Captum, ``evaluate`` returns this batch's results and ``summary`` the running means over all batches.
     Unlike Captum, all model calls of a batch (original and every attempt of every attack) are stacked and run
     without gradients in as few calls as the memory budget allows.
+
+    Args:
+        {FORWARD_FUNC}
+        metric: ``metric(model_out, **kwargs)`` -> a number, a tensor (per example: averaged over the batch) or a
+            tuple of them; ``kwargs`` are the keyword arguments of :meth:`evaluate`.
+        {PREPROC_FN}
+
+    Example:
+        >>> import torch
+        >>> from intellego.robust import FGSM
+        >>> model = torch.nn.Linear(4, 3)
+        >>> x, y = torch.rand(8, 4), torch.arange(8) % 3
+        >>> def accuracy(out, target):  # every keyword of evaluate() reaches the metric
+        ...     return (out.argmax(1) == target).float()
+        >>> cmp = AttackComparator(model, accuracy)
+        >>> cmp.add_attack(FGSM(model), "FGSM", attack_kwargs={"epsilon": 0.1},
+        ...                additional_attack_arg_names=["target"])
+        >>> cmp.add_attack(lambda t: t + 0.05 * torch.randn_like(t), "noise", num_attempts=3)
+        >>> results = cmp.evaluate(x, target=y)
+        >>> sorted(results), sorted(results["noise"])
+        (['FGSM', 'Original', 'noise'], ['max', 'mean', 'min'])
     """
 
     def __init__(self, forward_func: Callable[..., Any], metric: Callable[..., Any],
@@ -121,9 +128,21 @@ class AttackComparator(Generic[MetricResultType]):
                    additional_attack_arg_names: list[str] | None = None) -> None:
         """Register an attack (a :class:`~intellego.robust.Perturbation` or any callable of the inputs).
 
-        ``name`` defaults to the class name and must be unique; ``num_attempts`` > 1 repeats random attacks;
-        ``attack_kwargs`` are passed on every call; ``additional_attack_arg_names`` name keyword arguments of
-        ``evaluate`` (such as ``target``) that the attack also receives.
+        Args:
+            attack: The attack: ``attack(inputs, **kwargs)`` -> perturbed inputs.
+            name: Key of its results; defaults to the class name and must be unique.
+            {NUM_ATTEMPTS}
+            {APPLY_BEFORE_PREPROC}
+            attack_kwargs: Keyword arguments passed to every call of the attack.
+            additional_attack_arg_names: Keyword arguments of :meth:`evaluate` (such as ``target``) that the
+                attack receives too.
+
+        Example:
+            >>> import torch
+            >>> cmp = AttackComparator(torch.nn.Linear(2, 2), lambda out: out.sum())
+            >>> cmp.add_attack(lambda x: x + 1, "shift")
+            >>> list(cmp.attacks)
+            ['shift']
         """
         require(callable(attack), f"attack must be a Perturbation or a callable, got {describe(attack)}")
         name = type(attack).__name__ if name is None else name
@@ -137,10 +156,28 @@ class AttackComparator(Generic[MetricResultType]):
 
     def evaluate(self, inputs: Any, additional_forward_args: Any = None, perturbations_per_eval: int | None = None,
                  **kwargs: Any) -> dict[str, Any]:
-        """This batch's metric results; ``kwargs`` go to the metric and to attacks that name them.
+        """The metric on ``inputs`` and under every attack; the results are added to :meth:`summary` too.
 
-        ``perturbations_per_eval``: candidates (the original or one attempt of one attack) per model call; None
-        (default) stacks as many as fit the memory budget. Results do not depend on it.
+        Args:
+            inputs: The examples, as ``preproc_fn`` (or the model) and the attacks take them.
+            {ADDITIONAL_FORWARD_ARGS}
+            perturbations_per_eval: Candidates (the original or one attempt of one attack) per model call; None
+                (the default) stacks as many as fit the memory budget. Results do not depend on it.
+            **kwargs: Keyword arguments of the metric, also given to the attacks that name them in
+                ``additional_attack_arg_names`` (such as ``target``).
+
+        Returns:
+            A dict: ``"Original"`` -> the metric on the inputs; per attack name -> ``{"mean": value}`` or, with
+            several attempts, ``{"mean", "min", "max"}`` over the attempts (element-wise for tensor metrics).
+
+        Example:
+            >>> import torch
+            >>> model = torch.nn.Linear(2, 2)
+            >>> cmp = AttackComparator(model, lambda out, target: (out.argmax(1) == target).float())
+            >>> cmp.add_attack(lambda x: x, "identity")
+            >>> results = cmp.evaluate(torch.rand(4, 2), target=torch.tensor([0, 1, 0, 1]))
+            >>> torch.equal(results["Original"], results["identity"]["mean"])
+            True
         """
         check_positive_int(perturbations_per_eval, "perturbations_per_eval")
         args = pack_args(additional_forward_args)

@@ -2,22 +2,6 @@
 
 Captum's search returns one value for a whole batch (the first value at which *some* example is wrong). With
 ``per_example=True`` (beyond Captum) every example gets its own minimal value from one vectorized search.
-
-Example:
-    >>> import torch
-    >>> from intellego.robust import MinParamPerturbation
-    >>> model = torch.nn.Linear(1, 2)
-    >>> with torch.no_grad():
-    ...     _ = model.weight.copy_(torch.tensor([[1.0], [-1.0]]))
-    ...     _ = model.bias.zero_()
-    >>> shift = lambda x, amount: x - amount  # class 0 wins while x > 0
-    >>> search = MinParamPerturbation(model, shift, "amount", arg_min=0.0, arg_max=2.0, arg_step=0.1)
-    >>> x = torch.tensor([[0.25], [0.75]])
-    >>> _, params = search.evaluate(x, target=torch.tensor([0, 0]), per_example=True)
-    >>> [round(p, 2) for p in params.tolist()]
-    [0.3, 0.8]
-    >>> round(search.evaluate(x, target=torch.tensor([0, 0]))[1], 2)  # Captum's answer: the first example to flip
-    0.3
 """
 
 from __future__ import annotations
@@ -29,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._docs import fill_docs
 from ..core.batching import check_positive_int
 from ..core.hooks import keep_buffers
 from ..core.inputs import pack_args
@@ -63,15 +48,43 @@ def _correct_rows(model_out: Any, target: Any) -> Tensor:
     return model_out.argmax(1) == t.to(model_out.device)
 
 
+@fill_docs
 class MinParamPerturbation:
     """Find the minimal attack parameter (``arg_name``, from ``arg_min`` up to but excluding ``arg_max`` in steps of
-    ``arg_step``) at which the model's prediction is no longer correct.
+    ``arg_step``) at which the model's prediction is no longer correct. With several attempts a value fools the
+    model when any attempt does.
 
-    Arguments as in Captum: ``attack`` is a :class:`~intellego.robust.Perturbation` or any callable taking
-    ``arg_name`` as a keyword; ``mode`` is ``"linear"`` (try values in order) or ``"binary"``; ``num_attempts`` > 1
-    repeats random attacks (a value counts as fooling if any attempt fools); ``preproc_fn`` maps inputs to model
-    inputs, and ``apply_before_preproc`` says whether the attack sees the raw or the preprocessed inputs;
-    ``correct_fn(model_out, **kwargs) -> bool`` decides correctness (default: argmax equals ``target``).
+    Args:
+        {FORWARD_FUNC}
+        attack: A :class:`~intellego.robust.Perturbation` or any callable ``attack(inputs, **kwargs)`` that takes
+            ``arg_name`` as a keyword.
+        arg_name: The keyword of ``attack`` that is searched (its strength: a noise level, a radius, ...).
+        arg_min: The first value tried.
+        arg_max: The end of the range (not tried).
+        arg_step: The distance between the values tried.
+        mode: ``"linear"`` tries the values in increasing order; ``"binary"`` bisects the range, which assumes
+            that a stronger attack fools the model whenever a weaker one does.
+        {NUM_ATTEMPTS}
+        {PREPROC_FN}
+        {APPLY_BEFORE_PREPROC}
+        correct_fn: ``correct_fn(model_out, **correct_fn_kwargs) -> bool`` (one bool per example with
+            ``per_example=True``) that says whether the model is still right; default: the argmax of every
+            example's output equals its ``target``.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(1, 2)
+        >>> with torch.no_grad():
+        ...     _ = model.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        ...     _ = model.bias.zero_()
+        >>> shift = lambda x, amount: x - amount  # class 0 wins while x > 0
+        >>> search = MinParamPerturbation(model, shift, "amount", arg_min=0.0, arg_max=2.0, arg_step=0.1)
+        >>> x = torch.tensor([[0.25], [0.75]])
+        >>> _, params = search.evaluate(x, target=torch.tensor([0, 0]), per_example=True)
+        >>> [round(p, 2) for p in params.tolist()]
+        [0.3, 0.8]
+        >>> round(search.evaluate(x, target=torch.tensor([0, 0]))[1], 2)  # Captum's answer: the first to flip
+        0.3
     """
 
     def __init__(self, forward_func: Callable[..., Any], attack: Callable[..., Any], arg_name: str,
@@ -107,14 +120,39 @@ class MinParamPerturbation:
     def evaluate(self, inputs: Any, additional_forward_args: Any = None, target: Any = None,
                  perturbations_per_eval: int = 1, attack_kwargs: dict[str, Any] | None = None,
                  correct_fn_kwargs: dict[str, Any] | None = None, *, per_example: bool = False) -> tuple[Any, Any]:
-        """Captum's answer ``(perturbed_inputs, value)`` for the batch, or ``(None, None)`` if no value fools it.
+        """Search the smallest value of the attack's parameter that fools the model on ``inputs``.
 
-        With ``per_example=True``: ``(perturbed_inputs, values)`` where ``values`` is a float64 tensor with each
-        example's minimal value (NaN where none fools the model) and ``perturbed_inputs`` holds each example
-        attacked at its value (unchanged where none). ``inputs`` (after ``preproc_fn``) must then be a tensor or a
-        tuple of tensors; ``correct_fn`` (if given) must return one bool per example; arguments and keyword
-        arguments with one entry per example follow their examples. ``perturbations_per_eval`` values are tried
-        per model call in linear mode; a binary round always evaluates all its candidates in one call.
+        With ``per_example=True`` ``inputs`` (after ``preproc_fn``) must be a tensor or a tuple of tensors and
+        ``correct_fn`` (if given) must return one bool per example; arguments and keyword arguments with one entry
+        per example follow their examples.
+
+        Args:
+            inputs: The examples: anything ``attack`` and ``preproc_fn`` accept (batch first with
+                ``per_example=True``).
+            {ADDITIONAL_FORWARD_ARGS}
+            target: The true labels, passed to ``correct_fn`` as ``target=`` (the default ``correct_fn`` needs
+                one class index per example).
+            perturbations_per_eval: How many attacked copies go through the model in one call in linear mode (a
+                binary round always evaluates its candidates in one call). Results do not depend on it.
+            attack_kwargs: Further keyword arguments of every ``attack`` call.
+            correct_fn_kwargs: Further keyword arguments of ``correct_fn``.
+            per_example: Keyword-only, beyond Captum: find each example's own minimal value.
+
+        Returns:
+            Captum's ``(perturbed_inputs, value)``: the inputs attacked at the first value that fools the model
+            on some example, and that value; ``(None, None)`` if none does. With ``per_example=True``:
+            ``(perturbed_inputs, values)``, ``values`` a float64 ``(N,)`` tensor with each example's minimal value
+            (NaN where none fools the model) and ``perturbed_inputs`` each example attacked at its value
+            (unchanged where none).
+
+        Example:
+            >>> import torch
+            >>> model = torch.nn.Linear(2, 2)
+            >>> noise = lambda x, scale: x + scale  # a deterministic "attack"
+            >>> search = MinParamPerturbation(model, noise, "scale", arg_min=0.0, arg_max=1.0, arg_step=0.25,
+            ...                               correct_fn=lambda out: False)  # wrong from the start
+            >>> search.evaluate(torch.zeros(1, 2))[1]
+            0.0
         """
         check_positive_int(perturbations_per_eval, "perturbations_per_eval", allow_none=False)
         for name, kw in (("attack_kwargs", attack_kwargs), ("correct_fn_kwargs", correct_fn_kwargs)):

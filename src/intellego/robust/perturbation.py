@@ -3,15 +3,6 @@
 An attack is called like a function (``attack(inputs, ...)`` is ``attack.perturb(inputs, ...)``), so attacks and
 plain callables (a noise function, a transform) mix freely in :class:`~intellego.robust.AttackComparator` and
 :class:`~intellego.robust.MinParamPerturbation`.
-
-Example:
-    >>> import torch
-    >>> from intellego.robust import Perturbation
-    >>> class Shift(Perturbation):
-    ...     def perturb(self, inputs, amount):
-    ...         return inputs + amount
-    >>> Shift()(torch.zeros(2), amount=1.0).tolist()
-    [1.0, 1.0]
 """
 
 from __future__ import annotations
@@ -35,10 +26,37 @@ def _identity(x: Tensor) -> Tensor:
 
 class Perturbation:
     """Base class of all attacks: subclasses implement ``perturb(inputs, ...)`` and return perturbed inputs of the
-    same structure (a tensor for a tensor, a tuple for a tuple)."""
+    same structure (a tensor for a tensor, a tuple for a tuple). Calling the attack calls ``perturb``.
+
+    Example:
+        >>> import torch
+        >>> class Shift(Perturbation):
+        ...     def perturb(self, inputs, amount):
+        ...         return inputs + amount
+        >>> Shift()(torch.zeros(2), amount=1.0).tolist()
+        [1.0, 1.0]
+    """
 
     def perturb(self, *args: Any, **kwargs: Any) -> Any:
-        """Return the perturbed inputs; subclasses define the arguments."""
+        """Return the perturbed inputs; the base class only raises.
+
+        Args:
+            *args: The inputs first, then what the attack needs (its strength, the target, ...); each subclass
+                names and documents its own.
+            **kwargs: The same, by keyword.
+
+        Returns:
+            The perturbed inputs, with the structure of the inputs.
+
+        Raises:
+            NotImplementedError: Always; subclasses override this method.
+
+        Example:
+            >>> Perturbation().perturb(0)
+            Traceback (most recent call last):
+            ...
+            NotImplementedError: Perturbation must implement perturb()
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement perturb()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -16,7 +16,7 @@ from intellego.attr import (
     Sum,
     Var,
 )
-from intellego.attr.summarizer import (
+from intellego.attr.stats import (
     GeneralAccumFn,
 )
 

@@ -6,7 +6,8 @@
 //   * the anywidget widget:    export default { render({ model, el }) }
 //   * the static HTML export:  mount(el, staticTransport(data)), inlined in the page, fully offline.
 // Heat maps, token colours and bars are drawn here from raw arrays, so colour map, sign mode and opacity
-// change without asking the host again.
+// change without asking the host again. LLM results (config.llm, made by insights/llm_view.py) travel in the
+// config and are drawn here too: the prompt coloured for one chosen target token, and every target token's row.
 
 const COLORMAPS = {
   coolwarm: [[59, 76, 192], [141, 176, 254], [221, 221, 221], [244, 154, 123], [180, 4, 38]],
@@ -15,6 +16,7 @@ const COLORMAPS = {
   magma: [[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]],
   gray: [[0, 0, 0], [255, 255, 255]],
 };
+const MATRIX_CELLS = 40000;  // the LLM heat map of all target tokens is drawn up to this many cells
 const SIGNS = {
   all: "signed (all)",
   positive: "positive only",
@@ -117,6 +119,11 @@ export function staticTransport(data) {
     },
     cancel() {},
   };
+}
+
+/** Whether the host has samples to fetch (a session of LLM results only has none). */
+function hasSamples(cfg) {
+  return Boolean(cfg) && (cfg.static ? cfg.runs.length > 0 : cfg.models.length > 0);
 }
 
 /** The session's filter, on a saved sample: its true class (the predicted one when it has no label) among
@@ -312,12 +319,67 @@ function sampleCard(sample, view) {
         `${f.total.toPrecision(3)} (${(100 * f.contribution).toFixed(0)}%)`))));
 }
 
+// ------------------------------------------------------------------------------------------ LLM results
+
+/** The rows of one LLM result by "tokens" or, when it knows them, by "words" (llm_view.llm_payload's shape). */
+function llmPayload(entry, unit) {
+  return unit === "words" && entry.words ? entry.words : entry.tokens;
+}
+
+/** One prompt token coloured by its attribution (null: not finite, grey), `scale` being full colour. */
+function llmToken(tag, cls, token, value, scale, view) {
+  const text = value === null ? "not finite" : value.toPrecision(4);
+  const node = h(tag, { class: cls, title: `${token}: ${text}`, dataset: { value: String(value) } }, token);
+  if (value === null) node.style.background = "rgb(204,204,204)";
+  else {
+    const { rgb, alpha } = paint(scale > 0 ? Math.max(-1, Math.min(1, signed(value, view.sign) / scale)) : 0, view);
+    node.style.background = `rgba(${rgb.join(",")},${(view.opacity * alpha).toFixed(3)})`;
+  }
+  return node;
+}
+
+/** The largest finite magnitude of one row (1 when there is none), for rows scaled on their own. */
+function rowScale(values) {
+  return Math.max(0, ...values.filter((v) => v !== null).map(Math.abs)) || 1;
+}
+
+/** One LLM result: the target tokens to choose from, the prompt coloured for the chosen one (`row`, 0 = the
+ * whole target) and the heat map of all rows, the chosen one outlined; a click on a row chooses it. Colours
+ * use the result's shared scale, or each row's own with `perRow`. */
+function llmView(entry, { unit, row, perRow }, view, choose) {
+  const data = llmPayload(entry, unit);
+  const chosen = data.rows[row];
+  const scale = (values) => (perRow ? rowScale(values) : data.scale);
+  const targets = data.rows.map((r, i) => h("button", { type: "button", name: "llm_pick",
+    class: `ii-llm-target${i === row ? " ii-selected" : ""}`, dataset: { row: String(i) },
+    onclick: () => choose(i) }, i === 0 ? "whole target" : r.label));
+  const strip = (values, cls) => {
+    const full = scale(values);
+    return values.map((v, j) => llmToken("span", cls, data.inputs[j], v, full, view));
+  };
+  const matrix = data.rows.length * data.inputs.length > MATRIX_CELLS
+    ? h("p", { class: "ii-note" }, `(${data.rows.length} rows of ${data.inputs.length} tokens: too many to draw; `
+      + "choose a target token above)")
+    : h("table", { class: "ii-llm-matrix" }, h("tbody", {}, data.rows.map((r, i) => h("tr", {
+      class: i === row ? "ii-selected" : "", dataset: { row: String(i) }, onclick: () => choose(i),
+    }, h("th", { scope: "row" }, i === 0 ? "(whole target)" : r.label),
+    h("td", {}, strip(r.values, "ii-token ii-llm-cell"))))));
+  return h("article", { class: "ii-llm-result", dataset: { unit } },
+    h("header", {}, h("span", { class: "ii-index" }, entry.name), h("span", { class: "ii-note" },
+      `target: ${entry.target}`)),
+    h("div", { class: "ii-llm-targets" }, h("span", { class: "ii-note" }, "attribution to"), targets),
+    h("p", { class: "ii-tokens ii-llm-prompt" }, strip(chosen.values, "ii-token ii-llm-token")),
+    h("div", { class: "ii-feature-name" }, `every target ${unit === "words" ? "word" : "token"} (rows) over the `
+      + "prompt"), matrix);
+}
+
 // ------------------------------------------------------------------------------------------ the app
 
 /** Build the explorer inside `root`, talking to `transport`; returns { destroy, fetch, state }. */
 export function mount(root, transport) {
   const state = { config: null, result: null, offset: 0, seq: 0, busy: false,
-    view: { cmap: "coolwarm", sign: "all", opacity: 0.7 } };
+    view: { cmap: "coolwarm", sign: "all", opacity: 0.7 },
+    llm: { index: 0, unit: "tokens", row: 0, perRow: false } };
   const el = {};
   root.classList.add("intellego-insights");
   root.replaceChildren();
@@ -328,11 +390,12 @@ export function mount(root, transport) {
   el.title = h("h1", {}, "intellego insights");
   // noValidate: out-of-range values reach readArgs, which says what is wrong in the error box
   el.controls = h("form", { class: "ii-controls", noValidate: true,
-    onsubmit: (e) => { e.preventDefault(); fetchPage(0); } });
+    onsubmit: (e) => { e.preventDefault(); if (hasSamples(state.config)) fetchPage(0); } });
   el.message = h("p", { class: "ii-message" });
   el.grid = h("section", { class: "ii-grid" });
+  el.llm = h("section", { class: "ii-llm", hidden: true });
   root.append(h("header", { class: "ii-top" }, el.title, el.progress, el.phase), el.error,
-    h("div", { class: "ii-body" }, el.controls, h("main", { class: "ii-main" }, el.message, el.grid)));
+    h("div", { class: "ii-body" }, el.controls, h("main", { class: "ii-main" }, el.llm, el.message, el.grid)));
 
   function showError(error) {
     el.error.replaceChildren(h("span", {}, error.message || String(error)),
@@ -415,7 +478,9 @@ export function mount(root, transport) {
     const counts = [1, 2, 4, 8, 12, 16, 24, 32].filter((n) => n <= cfg.limits.max_count);
     el.count = select("count", Object.fromEntries(counts.map((n) => [n, String(n)])), String(cfg.defaults.count));
     const parts = [];
-    if (cfg.static) {
+    if (!hasSamples(cfg)) {
+      // LLM results only: nothing to fetch
+    } else if (cfg.static) {
       el.run = select("run", Object.fromEntries(cfg.runs.map((r, i) => [i, r.label])), "0", () => fetchPage(0));
       buildFilters(cfg, () => fetchPage(0));
       parts.push(h("fieldset", {}, h("legend", {}, "Saved runs"), field("run", el.run),
@@ -445,19 +510,26 @@ export function mount(root, transport) {
     el.next = h("button", { type: "button", name: "next", disabled: true,
       onclick: () => fetchPage(state.offset + Number(el.count.value)) }, "Next ▶");
     el.legend = h("div", { class: "ii-legend", role: "img", ariaLabel: "colour legend" });
-    const redraw = () => { Object.assign(state.view, readView()); drawLegend(el.legend, state.view); renderResult(); };
+    const redraw = () => {
+      Object.assign(state.view, readView());
+      drawLegend(el.legend, state.view);
+      renderResult();
+      renderLlm();
+    };
     el.cmap = select("cmap", Object.fromEntries(Object.keys(COLORMAPS).map((k) => [k, k])), state.view.cmap, redraw);
     el.sign = select("sign", SIGNS, state.view.sign, redraw);
     el.opacity = h("input", { type: "range", name: "opacity", min: "0", max: "1", step: "0.05",
       value: String(state.view.opacity), oninput: redraw });
-    parts.push(
-      h("fieldset", {}, h("legend", {}, "Page"), field("samples per page", el.count),
-        h("div", { class: "ii-buttons" }, el.fetch, el.cancel), h("div", { class: "ii-buttons" }, el.prev, el.next)),
-      h("fieldset", {}, h("legend", {}, "Display"), field("colour map", el.cmap), field("sign", el.sign),
-        field("overlay opacity", el.opacity), h("div", { class: "ii-field" }, h("span", {}, "legend"), el.legend)));
+    if (hasSamples(cfg)) {
+      parts.push(h("fieldset", {}, h("legend", {}, "Page"), field("samples per page", el.count),
+        h("div", { class: "ii-buttons" }, el.fetch, el.cancel), h("div", { class: "ii-buttons" }, el.prev, el.next)));
+    }
+    if ((cfg.llm || []).length) parts.push(llmControls(cfg));
+    parts.push(h("fieldset", {}, h("legend", {}, "Display"), field("colour map", el.cmap), field("sign", el.sign),
+      field("overlay opacity", el.opacity), h("div", { class: "ii-field" }, h("span", {}, "legend"), el.legend)));
     el.controls.replaceChildren(...parts);
     drawLegend(el.legend, state.view);
-    if (!cfg.static) renderArgs();
+    if (!cfg.static && hasSamples(cfg)) renderArgs();
   }
 
   /** The class checkboxes and the prediction filter (live in a static export: it filters what it saved). */
@@ -465,6 +537,55 @@ export function mount(root, transport) {
     el.classes = h("div", { class: "ii-classes" }, cfg.classes.map((c) => h("label", { class: "ii-check" },
       h("input", { type: "checkbox", name: "class", value: c, ...(onchange ? { onchange } : {}) }), c)));
     el.prediction = select("prediction", Object.fromEntries(cfg.predictions.map((p) => [p, p])), "all", onchange);
+  }
+
+  /** The LLM results' choices: which result, tokens or words, which target token (0 = the whole target). */
+  function llmControls(cfg) {
+    el.llmResult = select("llm_result", Object.fromEntries(cfg.llm.map((e, i) => [i, e.name])), "0", () => {
+      Object.assign(state.llm, { index: Number(el.llmResult.value), row: 0 });
+      fillLlmChoices();
+      renderLlm();
+    });
+    el.llmUnit = h("select", { name: "llm_unit", onchange: () => {
+      Object.assign(state.llm, { unit: el.llmUnit.value, row: 0 });
+      fillLlmChoices();
+      renderLlm();
+    } });
+    el.llmTarget = h("select", { name: "llm_target", onchange: () => chooseRow(Number(el.llmTarget.value)) });
+    el.llmScale = select("llm_scale", { shared: "shared by all rows", row: "each row its own" }, "shared", () => {
+      state.llm.perRow = el.llmScale.value === "row";
+      renderLlm();
+    });
+    fillLlmChoices();
+    return h("fieldset", { class: "ii-llm-controls" }, h("legend", {}, "LLM results"),
+      field("result", el.llmResult), field("prompt shown by", el.llmUnit), field("target token", el.llmTarget),
+      field("colour scale", el.llmScale));
+  }
+
+  function fillLlmChoices() {
+    const entry = state.config.llm[state.llm.index];
+    if (!entry.words) state.llm.unit = "tokens";
+    el.llmUnit.replaceChildren(h("option", { value: "tokens" }, "tokens"),
+      entry.words ? h("option", { value: "words" }, "words (tokens summed)") : null);
+    el.llmUnit.value = state.llm.unit;
+    el.llmUnit.disabled = !entry.words;
+    const rows = llmPayload(entry, state.llm.unit).rows;
+    el.llmTarget.replaceChildren(...rows.map((r, i) => h("option", { value: String(i) },
+      i === 0 ? "whole target" : `${i}: ${r.label}`)));
+    el.llmTarget.value = String(state.llm.row);
+  }
+
+  function chooseRow(row) {
+    state.llm.row = row;
+    el.llmTarget.value = String(row);
+    renderLlm();
+  }
+
+  function renderLlm() {
+    const entries = (state.config && state.config.llm) || [];
+    el.llm.hidden = entries.length === 0;
+    if (!entries.length) return;
+    el.llm.replaceChildren(llmView(entries[state.llm.index], state.llm, state.view, chooseRow));
   }
 
   function readView() {
@@ -526,7 +647,8 @@ export function mount(root, transport) {
     if (!alive) return;
     state.config = cfg;
     buildControls(cfg);
-    fetchPage(0);
+    renderLlm();
+    if (hasSamples(cfg)) fetchPage(0);
   }).catch((error) => showError(error));
 
   return {
