@@ -110,8 +110,8 @@ class Evaluator:
     def rows_per_call(self, n: int) -> int:
         """How many perturbed copies of the batch go into one model call (see :data:`CPU_CHUNK_BYTES`).
 
-        Without ``perturbations_per_eval`` the chunk fits the memory budget. On CPU, a job that is not small (see
-        :meth:`_small`) also keeps the largest activation of a call within :data:`CPU_CHUNK_BYTES`,
+        Without ``perturbations_per_eval`` the chunk fits the memory budget. On CPU, a job of more than
+        ``_SMALL_JOB_ROWS`` rows also keeps the largest activation of a call within :data:`CPU_CHUNK_BYTES`,
         also under an explicit ``perturbations_per_eval``, which is then an upper limit (as in Captum, "at
         most"): a forward over one big stack runs slower there than over cache-sized pieces, and the results
         do not depend on the chunk. ``run`` then makes the chunks about equal in size.
@@ -120,32 +120,15 @@ class Evaluator:
             return 1
         total = n * self.batch
         cpu = self.inputs[0].device.type == "cpu"
-        small = cpu and self._small(min(self.ppe or n, n))
         if self.ppe is not None:
-            if not cpu or small:
+            if not cpu or min(self.ppe, n) * self.batch <= _SMALL_JOB_ROWS:
                 return self.ppe
             return max(1, min(self.ppe, self._cache_rows() // self.batch))
-        if small and self.budget is None:
-            return n  # one call, nothing measured: 32 KiB of inputs fit the default 64 MiB budget many times over
         rows = plan_rows(total, memory_budget=self.budget, device=self.inputs[0].device,
                          measure=lambda: self._measure()[0])
-        if cpu and not small:
+        if cpu and total > _SMALL_JOB_ROWS:
             rows = min(rows, self._cache_rows())
         return max(1, rows // self.batch)
-
-    def _small(self, copies: int) -> bool:
-        """Whether ``copies`` perturbed copies of the batch are a small job, run without measuring the model:
-        at most ``_SMALL_JOB_ROWS`` rows, or floating-point inputs of at most ``_SMALL_JOB_BYTES`` in all (a
-        model's activations would have to be 48 times its input to pass the cache rule's 1.5 MiB; integer
-        inputs are token ids, whose embeddings can be hundreds of times larger, so they are measured)."""
-        if copies * self.batch <= _SMALL_JOB_ROWS:
-            return True
-        size = 0
-        for x in self.inputs:
-            if not x.is_floating_point():
-                return False
-            size += x.numel() * x.element_size()
-        return copies * size <= _SMALL_JOB_BYTES
 
     def _cache_rows(self) -> int:
         """Rows whose largest activation fits :data:`CPU_CHUNK_BYTES` (at least one)."""
@@ -283,7 +266,6 @@ benchmark MLP (256 B per row) 1.34x at 1024 rows, 1.02x at 3072, 1.00x at 4096, 
 768 KiB (12 and 3072 rows) lost 46% on the ResNet."""
 
 _SMALL_JOB_ROWS = 32  # below this many rows in all, one call without measuring the model
-_SMALL_JOB_BYTES = 32 << 10  # or below this many bytes of floating-point inputs in all
 _MASKS_AT_ONCE = 1 << 22  # mask elements (bytes) a job may build at once rather than per chunk
 
 
