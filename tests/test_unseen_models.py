@@ -331,7 +331,9 @@ def test_float32_and_batch_of_one(arch):
         full = call(method, x, 1, arch)
         assert full.dtype == torch.float32
         ones = torch.cat([call(method, x[i:i + 1], 1, arch) for i in range(3)])
-        torch.testing.assert_close(full, ones, atol=1e-5, rtol=1e-4)
+        # float32 rounding, scaled to the map: DeepLift's exact rules for LayerNorm and attention divide by
+        # input differences (float64 agrees to 1e-13)
+        torch.testing.assert_close(full, ones, atol=1e-5 * (1 + full.abs().max().item()), rtol=1e-4)
 
 
 @pytest.mark.slow
