@@ -245,6 +245,29 @@ def test_remote_attribution_with_local_provider():
     assert len(g.output_tokens) == 2
 
 
+def test_remote_job_sends_one_request_per_prompt():
+    """No measurement requests: a job of more than 32 prompts sends exactly one request per prompt."""
+    tok = tokenizer()
+
+    class Counting(ia.RemoteLLMProvider):
+        prompts: list[str] = []
+
+        def generate(self, prompt, **gen_args):
+            raise AssertionError("not called with a given target")
+
+        def get_logprobs(self, input_prompt, target_str, tokenizer=None):
+            self.prompts.append(input_prompt)
+            return [-0.1 * len(input_prompt)] * len(tok.encode(target_str, add_special_tokens=False))
+
+    words = (WORDS * 6)[:40]
+    inp = ia.TextTemplateInput(" ".join(["{}"] * len(words)), values=words)
+    provider = Counting()
+    remote = ia.RemoteLLMAttribution(ia.FeatureAblation(ia.RemoteLLMAttribution.placeholder_model), tok, provider)
+    res = remote.attribute(inp, target=WORDS[0])
+    assert len(provider.prompts) == len(words) + 1
+    assert torch.isfinite(res.seq_attr).all()
+
+
 def test_vllm_provider_names_missing_package():
     try:
         import openai  # noqa: F401

@@ -170,6 +170,63 @@ def test_shared_prefix_cache_one_call_per_chunk(causal):
     _close(cached.token_attr, theirs.token_attr)
 
 
+LONG_PROMPT = "the big red cat sat on a small mat in the kitchen and the dog ran far away"
+
+
+def test_perturbation_wrappers_one_model_call_per_job(causal):
+    """A job of more than 32 prompts goes to the model in one padded call: the scorer sizes its own calls, so
+    the perturbation engine measures nothing (it used to run 2 + 4 extra prompts, prefix calls included). An
+    explicit perturbations_per_eval still caps the rows per call, with the same numbers."""
+    tok = tokenizer()
+    spy = _Counting(causal)
+    inp = ia.TextTokenInput(LONG_PROMPT, tok, skip_tokens=["<s>"])
+    assert inp.n_itp_features > 32
+    one = ia.LLMAttribution(ia.FeatureAblation(spy), tok).attribute(inp, target=" and so")
+    assert [c[0][0] for c in spy.calls] == [inp.n_itp_features + 1]
+    spy.calls.clear()
+    capped = ia.LLMAttribution(ia.FeatureAblation(spy), tok).attribute(inp, target=" and so",
+                                                                       perturbations_per_eval=10)
+    calls = spy.calls
+    batches = [c[0][0] for i, c in enumerate(calls) if not (i + 1 < len(calls) and calls[i + 1][1])]  # no prefixes
+    assert max(batches) <= 10 and sum(batches) == inp.n_itp_features + 1
+    _close(capped.token_attr, one.token_attr)
+    spy.calls.clear()
+    words = LONG_PROMPT.split()
+    tmpl = ia.TextTemplateInput(" ".join(["{}"] * 8 + words[8:]), values=words[:8])
+    ia.LLMAttribution(ia.KernelShap(spy), tok).attribute(tmpl, target=" and so", n_samples=40)
+    assert [c[0][0] for c in spy.calls] == [40]
+
+
+class _CountingTokenizer:
+    """The test tokenizer, counting the texts it encodes."""
+
+    def __init__(self, inner):
+        self.inner, self.encoded = inner, []
+
+    def encode(self, text, **kw):
+        self.encoded.append(text)
+        return self.inner.encode(text, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_repeated_texts_are_tokenized_once_and_scored_per_row(causal):
+    """ShapleyValueSampling meets the 8 coalitions of 3 slots many times: each distinct text is encoded once per
+    call, and every row's score is still its own prompt's (checked against one-prompt-at-a-time scoring)."""
+    tok = _CountingTokenizer(tokenizer())
+    seen = []
+    llm = ia.LLMAttribution(ia.ShapleyValueSampling(causal), tok)
+    llm.attribute(_template(ia), target=" the mat", n_samples=6, generator=torch.Generator().manual_seed(0),
+                  _inspect_forward=lambda prompt, response, probs: seen.append((prompt, probs[0])))
+    prompts = [t for t in tok.encoded if t != " the mat"]
+    assert len(prompts) == len(set(prompts)) <= 8 and len(seen) > len(prompts)
+    by_text = {tok.decode(tok.inner.encode(t)): t for t in prompts}
+    for decoded, prob in seen:
+        oracle = _oracle_log_prob(causal, tok.inner, by_text[decoded], " the mat")
+        torch.testing.assert_close(torch.tensor(prob, dtype=oracle.dtype).log(), oracle, rtol=1e-5, atol=1e-5)
+
+
 def test_chunks_and_one_by_one_agree(causal):
     tok = tokenizer()
     a = _run(ia, "ShapleyValues", causal, _template, target=" the", perturbations_per_eval=1)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from intellego.attr import FeatureAblation, FeaturePermutation, KernelShap, Lime, Occlusion, ShapleyValueSampling
+from intellego.core import batching
 from intellego.engines import perturb, perturb_eval
 from intellego.errors import IntellegoError
 
@@ -79,6 +80,29 @@ def test_small_chunks_keep_the_explicit_size_exactly():
     model.rows.clear()
     FeatureAblation(model).attribute(x, target=0, perturbations_per_eval=5)
     assert model.rows == [10] * 6 + [6]  # an explicit chunk is not rebalanced
+
+
+def test_a_self_sizing_forward_gets_every_row_and_is_not_measured():
+    """A forward marked self_sizing splits rows itself: it gets all rows of a big job in one call (at most an
+    explicit perturbations_per_eval) and no measuring call; the answer equals the unmarked run's."""
+    model, x = Recorder(channels=64), torch.randn(1, 2, 16, 16, dtype=D)
+    mask = torch.arange(16 * 16).reshape(1, 1, 16, 16) // 4  # 64 features: a job the cache rule would cut
+    plain = FeatureAblation(model).attribute(x, target=0, feature_mask=mask)
+    assert len(model.rows) > 1
+    calls: list[tuple[int, bool]] = []
+
+    def forward(t: torch.Tensor) -> torch.Tensor:
+        calls.append((t.shape[0], torch.is_grad_enabled()))
+        return model(t)
+
+    marked = FeatureAblation(batching.self_sizing(forward)).attribute(x, target=0, feature_mask=mask)
+    assert calls == [(65, False)]
+    calls.clear()
+    capped = FeatureAblation(batching.self_sizing(forward)).attribute(x, target=0, feature_mask=mask,
+                                                                      perturbations_per_eval=20)
+    assert calls == [(20, False)] * 3 + [(5, False)]
+    torch.testing.assert_close(marked, plain, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(capped, plain, rtol=1e-12, atol=1e-12)
 
 
 def test_masks_built_at_once_equal_masks_built_per_chunk():

@@ -145,9 +145,8 @@ class TargetScorer:
         t = tgt.numel()
         parts = []
         for sl in chunks(len(ids), self._rows_per_call(max(lengths) + t)):
-            rows = [torch.cat([x[start:], tgt[:-1]]) for x in ids[sl]]
-            width = max(r.numel() for r in rows)
-            batch = torch.stack([F.pad(r, (0, width - r.numel()), value=int(r[0])) for r in rows])
+            batch = _right_padded([torch.cat([x[start:], tgt[:-1]]) for x in ids[sl]])
+            width = batch.shape[1]
             kwargs: dict[str, Any] = {"input_ids": batch}
             if self.mask_kw:
                 kwargs["attention_mask"] = torch.ones(batch.shape[0], start + width, dtype=torch.long,
@@ -207,6 +206,17 @@ class TargetScorer:
 
 def _all_ones(mask: Any) -> bool:
     return mask is None or (isinstance(mask, Tensor) and bool((mask == 1).all()))
+
+
+def _right_padded(rows: list[Tensor]) -> Tensor:
+    """The 1-D id vectors ``rows`` stacked, each right-padded with its own first token (a causal model never
+    reads the padding; a real token keeps every embedding lookup valid), in a few whole-batch operations."""
+    lengths = torch.tensor([r.numel() for r in rows], device=rows[0].device)
+    flat = torch.cat(rows)
+    width = int(lengths.max())
+    batch = flat[lengths.cumsum(0) - lengths][:, None].expand(-1, width).clone()
+    batch[torch.arange(width, device=flat.device) < lengths[:, None]] = flat
+    return batch
 
 
 def _shared_prefix(ids: list[Tensor], cap: int) -> int:

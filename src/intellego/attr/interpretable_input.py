@@ -68,8 +68,9 @@ class InterpretableInput(ABC):
 
 def _presence_row(perturbed: Tensor, n: int, who: str) -> list[bool]:
     """The one row of a presence tensor ``(1, n)`` or ``(n,)`` as booleans."""
-    require(isinstance(perturbed, Tensor) and perturbed.shape[-1:] == (n,) and perturbed.numel() == n,
-            f"{who}.to_model_input takes a presence tensor of shape (1, {n}), got {describe(perturbed)}")
+    if not (isinstance(perturbed, Tensor) and perturbed.shape[-1:] == (n,) and perturbed.numel() == n):
+        raise IntellegoError(f"{who}.to_model_input takes a presence tensor of shape (1, {n}), "
+                             f"got {describe(perturbed)}")  # built on failure only: this runs once per prompt
     return [bool(v) for v in perturbed.reshape(n).tolist()]
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.batching import self_sizing
 from ..errors import IntellegoError, describe, require
 from ._base import Attribution, public_call
 from ._llm_score import STEP_SCORES, TargetScorer, forward_params, logits_of
@@ -182,17 +183,28 @@ class LLMAttribution(BaseLLMAttribution):
                     inspect(self.tokenizer.decode(d["input_ids"][0]), response, score.reshape(-1).tolist())
             return out
 
-        return forward
+        return self_sizing(forward)  # the scorer splits the rows into calls under the budget itself
 
     def _prompts(self, inp: InterpretableInput, perturbed: Tensor | None) -> list[dict[str, Any]]:
-        """One dict of ``(1, ...)`` model inputs per presence row (token inputs converted in one call)."""
+        """One dict of ``(1, ...)`` model inputs per presence row (token inputs converted in one call; a text
+        that several rows give is tokenized once)."""
         if perturbed is None:
             return [self._format_model_input(inp.to_model_input())]
         rows = perturbed.reshape(-1, inp.n_itp_features)
         if isinstance(inp, TextTokenInput):
             ids = inp.to_model_input(rows).to(self.device)
             return [{"input_ids": ids[i: i + 1]} for i in range(ids.shape[0])]
-        return [self._format_model_input(inp.to_model_input(r[None])) for r in rows]
+        texts: dict[str, dict[str, Any]] = {}
+        out = []
+        for r in rows:
+            model_input = inp.to_model_input(r[None])
+            if not isinstance(model_input, str):
+                out.append(self._format_model_input(model_input))
+            elif model_input in texts:
+                out.append(texts[model_input])
+            else:
+                out.append(texts.setdefault(model_input, self._format_model_input(model_input)))
+        return out
 
     @public_call
     def attribute(self, inp: InterpretableInput, target: str | Tensor | None = None, num_trials: int = 1,
@@ -248,7 +260,7 @@ def _difference(fa: Callable[[Tensor | None], Tensor], fb: Callable[[Tensor | No
         a, b = fa(z), fb(z)
         return a[:, 0] - b[:, 0] if totals_only else a - b
 
-    return forward
+    return self_sizing(forward)
 
 
 class LLMGradientAttribution(BaseLLMAttribution):

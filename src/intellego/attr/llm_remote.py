@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..core.batching import self_sizing
 from ..errors import IntellegoError, describe, require
 from .interpretable_input import InterpretableInput
 from .llm import DEFAULT_GEN_ARGS, LLMAttribution
@@ -197,7 +198,8 @@ class RemoteLLMAttribution(LLMAttribution):
 
     def _make_forward(self, inp: InterpretableInput, target_tokens: Tensor, use_cache: bool,
                       inspect: Callable[..., None] | None) -> Callable[[Tensor | None], Tensor]:
-        return lambda z: self._forward_func(z, inp, target_tokens, use_cache, inspect)
+        # one request per prompt: nothing to size, and a measurement would send extra requests
+        return self_sizing(lambda z: self._forward_func(z, inp, target_tokens, use_cache, inspect))
 
     def _forward_func(self, perturbed_tensor: Tensor | None, inp: InterpretableInput, target_tokens: Tensor,
                       use_cached_outputs: bool = False, _inspect_forward: Callable[..., None] | None = None,

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -22,13 +22,34 @@ from torch import Tensor
 from ..errors import IntellegoError, describe
 
 __all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "saved_profile_per_row", "default_budget",
-           "check_positive_int", "DEFAULT_BUDGET"]
+           "check_positive_int", "DEFAULT_BUDGET", "self_sizing", "is_self_sizing"]
 
 # bytes of autograd state per chunk on CPU: large enough to amortise per-call overhead, small enough that a
 # chunk's activations stay cache-friendly. Single-threaded on the small benchmark ResNet, IG over 400 rows took
 # 500 ms in one 1 GiB chunk, 328 ms in 128 MiB chunks and 218 ms in 64 MiB chunks (16-64 MiB all about equal).
 DEFAULT_BUDGET = 64 << 20
 _PROBE_THRESHOLD_ROWS = 256  # below this many rows the whole job is one chunk without measuring
+_SELF_SIZING = "_intellego_self_sizing"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def self_sizing(func: _F) -> _F:
+    """Mark a forward function that splits the rows it is given into model calls under the memory budget
+    itself (the LLM target scorer): an engine then hands it all rows at once, or at most an explicit limit, and
+    measures nothing (a measurement would cost model calls and could only say what the function does anyway).
+
+    Example:
+        >>> f = self_sizing(lambda x: x.sum(1))
+        >>> is_self_sizing(f), is_self_sizing(lambda x: x)
+        (True, False)
+    """
+    setattr(func, _SELF_SIZING, True)
+    return func
+
+
+def is_self_sizing(func: Any) -> bool:
+    """Whether ``func`` was marked by :func:`self_sizing`."""
+    return getattr(func, _SELF_SIZING, False) is True
 
 
 def check_positive_int(value: Any, name: str, *, allow_none: bool = True) -> None:

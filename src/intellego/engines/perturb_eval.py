@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.batching import check_positive_int, plan_rows, saved_profile_per_row
+from ..core.batching import check_positive_int, is_self_sizing, plan_rows, saved_profile_per_row
 from ..core.grad import ForwardSpec
 from ..core.hooks import ModelScan
 from ..errors import IntellegoError, describe, require
@@ -114,10 +114,14 @@ class Evaluator:
         ``_SMALL_JOB_ROWS`` rows also keeps the largest activation of a call within :data:`CPU_CHUNK_BYTES`,
         also under an explicit ``perturbations_per_eval``, which is then an upper limit (as in Captum, "at
         most"): a forward over one big stack runs slower there than over cache-sized pieces, and the results
-        do not depend on the chunk. ``run`` then makes the chunks about equal in size.
+        do not depend on the chunk. ``run`` then makes the chunks about equal in size. A forward marked
+        :func:`~intellego.core.batching.self_sizing` sizes its own calls: it gets every row (or at most
+        ``perturbations_per_eval``) and nothing is measured.
         """
         if self.aggregate:
             return 1
+        if is_self_sizing(self.spec.forward_func):
+            return n if self.ppe is None else self.ppe
         total = n * self.batch
         cpu = self.inputs[0].device.type == "cpu"
         if self.ppe is not None:
