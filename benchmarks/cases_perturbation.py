@@ -49,14 +49,19 @@ RESNET_NOTES = {
                  "and noise; at ppe=16 and 64 ours treats ppe as the upper limit Captum documents and lowers it to "
                  "the CPU cache rule (24 rows per call on this model, 1.5 MiB largest activation), where Captum "
                  "stacks 64 or 256 rows. No GPU was lent to the session that measured this.",
-    "FeatureAblation": "measured at load 14-19 on 2 cores (figures 5-20x the unloaded ones; Captum's time for "
-                       "one job varied 2x between runs), so single rows swing by 10-20%. Rows above 1.0 were "
-                       "rechecked in direct interleaved A/B runs of the same two calls: Occlusion ppe=16 ours "
-                       "1630 ms vs Captum 2710 ms (medians of 9 rounds; our engine forced to Captum's 64-row calls: "
-                       "2336 ms), FeatureAblation ppe=16 456 vs 526 ms (15), FeaturePermutation ppe=16 732 vs "
-                       "934 ms (11), ShapleyValueSampling ppe=1 3298 vs 4036 ms (5), ppe=16 2310 vs 2894 ms (7), "
-                       "ppe=64 1696 vs 2447 ms (7). A harness rerun of the Occlusion rows still gave 1.14 at "
-                       "ppe=16 and 1.03 at ppe=64: 'never slower' is not settled on this machine",
+    "FeatureAblation": "measured at load 4-10 on 2 cores, wall clock, one torch thread: the floor of one job "
+                       "varied 2x between rows (Occlusion 478-987 ms), so single rows swing by 10-30%. The rows "
+                       "above 1.0 were rechecked by direct interleaved A/B runs of the same two calls (11 rounds, "
+                       "CPU time and wall clock, one thread): Occlusion ppe=16 ours 118 ms vs Captum 144 ms CPU "
+                       "(per-round ratio 0.80, wall 0.78), ppe=64 109 vs 161 ms (0.67, wall 0.66); "
+                       "FeaturePermutation ppe=16 39 vs 40 ms (1.00, wall 0.97), ppe=64 41 vs 43 ms (0.98, wall "
+                       "1.03); an earlier A/B (7 rounds, CPU time): FeatureAblation ppe=16 42 vs 44 ms (1.00), "
+                       "ppe=64 47 vs 46 ms (1.00), ShapleyValueSampling ppe=16 220 vs 249 ms (0.91), ppe=64 210 vs "
+                       "232 ms (0.87). So the harness's 1.35 and 1.07 are the load, not the engine: ours is faster "
+                       "on Occlusion and ShapleyValueSampling and level with Captum on FeatureAblation and "
+                       "FeaturePermutation at ppe 16 and 64. There our cache rule splits the 68 rows into three "
+                       "calls of about 23; the same engine with the cap off (one call of 68 rows) took 37-43 ms, "
+                       "5-15% less: on this job the automatic chunk is not yet the fastest (left open)",
     "KernelShap": "Captum evaluates and fits one example at a time; ours stacks all examples in each call",
 }
 

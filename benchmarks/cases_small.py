@@ -2,8 +2,9 @@
 
 The floor is one batched forward (perturbation methods) or forward+backward (gradient and rule methods) over
 the same samples the method evaluates; the target is ours within 2x of it. Captum runs beside each row. Each
-figure is the fastest of the interleaved rounds (``best_of_rounds``): these calls take tens to hundreds of
-microseconds, and on the shared machine other processes only ever add to that.
+figure is the fastest of the interleaved rounds (``best_of_rounds``) of the process's CPU time (``cpu_clock``,
+one torch thread): these calls take tens to hundreds of microseconds, and on the shared machine other
+processes only ever add to that (the wall clock also counts the time the process waits for a core).
 """
 
 from __future__ import annotations
@@ -59,32 +60,52 @@ def _gradient(m, x, base, refs):
     ]
 
 
-# Where the time goes when a row misses 2x (shares from timers around each phase, 150 calls, same machine).
-_COMMON = ("the fixed cost of a call: the input guard (device and dtype checks, a NaN/Inf scan, a training-mode "
-           "scan, a snapshot of training buffers), packing, the hook scope and the result assembly, each a few "
-           "microseconds, beside a model call of a few tens of microseconds")
+CLOCK_NOTE = ("all rows of both tables: the process's CPU time (one torch thread, the fastest of the interleaved "
+              "rounds), measured at load 4-10 on the 2 shared cores, where the wall clock mostly measures the "
+              "scheduler (the same floor read 228-436 us between rows of one wall-clock run). Issue #25 cut the "
+              "fixed cost of a call: one walk over the model instead of three, and the shape-only work of the "
+              "perturbation methods (plans, masks, coalition and weight tables, quadrature tensors) kept between "
+              "calls. Within 2x of the floor: Saliency, InputXGradient, GuidedBackprop, Deconvolution, "
+              "IntegratedGradients at batch 8; just above: IntegratedGradients at batch 1 and GradientShap "
+              "(2.1-2.2x); DeepLift, DeepLiftShap and LRP 3-3.7x; the perturbation methods 2.7-7x (KernelShap and "
+              "Lime more, for work the floor does not count). Where the time goes, per method below. This row")
+# Where the time goes when a row misses 2x (cProfile shares and phase timers, 2,000 calls on one thread, same machine).
+_COMMON = ("the fixed cost of a call: one walk over the model (shared by the buffer snapshot, the guard and the "
+           "chunk-cost key), the guard's dtype and device checks and its one-reduction NaN/Inf scan, packing, the "
+           "target read-out and some 15-20 small tensor operations (fill, difference, spreading) of 1-3 us each, "
+           "beside a model call of about 50 us")
 NOTES = {
-    "FeatureAblation": "model 34-63% of the call; the rest is " + _COMMON + ", the evaluator (the 33 masked copies "
-                       "built with one torch.where, the chunk rule's cached lookup) and spreading 32 values back",
-    "Occlusion": "model about 20% of the call: window masks (per window and dimension) and averaging each element "
-                 "over its windows (a cached table product) cost as much as the 16-copy model call; plus " + _COMMON,
-    "FeaturePermutation": "as FeatureAblation, plus drawing 32 permutations of the batch",
-    "ShapleyValueSampling": "model 20-40%: the masks of 161 coalitions (rank comparisons of 5 permutations) and the "
-                            "marginal-gain reduction, plus " + _COMMON,
-    "ShapleyValues": "model about 25%: enumerating the 16 coalitions and their exact weights, plus " + _COMMON,
-    "KernelShap": "model about 15%: drawing 50 coalitions, their kernel weights and one weighted least-squares "
-                  "solve per example are most of the call (the floor counts only the model)",
-    "Lime": "model about 12%: the Lasso surrogates (coordinate descent per example, 55% at batch 8) and the "
-            "similarity kernel are most of the call (the floor counts only the model)",
-    "IntegratedGradients": "the quadrature, the stacked path and the chunk rule beside one 50-step forward+backward",
+    "FeatureAblation": "model about 20-30% of the call. Plans, their ablation masks and the spreading are cached or "
+                       "sliced now; left: " + _COMMON + ", and the chunk rule's cost lookup (33 rows is past the "
+                       "32-row small-job limit, so each call builds the model's structure key: about 10%)",
+    "Occlusion": "window plans, their masks and the averaging table are cached per geometry; the rest as "
+                 "FeatureAblation",
+    "FeaturePermutation": "as FeatureAblation, plus drawing 32 permutations of the batch and gathering the shuffled "
+                          "rows",
+    "ShapleyValueSampling": "drawing 5 permutations, the masks of 161 coalitions from their ranks (about ten small "
+                            "operations per call) and the marginal-gain reduction, plus the common fixed cost",
+    "ShapleyValues": "coalition and weight tables are kept per size; what is left is the common fixed cost",
+    "KernelShap": "model about 15%: drawing 50 coalitions and their kernel weights (about 15%) and the weighted "
+                  "least-squares solve with the efficiency constraint (about 25%) are not in the floor, which "
+                  "counts only the model",
+    "Lime": "model about 12%: the Lasso surrogates (coordinate descent per example, over half of the call at batch "
+            "8) and the similarity kernel are not in the floor",
+    "IntegratedGradients": "the quadrature (nodes and weights kept per rule), the stacked path and the chunk rule "
+                           "beside one 50-step forward+backward",
     "GradientShap": "drawing baselines and noise for 20 samples per example beside one forward+backward",
-    "DeepLift": "two passes and the rule engine's TorchFunctionMode (every operation goes through Python) beside "
-                "one forward+backward over inputs and baselines",
+    "DeepLift": "two passes through the rule engine's TorchFunctionMode (Python dispatch of every operation) and "
+                "the rescale multipliers beside one forward+backward over inputs and baselines",
     "DeepLiftShap": "as DeepLift over 8 baselines per example",
-    "GuidedBackprop": "the rule engine's TorchFunctionMode around a tiny forward+backward",
-    "Deconvolution": "the rule engine's TorchFunctionMode around a tiny forward+backward",
     "LRP": "the rule engine's TorchFunctionMode and the relevance rules around a tiny forward+backward",
 }
+
+
+def _note(name: str, batch: int) -> str:
+    """Notes go under the batch-1 table (FeaturePermutation's under batch 8: it needs two examples); the first
+    row's note opens with what holds for every row."""
+    if (batch == 1) == (name == "FeaturePermutation"):
+        return ""
+    return f"{CLOCK_NOTE}: {NOTES[name]}" if name == "FeatureAblation" else NOTES.get(name, "")
 
 
 def cases(quick: bool = False) -> list[Case]:
@@ -102,12 +123,12 @@ def cases(quick: bool = False) -> list[Case]:
             slow = name in ("KernelShap", "Lime")  # Captum fits per example: see the batch-8 table above
             out.append(Case(sec, name, setting, quiet(lambda o=ours, k=kw, i=x: o.attribute(i, **k)),
                             None if slow else quiet(lambda c=theirs, k=kw, i=x: c.attribute(i, **k)),
-                            floor_forward(m, x.repeat(rows, 1)), best_of_rounds=True,
-                            note=NOTES.get(name, "") if batch == 1 else ""))
+                            floor_forward(m, x.repeat(rows, 1)), best_of_rounds=True, cpu_clock=True,
+                            note=_note(name, batch)))
         for name, setting, make, kw, rows in _gradient(m, x, base, refs):
             ours, theirs = make(ia), make(ca)
             out.append(Case(sec, name, setting or f"batch {batch}",
                             quiet(lambda o=ours, k=kw, i=x: o.attribute(i, **k)),
                             quiet(lambda c=theirs, k=kw, i=x: c.attribute(i, **k)), floor_backward(m, rows, 1),
-                            best_of_rounds=True, note=NOTES.get(name, "") if batch == 1 else ""))
+                            best_of_rounds=True, cpu_clock=True, note=_note(name, batch)))
     return out
