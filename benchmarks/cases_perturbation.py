@@ -5,6 +5,7 @@ perturbed samples.
 On CPU the floor (one forward over every perturbed sample at once) is not a true lower bound: a stack of tens of
 thousands of rows runs slower than cache-sized pieces, so intellego, which chunks by activation size, can come
 in under it. Timings on a shared 2-core machine swing a lot with torch's default 2 threads; 1 thread is steadier.
+The ResNet rows time the process's CPU time (``cpu_clock``) and show the per-round ratio's spread.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ def _settings(section, name, setting, make, kwargs, model, x, rows, note=""):
     ours, theirs = make(ia), make(ca)
     floor = floor_forward(model, x.repeat(rows, *[1] * (x.dim() - 1)))
     out = [Case(section, name, f"{setting}; defaults", lambda: ours.attribute(x, **kwargs),
-                lambda: theirs.attribute(x, **kwargs), floor, note=note)]
+                lambda: theirs.attribute(x, **kwargs), floor, note=note, cpu_clock=True, spread=True)]
     for ppe in (1, 16, 64):
         kw = {**kwargs, "perturbations_per_eval": ppe}
         out.append(Case(section, name, f"{setting}; ppe={ppe}", lambda k=kw: ours.attribute(x, **k),
-                        lambda k=kw: theirs.attribute(x, **k), floor))
+                        lambda k=kw: theirs.attribute(x, **k), floor, cpu_clock=True, spread=True))
     return out
 
 
@@ -49,19 +50,20 @@ RESNET_NOTES = {
                  "and noise; at ppe=16 and 64 ours treats ppe as the upper limit Captum documents and lowers it to "
                  "the CPU cache rule (24 rows per call on this model, 1.5 MiB largest activation), where Captum "
                  "stacks 64 or 256 rows. No GPU was lent to the session that measured this.",
-    "FeatureAblation": "measured at load 4-10 on 2 cores, wall clock, one torch thread: the floor of one job "
-                       "varied 2x between rows (Occlusion 478-987 ms), so single rows swing by 10-30%. The rows "
-                       "above 1.0 were rechecked by direct interleaved A/B runs of the same two calls (11 rounds, "
-                       "CPU time and wall clock, one thread): Occlusion ppe=16 ours 118 ms vs Captum 144 ms CPU "
-                       "(per-round ratio 0.80, wall 0.78), ppe=64 109 vs 161 ms (0.67, wall 0.66); "
-                       "FeaturePermutation ppe=16 39 vs 40 ms (1.00, wall 0.97), ppe=64 41 vs 43 ms (0.98, wall "
-                       "1.03); an earlier A/B (7 rounds, CPU time): FeatureAblation ppe=16 42 vs 44 ms (1.00), "
-                       "ppe=64 47 vs 46 ms (1.00), ShapleyValueSampling ppe=16 220 vs 249 ms (0.91), ppe=64 210 vs "
-                       "232 ms (0.87). So the harness's 1.35 and 1.07 are the load, not the engine: ours is faster "
-                       "on Occlusion and ShapleyValueSampling and level with Captum on FeatureAblation and "
-                       "FeaturePermutation at ppe 16 and 64. There our cache rule splits the 68 rows into three "
-                       "calls of about 23; the same engine with the cap off (one call of 68 rows) took 37-43 ms, "
-                       "5-15% less: on this job the automatic chunk is not yet the fastest (left open)",
+    "FeatureAblation": "all rows: the process's CPU time (one torch thread; interleaved rounds in rotating order, "
+                       "medians; in brackets the 25th-75th percentile of the per-round ratio), at load 4-10 on the "
+                       "2 shared cores, where the wall clock mostly measures the scheduler (a wall-clock run of this "
+                       "table just before gave Occlusion ppe=16 1.35 and FeaturePermutation ppe=64 1.07, the floor "
+                       "of one job varying 2x between rows). Rows at or just above 1.0 (FeatureAblation ppe=16 and "
+                       "64, FeaturePermutation ppe=16) have brackets that contain 1.00; direct A/B runs of the same "
+                       "two calls (11 rounds, CPU time and wall clock) gave FeaturePermutation ppe=16 39 vs 40 ms "
+                       "(per-round 1.00, wall 0.97), ppe=64 41 vs 43 ms (0.98, wall 1.03), FeatureAblation ppe=16 "
+                       "42 vs 44 ms (1.00), ppe=64 47 vs 46 ms (1.00), Occlusion ppe=16 118 vs 144 ms (0.80), ppe=64 "
+                       "109 vs 161 ms (0.67), ShapleyValueSampling ppe=16 220 vs 249 ms (0.91), ppe=64 210 vs 232 ms "
+                       "(0.87). At equal ppe ours is level (the same rows in about the same calls) or faster, not "
+                       "slower beyond the run-to-run spread. Where level, our cache rule splits FeatureAblation's 68 "
+                       "rows into three calls of about 23; one call of 68 rows (the cap off) took 37-43 ms against "
+                       "41-47 ms in the A/B runs: on this job the automatic chunk is not yet the fastest (left open)",
     "KernelShap": "Captum evaluates and fits one example at a time; ours stacks all examples in each call",
 }
 
