@@ -62,8 +62,10 @@ RESNET_NOTES = {
                        "109 vs 161 ms (0.67), ShapleyValueSampling ppe=16 220 vs 249 ms (0.91), ppe=64 210 vs 232 ms "
                        "(0.87). At equal ppe ours is level (the same rows in about the same calls) or faster, not "
                        "slower beyond the run-to-run spread. Where level, our cache rule splits FeatureAblation's 68 "
-                       "rows into three calls of about 23; one call of 68 rows (the cap off) took 37-43 ms against "
-                       "41-47 ms in the A/B runs: on this job the automatic chunk is not yet the fastest (left open)",
+                       "rows into three calls of about 23. Is that the fastest chunk? One A/B run had one 68-row "
+                       "call (the cap off) 5-15% faster, but a sweep of the same job (11 interleaved rounds, CPU "
+                       "time) had 24 rows per call fastest, 36 rows 1.02x and 68 rows 1.33x (Occlusion: 48 rows "
+                       "0.98x, 100 rows 1.36x, 200 rows 1.83x of 24): within this machine's noise the rule stands",
     "KernelShap": "Captum evaluates and fits one example at a time; ours stacks all examples in each call",
 }
 
