@@ -285,11 +285,18 @@ _MEASURED_MAX = 64
 def _cache_key(spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> tuple[Any, ...]:
     """Key of a model's per-row cost: the model object, its argument layout, the per-example shapes and the
     model's structure. Only chunk sizes come from it: results never depend on the chunk."""
-    owner = getattr(spec.forward_func, "__self__", spec.forward_func)
-    func = getattr(spec.forward_func, "__func__", None)
+    ff = spec.forward_func
+    func = None if isinstance(ff, torch.nn.Module) else getattr(ff, "__func__", None)
+    owner = _owner(ff)
     layout = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in inputs)
     args = tuple((type(a), tuple(a.shape[1:]) if isinstance(a, Tensor) else None) for a in spec.args)
-    return (id(owner), id(func), layout, args, _structure(spec.forward_func))
+    return (id(owner), id(func), layout, args, _structure(ff))
+
+
+def _owner(forward_func: Any) -> Any:
+    """The object a bound method belongs to, else ``forward_func`` itself (a module is its own owner: asking
+    a module for a missing ``__self__`` goes through ``nn.Module.__getattr__``, which builds an error message)."""
+    return forward_func if isinstance(forward_func, torch.nn.Module) else getattr(forward_func, "__self__", forward_func)
 
 
 def _structure(forward_func: Any) -> tuple[Any, ...]:
@@ -301,14 +308,14 @@ def _structure(forward_func: Any) -> tuple[Any, ...]:
 
 def _cached_cost(spec: ForwardSpec, key: tuple[Any, ...]) -> tuple[int, int] | None:
     entry = _MEASURED.get(key)
-    owner = getattr(spec.forward_func, "__self__", spec.forward_func)
+    owner = _owner(spec.forward_func)
     return entry[1] if entry is not None and entry[0]() is owner else None
 
 
 def _remember_cost(spec: ForwardSpec, key: tuple[Any, ...], cost: tuple[int, int]) -> None:
     """Remember while the model lives (weakly referenced; not cached for objects without weak references)."""
     try:
-        ref = weakref.ref(getattr(spec.forward_func, "__self__", spec.forward_func))
+        ref = weakref.ref(_owner(spec.forward_func))
     except TypeError:
         return
     if len(_MEASURED) >= _MEASURED_MAX:
