@@ -296,7 +296,9 @@ def _cache_key(spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> tuple[Any, ...]
 def _owner(forward_func: Any) -> Any:
     """The object a bound method belongs to, else ``forward_func`` itself (a module is its own owner: asking
     a module for a missing ``__self__`` goes through ``nn.Module.__getattr__``, which builds an error message)."""
-    return forward_func if isinstance(forward_func, torch.nn.Module) else getattr(forward_func, "__self__", forward_func)
+    if isinstance(forward_func, torch.nn.Module):
+        return forward_func
+    return getattr(forward_func, "__self__", forward_func)
 
 
 def _structure(forward_func: Any) -> tuple[Any, ...]:
