@@ -227,6 +227,20 @@ def test_repeated_texts_are_tokenized_once_and_scored_per_row(causal):
         torch.testing.assert_close(torch.tensor(prob, dtype=oracle.dtype).log(), oracle, rtol=1e-5, atol=1e-5)
 
 
+def test_batched_tokenization_equals_encode_per_text(causal):
+    """A Hugging Face tokenizer encodes a call's distinct texts in one batched call: the ids (and dtype) equal
+    ``encode(text, return_tensors="pt")`` per row, the empty text and repeated rows included."""
+    tok = tokenizer()
+    llm = ia.LLMAttribution(ia.FeatureAblation(causal), tok)
+    inp = ia.TextTemplateInput("{}{}{}", values=["the", " cat", " sat on the mat"])
+    rows = torch.tensor([[(k >> j) & 1 for j in range(3)] for k in [*range(8), 7, 0, 5]], dtype=torch.float64)
+    prompts = llm._prompts(inp, rows)
+    assert inp.to_model_input(rows[0:1]) == ""
+    for row, prompt in zip(rows, prompts):
+        expected = tok.encode(inp.to_model_input(row[None]), return_tensors="pt")
+        assert prompt["input_ids"].dtype == expected.dtype and torch.equal(prompt["input_ids"], expected)
+
+
 def test_chunks_and_one_by_one_agree(causal):
     tok = tokenizer()
     a = _run(ia, "ShapleyValues", causal, _template, target=" the", perturbations_per_eval=1)

@@ -135,7 +135,7 @@ class TargetScorer:
             return self._encoder_decoder(ids, reduce)
         tgt = self.target.to(ids[0].device)
         lengths = [x.numel() for x in ids]
-        shared = _shared_prefix(ids, min(lengths) - 1)
+        shared = _shared_prefix(ids, min(lengths) - 1) if self.cache_kw is not None else 0
         prefix_cache = None
         if self.cache_kw is not None and shared >= MIN_SHARED_PREFIX:
             out = self.model(input_ids=ids[0][None, :shared], use_cache=True)
@@ -145,7 +145,7 @@ class TargetScorer:
         t = tgt.numel()
         parts = []
         for sl in chunks(len(ids), self._rows_per_call(max(lengths) + t)):
-            batch = _right_padded([torch.cat([x[start:], tgt[:-1]]) for x in ids[sl]])
+            batch = _right_padded([x[start:] for x in ids[sl]], tgt[:-1])
             width = batch.shape[1]
             kwargs: dict[str, Any] = {"input_ids": batch}
             if self.mask_kw:
@@ -208,11 +208,12 @@ def _all_ones(mask: Any) -> bool:
     return mask is None or (isinstance(mask, Tensor) and bool((mask == 1).all()))
 
 
-def _right_padded(rows: list[Tensor]) -> Tensor:
-    """The 1-D id vectors ``rows`` stacked, each right-padded with its own first token (a causal model never
-    reads the padding; a real token keeps every embedding lookup valid), in a few whole-batch operations."""
-    lengths = torch.tensor([r.numel() for r in rows], device=rows[0].device)
-    flat = torch.cat(rows)
+def _right_padded(rows: list[Tensor], tail: Tensor) -> Tensor:
+    """The 1-D id vectors ``rows``, each followed by ``tail``, stacked and right-padded with the row's own first
+    token (a causal model never reads the padding; a real token keeps every embedding lookup valid), in a few
+    whole-batch operations."""
+    lengths = torch.tensor([r.numel() + tail.numel() for r in rows], device=tail.device)
+    flat = torch.cat([piece for r in rows for piece in (r, tail)])
     width = int(lengths.max())
     batch = flat[lengths.cumsum(0) - lengths][:, None].expand(-1, width).clone()
     batch[torch.arange(width, device=flat.device) < lengths[:, None]] = flat

@@ -194,17 +194,18 @@ class LLMAttribution(BaseLLMAttribution):
         if isinstance(inp, TextTokenInput):
             ids = inp.to_model_input(rows).to(self.device)
             return [{"input_ids": ids[i: i + 1]} for i in range(ids.shape[0])]
-        texts: dict[str, dict[str, Any]] = {}
-        out = []
-        for r in rows:
-            model_input = inp.to_model_input(r[None])
-            if not isinstance(model_input, str):
-                out.append(self._format_model_input(model_input))
-            elif model_input in texts:
-                out.append(texts[model_input])
-            else:
-                out.append(texts.setdefault(model_input, self._format_model_input(model_input)))
-        return out
+        model_inputs = [inp.to_model_input(r[None]) for r in rows]
+        distinct = list(dict.fromkeys(m for m in model_inputs if isinstance(m, str)))
+        texts = dict(zip(distinct, self._encode_texts(distinct)))
+        return [{"input_ids": texts[m]} if isinstance(m, str) else self._format_model_input(m) for m in model_inputs]
+
+    def _encode_texts(self, texts: list[str]) -> list[Tensor]:
+        """The ``(1, n)`` token ids of each text, as ``tokenizer.encode`` gives them: one batched call for a
+        Hugging Face tokenizer (its ``__call__`` on a list; half the time of one ``encode`` per text)."""
+        if len(texts) > 1 and _is_hf_tokenizer(self.tokenizer):
+            ids = self.tokenizer(texts)["input_ids"]
+            return [torch.tensor([x], dtype=torch.long, device=self.device) for x in ids]
+        return [self._format_model_input(t)["input_ids"] for t in texts]
 
     @public_call
     def attribute(self, inp: InterpretableInput, target: str | Tensor | None = None, num_trials: int = 1,
@@ -251,6 +252,12 @@ class LLMAttribution(BaseLLMAttribution):
         return LLMAttributionResult(seq_attr=attr[0], token_attr=attr[1:] if per_token else None,
                                     input_tokens=inp.values, output_tokens=pretty_tokens(tokens, self.tokenizer),
                                     inp=inp, **self._words(inp, tokens))
+
+
+def _is_hf_tokenizer(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` is a Hugging Face tokenizer (its batched ``__call__`` equals ``encode`` per text)."""
+    return any(c.__name__ == "PreTrainedTokenizerBase" and c.__module__.startswith("transformers.")
+               for c in type(tokenizer).__mro__)
 
 
 def _difference(fa: Callable[[Tensor | None], Tensor], fb: Callable[[Tensor | None], Tensor],
