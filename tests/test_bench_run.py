@@ -56,6 +56,7 @@ def test_full_run_covers_every_standalone_benchmark_and_only_selects_by_name():
 def test_only_matching_no_case_leaves_the_file_untouched(tmp_path, monkeypatch):
     out = tmp_path / "bench.md"
     out.write_text(OLD)
-    monkeypatch.setattr(run, "collect", lambda quick: [])
+    monkeypatch.setattr(run, "collect", lambda *args: [])
+    monkeypatch.setattr(run, "collect_tables", lambda *args: {})
     assert run.main(["--only", "no-such-section", "--out", str(out)]) == 0
     assert out.read_text() == OLD
