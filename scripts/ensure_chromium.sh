@@ -12,7 +12,7 @@
 set -u
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 APT_GET="${APT_GET:-apt-get}"
-SKIP="--deselect tests/test_insights_browser.py --deselect tests/test_docs_site.py::test_site_index_opens_in_chromium"
+SKIP="--deselect tests/test_insights_browser.py --deselect tests/test_insights_llm_browser.py --deselect tests/test_docs_site.py::test_site_index_opens_in_chromium"
 
 [ -x "$CHROMIUM" ] && exit 0
 
