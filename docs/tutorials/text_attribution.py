@@ -18,7 +18,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import torch
-from torch import nn
 
 from intellego.attr import (
     FeatureAblation,
@@ -29,7 +28,7 @@ from intellego.attr import (
     TextTokenInput,
 )
 from intellego.data import make_tokens
-from intellego.models import TinyCausalLM, WordTokenizer, load_token_classifier
+from intellego.models import TinyCausalLM, WordTokenizer, load_token_classifier, train_tiny_lm
 from intellego.viz import VisualizationDataRecord, visualize_text
 
 IMG = Path(__file__).resolve().parent.parent / "img"
@@ -66,18 +65,7 @@ def sentiment(out: Path) -> dict:
 def train_lm() -> tuple[TinyCausalLM, WordTokenizer]:
     sentences = ["ann likes red apples", "bob likes green pears", "ann eats red apples", "bob eats green pears",
                  "cat likes warm milk", "cat drinks warm milk"]
-    tok = WordTokenizer(" ".join(sentences).split())
-    ids = torch.tensor([tok.encode(s) for s in sentences])
-    torch.manual_seed(0)
-    lm = TinyCausalLM(len(tok), dim=16, max_len=16, seed=0)
-    opt = torch.optim.Adam(lm.parameters(), lr=0.03)
-    for _ in range(200):
-        logits = lm(ids).logits
-        loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, len(tok)), ids[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return lm.eval(), tok
+    return train_tiny_lm(sentences)
 
 
 def language_model(out: Path) -> dict:

@@ -33,18 +33,15 @@ class RemoteLLMProvider(ABC):
     """A language model served remotely: text generation and log-probabilities of a continuation.
 
     Example:
-        >>> from intellego.attr import FeatureAblation, RemoteLLMAttribution, TextTemplateInput
-        >>> from intellego.models.tiny_lm import WordTokenizer
         >>> class Keyword(RemoteLLMProvider):  # a stand-in server: the target is likely only after "red"
         ...     def generate(self, prompt, **gen_args):
         ...         return "and bob"
         ...     def get_logprobs(self, input_prompt, target_str, tokenizer=None):
         ...         return [0.0 if "red" in input_prompt else -1.0] * len(target_str.split())
-        >>> tok = WordTokenizer("ann likes red apples and bob".split())
-        >>> llm = RemoteLLMAttribution(FeatureAblation(RemoteLLMAttribution.placeholder_model), tok, Keyword())
-        >>> res = llm.attribute(TextTemplateInput("{} likes {} apples", values=["ann", "red"]), target="and bob")
-        >>> res.seq_attr_dict, res.token_attr.tolist()
-        ({'ann': 0.0, 'red': 2.0}, [[0.0, 1.0], [0.0, 1.0]])
+        >>> Keyword().get_logprobs("ann likes red apples", "and bob"), Keyword().generate("ann likes")
+        ([0.0, 0.0], 'and bob')
+
+        :class:`RemoteLLMAttribution`'s example attributes with such a provider.
     """
 
     api_url: str
