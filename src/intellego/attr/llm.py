@@ -8,8 +8,8 @@ target token's log-probability to the prompt tokens. The model follows Hugging F
 ``model(input_ids=..., attention_mask=...)`` returns an object with ``.logits`` and ``model.generate(...)``
 produces a target when none is given.
 
-Unlike Captum, the perturbed prompts of one chunk go through the model together (prompts of equal token
-length share a call), results keep the model's dtype (Captum returns float32), and
+Unlike Captum, the perturbed prompts of one chunk go through the model together (one right-padded call,
+whatever their lengths), results keep the model's dtype (Captum returns float32), and
 ``use_cached_outputs=True`` falls back to plain forwards for models without Hugging Face's generation helpers.
 The wrapped perturbation method sees the presence vector as float64 (so Lime/KernelShap fit in double
 precision); the LLM inputs' ``to_model_input`` treat any value other than 1 as absent, as in Captum.
