@@ -35,7 +35,7 @@ browser:
 # Not part of `make test`: tests/test_docs_site.py builds the site, tests/test_docs_tutorials.py runs the
 # tutorials and checks that the committed pictures in docs/img are the ones they draw; `make docs-pictures`
 # redraws them (about a minute of CPU).
-TUTORIALS := attribution_worked_example insights_three_hosts text_attribution metrics_evaluation
+TUTORIALS := attribution_worked_example insights_three_hosts text_attribution metrics_evaluation scale_dataset
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 PYTHONWARNINGS=ignore::DeprecationWarning $(BIN)/python -m mkdocs build --strict $(ARGS)
 	@echo "docs: open build/site/index.html"

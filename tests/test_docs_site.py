@@ -39,7 +39,8 @@ def test_site_builds_strict_with_api_reference_and_tutorials(site):
     assert "Which output to explain" in attr and "{TARGET}" not in attr and "{INPUTS}" not in attr
     assert 'id="intellego.attr.IntegratedGradients.attribute"' in attr
     for page in ("tutorials/attribution.html", "tutorials/insights.html", "tutorials/text.html",
-                 "tutorials/metrics.html", "porting.html", "benchmarks.html", "architecture.html"):
+                 "tutorials/metrics.html", "tutorials/scale.html", "porting.html", "benchmarks.html",
+                 "architecture.html"):
         assert (site / page).exists(), page
     tutorial = re.sub(r"<[^>]+>", "", (site / "tutorials" / "attribution.html").read_text())
     assert "ig = IntegratedGradients(model)" in tutorial  # the tutorial's code, included from the script

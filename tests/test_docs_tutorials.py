@@ -108,3 +108,22 @@ def test_llm_prompt_words_tutorial(tmp_path):
     same_picture(tmp_path / "llm_prompt_words.png")
     page = (DOCS / "llm.md").read_text()
     assert '--8<-- "llm_prompt_words.py"' in page and "img/llm_prompt_words.png" in page
+
+
+def test_scale_tutorial_resumes_and_matches_a_direct_call(tmp_path):
+    result = run("scale_dataset", tmp_path)
+    report, rerun, results = result["report"], result["rerun"], result["results"]
+    assert report.skipped == 0 and len(report.written) == report.num_shards == 3
+    assert rerun.skipped == 3 and rerun.written == [] and rerun.examples == 0  # the rerun computed nothing
+    assert torch.equal(results.index, torch.arange(len(result["labels"])))
+    assert torch.equal(results.labels, result["labels"])
+    torch.testing.assert_close(results.attributions, result["direct"], rtol=0, atol=1e-6)
+    for c, mean in result["means"].items():  # the summaries' class means are the means of the stored maps
+        maps = results.attributions[results.labels == c]
+        torch.testing.assert_close(mean, maps.mean(0), rtol=1e-5, atol=1e-7)
+        variance = report.class_summaries[c]["sample_variance"]  # float64, folded shard by shard
+        torch.testing.assert_close(variance, maps.double().var(0), rtol=1e-5, atol=1e-9)
+    assert sorted(result["means"]) == sorted(set(result["labels"].tolist()))
+    torch.testing.assert_close(result["self_influence"], result["tracin_direct"])
+    same_picture(tmp_path / "scale_class_means.png")
+    pages_show("scale_dataset", "scale_class_means.png")
