@@ -109,3 +109,10 @@ def test_one_image_layout_rule_for_figures_and_the_explorer(shape):
     expected = attr.sum(-1) if last else attr.sum(0)
     np.testing.assert_allclose(np.frombuffer(base64.b64decode(view["heat"]["b64"]), dtype=np.float32)
                                .reshape(hw), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("module", ["intellego", "intellego.insights"])
+def test_python_dash_m_runs_the_intellego_command(module):
+    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: intellego") and "--export" in done.stdout
