@@ -5,6 +5,8 @@ graph of a tensor made before the call left as it was."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -86,3 +88,52 @@ def test_a_graph_made_before_the_call_keeps_its_plain_gradient(method):
     cls(lambda x: layer(torch.relu(x) + made_before)).attribute(torch.randn(4, 3, dtype=D), target=0)
     (grad,) = torch.autograd.grad((made_before * torch.tensor([-1.0, -1.0, 2.0], dtype=D)).sum(), w)
     torch.testing.assert_close(grad, torch.tensor([-1.0, 0.0, 2.0], dtype=D))
+
+
+class _UnrolledRNN(nn.Module):
+    """``rnn`` (one layer, ReLU cells, batch first) written out step by step with an ``nn.ReLU`` module per step."""
+
+    def __init__(self, rnn: nn.RNN, head: nn.Linear):
+        super().__init__()
+        self.rnn, self.head = rnn, head
+        self.relus = nn.ModuleList(nn.ReLU() for _ in range(8))
+
+    def forward(self, x):
+        h = x.new_zeros(x.shape[0], self.rnn.hidden_size)
+        for t in range(x.shape[1]):
+            h = self.relus[t](x[:, t] @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0
+                              + h @ self.rnn.weight_hh_l0.T + self.rnn.bias_hh_l0)
+        return self.head(h)
+
+
+class _FusedRNN(nn.Module):
+    def __init__(self, rnn: nn.RNN, head: nn.Linear):
+        super().__init__()
+        self.rnn, self.head = rnn, head
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_relu_cells_inside_a_fused_rnn_get_the_rule_like_unrolled_relu_modules(method):
+    """nn.RNN(nonlinearity="relu") runs its cells' ReLUs inside one op; they still leave ReluBackward0 nodes, so the
+    rule applies at every step, exactly as on the same RNN unrolled with nn.ReLU modules (where Captum applies it
+    too). Captum hooks nn.ReLU modules only, so on the fused RNN it returns something else: a deliberate difference
+    (docs/porting.md)."""
+    torch.manual_seed(0)
+    rnn, head = nn.RNN(3, 5, nonlinearity="relu", batch_first=True).double(), nn.Linear(5, 2).double()
+    x = torch.randn(4, 6, 3, dtype=D)
+    cls = METHODS[method][0]
+    fused = cls(_FusedRNN(rnn, head)).attribute(x, target=1)
+    unrolled = cls(_UnrolledRNN(rnn, head)).attribute(x, target=1)
+    torch.testing.assert_close(fused, unrolled, atol=1e-12, rtol=0)
+    ca = pytest.importorskip("captum.attr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Captum announces its hooks
+        captum_unrolled = getattr(ca, method)(_UnrolledRNN(rnn, head)).attribute(x, target=1)
+        captum_fused = getattr(ca, method)(_FusedRNN(rnn, head)).attribute(x, target=1)
+    torch.testing.assert_close(fused, captum_unrolled, atol=1e-12, rtol=0)
+    assert (captum_fused - captum_unrolled).abs().max() > 1e-3  # Captum misses the cells' ReLUs
+    plain = torch.autograd.grad(_FusedRNN(rnn, head)(x.requires_grad_())[:, 1].sum(), x)[0]
+    assert (fused - plain).abs().max() > 1e-3  # the rule changed the gradient: the test can tell
