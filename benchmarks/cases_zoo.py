@@ -254,7 +254,12 @@ TIMING_NOTES = [
     " MobileNetV2 / ViT): baselines' pass 12.5 / 1.3, inputs' pass 20.1 / 1.7, backward 6.2 / 2.1, against a plain"
     " no-grad forward of 7.6 / 0.8; the function mode alone adds 10-35% to a forward (transformers' `F.*` calls go"
     " through torch's override handling), the exact block rules cost 25-45% of our time on the transformers, and the"
-    " rescale multipliers (35 ReLU6 calls on MobileNetV2, ~9 ms) are the rest. Closing the gap needs cheaper exact"
+    " rescale multipliers (35 ReLU6 calls on MobileNetV2, ~9 ms) are the rest. Like for like: Captum's DeepLift has"
+    " module rules only for ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softplus, MaxPool and Softmax, so on MobileNetV2"
+    " (ReLU6), EfficientNet (SiLU) and the transformers (GELU, LayerNorm, products, attention) it runs little more"
+    " than a plain forward+backward (its time is 1.1-1.5x the floor there) and our exact rules are work it does not"
+    " do; the ResNet, where both apply the rescale rule to the same nn.ReLU modules, is the like-for-like row (1.26,"
+    " per-round spread 1.03-1.66). Closing the gap needs cheaper exact"
     " rules or an interception cheaper than a Python function mode. LRP has no Captum figure: Captum's LRP refuses"
     " every zoo model.",
 ]
