@@ -342,3 +342,21 @@ def test_vocabulary_round_trip():
     enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
     assert [text[s:e] for s, e in enc["offset_mapping"]] == text.replace(".", " .").split()
     assert len(tok) == len(WORDS) + 3
+
+
+def test_fractional_presence_values_read_as_captum_reads_them():
+    """A presence value between 0 and 1 (e.g. from a custom perturbation): TextTokenInput keeps only 1 as present,
+    TextTemplateInput only drops 0 (any truthy value keeps the word), as Captum's inputs do."""
+    tok = tokenizer()
+    rows = torch.tensor([[0.5, 0.0, 1.0]])
+    ours = ia.TextTemplateInput("{} {} {}", values=["the", "cat", "sat"], baselines=["a", "b", "c"])
+    theirs = ca.TextTemplateInput("{} {} {}", values=["the", "cat", "sat"], baselines=["a", "b", "c"])
+    assert ours.to_model_input(rows) == theirs.to_model_input(rows) == "the b sat"
+    ours_tok = ia.TextTokenInput("the cat sat", tok)
+    theirs_tok = ca.TextTokenInput("the cat sat", tok)
+    n = ours_tok.n_itp_features
+    rows = torch.full((1, n), 0.5)
+    rows[0, -1] = 1.0
+    assert torch.equal(ours_tok.to_model_input(rows), theirs_tok.to_model_input(rows))
+    assert torch.equal(ours_tok.to_model_input(rows)[0, -1], ours_tok.to_model_input()[0, -1])
+    assert not torch.equal(ours_tok.to_model_input(rows)[0, :-1], ours_tok.to_model_input()[0, :-1])

@@ -12,7 +12,8 @@ Unlike Captum, the perturbed prompts of one chunk go through the model together 
 whatever their lengths), results keep the model's dtype (Captum returns float32), and
 ``use_cached_outputs=True`` falls back to plain forwards for models without Hugging Face's generation helpers.
 The wrapped perturbation method sees the presence vector as float64 (so Lime/KernelShap fit in double
-precision); the LLM inputs' ``to_model_input`` treat any value other than 1 as absent, as in Captum.
+precision); as in Captum, ``TextTokenInput.to_model_input`` treats any value other than 1 as absent, while
+``TextTemplateInput`` and ``ImageMaskInput`` drop only the features whose value is 0.
 """
 
 from __future__ import annotations
