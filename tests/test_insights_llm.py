@@ -125,6 +125,11 @@ def test_llm_entry_errors():
         llm_entries({"a": _result()}, names=["b"])
     with pytest.raises(IntellegoError, match="at least one"):
         explore_llm([])
+    with pytest.raises(IntellegoError, match=r"results\['a'\] must be an LLMAttributionResult, got int 5"):
+        llm_entries({"a": 5})
+    for bad in (None, 3, "a result", 2.5):
+        with pytest.raises(IntellegoError, match="results must be an LLMAttributionResult, a list of them"):
+            explore_llm(bad)
     session = build("tabular", n=8).session
     with pytest.raises(IntellegoError, match="one label per result"):
         session.add_llm([_result()], names=["a", "b"])

@@ -85,13 +85,18 @@ def llm_entries(results: LLMResults, names: Sequence[str] | None = None, first: 
     """
     if isinstance(results, Mapping):
         require(names is None, "names must be None when results is a mapping (its keys are the names)")
+        where = [f"[{k!r}]" for k in results]
         names, results = [str(k) for k in results], list(results.values())
     elif isinstance(results, LLMAttributionResult):
-        results = [results]
+        where, results = ["[0]"], [results]
+    else:
+        require(isinstance(results, Sequence) and not isinstance(results, str), "results must be an "
+                f"LLMAttributionResult, a list of them or a mapping of names to them, got {describe(results)}")
+        where = [f"[{i}]" for i in range(len(results))]
     results = list(results)
     require(len(results) > 0, "results must hold at least one LLMAttributionResult")
-    for i, r in enumerate(results):
-        require(isinstance(r, LLMAttributionResult), f"results[{i}] must be an LLMAttributionResult, got {describe(r)}")
+    for at, r in zip(where, results):
+        require(isinstance(r, LLMAttributionResult), f"results{at} must be an LLMAttributionResult, got {describe(r)}")
     names = list(names) if names is not None else [f"result {first + i}" for i in range(len(results))]
     require(len(names) == len(results) and all(isinstance(n, str) for n in names),
             f"names must give one label per result ({len(results)} str), got {describe(names)}")
