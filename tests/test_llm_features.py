@@ -53,6 +53,16 @@ def test_contrastive_is_the_difference_of_the_two_attributions(method, contrast)
         assert both.token_attr is None
 
 
+@pytest.mark.parametrize("bad", [5, "", "  ", ["dog"]])
+def test_bad_contrast_target_is_named_before_any_model_call(bad):
+    tok, model = tokenizer(), random_lm(4)
+    calls = []
+    llm = ia.LLMAttribution(ia.FeatureAblation(model), tok)
+    with pytest.raises(IntellegoError, match="contrast_target must be a non-empty string or a tensor of token ids"):
+        llm.attribute(_inp(), target="cat sat", contrast_target=bad, _inspect_forward=lambda *a: calls.append(a))
+    assert calls == []
+
+
 def _next_dists(model, tok, prompt, target_ids):
     """Next-token log-distributions at each target step, one prompt, no batching (the oracle)."""
     ids = tok.encode(prompt, return_tensors="pt")

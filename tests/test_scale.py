@@ -190,6 +190,11 @@ def test_bad_arguments_raise_before_work(job, tmp_path, kwargs, match):
     assert not (tmp_path / "x").exists()
 
 
+def test_out_must_be_a_path(job):
+    with pytest.raises(IntellegoError, match="out must be a directory path .str or Path., got None"):
+        attribute_dataset(Saliency(job.make_model()), job.Data(), out=None, batch_size=2, progress=False)
+
+
 def test_shuffled_loader_refused(job, tmp_path):
     loader = torch.utils.data.DataLoader(job.Data(), batch_size=4, shuffle=True)
     with pytest.raises(IntellegoError, match="must read in order"):

@@ -236,6 +236,9 @@ class LLMAttribution(BaseLLMAttribution):
         _check_kwargs(kwargs, type(self).__name__)
         require(isinstance(num_trials, int) and num_trials >= 1,
                 f"num_trials must be a positive int, got {num_trials!r}")
+        require(contrast_target is None or isinstance(contrast_target, Tensor)
+                or isinstance(contrast_target, str) and contrast_target.strip() != "",
+                f"contrast_target must be a non-empty string or a tensor of token ids, got {describe(contrast_target)}")
         tokens = self._get_target_tokens(inp, target, gen_args)
         forward = self._make_forward(inp, tokens, use_cached_outputs, _inspect_forward)
         per_token = self.include_per_token_attr

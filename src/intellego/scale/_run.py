@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..attr.summarizer import Stat
-from ..errors import require
+from ..errors import describe, require
 from . import _store
 from ._adapters import Adapter, Output, as_adapter
 from ._data import Source
@@ -246,6 +247,7 @@ def attribute_dataset(method: Any, dataset: Any, *, out: str | Path, batch_size:
                                     shard_size, store, stats, reduce)
     adapter = as_adapter(method, target, device, attribute_kwargs)
     fmt = fmt or _store.default_format()
+    require(isinstance(out, (str, os.PathLike)), f"out must be a directory path (str or Path), got {describe(out)}")
     out = Path(out)
     job = _job(source, shard_size, batch_size, fmt, adapter, store, stats)
     with group(backend) as g, rank_threads(num_threads, g.local_world_size) as threads:
