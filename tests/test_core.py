@@ -190,3 +190,12 @@ def test_saved_bytes_grow_with_rows():
 
     per_row = saved_bytes_per_row(run)
     assert 400 <= per_row <= 4 * (10 + 100 + 100 + 100) * 2
+
+
+def test_walk_modules_is_modules_order_with_shared_children_once():
+    from intellego.core.hooks import ModelScan, walk_modules
+
+    shared = torch.nn.Linear(2, 2)
+    model = torch.nn.Sequential(torch.nn.Sequential(shared, torch.nn.ReLU()), shared, torch.nn.Sequential())
+    assert walk_modules(model) == list(model.modules())
+    assert ModelScan(model).first_param is next(model.parameters())

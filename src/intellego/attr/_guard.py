@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.hooks import ACTIVE_SCAN, ModelScan, modules_of, walk_modules
+from ..core.hooks import ACTIVE_SCAN, ModelScan
 from ..core.inputs import TRAINING_WARNED, InputCheck, check_inputs, pack_args, warn_training_layers
 from ..core.targets import CALLER_BATCH
 from ..errors import IntellegoError, ShapeError
@@ -102,7 +102,7 @@ def _first_dim(value: Any) -> int | None:
 def _probe(forward_func: Callable[..., Any], xs: tuple[Tensor, ...], extra: tuple[Any, ...]) -> Any:
     """The model's output on ``xs`` without gradients, in eval mode (no running statistics updated, no dropout),
     with every module's training flag restored; ``_FAILED`` when it raises."""
-    flags = [(m, m.training) for model in modules_of(forward_func) for m in walk_modules(model)]
+    flags = [(m, m.training) for m in ModelScan(forward_func).modules]
     try:
         for m, _ in flags:
             m.training = False

@@ -111,23 +111,22 @@ class HookScope(contextlib.ExitStack):
         Backward-rule methods register one per rule-bearing operation, so this is on the hot path: the handles
         go into one list removed by a single exit callback.
         """
-        handles = self.__dict__.get("_tensor_handles")
-        if handles is None:
-            handles = []
-            self._tensor_handles: list[Any] = handles
-            self.callback(_remove_all, handles)
-        handles.append(tensor.register_hook(fn))
+        self._handles().append(tensor.register_hook(fn))
 
     def node_hook(self, node: Any, fn: Callable[..., Any], *, pre: bool) -> None:
         """Register a hook on an autograd graph node created inside the call, removed on exit: ``pre`` gets
         ``fn(grad_outputs)`` (``Node.register_prehook``), otherwise ``fn(grad_inputs, grad_outputs)``
         (``Node.register_hook``); either may return replacements."""
+        self._handles().append(node.register_prehook(fn) if pre else node.register_hook(fn))
+
+    def _handles(self) -> list[Any]:
+        """The one list of tensor and graph-node hook handles, removed by a single exit callback."""
         handles = self.__dict__.get("_tensor_handles")
         if handles is None:
             handles = []
-            self._tensor_handles = handles
+            self._tensor_handles: list[Any] = handles
             self.callback(_remove_all, handles)
-        handles.append(node.register_prehook(fn) if pre else node.register_hook(fn))
+        return handles
 
     def patch(self, obj: Any, name: str, value: Any) -> None:
         """Set ``obj.name = value`` and restore the old value (or absence) on exit."""
@@ -191,14 +190,7 @@ def _remove_all(handles: list[Any]) -> None:
 def walk_modules(model: nn.Module) -> list[nn.Module]:
     """``list(model.modules())`` (each module once, parents first) without building names: a few times faster,
     which matters for per-call scans of small models."""
-    found, seen, stack = [model], {id(model)}, [model]
-    while stack:
-        for child in reversed(stack.pop()._modules.values()):
-            if child is not None and id(child) not in seen:
-                seen.add(id(child))
-                found.append(child)
-                stack.append(child)
-    return found
+    return ModelScan(model).modules  # the one walk (ModelScan) serves a plain module too
 
 
 def modules_of(forward_func: Any) -> list[nn.Module]:
@@ -325,4 +317,4 @@ def keep_buffers(forward_func: Any) -> _KeptBuffers:
     Costs nothing for models in eval mode: only buffers of modules with ``training=True`` are copied (and all of
     them are written back: batch norm updates its running statistics without bumping their version counter).
     """
-    return _KeptBuffers(m for model in modules_of(forward_func) for m in walk_modules(model))
+    return ModelScan(forward_func).keep_buffers()
