@@ -63,6 +63,25 @@ def open_page(browser):
     return page, problems
 
 
+def open_offline(browser, path):
+    """A page with ``path`` loaded and every other request blocked: ``(page, problems, blocked)``, ``blocked``
+    listing the URLs the page tried to reach."""
+    page, problems = open_page(browser)
+    url = path.resolve().as_uri()
+    blocked: list[str] = []
+
+    def only_the_file(route):
+        if route.request.url == url:
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_file)
+    page.goto(url)
+    return page, problems, blocked
+
+
 def fetch(page):
     page.click("button[name=fetch]")
     page.wait_for_function(IDLE)
@@ -129,20 +148,8 @@ def test_static_export_works_offline_from_a_file(browser, tmp_path):
     vis = build("shapes", n=16)
     path = vis.export(tmp_path / "insights.html", runs=[{"method": "Saliency"}, {"method": "InputXGradient",
                                                                              "classes": ["square"]}], count=4)
-    page, problems = open_page(browser)
-    url = path.resolve().as_uri()
-    blocked: list[str] = []
-
-    def only_the_file(route):
-        if route.request.url == url:
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", only_the_file)
+    page, problems, blocked = open_offline(browser, path)
     try:
-        page.goto(url)
         page.wait_for_function(IDLE)
         first = heat_maps(page)
         assert len(first) == 4 and all(colours > 20 for colours, _ in first)

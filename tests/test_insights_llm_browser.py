@@ -16,7 +16,7 @@ from intellego.insights.example import build
 from intellego.insights.llm_view import llm_payload
 from intellego.insights.server import InsightsServer
 from intellego.insights.widget import InsightsWidget
-from test_insights_browser import HARNESS, browser, open_page  # noqa: F401 (the browser fixture)
+from test_insights_browser import HARNESS, browser, open_offline, open_page  # noqa: F401 (the browser fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -112,20 +112,8 @@ def test_static_export_of_llm_results_only_works_offline_by_tokens_and_words(bro
                                      seq_attr=ablation.seq_attr, token_attr=ablation.token_attr,
                                      input_words=[0, 0, 1, 2])  # "the" and "cat" taken as one word
     path = explore_llm([ablation, worded], names=["tiny LM", "<b>worded</b>"]).export(tmp_path / "llm.html")
-    page, problems = open_page(browser)
-    url = path.resolve().as_uri()
-    blocked: list[str] = []
-
-    def only_the_file(route):
-        if route.request.url == url:
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", only_the_file)
+    page, problems, blocked = open_offline(browser, path)
     try:
-        page.goto(url)
         page.wait_for_function(READY)
         assert page.locator(".ii-card").count() == 0 and page.locator("button[name=fetch]").count() == 0
         _check_target_switch(page, ablation)
