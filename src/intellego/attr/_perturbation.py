@@ -70,4 +70,4 @@ def ablate(ev: Evaluator, plan: FeaturePlan,
 
     outputs = ev.run(plan.n_features + 1, lambda sl: plan.one_removal(sl, device),
                      None if fills is None else lambda sl: fills(ids(sl)))
-    return plan.combine(outputs[:1] - outputs[1:], per_example=not ev.aggregate)
+    return plan.combine(torch.sub(outputs[0], outputs[1:]), per_example=not ev.aggregate)

@@ -48,7 +48,10 @@ def self_sizing(func: _F) -> _F:
 
 
 def is_self_sizing(func: Any) -> bool:
-    """Whether ``func`` was marked by :func:`self_sizing`."""
+    """Whether ``func`` was marked by :func:`self_sizing` (a module is asked through its ``__dict__`` and class:
+    ``getattr`` on a module without the mark goes through ``nn.Module.__getattr__``, which builds an error)."""
+    if isinstance(func, torch.nn.Module):
+        return func.__dict__.get(_SELF_SIZING, getattr(type(func), _SELF_SIZING, False)) is True
     return getattr(func, _SELF_SIZING, False) is True
 
 

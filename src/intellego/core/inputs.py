@@ -322,7 +322,8 @@ def _warn_nonfinite(xs: tuple[Tensor, ...], labels: tuple[str, ...], stacklevel:
     """One warning naming every input that holds NaN or Inf, with the counts; True when there was one."""
     found = []
     for x, label in zip(xs, labels):
-        if not (x.is_floating_point() or x.is_complex()) or cmath.isfinite(complex(x.detach().sum())):
+        if not (x.is_floating_point() or x.is_complex()) or cmath.isfinite((x.detach() if x.requires_grad else x).sum()
+                                                                          .item()):
             continue  # one reduction: NaN and Inf reach the sum (a finite sum can only overflow: checked below)
         nan, inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
         if nan == inf == 0:

@@ -157,6 +157,8 @@ class FeaturePlan:
         pick each example's own ids.
         """
         out_shape = tuple(values.shape[1:])
+        if self.ordered and len(self.shapes) == 1:  # the default plan of one tensor: a transpose (two operations)
+            return (values.movedim(0, -1).reshape(*out_shape, *self.shapes[0]),)
         flat = values.reshape(values.shape[0], math.prod(out_shape))  # explicit sizes: no features is (0, *O)
         if self.windows is not None:
             return tuple(self._average_windows(flat, w, s, out_shape) for w, s in zip(self.windows, self.shapes))

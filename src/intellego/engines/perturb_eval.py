@@ -123,16 +123,17 @@ class Evaluator:
         if is_self_sizing(self.spec.forward_func):
             return n if self.ppe is None else self.ppe
         total = n * self.batch
-        cpu = self.inputs[0].device.type == "cpu"
-        if self.ppe is not None:
-            if not cpu or min(self.ppe, n) * self.batch <= _SMALL_JOB_ROWS:
+        small = total <= _SMALL_JOB_ROWS or (self.ppe is not None and min(self.ppe, n) * self.batch <= _SMALL_JOB_ROWS)
+        if small or self.inputs[0].device.type != "cpu":
+            if self.ppe is not None:
                 return self.ppe
+            return max(1, plan_rows(total, memory_budget=self.budget, device=self.inputs[0].device,
+                                    measure=lambda: self._measure()[0]) // self.batch)
+        if self.ppe is not None:
             return max(1, min(self.ppe, self._cache_rows() // self.batch))
         rows = plan_rows(total, memory_budget=self.budget, device=self.inputs[0].device,
                          measure=lambda: self._measure()[0])
-        if cpu and total > _SMALL_JOB_ROWS:
-            rows = min(rows, self._cache_rows())
-        return max(1, rows // self.batch)
+        return max(1, min(rows, self._cache_rows()) // self.batch)
 
     def _cache_rows(self) -> int:
         """Rows whose largest activation fits :data:`CPU_CHUNK_BYTES` (at least one)."""
@@ -174,6 +175,13 @@ class Evaluator:
         values ``(p, batch, *shape)``. Without a fixed output mode, the first chunk fixes it. Masks of a
         small job are built once for all rows and sliced per call (fewer small operations per chunk)."""
         per_call = self.rows_per_call(n)
+        if n <= per_call and not self.show_progress:  # one call: no chunk loop, no progress bar
+            with torch.no_grad():
+                y = self._select(self.spec.tiled(n), self._build(n, removed(slice(0, n)),
+                                                                 self.fills if fills is None else fills(slice(0, n))))
+            if self.out_shape or self._settle(y, n):
+                return self._check(y, n)
+            per_call = 1  # one result per batch: one copy per call
         balanced = self.ppe is None or per_call < self.ppe
         masks = _sliceable(removed, n) if n > per_call and n * self._row_elements() <= _MASKS_AT_ONCE else removed
         bar = progress_bar(math.ceil(n / per_call), self.desc, self.show_progress)
@@ -288,8 +296,8 @@ def _cache_key(spec: ForwardSpec, inputs: tuple[Tensor, ...]) -> tuple[Any, ...]
     ff = spec.forward_func
     func = None if isinstance(ff, torch.nn.Module) else getattr(ff, "__func__", None)
     owner = _owner(ff)
-    layout = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in inputs)
-    args = tuple((type(a), tuple(a.shape[1:]) if isinstance(a, Tensor) else None) for a in spec.args)
+    layout = tuple([(x.shape[1:], x.dtype, x.device) for x in inputs])
+    args = tuple([(type(a), a.shape[1:] if isinstance(a, Tensor) else None) for a in spec.args]) if spec.args else ()
     return (id(owner), id(func), layout, args, _structure(ff))
 
 
