@@ -2,8 +2,8 @@
 
 ``ModelScan`` (one walk over the model per call, shared by the buffer snapshot, the input guard and the chunk-cost
 key), the window plans cached per geometry, the ablation masks kept per plan, ShapleyValues' coalition and weight
-tables and the path's quadrature constants: every answer after a change is compared with a slow obvious oracle,
-or with a cold start (every cache cleared).
+tables, KernelShap's exact fit and the path's quadrature constants: every answer after a change is compared with a
+slow obvious oracle, or with a cold start (every cache cleared).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from intellego.attr import FeatureAblation, IntegratedGradients, Occlusion, ShapleyValues
+from intellego.attr import FeatureAblation, IntegratedGradients, KernelShap, Occlusion, ShapleyValues
 from intellego.core.hooks import ModelScan, keep_buffers
 from intellego.engines import perturb, perturb_eval
 
@@ -206,6 +206,27 @@ def test_kept_shapley_tables_follow_the_feature_count_and_dtype():
         got = ShapleyValues(model).attribute(x, target=1, feature_mask=groups[None])
         tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {}
         torch.testing.assert_close(got, shapley_oracle(model, x, groups, n), **tol)
+
+
+def test_kept_kernel_shap_tables_follow_the_feature_count_dtype_and_model():
+    """KernelShap keeps the coalitions and the factored fit of its exact case per feature count: alternating the
+    count, the dtype and the model's weights (changed in place between calls) gives the exact Shapley values of
+    the oracle every time; a budget too small to enumerate still samples (and differs from the oracle)."""
+    net = _net().eval()
+    torch.manual_seed(3)
+    for n, dtype in ((3, D), (2, D), (3, torch.float32), (4, D), (3, D), (4, D)):
+        model = net.to(dtype)
+        with torch.no_grad():
+            model[0].weight.mul_(-1.5)  # a new model for the same object
+        x = torch.randn(2, 6, dtype=dtype)
+        groups = torch.arange(6) % n
+        got = KernelShap(model).attribute(x, target=1, feature_mask=groups[None], n_samples=2**n)
+        tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {}
+        torch.testing.assert_close(got, shapley_oracle(model, x, groups, n), **tol)
+    x, groups = torch.randn(2, 6, dtype=D), torch.arange(6) % 4
+    sampled = KernelShap(net).attribute(x, target=1, feature_mask=groups[None], n_samples=2**4 - 1,
+                                        generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(sampled, shapley_oracle(net, x, groups, 4))
 
 
 def test_kept_path_constants_follow_the_rule_and_dtype():

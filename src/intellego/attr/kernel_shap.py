@@ -6,8 +6,9 @@ constraint exact; ``estimator="captum"`` reproduces Captum's estimator.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -116,12 +117,15 @@ class KernelShap(Lime):
                 values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl]))
                 coef = fit_surrogates(LinearRegression(), present, values, weights, ev)
             else:
-                present, weights, exact = _kernel_samples(n_feat, n_samples - 2, generator, xs[0].device)
-                ends = torch.arange(2, device=xs[0].device)[:, None].expand(2, n_feat).bool()  # baseline, input
-                rows = torch.cat([ends, present])
-                out = ev.run(rows.shape[0], lambda sl: plan.removed(~rows[sl]))
-                coef = _constrained(present, weights, out[2:] if len(present) else None, out[0], out[1], ev,
-                                    0.0 if exact else _ridge(n_feat, len(present)))
+                if n_feat > 1 and n_feat <= 30 and 2**n_feat - 2 <= n_samples - 2:  # every coalition: shape-only
+                    removed, fit = _exact_problem(n_feat, xs[0].device)
+                else:
+                    present, weights, exact = _kernel_samples(n_feat, n_samples - 2, generator, xs[0].device)
+                    ends = torch.arange(2, device=xs[0].device)[:, None].expand(2, n_feat).bool()  # baseline, input
+                    removed = ~torch.cat([ends, present])
+                    fit = _fit_tables(present, weights, 0.0 if exact else _ridge(n_feat, len(present)))
+                out = ev.run(removed.shape[0], lambda sl: plan.removed(removed[sl]))
+                coef = _constrained(fit, out[2:] if removed.shape[0] > 2 else None, out[0], out[1], ev)
             return format_coefficients(coef, plan, ev, return_input_shape, was_tuple)
 
 def _ridge(n_feat: int, draws: int) -> float:
@@ -157,26 +161,59 @@ def _kernel_samples(n_feat: int, budget: int, generator: torch.Generator | None,
     return present.to(device), torch.ones(present.shape[0], dtype=torch.float64, device=device), False
 
 
-def _constrained(present: Tensor, weights: Tensor, values: Tensor | None, empty: Tensor, full: Tensor,
-                 ev: Evaluator, ridge: float = 0.0) -> Tensor:
-    """Weighted least squares ``sum w (v(S) - v(0) - phi(S))**2`` subject to ``sum(phi) = v(all) - v(0)``."""
-    base, total = empty.double().reshape(1, -1), (full.double() - empty.double()).reshape(1, -1)
+class _Fit(NamedTuple):
+    """What the constrained fit needs besides the model's values: the coalitions ``Z`` (float64), ``wz``
+    (``Z`` times the weights) and the LU factors of the KKT matrix (a function of the coalitions alone)."""
+
+    Z: Tensor
+    wz: Tensor
+    lu: Tensor
+    pivots: Tensor
+
+
+def _fit_tables(present: Tensor, weights: Tensor, ridge: float = 0.0) -> _Fit:
+    """:class:`_Fit` of coalitions ``present`` with kernel ``weights``; ``ridge`` is relative (only applied
+    when the coalitions leave a direction undetermined)."""
     n_feat = present.shape[1]
-    if values is None or n_feat == 1:
-        return (total.expand(n_feat, -1) / n_feat).T.reshape(*ev.out_shape, n_feat)
     Z = present.double()
-    # solve for the deviation from the equal split, with a small ridge: few or repeated coalitions can leave
-    # directions undetermined, and those then stay at the equal split instead of blowing up
-    equal = total / n_feat
-    Y = values.double().reshape(Z.shape[0], -1) - base - Z.sum(1, keepdim=True) * equal
     wz = Z * weights[:, None]
     gram = wz.T @ Z
     lam = ridge * gram.diagonal().mean().clamp_min(1e-300) if ridge and _undetermined(gram) else 0.0
     kkt = torch.zeros(n_feat + 1, n_feat + 1, dtype=torch.float64, device=Z.device)
     kkt[:n_feat, :n_feat] = gram + lam * torch.eye(n_feat, dtype=torch.float64, device=Z.device)
     kkt[:n_feat, n_feat] = kkt[n_feat, :n_feat] = 1
-    rhs = torch.cat([wz.T @ Y, torch.zeros_like(total)])
-    solution = torch.linalg.solve(kkt, rhs)[:n_feat] + equal
+    lu, pivots = torch.linalg.lu_factor(kkt)  # solve() factors the same way: the same numbers
+    return _Fit(Z, wz, lu, pivots)
+
+
+def _exact_tables(n_feat: int, device: torch.device) -> tuple[Tensor, _Fit]:
+    """Every coalition with its exact kernel weight (``2 < 2**n_feat``): the removed features of each model row
+    (baseline, input, coalitions) and the factored fit; a function of ``n_feat`` alone."""
+    present, weights, _ = _kernel_samples(n_feat, 2**n_feat - 2, None, device)
+    ends = torch.arange(2, device=device)[:, None].expand(2, n_feat).bool()  # baseline, input
+    return ~torch.cat([ends, present]), _fit_tables(present, weights)
+
+
+_KEPT_FEATURES = 12  # up to 2**12 coalitions the exact tables are built once per size (internal, only read)
+_kept_exact = functools.lru_cache(maxsize=16)(_exact_tables)
+
+
+def _exact_problem(n_feat: int, device: torch.device) -> tuple[Tensor, _Fit]:
+    return (_kept_exact if n_feat <= _KEPT_FEATURES else _exact_tables)(n_feat, device)
+
+
+def _constrained(fit: _Fit, values: Tensor | None, empty: Tensor, full: Tensor, ev: Evaluator) -> Tensor:
+    """Weighted least squares ``sum w (v(S) - v(0) - phi(S))**2`` subject to ``sum(phi) = v(all) - v(0)``."""
+    base, total = empty.double().reshape(1, -1), (full.double() - empty.double()).reshape(1, -1)
+    n_feat = fit.Z.shape[1]
+    if values is None or n_feat == 1:
+        return (total.expand(n_feat, -1) / n_feat).T.reshape(*ev.out_shape, n_feat)
+    # solve for the deviation from the equal split, with a small ridge: few or repeated coalitions can leave
+    # directions undetermined, and those then stay at the equal split instead of blowing up
+    equal = total / n_feat
+    Y = values.double().reshape(fit.Z.shape[0], -1) - base - fit.Z.sum(1, keepdim=True) * equal
+    rhs = torch.cat([fit.wz.T @ Y, torch.zeros_like(total)])
+    solution = torch.linalg.lu_solve(fit.lu, fit.pivots, rhs)[:n_feat] + equal
     return solution.T.reshape(*ev.out_shape, n_feat)
 
 
