@@ -19,7 +19,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -103,25 +103,28 @@ class ForwardSpec:
         return cls(forward_func, pack_args(additional_forward_args), make_readout(target, batch_size), batch_size)
 
     def rows(self, sl: slice) -> ForwardSpec:
-        """The spec for examples ``sl`` of the batch."""
+        """The spec for examples ``sl`` of the batch (itself for the whole batch)."""
         n = len(range(*sl.indices(self.batch_size)))
-        return replace(self, args=tuple(_rows(a, self.batch_size, sl) for a in self.args),
-                       readout=self.readout.rows(sl), batch_size=n)
+        if n == self.batch_size and sl.step in (None, 1):
+            return self
+        return ForwardSpec(self.forward_func, tuple(_rows(a, self.batch_size, sl) for a in self.args),
+                           self.readout.rows(sl), n)
 
     def tiled(self, k: int) -> ForwardSpec:
         """The spec for ``k`` copies of the batch stacked one after another."""
         if k == 1:
             return self
         args = tuple(a.repeat(k, *([1] * (a.dim() - 1))) if is_batched(a, self.batch_size) else a
-                     for a in self.args)
+                     for a in self.args) if self.args else ()
         return ForwardSpec(self.forward_func, args, self.readout.tiled(k), self.batch_size * k)
 
     def interleaved(self, k: int) -> ForwardSpec:
         """The spec for a batch in which every example is repeated ``k`` times in place."""
         if k == 1:
             return self
-        args = tuple(a.repeat_interleave(k, dim=0) if is_batched(a, self.batch_size) else a for a in self.args)
-        return replace(self, args=args, readout=self.readout.interleaved(k), batch_size=self.batch_size * k)
+        args = tuple(a.repeat_interleave(k, dim=0) if is_batched(a, self.batch_size) else a
+                     for a in self.args) if self.args else ()
+        return ForwardSpec(self.forward_func, args, self.readout.interleaved(k), self.batch_size * k)
 
     def output(self, inputs: tuple[Tensor, ...]) -> Any:
         """The raw model output."""

@@ -92,8 +92,9 @@ def integrate(
     def add(points: tuple[Tensor, ...], ex: slice, st: slice) -> None:
         k = st.stop - st.start
         grads = grad_fn(points, ex, k)
-        sums = [torch.tensordot(_constants(tuple(weights[st]), g.dtype, g.device), g.reshape(k, -1, *g.shape[1:]),
-                                dims=1) for g in grads]
+        # (k,) @ (k, rest): one matrix product, the numbers of tensordot (the same mm), without its Python layer
+        sums = [(_constants(tuple(weights[st]), g.dtype, g.device) @ g.reshape(k, g.numel() // k)).reshape(
+            g.shape[0] // k, *g.shape[1:]) for g in grads]
         if not totals and k == n_steps and ex.stop - ex.start == batch:  # the whole job in one chunk
             totals.extend(sums)
             return
@@ -126,8 +127,9 @@ def walk(
     steps_per_chunk = max(1, rows_per_chunk // max(batch, 1))
     split = split_examples and steps_per_chunk == 1
     for ex in chunks(batch, min(batch, rows_per_chunk) if split else batch):
-        s = tuple(t[ex] for t in starts)
-        d = tuple(e[ex] - t[ex] for e, t in zip(ends, starts))
+        whole = ex.stop - ex.start == batch  # no slicing: one chunk of examples
+        s = starts if whole else tuple(t[ex] for t in starts)
+        d = tuple(e - t for e, t in zip(ends, starts)) if whole else tuple(e[ex] - t[ex] for e, t in zip(ends, starts))
         for st in chunks(len(alphas), steps_per_chunk):
             a = _constants(tuple(alphas[st]), d[0].dtype, d[0].device)
             visit(tuple(_stack_points(si, di, a) for si, di in zip(s, d)), ex, st)

@@ -52,7 +52,7 @@ def randint(high: int, n: int, device: torch.device, generator: torch.Generator 
 def noisy_copies(xs: tuple[Tensor, ...], k: int, stdevs: tuple[float, ...],
                  generator: torch.Generator | None) -> tuple[Tensor, ...]:
     """Every example repeated ``k`` times in place, plus Gaussian noise of its tensor's standard deviation."""
-    return tuple(v + gaussian_like(v, s, generator) for v, s in
+    return tuple(v if s == 0 else v + gaussian_like(v, s, generator) for v, s in  # no noise: the copies as they are
                  zip((x.repeat_interleave(k, 0) for x in xs), stdevs))
 
 
