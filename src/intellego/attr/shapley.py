@@ -103,6 +103,9 @@ class ShapleyValueSampling(PerturbationAttribution):
 
             def removed(sl: slice) -> tuple[Tensor, ...]:
                 # row 0 is the empty coalition (everything removed); row 1 + i*n + k the prefix of length k + 1
+                if sl.start == 0 and sl.stop == n_samples * n_feat + 1:  # all rows: one comparison, no indexing
+                    prefixes = (ranks[:, None, :] > steps[:, None]).reshape(n_samples * n_feat, n_feat)
+                    return plan.removed(torch.cat([prefixes.new_ones(1, n_feat), prefixes]))
                 rows = torch.arange(sl.start - 1, sl.stop - 1, device=xs[0].device)
                 at = rows.clamp_min(0)
                 return plan.removed((ranks[at // n_feat] > steps[at % n_feat, None]) | (rows < 0)[:, None])
