@@ -326,3 +326,15 @@ def test_layer_gradients_with_skip_connections_and_several_layers_equal_autograd
         inside = ia.LayerGradientXActivation(model, model.b, multiply_by_inputs=False).attribute(x, target=1)
         assert not torch.is_grad_enabled()
     torch.testing.assert_close(inside, g_b)
+
+
+@pytest.mark.parametrize("cls", [ia.LayerConductance, ia.LayerIntegratedGradients, ia.InternalInfluence,
+                                 ia.NeuronConductance])
+@pytest.mark.parametrize("n_steps", [0, -2, 2.5, "8"])
+def test_bad_n_steps_is_named_for_every_path_layer_method(cls, n_steps):
+    # LayerConductance integrates over n_steps + 1 points: n_steps=0 used to give all-zero attributions silently
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    method = cls(model, model[0])
+    extra = {"neuron_selector": 1} if cls is ia.NeuronConductance else {}
+    with pytest.raises(IntellegoError, match="n_steps must be a positive int"):
+        method.attribute(torch.randn(2, 3), target=0, n_steps=n_steps, **extra)

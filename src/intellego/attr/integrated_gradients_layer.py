@@ -182,6 +182,7 @@ class LayerConductance(LayerMethod, GradientAttribution):
         xs, _ = pack(inputs)
         require_float(xs)
         bs = pack_baselines(baselines, xs)
+        quadrature(method, n_steps)  # n_steps and method checked as given (n_steps=0 is not 1 point)
         alphas, _ = quadrature(method, n_steps + 1)
         spec = ForwardSpec.build(self.forward_func, target, additional_forward_args, xs[0].shape[0])
         rows = rows_for(spec, xs, xs[0].shape[0] * (n_steps + 1), internal_batch_size, memory_budget)
