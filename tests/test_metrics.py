@@ -350,6 +350,11 @@ def test_perturbation_functions_returning_wrong_shapes():
         infidelity(model, noise_perturbation(), x, attr, n_perturb_samples=0)
     with pytest.raises(IntellegoError, match="norm_ord"):
         sensitivity_max(lambda inp: inp, x, norm_ord="nuc")
+    with pytest.raises(IntellegoError, match="perturb_func must be callable, got int 3"):
+        infidelity(model, 3, x, attr)
+    for radius in (-0.1, "0.1"):  # a negative radius drew noise from an inverted box without a word
+        with pytest.raises(IntellegoError, match="perturb_radius must be a non-negative number"):
+            sensitivity_max(lambda inp: inp, x, perturb_radius=radius)
 
 
 def test_empty_and_malformed_masks():

@@ -192,6 +192,7 @@ def infidelity(
         >>> score.shape, bool(score.max() < 1e-10)
         (torch.Size([4]), True)
     """
+    require(callable(perturb_func), f"perturb_func must be callable, got {describe(perturb_func)}")
     xs, _ = pack(inputs)
     attrs, _ = pack(attributions, "attributions")
     require(len(attrs) == len(xs),

@@ -138,6 +138,8 @@ def sensitivity_max(
     """
     xs, _ = pack(inputs)
     _check_norm(norm_ord)
+    require(isinstance(perturb_radius, (int, float)) and not isinstance(perturb_radius, bool)
+            and perturb_radius >= 0, f"perturb_radius must be a non-negative number, got {describe(perturb_radius)}")
     for name, func in (("explanation_func", explanation_func), ("perturb_func", perturb_func)):
         if not callable(func):
             raise IntellegoError(f"{name} must be callable, got {describe(func)}")
