@@ -225,6 +225,9 @@ def test_errors_are_named():
         NaiveInfluenceFunction(model, ds, None, loss_fn=CE, batch_size=None)
     with pytest.raises(IntellegoError, match="layer 'fc9' in `layers` is not in the model"):
         NaiveInfluenceFunction(model, ds, None, loss_fn=CE, layers=["fc9"])
+    for cls in (NaiveInfluenceFunction, ArnoldiInfluenceFunction, EKFACInfluence):  # no loss_fn: outputs summed
+        with pytest.raises(IntellegoError, match="loss is linear in the model's outputs.*pass a loss_fn"):
+            cls(model, ds, None, batch_size=32)
     wider = nn.Sequential(nn.Linear(x.shape[1], 9), nn.Tanh(), nn.Linear(9, 3)).state_dict()
     for cls in (NaiveInfluenceFunction, ArnoldiInfluenceFunction, EKFACInfluence):
         with pytest.raises(IntellegoError, match=r"checkpoint does not match the model: Error\(s\) in loading"):

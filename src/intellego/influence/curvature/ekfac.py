@@ -76,6 +76,9 @@ def output_cotangents(out: Tensor, labels: Any, loss: Callable[[Any, Any], Tenso
     z = out.clone().requires_grad_(True)
     with torch.enable_grad():  # examples' losses are separate: one double-backward per output coordinate
         g, = torch.autograd.grad(loss(z, labels).sum(), z, create_graph=True)
+        require(g.requires_grad, "the loss is linear in the model's outputs (without loss_fn the outputs are summed), "
+                                 "so its Hessian is zero and influence functions are undefined; pass a loss_fn such "
+                                 "as nn.CrossEntropyLoss(reduction='none') or nn.MSELoss(reduction='none')")
         g = g.reshape(n, c)
         rows = []
         for j in range(c):
