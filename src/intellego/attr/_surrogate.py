@@ -45,16 +45,23 @@ class ExpKernel:
         return math.exp(-float(d) ** 2 / (2 * self.width**2))
 
     def batched(self, sums: dict[str, Tensor], present: Tensor) -> Tensor:
-        """Similarities ``(n, B)`` of samples ``present (n, F)`` from per-feature sums ``(B, F)``."""
-        keep, drop = present.double(), (~present).double()
+        """Similarities ``(n, B)`` of samples ``present (n, F)`` from per-feature sums ``(B, F)``
+        (:func:`feature_sums` of :attr:`sums_needed`)."""
+        drop = (~present).double()
         if self.mode == "euclidean":
             d2 = drop @ sums["xmb2"].T
         else:
-            dot = keep @ sums["x2"].T + drop @ sums["xb"].T
-            norm2 = keep @ sums["x2"].T + drop @ sums["b2"].T
+            kept = present.double() @ sums["x2"].T
+            dot = kept + drop @ sums["xb"].T
+            norm2 = kept + drop @ sums["b2"].T
             cos = dot / (sums["x2"].sum(1)[None] * norm2).clamp_min(1e-16).sqrt()
             d2 = (1 - cos) ** 2
         return torch.exp(-d2 / (2 * self.width**2))
+
+    @property
+    def sums_needed(self) -> tuple[str, ...]:
+        """The per-feature sums :meth:`batched` reads in this distance mode."""
+        return ("xmb2",) if self.mode == "euclidean" else ("x2", "xb", "b2")
 
 
 def get_exp_kernel_similarity_function(distance_mode: str = "cosine", kernel_width: float = 1.0) -> Callable[..., Any]:
@@ -119,19 +126,22 @@ def from_interp(sample: Tensor, original: Any, **kwargs: Any) -> Any:
     return unpack(tuple(torch.where(keep[m], x, f) for x, f, m in zip(xs, fills, masks)), was_tuple)
 
 
-def feature_sums(ev: Evaluator, plan: FeaturePlan) -> dict[str, Tensor]:
-    """Per example and feature: sums of ``x**2``, ``x*b``, ``b**2``, ``(x-b)**2`` (one row, over all of every
-    input, when aggregate: inputs then need not share a batch size, e.g. a list of sparse indices)."""
+_SUMS = {"x2": lambda x, f: x * x, "xb": lambda x, f: x * f, "b2": lambda x, f: f * f,
+         "xmb2": lambda x, f: (x - f) ** 2}
+
+
+def feature_sums(ev: Evaluator, plan: FeaturePlan, which: tuple[str, ...] = tuple(_SUMS)) -> dict[str, Tensor]:
+    """Per example and feature: the sums ``which`` of ``x**2`` (``"x2"``), ``x*b``, ``b**2``, ``(x-b)**2``
+    (one row, over all of every input, when aggregate: inputs then need not share a batch size, e.g. a list
+    of sparse indices); all of them in one ``scatter_add_`` per input."""
     rows = 1 if ev.aggregate else ev.batch
-    sums = {k: torch.zeros(rows, plan.n_features, dtype=torch.float64, device=ev.inputs[0].device)
-            for k in ("x2", "xb", "b2", "xmb2")}
+    sums = torch.zeros(len(which), rows, plan.n_features, dtype=torch.float64, device=ev.inputs[0].device)
     for x, f, m in zip(ev.inputs, ev.fills, plan.masks or ()):
         shape = x.shape
         x, f = x.double().reshape(rows, -1), f.double().expand(shape).reshape(rows, -1)
-        idx = m.expand(shape).reshape(rows, -1)
-        for k, v in (("x2", x * x), ("xb", x * f), ("b2", f * f), ("xmb2", (x - f) ** 2)):
-            sums[k].scatter_add_(1, idx, v)
-    return sums
+        idx = m.expand(shape).reshape(1, rows, -1).expand(len(which), rows, -1)
+        sums.scatter_add_(2, idx, torch.stack([_SUMS[k](x, f) for k in which]))
+    return dict(zip(which, sums.unbind(0)))
 
 
 def fit_surrogates(model: Any, present: Tensor, values: Tensor, weights: Tensor, ev: Evaluator) -> Tensor:

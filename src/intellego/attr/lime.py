@@ -240,7 +240,7 @@ class Lime(LimeBase):
     def _weights(self, inputs: Any, ev: Evaluator, plan: FeaturePlan, present: Tensor) -> Tensor:
         """Similarity of every sample to every example: ``(n, batch)``, or ``(n, 1)`` in aggregate mode."""
         if isinstance(self.similarity_func, ExpKernel):
-            return self.similarity_func.batched(feature_sums(ev, plan), present)
+            return self.similarity_func.batched(feature_sums(ev, plan, self.similarity_func.sums_needed), present)
         kwargs = captum_kwargs(ev, plan)
         examples = [slice(None)] if ev.aggregate else [slice(b, b + 1) for b in range(ev.batch)]
         out = torch.empty(present.shape[0], len(examples), dtype=torch.float64)
