@@ -122,6 +122,8 @@ def plan_rows(
     per-row cost from ``measure()`` (bytes saved for backward, doubled for gradients) is fitted into the
     budget.
     """
+    if limit is None and memory_budget is None and (measure is None or total_rows <= _PROBE_THRESHOLD_ROWS):
+        return max(total_rows, 1)  # the common small job: nothing to check or measure
     check_positive_int(limit, "internal_batch_size")
     check_positive_int(memory_budget, "memory_budget")
     if limit is not None:

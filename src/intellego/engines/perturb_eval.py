@@ -179,8 +179,10 @@ class Evaluator:
             with torch.no_grad():
                 y = self._select(self.spec.tiled(n), self._build(n, removed(slice(0, n)),
                                                                  self.fills if fills is None else fills(slice(0, n))))
-            if self.out_shape or self._settle(y, n):
+            if self.out_shape:
                 return self._check(y, n)
+            if self._settle(y, n):  # settled on this output: one row per stacked example is what _check asks
+                return self._check(y, n) if self.aggregate else y.reshape(n, *self.out_shape)
             per_call = 1  # one result per batch: one copy per call
         balanced = self.ppe is None or per_call < self.ppe
         masks = _sliceable(removed, n) if n > per_call and n * self._row_elements() <= _MASKS_AT_ONCE else removed
