@@ -83,8 +83,9 @@ class GradientShap(GradientAttribution):
     def _sample_attributions(self, spec: ForwardSpec, starts: tuple[Tensor, ...], ends: tuple[Tensor, ...],
                              alphas: Tensor, per_row: int) -> tuple[Tensor, ...]:
         if per_row >= alphas.shape[0]:  # one chunk: no slices, no copies into an output buffer
-            grads, _ = spec.gradients(shap_points(starts, ends, alphas))
-            return tuple(g * (e - s) for g, s, e in zip(grads, starts, ends)) if self._multiply_by_inputs else grads
+            deltas = tuple(e - s for s, e in zip(starts, ends))
+            grads, _ = spec.gradients(shap_points(starts, ends, alphas, deltas))
+            return tuple(g * d for g, d in zip(grads, deltas)) if self._multiply_by_inputs else grads
         out = [torch.empty_like(e) for e in ends]
         for sl in chunks(alphas.shape[0], per_row):
             s, e = tuple(t[sl] for t in starts), tuple(t[sl] for t in ends)

@@ -70,14 +70,17 @@ def shap_draws(xs: tuple[Tensor, ...], refs: tuple[Tensor, ...], n_samples: int,
     return tuple(r[pick] for r in refs), ends, alphas
 
 
-def shap_points(starts: tuple[Tensor, ...], ends: tuple[Tensor, ...], alphas: Tensor) -> tuple[Tensor, ...]:
-    """GradientSHAP's draw points ``start + alpha * (end - start)``, one alpha per row (from :func:`shap_draws`).
+def shap_points(starts: tuple[Tensor, ...], ends: tuple[Tensor, ...], alphas: Tensor,
+                deltas: tuple[Tensor, ...] | None = None) -> tuple[Tensor, ...]:
+    """GradientSHAP's draw points ``start + alpha * (end - start)``, one alpha per row (from :func:`shap_draws`);
+    ``deltas``: the differences ``end - start`` when the caller has them already.
 
     Example:
         >>> shap_points((torch.zeros(2, 3),), (torch.ones(2, 3),), torch.tensor([0.25, 1.0]))[0][:, 0]
         tensor([0.2500, 1.0000])
     """
-    return tuple(s + alphas.reshape(-1, *[1] * (s.dim() - 1)) * (e - s) for s, e in zip(starts, ends))
+    deltas = tuple(e - s for s, e in zip(starts, ends)) if deltas is None else deltas
+    return tuple(s + alphas.reshape(-1, *[1] * (s.dim() - 1)) * d for s, d in zip(starts, deltas))
 
 
 def check_stdev(stdevs: object, count: int, name: str = "stdevs") -> tuple[float, ...]:
