@@ -206,3 +206,21 @@ def test_empty_sparse_input(cls):
         theirs = getattr(ca, cls)(model).attribute((inp1, torch.tensor([])))
         for a, b in zip(ours, theirs):
             _close(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", ["FeatureAblation", "Lime", "ShapleyValues"])
+def test_empty_feature_mask_of_an_empty_input(cls):
+    """An empty tensor given an empty mask (``torch.tensor([[]], dtype=torch.long)``) beside a masked one: the
+    empty mask holds no ids and is accepted (it used to fail inside the negative-id check)."""
+    m = _lin(1, 3)
+    f = lambda a, b: m(a)[:, 0] + b.sum(1)  # noqa: E731
+    a, b = torch.randn(1, 3, dtype=D), torch.zeros(1, 0, dtype=D)
+    mask = (torch.tensor([[0, 1, 1]]), torch.tensor([[]], dtype=torch.long))
+    method = ia.Lime(f, interpretable_model=ia.LinearRegression()) if cls == "Lime" else getattr(ia, cls)(f)
+    kwargs: dict = {"n_samples": 30, "generator": torch.Generator().manual_seed(0)} if cls == "Lime" else {}
+    ours = method.attribute((a, b), feature_mask=mask, **kwargs)
+    assert ours[1].shape == (1, 0)
+    contrib = m.weight[0] * a[0]
+    _close(ours[0][0], torch.stack([contrib[0], contrib[1:].sum(), contrib[1:].sum()]), atol=1e-8)
+    if cls == "FeatureAblation":
+        _close(ours[0], ca.FeatureAblation(f).attribute((a, b), feature_mask=mask)[0], atol=1e-8)

@@ -122,3 +122,52 @@ def test_unrelated_output_refuses_several_copies_per_call():
     with pytest.raises(ValueError, match=r"the model returns output of shape \(3,\) for a batch of 3, i.e. one result "
                                          r"per batch; perturbations_per_eval must then be 1, got 2"):
         ia.FeatureAblation(f).attribute(x, perturbations_per_eval=2)
+
+
+def _per_batch_2x3(m):
+    return lambda x: m(x).sum(0).repeat(2).reshape(1, 2, 3)  # one (1, 2, 3) result per batch
+
+
+@pytest.mark.parametrize("cls", list(EXACT) + ["ShapleyValueSampling"])
+def test_multi_dimensional_output_per_batch_gives_one_row_per_output_element(cls):
+    """A model returning one ``(1, 2, 3)`` result per batch: one attribution row per output element,
+    ``(6, *input)``, as Captum's FeatureAblation and Occlusion give (its Shapley methods keep the output's shape,
+    ``(1, 2, 3, *input)``: the same numbers)."""
+    m = _lin()
+    f, x = _per_batch_2x3(m), _x()
+    kwargs = dict(EXACT.get(cls, {"n_samples": 2}))
+    ours = getattr(ia, cls)(f).attribute(x, **kwargs)
+    assert ours.shape == (6, 4)
+    expected = (m.weight * x.sum(0)).repeat(2, 1)  # linear: every permutation gives each feature its own share
+    torch.testing.assert_close(ours, expected, atol=1e-8, rtol=1e-6)
+    theirs = getattr(ca, cls)(f).attribute(x, **kwargs)
+    torch.testing.assert_close(ours, theirs.reshape(6, 4).to(D), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cls", ["Lime", "KernelShap"])
+def test_multi_dimensional_output_per_batch_lime_kernel_shap(cls):
+    m = _lin()
+    f, x = _per_batch_2x3(m), _x()
+    lib = getattr(ia, cls)(f, interpretable_model=ia.LinearRegression()) if cls == "Lime" else getattr(ia, cls)(f)
+    ours = lib.attribute(x, n_samples=40, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ours, (m.weight * x.sum(0)).repeat(2, 1), atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("number", [float, int])
+def test_lime_base_with_a_python_number_output_matches_captum(number):
+    """Captum's LimeBase accepts a forward returning a Python number (float or int) for one example without a
+    target; ours too, with Captum's numbers on the same samples."""
+    m = _lin()
+    f, x = (lambda x: number(m(x)[:, 0].sum().item() * 1000)), _x(n=1)
+    rows = [torch.tensor([r]) for r in ([1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 1], [0, 0, 1, 1], [1, 0, 0, 0],
+                                        [1, 1, 1, 0], [0, 1, 0, 1], [1, 1, 1, 1])]
+
+    def build(lib, interp):
+        def perturb(original, **kwargs):
+            yield from rows
+        return lib.LimeBase(f, interp, lambda *a, **k: 1.0, perturb, True, lambda z, x, **k: x * z, None)
+
+    sk = pytest.importorskip("captum._utils.models.linear_model").SkLearnLinearRegression()
+    theirs = build(ca, sk).attribute(x, n_samples=len(rows))
+    ours = build(ia, ia.LinearRegression()).attribute(x, n_samples=len(rows), perturbations_per_eval=1)
+    torch.testing.assert_close(ours.double(), theirs.double(), atol=1e-4, rtol=1e-6)

@@ -97,3 +97,28 @@ def test_lime_parity_with_the_same_samples():
         theirs = ca.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
     ours = ia.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
     torch.testing.assert_close(ours, theirs.to(D), atol=5e-5, rtol=0)
+
+
+def test_lime_batch_shares_its_samples_unlike_captum():
+    """Captum fits a batch one example at a time, each with fresh draws from the global stream; ours draw one
+    set of samples for the whole batch and fit every example on it in one solve. With the same samples both
+    give the same numbers; with random draws, example ``i`` of a batch equals example ``i`` attributed alone
+    under the same seed (Captum's equals it only with the stream continued from the examples before)."""
+    pytest.importorskip("sklearn")
+    m, x = mlp(), torch.randn(3, 6, dtype=D)
+    rows = [[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 1], [1, 1, 0, 1, 0, 0], [0, 0, 1, 1, 1, 1], [1, 0, 0, 0, 1, 1],
+            [1, 1, 1, 0, 1, 0], [0, 1, 0, 1, 1, 0], [1, 1, 1, 1, 0, 1]] * 2
+
+    def samples(original, **kwargs):
+        for r in rows:
+            yield torch.tensor([r])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = ca.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
+    ours = ia.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
+    torch.testing.assert_close(ours, theirs.to(D), atol=5e-5, rtol=0)
+    batch = ia.Lime(m).attribute(x, target=1, n_samples=50, generator=torch.Generator().manual_seed(3))
+    for i in range(3):
+        alone = ia.Lime(m).attribute(x[i:i + 1], target=1, n_samples=50, generator=torch.Generator().manual_seed(3))
+        torch.testing.assert_close(batch[i:i + 1], alone, atol=1e-10, rtol=0)

@@ -77,6 +77,10 @@ class Readout:
             if not _one_per_example(scores, output):
                 self._bad_scores(output, scores)
             return scores
+        if isinstance(output, (int, float)) and not isinstance(output, bool) and self.index == () and \
+                self.per_example is None and not torch.is_grad_enabled():  # a Python number: one value per batch
+            # (read without gradients only: a gradient method gets the clearer error below)
+            output = torch.tensor(output, dtype=torch.float64 if isinstance(output, float) else torch.int64)
         if not isinstance(output, Tensor):
             raise IntellegoError(f"the model must return a tensor to select a target, got {describe(output)}; "
                                  "pass a forward_func that returns one, e.g. lambda x: model(x)[0] "

@@ -313,7 +313,8 @@ def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names
     require(not aggregate or m.shape[0] == 1,
             f"{name} has a first dimension of {m.shape[0]}, but the model returns one value for the whole "
             "batch: masks cannot differ between examples, use a first dimension of 1")
-    require(m.numel() == 0 or int(m.min()) >= 0, f"{name} holds negative ids (min {int(m.min())})")
+    if m.numel() and int(m.min()) < 0:
+        raise IntellegoError(f"{name} holds negative ids (min {int(m.min())})")
     return m.expand(m.shape[0], *x.shape[1:])
 
 

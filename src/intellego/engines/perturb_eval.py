@@ -234,9 +234,10 @@ class Evaluator:
 
     def _settle_one(self, y: Tensor, unrelated: bool = False) -> None:
         """Fix the output mode from the output ``y`` of one unstacked batch (``unrelated``: known not to follow
-        the batch). One value per batch, of any shape, gives one attribution row as in Captum."""
+        the batch). One result per batch, of any shape, is flattened: one attribution row per output element,
+        as in Captum."""
         self.aggregate = unrelated or y.dim() == 0 or y.shape[0] != self.batch or (self.batch > 1 and y.numel() == 1)
-        self.out_shape = (1,) if y.dim() == 0 or (self.aggregate and y.numel() == 1) else tuple(y.shape)
+        self.out_shape = (y.numel(),) if self.aggregate else tuple(y.shape)
         require(not self.aggregate or self.ppe in (None, 1),
                 f"the model returns output of shape {tuple(y.shape)} for a batch of {self.batch}, i.e. one "
                 f"result per batch; perturbations_per_eval must then be 1, got {self.ppe}")
