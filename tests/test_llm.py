@@ -320,6 +320,10 @@ def test_clear_errors():
         (lambda: ia.LLMGradientAttribution(ia.LayerIntegratedGradients(model, model.embed_tokens), tok).attribute(
             inp, target="sat"), "TextTokenInput"),
         (lambda: ia.TextTemplateInput("{} {}", values=["a", "b"], baselines=["a"]), "one entry per value"),
+        (lambda: ia.TextTemplateInput("{} {} sat", values=["a"]), r"slot that values does not fill \(1 value"),
+        (lambda: ia.TextTemplateInput("{x} {y}", values={"x": "a"}), r"slot that values does not fill \(keys"),
+        (lambda: llm.attribute(inp, target=torch.tensor([10_000])), r"token ids must lie in 0 \.\. \d+.*\[10000\]"),
+        (lambda: llm.attribute(inp, target=torch.tensor([-1])), "token ids must lie in"),
         (lambda: ia.TextTemplateInput("{x}", values={"x": "a"}, baselines=["b"]), "must be a dict"),
         (lambda: ia.TextTemplateInput("{}", values=["a"], mask=[0.5]), "mask must give one int"),
         (lambda: ia.TextTemplateInput("{}", values="a"), "values must be a list"),

@@ -128,6 +128,18 @@ class TextTemplateInput(InterpretableInput):
                 f"template must be a format string or a callable, got {describe(template)}")
         self.template = template
         self.format_fn: Callable[..., str] = template.format if isinstance(template, str) else template
+        if isinstance(template, str):
+            self._check_slots(template)
+
+    def _check_slots(self, template: str) -> None:
+        """A format-string template must take the values as given (a slot without a value, or a value named
+        by no slot, would fail or vanish at the first perturbed prompt)."""
+        try:
+            self.to_model_input()
+        except (IndexError, KeyError) as err:
+            given = f"keys {self.dict_keys}" if self.dict_keys else f"{self.n_features} value(s)"
+            raise IntellegoError(f"template {template!r} has a slot that values does not fill ({given}): "
+                                 f"{type(err).__name__} {err}; give one value per '{{}}' slot") from None
 
     def _as_list(self, value: Any, name: str) -> list[Any]:
         """``value`` in the layout of ``values`` (a dict for dict values), as a list in slot order."""

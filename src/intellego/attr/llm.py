@@ -94,6 +94,10 @@ class BaseLLMAttribution(Attribution):
                         and target.shape[0] == 1)), f"target token ids must be a 1-D integer tensor, "
                         f"got {describe(target)}")
                 tokens = target.reshape(-1)
+                vocab = _vocabulary_size(self.model)
+                require(vocab is None or bool((tokens >= 0).all() and (tokens < vocab).all()),
+                        f"target token ids must lie in 0 .. {vocab - 1 if vocab else 0} (the model's vocabulary), "
+                        f"got {tokens.tolist()[:16]}")
             else:
                 raise IntellegoError(f"target must be a string, a tensor of token ids or None, got {describe(target)}")
         require(tokens.numel() > 0, f"the target has no tokens (target={describe(target)}); give a non-empty "
@@ -356,3 +360,13 @@ class LLMGradientAttribution(BaseLLMAttribution):
         return LLMAttributionResult(seq_attr=attr.sum(0), token_attr=attr, input_tokens=inp.values,
                                     output_tokens=pretty_tokens(tokens, self.tokenizer), inp=inp,
                                     **self._words(inp, tokens))
+
+
+def _vocabulary_size(model: Any) -> int | None:
+    """The number of token ids ``model`` knows (its config's ``vocab_size`` or its input embedding's size)."""
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(size, int):
+        return size
+    embeddings = getattr(model, "get_input_embeddings", None)
+    table = embeddings() if callable(embeddings) else None
+    return int(table.num_embeddings) if isinstance(table, torch.nn.Embedding) else None
