@@ -229,6 +229,31 @@ def test_kept_kernel_shap_tables_follow_the_feature_count_dtype_and_model():
     assert not torch.allclose(sampled, shapley_oracle(net, x, groups, 4))
 
 
+def test_coalition_masks_kept_per_plan_follow_a_mask_changed_in_place():
+    """ShapleyValues and exact KernelShap keep the removal masks of their coalition tables on the (cached) plan of
+    a feature mask: the same mask tensor written in place between calls, with the same number of groups, gives
+    the oracle's answer every time, as do tuple inputs sharing ids and a per-example mask."""
+    net = _net().eval()
+    torch.manual_seed(4)
+    x = torch.randn(3, 6, dtype=D)
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])
+    mask = groups[None].clone()
+    for order in ([0, 1, 2], [2, 0, 1], [1, 1, 0], [0, 1, 2]):
+        mask.copy_(torch.tensor(order).repeat_interleave(2)[None])
+        k = int(mask.max()) + 1
+        want = shapley_oracle(net, x, mask[0], k)
+        torch.testing.assert_close(ShapleyValues(net).attribute(x, target=1, feature_mask=mask), want)
+        torch.testing.assert_close(KernelShap(net).attribute(x, target=1, feature_mask=mask, n_samples=2**k), want)
+    f = lambda a, b: net(torch.cat([a, b], 1))  # noqa: E731
+    got = ShapleyValues(f).attribute((x[:, :3], x[:, 3:]), target=1, feature_mask=(groups[None, :3], groups[None, 3:]))
+    want = shapley_oracle(net, x, groups, 3)
+    torch.testing.assert_close(torch.cat(got, 1), want)
+    per_example = torch.stack([groups, groups.flip(0), groups])
+    got = ShapleyValues(net).attribute(x, target=1, feature_mask=per_example)
+    for b in range(3):
+        torch.testing.assert_close(got[b:b + 1], shapley_oracle(net, x[b:b + 1], per_example[b], 3))
+
+
 def test_kept_path_constants_follow_the_rule_and_dtype():
     """Integrated gradients keeps its quadrature nodes and weights per rule, size and dtype: on a linear model
     every rule is exact (``w * (x - baseline)``), in the dtype of the inputs."""

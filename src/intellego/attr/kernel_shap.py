@@ -117,14 +117,17 @@ class KernelShap(Lime):
                 values = ev.run(present.shape[0], lambda sl: plan.removed(~present[sl]))
                 coef = fit_surrogates(LinearRegression(), present, values, weights, ev)
             else:
-                if n_feat > 1 and n_feat <= 30 and 2**n_feat - 2 <= n_samples - 2:  # every coalition: shape-only
+                kept = n_feat > 1 and n_feat <= 30 and 2**n_feat - 2 <= n_samples - 2  # every coalition: shape-only
+                if kept:
                     removed, fit = _exact_problem(n_feat, xs[0].device)
+                    kept = n_feat <= _KEPT_FEATURES
                 else:
                     present, weights, exact = _kernel_samples(n_feat, n_samples - 2, generator, xs[0].device)
                     ends = torch.arange(2, device=xs[0].device)[:, None].expand(2, n_feat).bool()  # baseline, input
                     removed = ~torch.cat([ends, present])
                     fit = _fit_tables(present, weights, 0.0 if exact else _ridge(n_feat, len(present)))
-                out = ev.run(removed.shape[0], lambda sl: plan.removed(removed[sl]))
+                out = ev.run(removed.shape[0], lambda sl: plan.removed_kept(removed, sl) if kept else
+                             plan.removed(removed[sl]))
                 coef = _constrained(fit, out[2:] if removed.shape[0] > 2 else None, out[0], out[1], ev)
             return format_coefficients(coef, plan, ev, return_input_shape, was_tuple)
 
@@ -169,6 +172,7 @@ class _Fit(NamedTuple):
     wz: Tensor
     lu: Tensor
     pivots: Tensor
+    sizes: Tensor  # Z.sum(1, keepdim=True): each coalition's size
 
 
 def _fit_tables(present: Tensor, weights: Tensor, ridge: float = 0.0) -> _Fit:
@@ -183,7 +187,7 @@ def _fit_tables(present: Tensor, weights: Tensor, ridge: float = 0.0) -> _Fit:
     kkt[:n_feat, :n_feat] = gram + lam * torch.eye(n_feat, dtype=torch.float64, device=Z.device)
     kkt[:n_feat, n_feat] = kkt[n_feat, :n_feat] = 1
     lu, pivots = torch.linalg.lu_factor(kkt)  # solve() factors the same way: the same numbers
-    return _Fit(Z, wz, lu, pivots)
+    return _Fit(Z, wz, lu, pivots, Z.sum(1, keepdim=True))
 
 
 def _exact_tables(n_feat: int, device: torch.device) -> tuple[Tensor, _Fit]:
@@ -204,14 +208,15 @@ def _exact_problem(n_feat: int, device: torch.device) -> tuple[Tensor, _Fit]:
 
 def _constrained(fit: _Fit, values: Tensor | None, empty: Tensor, full: Tensor, ev: Evaluator) -> Tensor:
     """Weighted least squares ``sum w (v(S) - v(0) - phi(S))**2`` subject to ``sum(phi) = v(all) - v(0)``."""
-    base, total = empty.double().reshape(1, -1), (full.double() - empty.double()).reshape(1, -1)
+    empty = empty.double()
+    base, total = empty.reshape(1, -1), (full.double() - empty).reshape(1, -1)
     n_feat = fit.Z.shape[1]
     if values is None or n_feat == 1:
         return (total.expand(n_feat, -1) / n_feat).T.reshape(*ev.out_shape, n_feat)
     # solve for the deviation from the equal split, with a small ridge: few or repeated coalitions can leave
     # directions undetermined, and those then stay at the equal split instead of blowing up
     equal = total / n_feat
-    Y = values.double().reshape(fit.Z.shape[0], -1) - base - fit.Z.sum(1, keepdim=True) * equal
+    Y = values.double().reshape(fit.Z.shape[0], -1) - base - fit.sizes * equal
     rhs = torch.cat([fit.wz.T @ Y, torch.zeros_like(total)])
     solution = torch.linalg.lu_solve(fit.lu, fit.pivots, rhs)[:n_feat] + equal
     return solution.T.reshape(*ev.out_shape, n_feat)

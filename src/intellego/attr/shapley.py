@@ -185,7 +185,7 @@ class ShapleyValues(PerturbationAttribution):
             absent = _absent(n_feat, xs[0].device)  # row = coalition code (bit i: feature i kept)
 
             def removed(sl: slice) -> tuple[Tensor, ...]:
-                return plan.removed(absent[sl])
+                return plan.removed_kept(absent, sl) if n_feat <= _KEPT_FEATURES else plan.removed(absent[sl])
 
             values = _float(ev.run(2**n_feat, removed))
             return unpack(plan.combine(_exact_shapley(values, n_feat), per_example=not ev.aggregate), was_tuple)

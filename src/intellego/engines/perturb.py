@@ -149,6 +149,21 @@ class FeaturePlan:
         require(self.windows is None, "coalitions of several features need a feature mask, not windows")
         return tuple(rows[:, m] for m in self._masks)
 
+    def removed_kept(self, table: Tensor, rows: slice) -> tuple[Tensor, ...]:
+        """:meth:`removed` of rows ``rows`` of ``table``, a coalition table kept by its method and never written
+        (ShapleyValues' coalitions, KernelShap's exact ones): a small plan builds the masks of the whole table
+        once per table and keeps them, as :meth:`one_removal` does (internal and read-only)."""
+        kept: dict[int, tuple[Tensor, tuple[Tensor, ...]]] = self.__dict__.setdefault("_removed_kept", {})
+        hit = kept.get(id(table))
+        if hit is None or hit[0] is not table:
+            if table.shape[0] * sum(m.numel() for m in self._masks) > _ONE_REMOVAL_ELEMENTS:
+                return self.removed(table[rows])
+            if len(kept) >= 8:  # tables rebuilt by their own caches: keep the latest few
+                kept.clear()
+            hit = kept[id(table)] = (table, self.removed(table))  # the table itself is kept: its id stays its own
+        whole = hit[1]
+        return whole if rows.start == 0 and rows.stop == table.shape[0] else tuple(m[rows] for m in whole)
+
     def combine(self, values: Tensor, per_example: bool) -> tuple[Tensor, ...]:
         """Spread per-feature values ``(F, *O)`` onto the inputs: per input ``(*O, *shape)``.
 
@@ -174,8 +189,16 @@ class FeaturePlan:
                 idx = m.reshape(m.shape[0], 1, size).expand(out_shape[0], table.shape[1], size)
                 result.append(torch.gather(table, 2, idx).reshape(*out_shape, *s))
             else:
-                result.append(flat[m[0].reshape(-1)].T.reshape(*out_shape, *s))
+                result.append(flat[self._flat_ids(m)].T.reshape(*out_shape, *s))
         return tuple(result)
+
+    def _flat_ids(self, mask: Tensor) -> Tensor:
+        """``mask[0].reshape(-1)`` of one of the plan's own masks, kept (a view of it; internal)."""
+        kept: dict[int, Tensor] = self.__dict__.setdefault("_flat", {})
+        ids = kept.get(id(mask))
+        if ids is None:
+            ids = kept[id(mask)] = mask[0].reshape(-1)
+        return ids
 
     def _average_windows(self, flat: Tensor, w: Windows, shape: tuple[int, ...],
                          out_shape: tuple[int, ...]) -> Tensor:
