@@ -154,8 +154,9 @@ def test_partition_shapley_exact_on_additive_lm_and_efficient_on_random_lm():
     inp = ia.TextTokenInput("the cat sat on a mat", tok, baselines=2, skip_tokens=["<s>"])
     ids = inp.inp_tensor[0]
     expected = (model.contribution(torch.full_like(ids, 2)) - model.contribution(ids))[1:]
-    res = ia.LLMAttribution(ia.PartitionShapley(model), tok).attribute(inp, target="yes yes")
-    torch.testing.assert_close(res.token_attr, expected.expand(2, -1), rtol=1e-9, atol=1e-9)
+    for estimate in ("owen", "shapley"):
+        res = ia.LLMAttribution(ia.PartitionShapley(model), tok).attribute(inp, target="yes yes", estimate=estimate)
+        torch.testing.assert_close(res.token_attr, expected.expand(2, -1), rtol=1e-9, atol=1e-9)
     lm = random_lm(5)
     part = ia.LLMAttribution(ia.PartitionShapley(lm), tok).attribute(_inp(), target="on a")
     exact = ia.LLMAttribution(ia.ShapleyValues(lm), tok).attribute(_inp(), target="on a")

@@ -8,6 +8,10 @@ Shapley values, but a balanced binary tree over ``n`` features needs at most ``2
 ``2^n``, and no sampling noise. Interactions between features of different groups are shared along the tree
 rather than over all orders, which is the difference from Shapley values.
 
+With ``estimate="shapley"`` the same coalitions estimate the Shapley values instead: the combination that is
+exact on every game whose Harsanyi dividends have order <= 2 (as the Owen values are), efficient, and of least
+squared error over the games made of one third-order dividend (:func:`shapley_plan`).
+
 The coalitions are planned first (each one once), then evaluated in chunks through the same batched evaluator
 as ``ShapleyValues``, and combined with one matrix product.
 """
@@ -29,10 +33,12 @@ from ..errors import IntellegoError, describe, require
 from ._base import PerturbationAttribution, public_call
 from ._perturbation import prepare, settled_plan
 
-__all__ = ["PartitionShapley", "balanced_hierarchy", "owen_plan"]
+__all__ = ["PartitionShapley", "balanced_hierarchy", "owen_plan", "shapley_plan"]
 
 Hierarchy = Any  # a feature index, or a list of hierarchies
 MAX_CHILDREN = 12  # a node's children play an exact Shapley game: 2**(children - 1) sibling coalitions
+MAX_SHAPLEY_FEATURES = 40  # estimate="shapley" solves a least-squares problem over the n^3 / 6 triples
+ESTIMATES = ("owen", "shapley")
 
 
 def balanced_hierarchy(n: int) -> Hierarchy:
@@ -85,6 +91,46 @@ def owen_plan(hierarchy: Hierarchy, n: int) -> tuple[Tensor, Tensor]:
     return coalitions.reshape(len(codes), n), coeff
 
 
+def _unanimity(coalitions: Tensor, order: int) -> tuple[Tensor, Tensor]:
+    """The games with one dividend on a set of ``order`` features, at ``coalitions`` ``(k, games)``, and their
+    Shapley values ``(n, games)`` (1 / order on each member)."""
+    k, n = coalitions.shape
+    sets = torch.combinations(torch.arange(n), order) if order else torch.zeros(1, 0, dtype=torch.long)
+    member = torch.zeros(sets.shape[0], n, dtype=torch.float64)
+    member.scatter_(1, sets, 1.0)
+    present = coalitions.double() @ member.T == order  # (k, games): the whole set is in the coalition
+    return present.double(), member.T / max(order, 1)
+
+
+def shapley_plan(coalitions: Tensor, coeff: Tensor) -> Tensor:
+    """Coefficients on an Owen plan's coalitions that estimate Shapley values: exact on games whose dividends
+    have order <= 2 and efficient (as the Owen coefficients ``coeff``), of least squared error summed over the
+    games with one third-order dividend.
+
+    Example:
+        >>> import torch
+        >>> coalitions, coeff = owen_plan([[0, 1], 2], 3)
+        >>> codes = (coalitions.long() * torch.tensor([1, 2, 4])).sum(1)
+        >>> values = torch.tensor([0.0, 0, 0, 0, 0, 0, 0, 1], dtype=torch.float64)[codes]  # x0 * x1 * x2
+        >>> (coeff.T @ values).tolist(), [round(v, 6) for v in (shapley_plan(coalitions, coeff).T @ values).tolist()]
+        ([0.25, 0.25, 0.5], [0.333333, 0.333333, 0.333333])
+    """
+    n = coalitions.shape[1]
+    if n < 3:
+        return coeff
+    kept = torch.cat([_unanimity(coalitions, order)[0] for order in range(3)], 1)  # (k, games of order <= 2)
+    _, sv, vh = torch.linalg.svd(kept.T, full_matrices=True)
+    rank = int((sv > sv[0] * 1e-10).sum())
+    free = vh[rank:].T  # (k, f): changes of a feature's coefficients that keep every game of order <= 2 exact
+    if free.shape[1] == 0:
+        return coeff
+    third, phi3 = _unanimity(coalitions, 3)
+    gap = phi3 - coeff.T @ third  # (n, triples): the Owen coefficients' error on each third-order game
+    step = torch.linalg.lstsq(third.T @ free, gap.T, driver="gelsd").solution  # (f, n)
+    change = free @ step
+    return coeff + change - change.mean(1, keepdim=True)  # the same shift for every feature keeps efficiency
+
+
 def _bits(node: Hierarchy) -> int:
     return 1 << node if isinstance(node, int) else sum(_bits(c) for c in node)
 
@@ -132,6 +178,7 @@ class PartitionShapley(PerturbationAttribution):
         show_progress: bool = False,
         *,
         memory_budget: int | None = None,
+        estimate: str = "owen",
     ) -> Any:
         """Compute the attributions.
 
@@ -146,10 +193,14 @@ class PartitionShapley(PerturbationAttribution):
             {PERTURBATIONS_PER_EVAL}
             {SHOW_PROGRESS}
             {MEMORY_BUDGET}
+            estimate: keyword-only; ``"owen"``: the Owen values of the hierarchy (exact); ``"shapley"``: the
+                Shapley values estimated from the same prompts (:func:`shapley_plan`; up to
+                40 features).
 
         Returns:
             Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
         """
+        require(estimate in ESTIMATES, f"estimate must be one of {ESTIMATES}, got {describe(estimate)}")
         with HookScope(), torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress)
@@ -159,6 +210,10 @@ class PartitionShapley(PerturbationAttribution):
                 coalitions, coeff = owen_plan(balanced_hierarchy(n) if hierarchy is None else hierarchy, n)
             except IntellegoError as err:
                 raise IntellegoError(f"hierarchy: {err}") from None
+            if estimate == "shapley":
+                require(n <= MAX_SHAPLEY_FEATURES, f'estimate="shapley" takes at most {MAX_SHAPLEY_FEATURES} '
+                        f"features (a least-squares problem over their triples), got {n}")
+                coeff = shapley_plan(coalitions, coeff)
             coalitions = coalitions.to(xs[0].device)
 
             def removed(sl: slice) -> tuple[Tensor, ...]:
