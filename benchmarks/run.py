@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STANDALONE: dict[str, tuple[list[str], list[str]] | None] = {
     "influence_lds": None,
     "scale_throughput": ([], ["--examples", "128", "--rounds", "3"]),
-    "llm_partition": ([], []),
+    "llm_partition": ([], ["--quick"]),
 }
 
 

@@ -94,7 +94,7 @@ def owen_plan(hierarchy: Hierarchy, n: int) -> tuple[Tensor, Tensor]:
 def _unanimity(coalitions: Tensor, order: int) -> tuple[Tensor, Tensor]:
     """The games with one dividend on a set of ``order`` features, at ``coalitions`` ``(k, games)``, and their
     Shapley values ``(n, games)`` (1 / order on each member)."""
-    k, n = coalitions.shape
+    n = coalitions.shape[1]
     sets = torch.combinations(torch.arange(n), order) if order else torch.zeros(1, 0, dtype=torch.long)
     member = torch.zeros(sets.shape[0], n, dtype=torch.float64)
     member.scatter_(1, sets, 1.0)
@@ -105,7 +105,7 @@ def _unanimity(coalitions: Tensor, order: int) -> tuple[Tensor, Tensor]:
 def shapley_plan(coalitions: Tensor, coeff: Tensor) -> Tensor:
     """Coefficients on an Owen plan's coalitions that estimate Shapley values: exact on games whose dividends
     have order <= 2 and efficient (as the Owen coefficients ``coeff``), of least squared error summed over the
-    games with one third-order dividend.
+    games with one third-order dividend, and among those the closest to ``coeff``.
 
     Example:
         >>> import torch
@@ -194,8 +194,7 @@ class PartitionShapley(PerturbationAttribution):
             {SHOW_PROGRESS}
             {MEMORY_BUDGET}
             estimate: keyword-only; ``"owen"``: the Owen values of the hierarchy (exact); ``"shapley"``: the
-                Shapley values estimated from the same prompts (:func:`shapley_plan`; up to
-                40 features).
+                Shapley values estimated from the same prompts (:func:`shapley_plan`), up to 40 features.
 
         Returns:
             Attributions shaped like ``inputs`` (``(*O, *input.shape[1:])`` for other output shapes ``O``).
