@@ -223,7 +223,7 @@ NOTES = """
 - The >= 10x target: met on the random Llama ("shapley" 27x measured, 23x expected; "owen" 10.9x measured but
   7.7x expected), not on the random GPT-2 (at most 5.1x) nor on the trained models (at most 4.1x). Over the
   spread table's games: 10 of 12 on the random Llama with "shapley" (6 with "owen"), 3-4 of 12 on the random
-  GPT-2, 0-2 of 12 on the trained models. Prompt counts do not depend on machine load; the run takes ~6 min on
+  GPT-2, 0-2 of 12 on the trained models. Prompt counts do not depend on machine load; the run takes 6-10 min on
   2 shared, loaded cores.
 """
 
