@@ -47,10 +47,12 @@ def test_values_match_attribute_and_captum(name: str) -> None:
     model = _model(linear=name == "ShapleyValueSampling")
     kw: dict[str, Any] = {"target": 1, "feature_mask": MASK}
     fut = getattr(ia, name)(_future(model)).attribute_future(X, **kw)
-    assert isinstance(fut, torch.futures.Future) and fut.done()
+    assert fut.done()
     # Batch of two: FeaturePermutation always swaps the two rows, so it is deterministic here (also in Captum).
     torch.manual_seed(1)
-    theirs = getattr(ca, name)(_future(model)).attribute_future(X, **kw).wait()
+    theirs_future = getattr(ca, name)(_future(model)).attribute_future(X, **kw)
+    assert type(fut) is type(theirs_future) is torch.Future  # not the torch.futures subclass
+    theirs = theirs_future.wait()
     # Captum's Shapley values come back in float32 for a float64 model; ours keep the model's dtype.
     assert fut.wait().dtype == torch.float64
     assert theirs.dtype == (torch.float32 if name.startswith("Shapley") else torch.float64)

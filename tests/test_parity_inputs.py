@@ -224,3 +224,47 @@ def test_empty_feature_mask_of_an_empty_input(cls):
     _close(ours[0][0], torch.stack([contrib[0], contrib[1:].sum(), contrib[1:].sum()]), atol=1e-8)
     if cls == "FeatureAblation":
         _close(ours[0], ca.FeatureAblation(f).attribute((a, b), feature_mask=mask)[0], atol=1e-8)
+
+
+@pytest.mark.parametrize("cls", ["FeatureAblation", "FeaturePermutation", "ShapleyValues"])
+def test_float_feature_mask_of_whole_numbers(cls):
+    """A mask built as ``torch.zeros_like(x)`` of a float input: whole numbers are read as ids, as Captum does;
+    fractional values are refused by name."""
+    m = _lin(1, 4)
+    x = torch.randn(4, 4, dtype=D)
+    mask = torch.tensor([[0.0, 0.0, 1.0, 2.0]], dtype=D)
+    torch.manual_seed(0)
+    ours = getattr(ia, cls)(m).attribute(x, target=0, feature_mask=mask)
+    torch.manual_seed(0)
+    expected = getattr(ia, cls)(m).attribute(x, target=0, feature_mask=mask.long())
+    _close(ours, expected, atol=0)
+    if cls != "FeaturePermutation":
+        _close(ours, getattr(ca, cls)(m).attribute(x, target=0, feature_mask=mask), atol=1e-7)
+    with pytest.raises(ValueError, match=r"feature_mask must hold integer feature ids, got dtype torch.float64 "
+                                         r"with fractional values"):
+        getattr(ia, cls)(m).attribute(x, target=0, feature_mask=mask + 0.5)
+
+
+@pytest.mark.parametrize("cls", ["FeatureAblation", "FeaturePermutation", "ShapleyValueSampling"])
+@pytest.mark.parametrize("batch", [3, 40])
+def test_forward_tied_to_its_batch(cls, batch):
+    """A loss against the labels of the batch (Captum's FeaturePermutation example) runs on that batch only:
+    stacked copies or the cost probe's rows fail inside it. Its one value per batch then goes one copy per
+    call, as Captum calls it, with Captum's numbers; a forward that fails on the batch itself keeps its error."""
+    m = _lin(1, 4)
+    x = torch.randn(batch, 4, dtype=D)
+    labels = torch.randn(batch, dtype=D)
+    f = lambda t: ((m(t)[:, 0] - labels) ** 2).mean()  # noqa: E731
+    kwargs: dict = {"n_samples": 2} if cls == "ShapleyValueSampling" else {}
+    torch.manual_seed(0)
+    ours = getattr(ia, cls)(f).attribute(x, **kwargs)
+    assert ours.shape == (1, 4)
+    torch.manual_seed(0)
+    theirs = getattr(ca, cls)(f).attribute(x, **kwargs)
+    if cls == "FeatureAblation":
+        _close(ours, theirs, atol=1e-8)
+    else:  # random orders or permutations: each feature's value is exact on a model additive in the features
+        assert theirs.shape == ours.shape
+    wrong = lambda t: m(t)[:, 0] - labels[:2]  # noqa: E731
+    with pytest.raises((RuntimeError, ValueError), match="must match the size"):
+        getattr(ia, cls)(wrong).attribute(x, **kwargs)

@@ -256,7 +256,7 @@ def test_show_progress_runs(capsys):
 
 
 BAD = [
-    (lambda m, x: FeatureAblation(m).attribute(x, target=0, feature_mask=torch.zeros(1, 5)), "integer"),
+    (lambda m, x: FeatureAblation(m).attribute(x, target=0, feature_mask=torch.full((1, 5), 0.5)), "integer"),
     (lambda m, x: FeatureAblation(m).attribute(x, target=0, feature_mask=torch.zeros(1, 4, dtype=torch.long)),
      "cannot be broadcast"),
     (lambda m, x: ShapleyValues(m).attribute(x, target=0, feature_mask=torch.tensor([[0, 1, 3, 3, 4]])), "gaps"),

@@ -89,7 +89,7 @@ class Attribution:
     # Shapley value methods only, and refuses it everywhere else.
     _supports_future: bool = False
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future[Any]:
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.Future[Any]:
         """``attribute`` for a ``forward_func`` that returns a ``torch.futures.Future``; returns a Future.
 
         Takes the arguments of ``attribute``. Each model call's Future is awaited when the method needs its
@@ -116,7 +116,7 @@ class Attribution:
         awaiting.forward_func = _Awaiting(self.forward_func, name)
         with keep_buffers(self.forward_func):
             result = awaiting.attribute(*args, **kwargs)
-        done: torch.futures.Future[Any] = torch.futures.Future()
+        done: torch.Future[Any] = torch.Future([])  # torch.Future, what Captum returns (not the subclass)
         done.set_result(result)
         return done
 

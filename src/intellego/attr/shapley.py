@@ -193,7 +193,7 @@ class ShapleyValues(PerturbationAttribution):
     def attribute_future(self, inputs: Any, baselines: Any = None, target: Any = None,  # type: ignore[override]
                          additional_forward_args: Any = None, feature_mask: Any = None, n_samples: int = 25,
                          perturbations_per_eval: int | None = None, show_progress: bool = False,
-                         **kwargs: Any) -> torch.futures.Future[Any]:
+                         **kwargs: Any) -> torch.Future[Any]:
         """Captum's ShapleyValues.attribute_future takes ``n_samples`` (from ShapleyValueSampling) and ignores it:
         the values are exact. The other arguments are those of :meth:`attribute`."""
         return super().attribute_future(inputs, baselines, target, additional_forward_args, feature_mask,

@@ -325,8 +325,12 @@ def _default_plan(layout: tuple[tuple[tuple[int, ...], torch.device], ...]) -> F
 def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names: ArgNames) -> Tensor:
     name = names.feature_mask if count == 1 else f"{names.feature_mask}[{i}]"
     require(isinstance(mask, Tensor), f"{name} must be a tensor of integer ids, got {describe(mask)}")
-    require(not (mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool),
+    require(not (mask.is_complex() or mask.dtype == torch.bool),
             f"{name} must hold integer feature ids, got dtype {mask.dtype}")
+    if mask.is_floating_point():  # torch.zeros_like(x) of a float input, say: whole numbers are ids, as in Captum
+        require(bool((torch.isfinite(mask) & (mask == mask.trunc())).all()),
+                f"{name} must hold integer feature ids, got dtype {mask.dtype} "
+                "with fractional values")
     require_shape(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than "
             f"{names.tensor} of shape {tuple(x.shape)}")
     m = mask.reshape(*[1] * (x.dim() - mask.dim()), *mask.shape).to(x.device, torch.long)

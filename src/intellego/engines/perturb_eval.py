@@ -143,7 +143,11 @@ class Evaluator:
         """Bytes per row: all saved activations plus twice the input, and the largest activation (looked up
         or measured once per evaluator)."""
         if self._cost is None:
-            self._cost = self._lookup_or_measure()
+            try:
+                self._cost = self._lookup_or_measure()
+            except Exception as err:  # the probe runs 2 and 4 rows
+                self._one_copy_instead(err)
+                self._cost = (_UNMEASURABLE, _UNMEASURABLE)  # one result per batch: one copy per call
         return self._cost
 
     def _lookup_or_measure(self) -> tuple[int, int]:
@@ -176,12 +180,11 @@ class Evaluator:
         small job are built once for all rows and sliced per call (fewer small operations per chunk)."""
         per_call = self.rows_per_call(n)
         if n <= per_call and not self.show_progress:  # one call: no chunk loop, no progress bar
-            with torch.no_grad():
-                y = self._select(self.spec.tiled(n), self._build(n, removed(slice(0, n)),
-                                                                 self.fills if fills is None else fills(slice(0, n))))
-            if self.out_shape:
+            y = self._call(self.spec.tiled(n), self._build(n, removed(slice(0, n)),
+                                                           self.fills if fills is None else fills(slice(0, n))), n)
+            if y is not None and self.out_shape:
                 return self._check(y, n)
-            if self._settle(y, n):  # settled on this output: one row per stacked example is what _check asks
+            if y is not None and self._settle(y, n):  # settled on this output: one row per stacked example
                 return self._check(y, n) if self.aggregate else y.reshape(n, *self.out_shape)
             per_call = 1  # one result per batch: one copy per call
         balanced = self.ppe is None or per_call < self.ppe
@@ -197,8 +200,8 @@ class Evaluator:
                     sl = slice(start, start + p)
                     spec = specs.get(p) or specs.setdefault(p, self.spec.tiled(p))
                     batch = self._build(p, masks(sl), self.fills if fills is None else fills(sl))
-                    y = self._select(spec, batch)
-                    if not self.out_shape and not self._settle(y, p):
+                    y = self._call(spec, batch, p)
+                    if y is None or (not self.out_shape and not self._settle(y, p)):
                         per_call = 1  # one result per batch: start again, one copy per call
                         continue
                     parts.append(self._check(y, p))
@@ -207,6 +210,32 @@ class Evaluator:
         finally:
             bar.close()
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _call(self, spec: ForwardSpec, batch: tuple[Tensor, ...], p: int) -> Tensor | None:
+        """The output on ``p`` stacked copies; None where the call failed before the output mode was known and
+        the batch alone gives one result per batch (see :meth:`_one_copy_instead`): go on one copy per call."""
+        try:
+            with torch.no_grad():
+                return self._select(spec, batch)
+        except Exception as err:
+            if self.out_shape or p == 1:
+                raise
+            self._one_copy_instead(err)
+            return None
+
+    def _one_copy_instead(self, err: Exception) -> None:
+        """A call on other rows than the batch's failed before the output mode was known. A forward tied to its
+        batch (a loss against the batch's labels, Captum's FeaturePermutation example) runs on the batch alone,
+        as Captum calls it: settle the mode on it; one result per batch goes on one copy per call, anything else
+        raises ``err``."""
+        if self.out_shape:
+            raise err
+        try:
+            self.reference()
+        except Exception:
+            raise err from None
+        if not self.aggregate:
+            raise err
 
     def _row_elements(self) -> int:
         """Elements of one row's masks at most (every input, the whole batch)."""
@@ -280,6 +309,7 @@ benchmark MLP (256 B per row) 1.34x at 1024 rows, 1.02x at 3072, 1.00x at 4096, 
 65536. 1.5 MiB (24 ResNet rows, 6144 MLP rows) is within about 10% of the fastest size on both; the old
 768 KiB (12 and 3072 rows) lost 46% on the ResNet."""
 
+_UNMEASURABLE = 1 << 62  # the cost of a row of a forward that runs on its own batch only: one copy per call
 _SMALL_JOB_ROWS = 32  # below this many rows in all, one call without measuring the model
 _MASKS_AT_ONCE = 1 << 22  # mask elements (bytes) a job may build at once rather than per chunk
 
