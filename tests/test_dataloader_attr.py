@@ -65,6 +65,24 @@ def test_parity_roles_metric_and_pass_sizes():
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+def test_float_baseline_of_an_integer_input_matches_captum():
+    """A float baseline (0.1) of an integer loader element is read as 0.1, as FeatureAblation reads it on each
+    batch and Captum's DataLoaderAttribution does (it used to be truncated to 0)."""
+    x, _, _, _ = _data()
+    labels = torch.tensor([0, 1, 0, 0, 1, 1, 0, 1, 0, 0]).unsqueeze(1)
+    loader = DataLoader(TensorDataset(x, labels), batch_size=4)
+
+    def f(a, b):
+        return a.sum(1) + b.sum(1)
+
+    kw = dict(baselines=(0.5, 0.1))
+    ours = ia.DataLoaderAttribution(ia.FeatureAblation(f)).attribute(loader, **kw)
+    theirs = ca.DataLoaderAttribution(ca.FeatureAblation(f)).attribute(loader, **kw)
+    torch.testing.assert_close(ours[1].double(), labels.double() - 0.1, rtol=0, atol=1e-7)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a.double(), b.double(), rtol=0, atol=1e-7)
+
+
 def test_one_pass_and_batched_copies():
     x, _, _, lin = _data()
     calls = []

@@ -122,3 +122,18 @@ def test_lime_batch_shares_its_samples_unlike_captum():
     for i in range(3):
         alone = ia.Lime(m).attribute(x[i:i + 1], target=1, n_samples=50, generator=torch.Generator().manual_seed(3))
         torch.testing.assert_close(batch[i:i + 1], alone, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("window", [1, 2])
+def test_occlusion_of_an_integer_model_matches_captum(window):
+    """Integer inputs and an integer model output: the window averages are fractions, returned in the default
+    float dtype as Captum does (the averaging product used to fail on the integer values)."""
+    f = lambda a, b: (a * 3 - b).sum(1)  # noqa: E731
+    a = torch.tensor([[-10, 2, 5], [3, 4, 1]])
+    b = torch.tensor([[-5, 1, 0], [1, 2, 2]])
+    kw = {"sliding_window_shapes": ((window,), (window,))}
+    ours = ia.Occlusion(f).attribute((a, b), **kw)
+    theirs = ca.Occlusion(f).attribute((a, b), **kw)
+    for o, t in zip(ours, theirs):
+        assert o.dtype == t.dtype == torch.get_default_dtype()
+        torch.testing.assert_close(o, t, atol=1e-6, rtol=0)

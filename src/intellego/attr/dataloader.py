@@ -128,7 +128,8 @@ def _baselines(baselines: Any, xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         b = torch.zeros((), dtype=x.dtype, device=x.device) if b is None else torch.as_tensor(b, device=x.device)
         require(b.dim() == 0 or (b.shape[0] == 1 and b.dim() == x.dim()), f"baselines[{i}] must be a number or "
                 f"a tensor of first dimension 1 (shared by all batches), got {describe(b)} for input {describe(x)}")
-        out.append(b.to(x.dtype))
+        # a float baseline of an integer input stays float (x - 0.1, as FeatureAblation reads it on each batch)
+        out.append(b if b.is_floating_point() and not x.is_floating_point() else b.to(x.dtype))
     return tuple(out)
 
 

@@ -203,6 +203,8 @@ class FeaturePlan:
     def _average_windows(self, flat: Tensor, w: Windows, shape: tuple[int, ...],
                          out_shape: tuple[int, ...]) -> Tensor:
         size = math.prod(shape)
+        if not flat.is_floating_point():  # an integer model output: averages of windows are fractions
+            flat = flat.to(torch.get_default_dtype())
         if w.n * size <= _WINDOW_TABLE_ELEMENTS:  # small: one product with the (cached) averaging table
             table = _window_average(w, shape, flat.device, flat.dtype)
             return (flat[w.offset:w.offset + w.n].T @ table).reshape(*out_shape, *shape)
