@@ -331,8 +331,7 @@ def _check_mask(mask: Any, x: Tensor, i: int, count: int, aggregate: bool, names
             f"{name} must hold integer feature ids, got dtype {mask.dtype}")
     if mask.is_floating_point():  # torch.zeros_like(x) of a float input, say: whole numbers are ids, as in Captum
         require(bool((torch.isfinite(mask) & (mask == mask.trunc())).all()),
-                f"{name} must hold integer feature ids, got dtype {mask.dtype} "
-                "with fractional values")
+                f"{name} must hold integer feature ids, got dtype {mask.dtype} with fractional values")
     require_shape(mask.dim() <= x.dim(), f"{name} of shape {tuple(mask.shape)} has more dimensions than "
             f"{names.tensor} of shape {tuple(x.shape)}")
     m = mask.reshape(*[1] * (x.dim() - mask.dim()), *mask.shape).to(x.device, torch.long)
