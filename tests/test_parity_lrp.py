@@ -223,3 +223,47 @@ def test_alpha1_beta0_on_negative_inputs_differs_from_captum():
     assert (a - a2).abs().max() > 1e-3
     theirs.a.rule = cr.Alpha1_Beta0_Rule()
     _close(ia.LRP(ours).attribute(x.abs(), target=0), ca.LRP(theirs).attribute(x.abs(), target=0))
+
+
+@pytest.mark.parametrize("cls", ["LRP", "LayerLRP"])
+def test_rule_attribute_that_is_not_a_rule_is_refused_when_built(cls):
+    """Captum refuses ``module.rule = 1`` when LRP or LayerLRP is built; so do ours (and again at each call, for a
+    rule set afterwards), naming the module; the model is left as it was."""
+    ours, theirs = _pair(seed=10)
+    ours.b.rule, theirs.b.rule = 1, 1
+    args = (ours, ours.a) if cls == "LayerLRP" else (ours,)
+    with pytest.raises(TypeError):
+        getattr(ca, cls)(*((theirs, theirs.a) if cls == "LayerLRP" else (theirs,)))
+    with pytest.raises(TypeError, match=r"module 'b' of type Linear has a rule attribute that is not an intellego "
+                                        r"PropagationRule \(EpsilonRule, GammaRule...\): int 1"):
+        getattr(ia, cls)(*args)
+    assert ours.b.rule == 1
+
+
+def test_inputs_added_in_forward_share_the_relevance_unlike_captum():
+    """A forward that adds two of its inputs (``x + y``) before the first layer: Captum gives each summand the
+    whole relevance of the sum (counted twice: the delta is off by the total relevance); ours split it in
+    proportion to the summands, so the relevance is that of the single input ``x + y``."""
+    torch.manual_seed(11)
+    net = nn.Sequential(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False)).to(D)
+    f = lambda x, y: net(x + y)  # noqa: E731
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x, y):
+            return f(x, y)
+
+    x = _x(1, 3).abs()
+    y = 3 * x
+    (rx, ry), delta = ia.LRP(Model()).attribute((x, y), target=0, return_convergence_delta=True)
+    whole = ia.LRP(net).attribute(x + y, target=0)
+    _close(rx + ry, whole)
+    _close(rx, whole / 4)
+    assert float(delta.abs().max()) < 1e-6  # conserved (up to the epsilon rule)
+    (cx, cy), cdelta = ca.LRP(Model()).attribute((x, y), target=0, return_convergence_delta=True)
+    _close(cx, whole)
+    _close(cy, whole)  # each summand gets it all
+    _close(cdelta, -whole.sum(1))

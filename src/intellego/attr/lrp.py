@@ -11,7 +11,7 @@ BatchNorm into the linear layer before it and give residual additions the epsilo
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import Tensor, nn
@@ -147,13 +147,7 @@ class _LRPRules:
                              "or remove the operation")
 
     def check(self, model: nn.Module) -> None:
-        for m in walk_modules(model):
-            rule = _captum_rule(m)
-            if rule is not None and not isinstance(rule, PropagationRule):
-                raise LRPRuleError(
-                    f"module {self.names[m]!r} of type {type(m).__name__} has a rule attribute that is not an "
-                    f"intellego PropagationRule (EpsilonRule, GammaRule...): {describe(rule)}; set "
-                    "intellego.attr.lrp rules, None for the default, or pass LRP(model, rules=...)")
+        _check_rule_attributes(model, lambda: self.names)
         for key, rule in self.rules.items():
             require(isinstance(rule, PropagationRule),
                     f"rules[{key!r}] must be a PropagationRule (EpsilonRule, GammaRule...), got {describe(rule)}")
@@ -170,6 +164,17 @@ class _LRPRules:
                 raise LRPRuleError(
                     f"LRP has no rule for module {name!r} of type {type(m).__name__}; pass one with "
                     f"LRP(model, rules={{{type(m).__name__}: EpsilonRule()}}) if that rule is right for it")
+
+
+def _check_rule_attributes(model: nn.Module, names: Callable[[], dict[nn.Module, str]]) -> None:
+    """Refuse a ``module.rule`` that is not a rule (checked when LRP is built, as Captum does, and at each call)."""
+    for m in walk_modules(model):
+        rule = _captum_rule(m)
+        if rule is not None and not isinstance(rule, PropagationRule):
+            raise LRPRuleError(
+                f"module {names()[m]!r} of type {type(m).__name__} has a rule attribute that is not an "
+                f"intellego PropagationRule (EpsilonRule, GammaRule...): {describe(rule)}; set "
+                "intellego.attr.lrp rules, None for the default, or pass LRP(model, rules=...)")
 
 
 class LRP(GradientAttribution):
@@ -199,6 +204,7 @@ class LRP(GradientAttribution):
                  canonize: bool = True) -> None:
         super().__init__(model)
         require(isinstance(model, nn.Module), f"LRP needs an nn.Module model, got {describe(model)}")
+        _check_rule_attributes(model, lambda: {m: n for n, m in model.named_modules()})
         self.model = model
         self.rules = dict(rules or {})
         self.canonize = canonize
