@@ -63,11 +63,17 @@ QUADRATURES: dict[str, Callable[[int], tuple[list[float], list[float]]]] = {
 
 def quadrature(method: str, n_steps: int) -> tuple[list[float], list[float]]:
     """Nodes in [0, 1] and weights summing to one for ``method`` with ``n_steps`` points."""
+    alphas, weights = _rule(method, n_steps)
+    return list(alphas), list(weights)
+
+
+def _rule(method: str, n_steps: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """:func:`quadrature` as the kept tuples (a chunk of all steps slices to the same tuple, so the tensors of
+    :func:`_constants` are found without copying the rule)."""
     check_positive_int(n_steps, "n_steps", allow_none=False)
     if not isinstance(method, str) or method not in QUADRATURES:
         raise IntellegoError(f"method must be one of {sorted(QUADRATURES)}, got {method!r}")
-    alphas, weights = _cached_rule(method, n_steps)
-    return list(alphas), list(weights)
+    return _cached_rule(method, n_steps)
 
 
 @functools.lru_cache(maxsize=64)
@@ -85,7 +91,7 @@ def integrate(
     rows_per_chunk: int,
 ) -> tuple[Tensor, ...]:
     """Weighted sum over the path nodes of ``grad_fn`` at ``start + a * (end - start)``, per tensor."""
-    alphas, weights = quadrature(method, n_steps)
+    alphas, weights = _rule(method, n_steps)
     batch = starts[0].shape[0]
     totals: list[Tensor] = []  # shaped like the gradients (inputs, or a layer for layer methods)
 
