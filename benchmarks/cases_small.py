@@ -61,43 +61,58 @@ def _gradient(m, x, base, refs):
 
 
 CLOCK_NOTE = ("all rows of both tables: the process's CPU time (one torch thread, the fastest of the interleaved "
-              "rounds), measured at load 4-10 on the 2 shared cores, where the wall clock mostly measures the "
-              "scheduler (the same floor read 228-436 us between rows of one wall-clock run). Issue #25 cut the "
-              "fixed cost of a call: one walk over the model instead of three, and the shape-only work of the "
-              "perturbation methods (plans, masks, coalition and weight tables, quadrature tensors) kept between "
-              "calls. Same-clock A/B against the code before (median per-round ours/floor, thread CPU time, two "
-              "runs of 7 rounds, batch 1 then 8): FeatureAblation 5.1-5.4x to 3.9-4.0x and 3.5-3.6x to 3.1-3.2x, "
-              "Occlusion 7.0-7.2x to 4.0-4.2x and 5.7-5.8x to 3.7-3.9x, ShapleyValues 7.5-7.6x to 4.7x and 6.5x "
-              "to 4.3x, ShapleyValueSampling 6.2-6.4x to 5.8-5.9x and 2.8-2.9x to 2.7x, IntegratedGradients "
-              "1.73x to 1.54x and 1.39x to 1.22-1.26x; KernelShap, Lime, DeepLift and LRP unchanged. Within 2x "
-              "here: Saliency, InputXGradient, IntegratedGradients at batch 8, GuidedBackprop and Deconvolution "
-              "at batch 8; just above: the same two and IntegratedGradients at batch 1 (2.0-2.1x), GradientShap "
-              "(2.1-2.3x); missed: DeepLift, DeepLiftShap and LRP (2.9-3.9x) and the perturbation methods "
-              "(3.1-7.3x; KernelShap and Lime 6-14x, for work the floor does not count). This row")
-# Where the time goes when a row misses 2x (cProfile shares and phase timers, 2,000 calls on one thread, same machine).
-_COMMON = ("the fixed cost of a call: one walk over the model (shared by the buffer snapshot, the guard and the "
-           "chunk-cost key), the guard's dtype and device checks and its one-reduction NaN/Inf scan, packing, the "
-           "target read-out and some 15-20 small tensor operations (fill, difference, spreading) of 1-3 us each, "
-           "beside a model call of about 50 us")
+              "rounds), measured at load 4-6 on the 2 shared cores, where the wall clock mostly measures the "
+              "scheduler. Issue #25, second pass on the fixed cost (every result bit-identical to before): one model "
+              "call without the chunk loop, the chunk rule deciding jobs of at most 32 rows before any lookup, "
+              "KernelShap's enumerated coalitions, weights and LU-factored fit kept per feature count, the coalition "
+              "masks of ShapleyValues and KernelShap kept per plan, ShapleyValueSampling's masks from one "
+              "comparison, Lime's similarity from only the sums its kernel reads, no slices or copies of a one-chunk "
+              "batch in IntegratedGradients and GradientShap. Same-process A/B against the code before (median "
+              "per-round ours/floor, thread CPU time, 11 interleaved rounds, batch 1 then 8): FeatureAblation 4.6x "
+              "to 4.3x and 3.3x to 2.9x, Occlusion 5.0x to 4.5x and 4.2x (unchanged), ShapleyValueSampling 6.8x to "
+              "5.6x and 3.0x to 2.6x, ShapleyValues 5.8x to 4.8x and 4.5x to 4.0x, KernelShap 11.0x to 6.2x and "
+              "5.6x to 3.4x, Lime 11.7x to 10.6x and 13.4x to 13.1x, IntegratedGradients 1.9x to 1.8x and 1.8x to "
+              "1.6x, GradientShap 2.25x to 2.0x and 2.2x to 1.9x; FeaturePermutation, the plain gradient and the "
+              "rule methods within noise. Within 2x: Saliency, InputXGradient, IntegratedGradients (1.6-1.9x) and "
+              "GradientShap at batch 8 (1.8-1.9x); about 2x: GradientShap at batch 1 (2.0-2.2x), GuidedBackprop "
+              "and Deconvolution (1.8-2.1x, either side of 2x from run to run at both sizes); missed: DeepLift, "
+              "DeepLiftShap and LRP (2.6-4.9x, their engine is being rewritten) and every perturbation method "
+              "(2.5-6.4x; KernelShap 2.2-6.2x and Lime 11-15x with work the floor does not count). Why the "
+              "perturbation methods cannot reach 2x at batch 1 on this machine: a "
+              "hand-written ablation of the same 33 rows (one torch.where, the model, the read-out, one difference, "
+              "no checks at all) already takes 1.9x this floor, and 2.3x with the walk over the model and the "
+              "NaN/Inf reduction that hygiene and validation need (thread CPU time, interleaved): the floor is a "
+              "55 us forward of three small layers, each further tensor operation costs 5-8 us here, and the model "
+              "itself runs about 1.4x slower inside a call than in the floor's tight loop (caches are cold after the "
+              "rest of the call). This row")
+# Where the time goes when a row misses 2x (phase timers over 3,000 calls, one thread, same machine).
+_COMMON = ("the fixed cost every perturbation call shares: the input checks with their one NaN/Inf reduction (about "
+           "8%), the walk over the model for the buffer snapshot and the guard (5%), packing, spec and evaluator "
+           "set-up (7%), the feature plan lookup (3%), building the perturbed rows with one torch.where (7%), the "
+           "read-out and output-shape settling (8%) and the difference and spreading onto the inputs (9%), each a "
+           "few small tensor operations and some 20 Python frames of plumbing")
 NOTES = {
-    "FeatureAblation": "model about 20-30% of the call. Plans, their ablation masks and the spreading are cached or "
-                       "sliced now; left: " + _COMMON + ", and the chunk rule's cost lookup (33 rows is past the "
-                       "32-row small-job limit, so each call builds the model's structure key: about 10%)",
-    "Occlusion": "window plans, their masks and the averaging table are cached per geometry; the rest as "
-                 "FeatureAblation",
-    "FeaturePermutation": "as FeatureAblation, plus drawing 32 permutations of the batch and gathering the shuffled "
-                          "rows",
-    "ShapleyValueSampling": "drawing 5 permutations, the masks of 161 coalitions from their ranks (about ten small "
-                            "operations per call) and the marginal-gain reduction, plus the common fixed cost",
-    "ShapleyValues": "coalition and weight tables are kept per size; what is left is the common fixed cost",
-    "KernelShap": "model about 15%: drawing 50 coalitions and their kernel weights (about 15%) and the weighted "
-                  "least-squares solve with the efficiency constraint (about 25%) are not in the floor, which "
-                  "counts only the model",
-    "Lime": "model about 12%: the Lasso surrogates (coordinate descent per example, over half of the call at batch "
-            "8) and the similarity kernel are not in the floor",
-    "IntegratedGradients": "the quadrature (nodes and weights kept per rule), the stacked path and the chunk rule "
-                           "beside one 50-step forward+backward",
-    "GradientShap": "drawing baselines and noise for 20 samples per example beside one forward+backward",
+    "FeatureAblation": "model about 30% of the call; the rest is " + _COMMON + ", plus the chunk rule (8%: 33 rows is "
+                       "past the 32-row small-job limit, so each call builds the model's structure key to look up its "
+                       "cost)",
+    "Occlusion": "as FeatureAblation; the spreading is one product with the kept window-averaging table",
+    "FeaturePermutation": "as FeatureAblation, plus drawing 32 permutations of the batch (none the identity, checked) "
+                          "and gathering the shuffled rows; 264 rows also pass the chunk rule's measuring threshold "
+                          "(a cached lookup)",
+    "ShapleyValueSampling": "drawing 5 permutations and ranking them, the masks of 161 coalitions from one comparison "
+                            "and the marginal-gain reduction (about ten small operations), plus the common fixed cost",
+    "ShapleyValues": "coalition and weight tables and the coalition masks are kept; left: the common fixed cost, the "
+                     "plan lookup of a feature mask (compared by value on every hit) and the weighting product",
+    "KernelShap": "16 rows of the 50 budgeted are evaluated (4 groups: every coalition, exact) and the fit is kept "
+                  "factored; left: the common fixed cost and about 12 small operations of the constrained solve "
+                  "(the right-hand side, one LU solve, the equal-split correction), which the floor does not count",
+    "Lime": "model about 12%: drawing 50 coalitions, the similarity kernel (per-feature sums, about 15 small "
+            "operations) and the Lasso surrogates (coordinate descent sweeps then an exact solve on the support, "
+            "over half of the call at batch 8) are not in the floor",
+    "IntegratedGradients": "the stacked path (one addcmul), the quadrature constants (kept per rule) and one "
+                           "weighted sum beside one 50-step forward+backward",
+    "GradientShap": "drawing baselines and alphas for 20 samples per example, the draw points and the mean over "
+                    "samples (about ten small operations) beside one forward+backward",
     "DeepLift": "two passes through the rule engine's TorchFunctionMode (Python dispatch of every operation) and "
                 "the rescale multipliers beside one forward+backward over inputs and baselines",
     "DeepLiftShap": "as DeepLift over 8 baselines per example",

@@ -192,7 +192,8 @@ def merge_sections(old: str, new: str) -> str:
 
 def _merge_rows(old: str | None, new: str) -> str:
     """A section rerun in part (``--only`` matched some of its rows): its fresh rows replace the rows with the
-    same method and setting, the other rows and notes stay. A section whose columns changed is replaced whole."""
+    same method and setting and its notes the notes of the same method; the other rows and notes stay. A section
+    whose columns changed is replaced whole."""
     if old is None:
         return new
     old_lines, new_lines = old.rstrip("\n").split("\n"), new.rstrip("\n").split("\n")
@@ -207,8 +208,12 @@ def _merge_rows(old: str | None, new: str) -> str:
     merged = [rows.pop(key(ln), ln) if ln.startswith("| ") and not ln.startswith("| method") else ln
               for ln in old_lines]
     table_end = max(i for i, ln in enumerate(merged) if ln.startswith("|")) + 1
-    notes = [ln for ln in new_lines if ln.startswith("- ") and ln not in merged]
-    tail = merged[table_end:] + notes
+    def method(note: str) -> str:
+        return note.split(":", 1)[0]
+
+    notes = {method(ln): ln for ln in new_lines if ln.startswith("- ")}
+    tail = [notes.pop(method(ln), ln) if ln.startswith("- ") else ln for ln in merged[table_end:]]
+    tail += list(notes.values())
     if tail and tail[0] != "":
         tail = ["", *tail]  # a blank line between the table and its notes
     return "\n".join(merged[:table_end] + list(rows.values()) + tail) + "\n"

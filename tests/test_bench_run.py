@@ -47,6 +47,14 @@ def test_merge_replaces_rerun_sections_keeps_the_others_and_appends_new_ones():
     assert merged.index("## A") < merged.index("## Standalone") < merged.index("## B")
 
 
+def test_a_rerun_note_replaces_the_note_of_its_method_and_keeps_the_others():
+    old = OLD.replace("| m1 | s | 1 |", "| m1 | s | 1 |\n| m3 | s | 4 |\n\n- m1: old text\n- m3: kept")
+    new = NEW.replace("| m1 | s | 2 |", "| m1 | s | 2 |\n\n- m1: new text\n- m4: added")
+    merged = run.merge_sections(old, new)
+    assert "- m1: new text" in merged and "old text" not in merged
+    assert merged.index("- m1: new text") < merged.index("- m3: kept") < merged.index("- m4: added")
+
+
 def test_full_run_covers_every_standalone_benchmark_and_only_selects_by_name():
     assert run.standalone("") == list(run.STANDALONE)
     assert run.standalone("lds") == ["influence_lds"]
