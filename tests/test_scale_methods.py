@@ -8,6 +8,7 @@ single-process shards bit for bit.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -208,6 +209,11 @@ def test_torchrun_two_ranks_equal_single_process_for_every_kind(job, cavs, tmp_p
     cmd = [str(TORCHRUN), "--standalone", "--nproc-per-node", "2", str(tmp_path / "scale_methods_job.py"),
            str(tmp_path / "two"), cavs]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and "terminate called without an active exception" in proc.stderr:
+        # an abort at process exit with no Python traceback (std::terminate in torch's Gloo/c10d teardown), seen
+        # about once in 15 runs on a loaded 2-core host; one rerun: any other failure, or a second one, fails
+        shutil.rmtree(tmp_path / "two", ignore_errors=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for kind in ("self", "inf", "tcav", "llm"):
         _compare(tmp_path / "one" / kind, tmp_path / "two" / kind)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,8 +82,18 @@ def group(backend: str | None = None) -> Iterator[Group]:
 
 
 def _destroy() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Tear the group down at exit once every rank has reached exit: a rank that closes its connections while
+    another is still finishing its last collective can abort the other's exit (Gloo, loaded hosts)."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        else:
+            dist.barrier()
+    except Exception:  # noqa: BLE001 - a rank that failed must not keep the others from exiting
+        pass
+    dist.destroy_process_group()
 
 
 @contextlib.contextmanager
