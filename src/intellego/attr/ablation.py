@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..core.inputs import unpack
 from ..engines.perturb import PRIMARY_NAMES, ArgNames, FeaturePlan, plan_features
-from ..errors import require
+from ..errors import IntellegoError, require
 from ._base import PerturbationAttribution, public_call
 from ._perturbation import ablate, prepare, settled_plan
 
@@ -201,8 +201,9 @@ class FeaturePermutation(FeatureAblation):
             xs, was_tuple, ev = prepare(self, inputs, None, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress, names)
             batch = xs[0].shape[0]
-            require(batch >= 2, f"FeaturePermutation shuffles features across the batch and needs at least 2 "
-                    f"examples, got {names.inputs} of shape {tuple(xs[0].shape)}")
+            if batch < 2:  # the message is built on failure only
+                raise IntellegoError(f"FeaturePermutation shuffles features across the batch and needs at least 2 "
+                                     f"examples, got {names.inputs} of shape {tuple(xs[0].shape)}")
             plan = settled_plan(ev, xs, feature_mask, names=names)
             if self.perm_func is not None:
                 fills = self._custom_fills(xs, plan)

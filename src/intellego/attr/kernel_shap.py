@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..core.batching import check_positive_int
 from ..engines.perturb import Evaluator
-from ..errors import IntellegoError, require
+from ..errors import IntellegoError
 from ._base import public_call
 from ._surrogate import fit_surrogates, format_coefficients, no_features, setup
 from .lime import Lime
@@ -100,16 +100,17 @@ class KernelShap(Lime):
             Attributions like :meth:`Lime.attribute`.
         """
         check_positive_int(n_samples, "n_samples", allow_none=False)
-        require(estimator in KERNEL_SHAP_ESTIMATORS, f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, "
-                f"got {estimator!r}")
+        if estimator not in KERNEL_SHAP_ESTIMATORS:  # messages are built on failure only
+            raise IntellegoError(f"estimator must be one of {KERNEL_SHAP_ESTIMATORS}, got {estimator!r}")
         with torch.no_grad():
             xs, was_tuple, ev, plan = setup(self, inputs, baselines, target, additional_forward_args, feature_mask,
                                              perturbations_per_eval, memory_budget, show_progress)
             n_feat = plan.n_features
             if n_feat == 0:
                 return no_features(plan, ev, return_input_shape, was_tuple)
-            require(n_feat == 1 or n_samples >= 2, f"KernelShap needs n_samples >= 2 with {n_feat} features "
-                    f"(the full input and the baseline), got {n_samples}")
+            if n_feat > 1 and n_samples < 2:
+                raise IntellegoError(f"KernelShap needs n_samples >= 2 with {n_feat} features (the full input and "
+                                     f"the baseline), got {n_samples}")
             if estimator == "captum":
                 present = _captum_samples(n_feat, n_samples, generator, xs[0].device)
                 weights = torch.ones(present.shape[0], 1, dtype=torch.float64, device=xs[0].device)

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..core.batching import check_positive_int
 from ..core.inputs import unpack
 from ..engines.perturb import plan_features
-from ..errors import require
+from ..errors import IntellegoError
 from ._base import PerturbationAttribution, public_call
 from ._perturbation import prepare, settled_plan
 
@@ -178,9 +178,10 @@ class ShapleyValues(PerturbationAttribution):
                                         perturbations_per_eval, memory_budget, show_progress)
             plan = plan_features(xs, feature_mask)
             n_feat = plan.n_features
-            require(n_feat <= MAX_EXACT_FEATURES,
-                    f"ShapleyValues enumerates 2**n coalitions and accepts at most {MAX_EXACT_FEATURES} features, "
-                    f"got {n_feat}; group features with feature_mask or use ShapleyValueSampling / KernelShap")
+            if n_feat > MAX_EXACT_FEATURES:  # the message is built on failure only
+                raise IntellegoError(f"ShapleyValues enumerates 2**n coalitions and accepts at most "
+                                     f"{MAX_EXACT_FEATURES} features, got {n_feat}; group features with "
+                                     "feature_mask or use ShapleyValueSampling / KernelShap")
             plan = settled_plan(ev, xs, feature_mask, plan)
             absent = _absent(n_feat, xs[0].device)  # row = coalition code (bit i: feature i kept)
 

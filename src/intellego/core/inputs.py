@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from ..errors import IntellegoError, ShapeError, describe, require, require_shape
+from ..errors import IntellegoError, ShapeError, describe, require
 
 __all__ = [
     "TensorOrTuple",
@@ -44,7 +44,8 @@ def pack(inputs: Any, name: str = "inputs") -> tuple[tuple[Tensor, ...], bool]:
     if isinstance(inputs, (tuple, list)):
         require(len(inputs) > 0, f"{name} must hold at least one tensor, got an empty {type(inputs).__name__}")
         for i, x in enumerate(inputs):
-            require(isinstance(x, Tensor), f"{name}[{i}] must be a torch.Tensor, got {describe(x)}")
+            if not isinstance(x, Tensor):
+                raise IntellegoError(f"{name}[{i}] must be a torch.Tensor, got {describe(x)}")
         return tuple(inputs), True
     raise IntellegoError(f"{name} must be a torch.Tensor or a tuple of tensors, got {describe(inputs)}")
 
@@ -57,11 +58,10 @@ def unpack(values: Sequence[T], was_tuple: bool) -> Any:
 def require_float(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
     """Gradients need floating-point inputs that share their batch dimension; say which tensor is not."""
     for i, x in enumerate(inputs):
-        require(
-            x.is_floating_point() or x.is_complex(),
-            f"{name}[{i}] has dtype {x.dtype}: gradient-based attribution needs floating-point inputs "
-            "(for token ids, attribute to the embedding layer, e.g. with LayerIntegratedGradients)",
-        )
+        if not (x.is_floating_point() or x.is_complex()):  # the message is built on failure only
+            raise IntellegoError(f"{name}[{i}] has dtype {x.dtype}: gradient-based attribution needs floating-point "
+                                 "inputs (for token ids, attribute to the embedding layer, e.g. with "
+                                 "LayerIntegratedGradients)")
     require_same_batch(inputs, name)
 
 
@@ -86,7 +86,8 @@ def _broadcast_baseline(base: Any, x: Tensor, name: str, noun: str = "the input"
     if isinstance(base, (bool, int, float)):
         keep = promote and not x.is_floating_point()
         return torch.full_like(x, base, dtype=torch.result_type(x, base) if keep else x.dtype)
-    require(isinstance(base, Tensor), f"{name} must be None, a number or a tensor, got {describe(base)}")
+    if not isinstance(base, Tensor):
+        raise IntellegoError(f"{name} must be None, a number or a tensor, got {describe(base)}")
     keep = promote and not x.is_floating_point()
     base = base.to(device=x.device, dtype=torch.promote_types(x.dtype, base.dtype) if keep else x.dtype)
     if base.shape == x.shape:
@@ -147,23 +148,21 @@ def pack_baseline_distribution(
         label = name if len(inputs) == 1 else f"{name}[{i}]"
         if isinstance(b, (int, float)) and not isinstance(b, bool):
             b = torch.full((1, *x.shape[1:]), float(b), dtype=x.dtype, device=x.device)
-        require(isinstance(b, Tensor), f"{label} must be a tensor or a number, got {describe(b)}")
+        if not isinstance(b, Tensor):  # messages are built on failure only: this runs on every call
+            raise IntellegoError(f"{label} must be a tensor or a number, got {describe(b)}")
         b = b.to(device=x.device, dtype=x.dtype)
         if b.dim() == x.dim() - 1:
             b = b.unsqueeze(0)
-        require_shape(
-            b.dim() == x.dim() and b.shape[1:] == x.shape[1:],
-            f"{label} of shape {tuple(b.shape)} does not match the input's per-example shape "
-            f"{tuple(x.shape[1:])}: expected (M, {', '.join(map(str, x.shape[1:]))})",
-        )
+        if not (b.dim() == x.dim() and b.shape[1:] == x.shape[1:]):
+            raise ShapeError(f"{label} of shape {tuple(b.shape)} does not match the input's per-example shape "
+                             f"{tuple(x.shape[1:])}: expected (M, {', '.join(map(str, x.shape[1:]))})")
         out.append(b)
     counts = {b.shape[0] for b in out}
-    require(len(counts) == 1, f"{name} must hold the same number of samples for every input, got {sorted(counts)}")
-    require(
-        out[0].shape[0] >= min_count,
-        f"{name} holds {out[0].shape[0]} sample(s) but this method needs at least {min_count}; "
-        "pass a distribution of baselines along the first dimension",
-    )
+    if len(counts) != 1:
+        raise IntellegoError(f"{name} must hold the same number of samples for every input, got {sorted(counts)}")
+    if out[0].shape[0] < min_count:
+        raise IntellegoError(f"{name} holds {out[0].shape[0]} sample(s) but this method needs at least {min_count}; "
+                             "pass a distribution of baselines along the first dimension")
     return tuple(out)
 
 
