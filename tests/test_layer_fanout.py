@@ -269,7 +269,7 @@ def test_layer_ablation_errors_name_layer_mask_and_layer_baselines():
     with pytest.raises(IntellegoError, match=r"^layer_baselines of shape \(3, 7\)"):
         ia.LayerFeatureAblation(model, model[0]).attribute(x, layer_baselines=torch.zeros(3, 7))
     with pytest.raises(IntellegoError, match="^layer_mask must hold integer"):
-        ia.LayerFeaturePermutation(model, model[0]).attribute(x, layer_mask=torch.zeros(1, 4))
+        ia.LayerFeaturePermutation(model, model[0]).attribute(x, layer_mask=torch.full((1, 4), 0.5))
     with pytest.raises(IntellegoError, match="^feature_mask"):  # the neuron method's argument is feature_mask
         ia.NeuronFeatureAblation(model, model[0]).attribute(x, 0, feature_mask=torch.zeros(1, 4, dtype=torch.long))
 
@@ -318,8 +318,8 @@ def test_primary_ablation_errors_name_feature_mask_and_baselines():
         ia.FeatureAblation(model).attribute(x, baselines=torch.zeros(3, 7))
     with pytest.raises(IntellegoError, match=r"^feature_mask has 2 tensor\(s\) but inputs has 1"):
         ia.FeatureAblation(model).attribute(x, feature_mask=(torch.zeros(1, 4, dtype=torch.long),) * 2)
-    with pytest.raises(IntellegoError, match="^feature_mask must hold integer"):
-        ia.FeaturePermutation(model).attribute(x, feature_mask=torch.zeros(1, 4))
+    with pytest.raises(IntellegoError, match="^feature_mask must hold integer"):  # whole-number floats are ids
+        ia.FeaturePermutation(model).attribute(x, feature_mask=torch.full((1, 4), 0.5))
 
 
 # -- neuron lists with slice entries (each entry sums its block) ----------------------------------------------
