@@ -59,17 +59,18 @@ def _split_kept_names(text: str) -> str:
     tree = ast.parse(text)
     lines = text.splitlines(keepends=True)
     for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)), key=lambda n: -n.lineno):
-        if not (node.module or "").startswith("intellego") or not any(a.name in KEEP_NAMES for a in node.names):
+        module = node.module or ""
+        if not module.startswith("intellego") or not any(a.name in KEEP_NAMES for a in node.names):
             continue
-        indent = re.match(r"\s*", lines[node.lineno - 1]).group(0)
+        indent = lines[node.lineno - 1][:len(lines[node.lineno - 1]) - len(lines[node.lineno - 1].lstrip())]
 
         def names(aliases: list[ast.alias]) -> str:
             return ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in aliases)
 
         ours = [a for a in node.names if a.name not in KEEP_NAMES]
         theirs = [a for a in node.names if a.name in KEEP_NAMES]
-        new = [f"{indent}from {node.module} import ({names(ours)})\n"] if ours else []
-        new.append(f"{indent}from {node.module.replace('intellego', 'captum', 1)} import ({names(theirs)})\n")
+        new = [f"{indent}from {module} import ({names(ours)})\n"] if ours else []
+        new.append(f"{indent}from {module.replace('intellego', 'captum', 1)} import ({names(theirs)})\n")
         lines[node.lineno - 1:node.end_lineno] = new
     return "".join(lines)
 

@@ -12,6 +12,7 @@ import torch
 import intellego.attr as ia
 from _llm_models import WORDS, AdditiveLM, CachedLM, random_lm, tokenizer
 from intellego.errors import IntellegoError
+from intellego.models.tiny_lm import CausalLMOutput
 
 TEMPLATE = ("{} cat {} on {}", ["the", "sat", "a mat"], ["a", "ran", "dog"])
 
@@ -364,3 +365,37 @@ def test_fractional_presence_values_read_as_captum_reads_them():
     assert torch.equal(ours_tok.to_model_input(rows), theirs_tok.to_model_input(rows))
     assert torch.equal(ours_tok.to_model_input(rows)[0, -1], ours_tok.to_model_input()[0, -1])
     assert not torch.equal(ours_tok.to_model_input(rows)[0, :-1], ours_tok.to_model_input()[0, :-1])
+
+
+class _BidirectionalLM(torch.nn.Module):
+    """An 'LM' whose positions read later tokens too (a transformer encoder layer without a causal mask, like
+    Captum's own test model)."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.emb = torch.nn.Embedding(vocab, 8)
+        self.enc = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.head = torch.nn.Linear(8, vocab)
+        self.double().eval()
+
+    def forward(self, input_ids, attention_mask=None, **kwargs):
+        return CausalLMOutput(self.head(self.enc(self.emb(input_ids))))
+
+
+@pytest.mark.parametrize("method", ["FeatureAblation", "ShapleyValues"])
+def test_model_that_is_not_causal_is_scored_step_by_step_as_captum_does(method):
+    """Teacher forcing and right padding need a causal model. One that is not (detected once per model: its
+    logits change when a token is appended) is scored one target token at a time on the prompt alone, giving
+    Captum's numbers; a causal model keeps the one-call scoring (the other parity tests)."""
+    tok = tokenizer()
+    model = _BidirectionalLM(len(tok))
+    res = []
+    for mod in (ia, ca):
+        llm = mod.LLMAttribution(_both(mod, method, model), tok)
+        inp = mod.TextTemplateInput(TEMPLATE[0], values=TEMPLATE[1], baselines=TEMPLATE[2])
+        res.append(llm.attribute(inp, target="and dog ran", use_cached_outputs=False))
+    _close(res[0].seq_attr, res[1].seq_attr)
+    _close(res[0].token_attr, res[1].token_attr)
+    from intellego.attr._llm_score import _CAUSAL
+    assert _CAUSAL[model] is False

@@ -129,6 +129,17 @@ class _Counting(torch.nn.Module):
                           logits_to_keep=logits_to_keep, **kw)
 
 
+def _probed(spy, tok):
+    """The spy after its one-time causality probe (two one-row calls on a model's first use; none after)."""
+    ia.LLMAttribution(ia.FeatureAblation(spy), tok).attribute(ia.TextTemplateInput("{} x", ["a"]), target=" y z")
+    assert [c[0][0] for c in spy.calls[:2]] == [1, 1]
+    spy.calls.clear()
+    ia.LLMAttribution(ia.FeatureAblation(spy), tok).attribute(ia.TextTemplateInput("{} x", ["a"]), target=" y z")
+    assert len(spy.calls) == 1
+    spy.calls.clear()
+    return spy
+
+
 def _oracle_log_prob(model, tok, prompt, target):
     """log p(target | prompt) summed, one prompt at a time, no cache, no padding."""
     ids = tok.encode(prompt, return_tensors="pt")
@@ -158,7 +169,7 @@ def test_shared_prefix_cache_one_call_per_chunk(causal):
     tok = tokenizer()
     inp = lambda mod: mod.TextTemplateInput(SYSTEM + "{} likes {} apples", values=["ann", "red"],  # noqa: E731
                                             baselines=["bob", "green"])
-    spy = _Counting(causal)
+    spy = _probed(_Counting(causal), tok)
     cached = ia.LLMAttribution(ia.ShapleyValues(spy), tok).attribute(inp(ia), target=" and bob")
     assert len(spy.calls) == 2 and not spy.calls[0][1] and spy.calls[1][1]  # prefix once, then one batch
     assert spy.calls[1][0][0] == 4  # the 4 coalitions in one padded call
@@ -178,7 +189,7 @@ def test_perturbation_wrappers_one_model_call_per_job(causal):
     the perturbation engine measures nothing (it used to run 2 + 4 extra prompts, prefix calls included). An
     explicit perturbations_per_eval still caps the rows per call, with the same numbers."""
     tok = tokenizer()
-    spy = _Counting(causal)
+    spy = _probed(_Counting(causal), tok)
     inp = ia.TextTokenInput(LONG_PROMPT, tok, skip_tokens=["<s>"])
     assert inp.n_itp_features > 32
     one = ia.LLMAttribution(ia.FeatureAblation(spy), tok).attribute(inp, target=" and so")

@@ -7,6 +7,8 @@ model never looks at later positions, so the padding needs no mask), their commo
 their key/value cache is reused by every row (Hugging Face models that take a cache), and only the logits of
 the target positions are kept when the model accepts ``logits_to_keep``. Encoder-decoder models
 (``config.is_encoder_decoder``) get the prompt in the encoder (padded, masked) and the target in the decoder.
+A model that is not causal (probed once per model) is scored one target token at a time instead, on each prompt
+alone, as generation scores it.
 Model inputs with extra entries (``pixel_values``, ...) are batched when their shapes agree.
 
 Example:
@@ -24,8 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -40,6 +44,7 @@ __all__ = ["STEP_SCORES", "TargetScorer", "forward_params", "logits_of"]
 
 STEP_SCORES = ("log_prob", "prob", "entropy", "kl")
 MIN_SHARED_PREFIX = 8  # shorter shared prefixes are cheaper to recompute than to cache and expand
+_CAUSAL: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()  # model -> probed causality
 
 
 def logits_of(outputs: Any) -> Tensor:
@@ -81,6 +86,7 @@ class TargetScorer:
         config = getattr(model, "config", None)
         self.encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
         self.reference: Tensor | None = None
+        self._is_causal: bool | None = None  # probed at the first call
         if step_score == "kl":
             require(reference_prompt is not None, "the 'kl' step score needs the unperturbed prompt")
             self.reference = self._run([cast(dict, reference_prompt)], lambda lp: lp)[0]
@@ -104,6 +110,8 @@ class TargetScorer:
     def _run(self, prompts: list[dict[str, Any]], reduce: Callable[[Tensor], Tensor]) -> Tensor:
         """Groups the prompts, runs each group with ``reduce`` applied to the ``(rows, n_target, vocab)``
         log-probabilities of every call; results in prompt order."""
+        if not self._causal(prompts[0]):
+            return torch.cat([reduce(self._step_by_step(p)) for p in prompts])
         plain = [i for i, p in enumerate(prompts) if set(p) <= {"input_ids", "attention_mask"}
                  and _all_ones(p.get("attention_mask"))]
         groups: list[tuple[list[int], Callable[..., Tensor]]] = [(plain, self._padded)] if plain else []
@@ -119,6 +127,47 @@ class TargetScorer:
         for rows, part in parts:
             out[rows] = part
         return out
+
+    def _logits(self, prompt: dict[str, Any], tail: Tensor) -> Tensor:
+        """Logits ``(length, vocab)`` of one prompt followed by the tokens ``tail``, called on its own."""
+        ids = prompt["input_ids"]
+        batch = dict(prompt, input_ids=torch.cat([ids, tail.to(ids.device)[None]], 1))
+        mask = prompt.get("attention_mask")
+        if isinstance(mask, Tensor):
+            batch["attention_mask"] = torch.cat([mask, mask.new_ones(1, tail.numel())], 1)
+        elif self.mask_kw:
+            batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+        if self.cache_kw is not None:
+            batch["use_cache"] = False
+        return logits_of(self.model(**batch))[0]
+
+    def _causal(self, prompt: dict[str, Any]) -> bool:
+        """Whether the model is causal (positions never read later tokens), probed once per model with one
+        prompt: its logits with one token more appended must not change. Teacher-forced scoring and right
+        padding rely on it; a model that is not causal (a bidirectional encoder used as an LM) is scored step by
+        step."""
+        if self.encoder_decoder or "input_ids" not in prompt:
+            return True
+        if self._is_causal is None:
+            with contextlib.suppress(TypeError):  # a model that cannot be weakly referenced: probed per scorer
+                self._is_causal = _CAUSAL.get(self.model)
+        if self._is_causal is None:
+            tail = self.target[:-1]
+            a = self._logits(prompt, tail)
+            b = self._logits(prompt, torch.cat([tail, prompt["input_ids"].reshape(-1)[:1].to(tail.device)]))
+            scale = max(float(a.abs().max()), 1.0) if a.numel() else 1.0
+            tol = 64 * torch.finfo(a.dtype).eps * scale if a.is_floating_point() else 0.0  # rounding only
+            self._is_causal = bool((a - b[:a.shape[0]]).abs().max() <= tol)
+            with contextlib.suppress(TypeError):
+                _CAUSAL[self.model] = self._is_causal
+        return self._is_causal
+
+    def _step_by_step(self, prompt: dict[str, Any]) -> Tensor:
+        """``(1, n_target, vocab)`` log-probabilities of each target token after the prompt and the target
+        tokens before it, one model call per step (as generating the target scores it)."""
+        n = prompt["input_ids"].shape[1]
+        steps = [self._logits(prompt, self.target[:j])[n - 1 + j] for j in range(self.target.numel())]
+        return F.log_softmax(torch.stack(steps), -1)[None]
 
     def _rows_per_call(self, length: int) -> int:
         """Rows of ``length`` tokens per call under the memory budget (a working set of ~16 x width floats
