@@ -495,3 +495,25 @@ def test_cuda_model_gives_the_cpu_scores():
     gpu = TCAV(model, "layer").interpret(INPUTS.cuda(), [gpu_concepts], target=0)
     for m in ("sign_count", "magnitude"):
         torch.testing.assert_close(gpu["0-1-2"]["layer"][m].cpu(), cpu["0-1-2"]["layer"][m], atol=1e-6, rtol=1e-6)
+
+
+def test_concepts_read_from_files_through_an_iterable_dataset(tmp_path):
+    """A DataLoader over an IterableDataset (Captum's file-per-example CustomIterableDataset) has no length: the
+    concept's data is read as it comes, with the CAVs of the same examples given as a list of batches."""
+    from torch.utils.data import DataLoader
+
+    from intellego.concept import CustomIterableDataset
+
+    for cid, data in ((0, batch(1, shift=3.0)), (1, batch(2))):
+        folder = tmp_path / str(cid)
+        folder.mkdir()
+        for i, row in enumerate(data):
+            torch.save(row, folder / f"{i:03d}.pt")
+    loaded = [Concept(cid, name, DataLoader(CustomIterableDataset(torch.load, str(tmp_path / str(cid))),
+                                            batch_size=16)) for cid, name in ((0, "v"), (1, "random"))]
+    listed = [Concept(0, "v", [batch(1, shift=3.0)]), Concept(1, "random", [batch(2)])]
+    scores = [TCAV(MODEL, ["layer"]).interpret(INPUTS, [c], target=0) for c in (loaded, listed)]
+    key = concepts_to_str(listed)
+    for name in ("sign_count", "magnitude"):
+        torch.testing.assert_close(scores[0][key]["layer"][name], scores[1][key]["layer"][name])
+    assert float(scores[0][key]["layer"]["sign_count"][0]) > 0.9  # the planted direction, found from the files

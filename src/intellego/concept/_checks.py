@@ -100,9 +100,18 @@ class SetupChecks:
                         continue
                     require(c.data_iter is not None, f"concept {c!r} has no data_iter, and its activations at "
                             f"layer {layer!r} are needed to train the CAVs of set {key}")
-                    size = getattr(c.data_iter, "__len__", None)
-                    require(size is None or size() > 0, f"concept {c!r} is empty: its data_iter has no batches")
+                    require(_batches(c.data_iter) != 0, f"concept {c!r} is empty: its data_iter has no batches")
 
     def _on_disk(self, concepts: list[Concept], layer: str) -> bool:
         return self.save_path is not None and os.path.exists(
             CAV.assemble_save_path(self.save_path, self.model_id, concepts, layer))
+
+
+def _batches(data_iter: Any) -> int | None:
+    """How many batches ``data_iter`` yields, or None when it cannot tell without iterating (a DataLoader over
+    an IterableDataset, such as :class:`~intellego.concept.data.CustomIterableDataset`, has ``__len__`` but
+    raises TypeError from it)."""
+    try:
+        return len(data_iter)
+    except TypeError:
+        return None
