@@ -93,6 +93,11 @@ def test_results_do_not_depend_on_batching_or_checkpoint_form(tmp_path) -> None:
         m = _model()
         m.load_state_dict(c)
         modules.append(m)
+    batch = next(iter(DataLoader(TensorDataset(x[:3], y[:3]), batch_size=3)))  # a list, as collation gives it
+    assert isinstance(batch, list)
+    tracin = TracInCP(_model(), ds, ckpts, load, loss_fn=loss)
+    torch.testing.assert_close(tracin.influence(batch), ref, atol=0, rtol=0)
+    torch.testing.assert_close(tracin.self_influence(batch), tracin.self_influence((x[:3], y[:3])), atol=0, rtol=0)
     unit_lr = TracInCP(_model(), ds, modules, loss_fn=loss).influence((x[:3], y[:3]))
     torch.testing.assert_close(unit_lr, _brute(True, x, y, ckpts, None, x[:3], y[:3], lrs=[1.0] * 3),
                                atol=1e-10, rtol=1e-8)
@@ -277,19 +282,23 @@ def test_bad_input_is_named_before_the_pass() -> None:
     with pytest.raises(IntellegoError, match="layer 'fc' in `layers` is not in the model"):
         TracInCP(_model(), ds, ckpts, load, layers=["fc"], loss_fn=none)
     tracin = TracInCP(_model(), ds, ckpts, load, loss_fn=none)
-    with pytest.raises(IntellegoError, match=r"k=31 is larger than the training set \(30 examples\)"):
-        tracin.influence((x[:3], y[:3]), k=31)
+    with pytest.warns(UserWarning, match=r"k=31 is larger than the training set \(30 examples\): all 30"):
+        idx, top = tracin.influence((x[:3], y[:3]), k=31)  # as Captum: every example, ranked
+    scores = tracin.influence((x[:3], y[:3]))
+    assert idx.shape == (3, 30) and torch.equal(top, scores.gather(1, idx))
+    assert torch.equal(top, scores.sort(1, descending=True).values)
     with pytest.raises(IntellegoError, match="`inputs` is required"):
         tracin.influence(None)
-    with pytest.raises(IntellegoError, match="train_dataset must be a Dataset, a DataLoader or a tuple"):
+    with pytest.raises(IntellegoError, match="train_dataset must be a Dataset, a DataLoader or one batch"):
         TracInCP(_model(), [1, 2], ckpts, load, loss_fn=none)
     with pytest.raises(IntellegoError, match="final_fc_layer 'fc' is not a layer of the model; its layers are: 0"):
         TracInCPFast(_model(), "fc", ds, ckpts, load, loss_fn=nn.CrossEntropyLoss(reduction="sum"))
     with pytest.raises(IntellegoError, match="`loss_fn` is required by the fast TracIn methods"):
         TracInCPFast(_model(), "2", ds, ckpts, load)
-    with pytest.raises(IntellegoError, match="k=40 is larger than the training set"):
-        TracInCPFastRandProj(_model(), "2", ds, ckpts, load, loss_fn=nn.CrossEntropyLoss(reduction="sum")
-                             ).influence((x[:2], y[:2]), k=40)
+    with pytest.warns(UserWarning, match="k=40 is larger than the indexed data"):
+        idx, _ = TracInCPFastRandProj(_model(), "2", ds, ckpts, load, loss_fn=nn.CrossEntropyLoss(reduction="sum")
+                                      ).influence((x[:2], y[:2]), k=40)
+    assert idx.shape == (2, len(ds)) and all(sorted(row.tolist()) == list(range(len(ds))) for row in idx)
 
 
 def test_model_and_tensors_are_left_as_they_were() -> None:

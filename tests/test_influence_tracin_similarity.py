@@ -89,8 +89,10 @@ def test_errors_and_hygiene() -> None:
     sim = SimilarityInfluence(model, "0", ds, similarity_metric=lambda a, b: a @ b.T[:, :1])
     with pytest.raises(IntellegoError, match=r"similarity_metric must return shape \(inputs, source batch\)"):
         sim.influence(x[:2])
-    with pytest.raises(IntellegoError, match=r"k=41 is larger than the source dataset \(40 examples\)"):
-        SimilarityInfluence(model, "0", ds).influence(x[:2], top_k=41)
+    with pytest.warns(UserWarning, match=r"k=41 is larger than the source dataset \(40 examples\): all 40"):
+        got = SimilarityInfluence(model, "0", ds).influence(x[:2], top_k=41)
+    idx, _ = got["0"]
+    assert idx.shape == (2, 40) and all(sorted(row.tolist()) == list(range(40)) for row in idx)
     model.train()
     before = snapshot(model, (x,))
     SimilarityInfluence(model, ["0", "2"], ds).influence(x[:2], top_k=2)

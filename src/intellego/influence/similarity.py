@@ -216,16 +216,13 @@ class SimilarityInfluence(DataInfluence):
         packed = inputs if isinstance(inputs, tuple) else (inputs,)
         extra = () if additional_forward_args is None else (
             additional_forward_args if isinstance(additional_forward_args, tuple) else (additional_forward_args,))
-        n_src = len(self.influence_src_dataset) if hasattr(self.influence_src_dataset, "__len__") else None
-        if isinstance(self.influence_src_dataset, DataLoader):
-            n_src = len(self.influence_src_dataset.dataset)  # type: ignore[arg-type]
-        check_k(top_k, n_src, "the source dataset")
+        check_k(top_k)
         src = self._source_activations(load_src_from_disk, show_progress)
         tests = self._activations(packed, extra)
         largest = self.similarity_direction == "max"
         out: dict[str, Tensor | tuple[Tensor, Tensor]] = {}
         for name, test, source in zip(self.layers, tests, src):
-            top, zero = TopK(top_k, largest=largest), []
+            top, zero = TopK(top_k, largest=largest, what="the source dataset"), []
             for start in range(0, source.shape[0], max(self.batch_size, 1024)):
                 block = source[start:start + max(self.batch_size, 1024)]
                 sim = self.similarity_metric(test, block)

@@ -180,6 +180,8 @@ class Batches:
     """
 
     def __init__(self, data: Any, batch_size: int | None, *, what: str) -> None:
+        if isinstance(data, list) and data and isinstance(data[0], (Tensor, tuple, list)):
+            data = tuple(data)  # one batch as a DataLoader yields it (default collation gives lists)
         self.data, self.batch_size, self.what = data, batch_size, what
         if isinstance(data, tuple):
             require(len(data) >= 1, f"{what} must be a non-empty tuple (*inputs, targets), got an empty tuple")
@@ -191,8 +193,8 @@ class Batches:
         elif isinstance(data, Dataset):
             self.kind = "dataset"
         else:
-            raise IntellegoError(f"{what} must be a Dataset, a DataLoader or a tuple (*inputs, targets), got "
-                                 f"{describe(data)}")
+            raise IntellegoError(f"{what} must be a Dataset, a DataLoader or one batch (*inputs, targets) as a "
+                                 f"tuple or a list of tensors, got {describe(data)}")
 
     def rows(self) -> int | None:
         """Number of examples when it can be known without a pass."""
@@ -243,17 +245,16 @@ def default_rows(p: int, itemsize: int, n: int | None = None) -> int:
     return rows
 
 
-def check_k(k: Any, n: int | None, what: str = "the training set") -> None:
+def check_k(k: Any) -> None:
+    """``k`` is a positive int; one larger than the data set gives all its examples, ranked (as Captum does)."""
     require(isinstance(k, int) and not isinstance(k, bool) and k >= 1, f"k must be a positive int, got {describe(k)}")
-    if n is not None:
-        require(k <= n, f"k={k} is larger than {what} ({n} examples)")
 
 
 class TopK:
     """Exact running top-k over chunks of columns: ``add(scores (n, b))`` then ``result()``."""
 
-    def __init__(self, k: int, largest: bool = True) -> None:
-        self.k, self.largest = k, largest
+    def __init__(self, k: int, largest: bool = True, what: str = "the training set") -> None:
+        self.k, self.largest, self.what = k, largest, what
         self.values: Tensor | None = None
         self.indices: Tensor | None = None
         self.seen = 0
@@ -268,7 +269,9 @@ class TopK:
         self.values, self.indices = values, idx.gather(1, pos)
 
     def result(self) -> tuple[Tensor, Tensor]:
-        require(self.seen >= self.k, f"k={self.k} is larger than the training set ({self.seen} examples)")
+        if self.seen < self.k:
+            warnings.warn(f"k={self.k} is larger than {self.what} ({self.seen} examples): all {self.seen} are "
+                          "returned, ranked", UserWarning, stacklevel=3)
         return cast(Tensor, self.indices), cast(Tensor, self.values)
 
 

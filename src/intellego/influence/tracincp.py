@@ -276,7 +276,7 @@ class TracInCP(TracInCPBase):
 
     def _get_k_most_influential(self, inputs: Any, k: int = 5, proponents: bool = True, show_progress: bool = False,
                                 aggregate: bool = False) -> KMostInfluentialResults:
-        check_k(k, self.train_dataloader.rows())
+        check_k(k)
         test_grads = self._test_grads(inputs, aggregate)
         top = TopK(k, largest=proponents)
         desc = f"{'proponents' if proponents else 'opponents'} over training batches"

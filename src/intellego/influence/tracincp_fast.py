@@ -84,10 +84,10 @@ class ExactNearestNeighbors(NearestNeighbors):
     def get_nearest_neighbors(self, query: Tensor, k: int) -> tuple[Tensor, Tensor]:
         require(self.data is not None, "call setup(data) before get_nearest_neighbors")
         data = cast(Tensor, self.data)
-        check_k(k, data.shape[0], "the indexed data")
+        check_k(k)
         query = query.reshape(query.shape[0], -1)
         rows = self.chunk_rows or max(1, DEFAULT_BUDGET // max(4 * query.shape[0] * data.element_size(), 1))
-        top = TopK(k)
+        top = TopK(k, what="the indexed data")
         for start in range(0, data.shape[0], rows):
             top.add(query @ data[start:start + rows].T)
         return top.result()
@@ -187,7 +187,7 @@ class TracInCPFast(TracInCPBase):
 
     def _get_k_most_influential(self, inputs: Any, k: int = 5, proponents: bool = True, show_progress: bool = False,
                                 aggregate: bool = False) -> KMostInfluentialResults:
-        check_k(k, self.train_dataloader.rows())
+        check_k(k)
         test = self._test_factors(inputs)
         top = TopK(k, largest=proponents)
         for batch in self._pass(self.train_dataloader, show_progress, "proponents over training batches"):
@@ -318,7 +318,7 @@ class TracInCPFastRandProj(TracInCPFast):
 
     def _get_k_most_influential(self, inputs: Any, k: int = 5, proponents: bool = True, show_progress: bool = False,
                                 aggregate: bool = False) -> KMostInfluentialResults:
-        check_k(k, self.src_intermediate_quantities.shape[0])
+        check_k(k)
         sign = 1.0 if proponents else -1.0
         indices, scores = self.nearest_neighbors.get_nearest_neighbors(self._quantities(inputs, True) * sign, k)
         return KMostInfluentialResults(indices, scores * sign)
