@@ -97,3 +97,39 @@ def test_errors_and_hygiene() -> None:
     before = snapshot(model, (x,))
     SimilarityInfluence(model, ["0", "2"], ds).influence(x[:2], top_k=2)
     assert_same(before, snapshot(model, (x,)))
+
+
+def test_every_layer_with_a_zero_activation_is_reported_where_captum_reports_the_last_only(tmp_path) -> None:
+    """No biases: the all-zero source example has the zero vector at both layers, so its cosine similarities are
+    undefined at both; Captum (0.9) lists it under the second layer only."""
+    ci = pytest.importorskip("captum.influence")
+    model = nn.Sequential(nn.Linear(4, 5, bias=False), nn.ReLU(), nn.Linear(5, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.fill_(0.02)
+        model[2].weight.fill_(0.02)
+    src = torch.arange(16.0).repeat(4, 1).T
+    inputs = src[[1, 8, 14]]
+    with pytest.warns(RuntimeWarning):
+        ours = SimilarityInfluence(model, ["1", "2"], TensorDataset(src), str(tmp_path / "a"), batch_size=8
+                                   ).influence(inputs, top_k=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = ci.SimilarityInfluence(model, ["1", "2"], _Rows(src), str(tmp_path / "b"), batch_size=8
+                                        ).influence(inputs, top_k=3)
+    zero = [[i, 0] for i in range(3)]
+    assert ours["zero_acts-1"].tolist() == ours["zero_acts-2"].tolist() == zero
+    assert "zero_acts-1" not in theirs and theirs["zero_acts-2"].tolist() == zero
+    assert bool((model[1](model[0](src[:1])) == 0).all())  # the zero vector at layer "1" that Captum misses
+
+
+class _Rows(torch.utils.data.Dataset):
+    """Bare rows (Captum's SimilarityInfluence reads each item as the input itself)."""
+
+    def __init__(self, rows: torch.Tensor) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.rows[i]
