@@ -207,6 +207,27 @@ def test_dataloader_and_k_most_influential():
     torch.testing.assert_close(top.influence_scores, torch.sort(scores, 1).values[:, :4])
     assert core_if.NaiveInfluenceFunction is NaiveInfluenceFunction
     assert core_if.ArnoldiInfluenceFunction is ArnoldiInfluenceFunction
+    with pytest.warns(UserWarning, match=r"k=99 is larger than the training set \(\d+ examples\): all"):
+        every = inf.influence((x[:3], y[:3]), k=99)
+    torch.testing.assert_close(every.influence_scores, torch.sort(scores, 1, descending=True).values)
+
+
+@pytest.mark.parametrize("cls, kw", [(NaiveInfluenceFunction, {}),
+                                     (NaiveInfluenceFunction, {"curvature": "hessian", "hessian_reg": 20.0}),
+                                     (NaiveInfluenceFunction, {"projection_dim": 5}),
+                                     (NaiveInfluenceFunction, {"captum_parity": True}),
+                                     (ArnoldiInfluenceFunction, {}), (EKFACInfluence, {})])
+def test_intermediate_quantities_give_the_influence_scores_by_their_dot_products(cls, kw):
+    """Captum's contract: ``Q(test) @ Q(train).T == influence(test)``. The full-rank default solved only the test
+    side for both calls, so the product was ``g_test . g_train`` without the inverse."""
+    model = _mlp(4)
+    x, y = _mlp_data()
+    ds = TensorDataset(x, y)
+    inf = cls(model, ds, None, loss_fn=CE, batch_size=16, **kw)
+    test = (x[:3] * 1.5, y[:3])
+    train_q = inf.compute_intermediate_quantities(DataLoader(ds, batch_size=16))
+    torch.testing.assert_close(inf.compute_intermediate_quantities(test) @ train_q.T, inf.influence(test))
+    torch.testing.assert_close((train_q * train_q).sum(1), inf.self_influence())
 
 
 def test_errors_are_named():

@@ -204,6 +204,14 @@ class _InverseCurvatureInfluence(IFBase):
             return grads @ self.R.to(grads.dtype)
         return self._solve(grads) if test else grads
 
+    def _shared_quantities(self, grads: Tensor, test: bool) -> Tensor:
+        """``L^-1 g`` with ``L L^T = C + damping I`` (exact solver): dot products ``g^T (C + damping I)^-1 g'``
+        on both sides, where ``influence`` itself solves only the test side."""
+        if self.chol is None:
+            return self._quantities(grads, test)
+        factor = torch.linalg.solve_triangular(self.chol, grads.T.to(self.chol.dtype), upper=False)
+        return factor.T.to(grads.dtype)
+
     def _self_scores(self, grads: Tensor) -> Tensor:
         if self.R is not None:
             return super()._self_scores(grads)

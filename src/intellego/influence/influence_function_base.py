@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -146,15 +147,25 @@ class IFBase(DataInfluence):
         """Map per-example gradients ``(n, P)`` to intermediate quantities ``(n, d)``."""
         raise NotImplementedError
 
+    def _shared_quantities(self, grads: Tensor, test: bool) -> Tensor:
+        """What :meth:`compute_intermediate_quantities` returns: quantities whose dot products between any two
+        examples are their influence scores, where the method has such a factor (by default ``_quantities``)."""
+        return self._quantities(grads, test)
+
+    def _gather(self, inputs_dataset: Any, test: bool, show_progress: bool,
+                quantities: Callable[[Tensor, bool], Tensor]) -> Tensor:
+        batches = as_batches(inputs_dataset, "inputs_dataset")
+        return torch.cat([quantities(g, test) for g in
+                          self._iter_grads(batches, test, show_progress, "intermediate quantities")], 0)
+
     # --- Captum's public interface ---------------------------------------------------------------------------
     def compute_intermediate_quantities(self, inputs_dataset: Any, aggregate: bool = False,
                                         show_progress: bool = False, return_on_cpu: bool = True,
                                         test: bool = False) -> Tensor:
-        """Per-example vectors whose dot products are the influence scores (test side with ``test=True``)."""
-        batches = as_batches(inputs_dataset, "inputs_dataset")
-        parts = [self._quantities(g, test) for g in
-                 self._iter_grads(batches, test, show_progress, "intermediate quantities")]
-        out = torch.cat(parts, 0)
+        """Per-example vectors whose dot products are the influence scores: ``Q(test) @ Q(train).T`` equals
+        ``influence(test)`` (``test=True`` applies the test loss; the conjugate-gradient and LiSSA solvers have no
+        such factor, so there the test side, ``test=True``, is ``(C + damping I)^-1 g`` and the training side ``g``)."""
+        out = self._gather(inputs_dataset, test, show_progress, self._shared_quantities)
         if aggregate:
             out = out.sum(0, keepdim=True)
         return out.cpu() if return_on_cpu else out
@@ -165,13 +176,15 @@ class IFBase(DataInfluence):
         if k is not None:
             require(isinstance(k, int) and not isinstance(k, bool) and k >= 1, f"k must be a positive int, got "
                                                                                 f"{describe(k)}")
-        q_test = self.compute_intermediate_quantities(inputs, return_on_cpu=False, test=True)
+        q_test = self._gather(inputs, True, show_progress, self._quantities)
         scores = torch.cat([self._quantities(g, False) @ q_test.T for g in
                             self._iter_grads(self.train_dataloader, False, show_progress, "train_dataset")], 0).T
         if k is None:
             return scores
-        require(k <= scores.shape[1], f"k={k} exceeds the number of training examples ({scores.shape[1]})")
-        values, idx = torch.topk(scores, k, dim=1, largest=proponents)
+        if k > scores.shape[1]:
+            warnings.warn(f"k={k} is larger than the training set ({scores.shape[1]} examples): all "
+                          f"{scores.shape[1]} are returned, ranked", UserWarning, stacklevel=2)
+        values, idx = torch.topk(scores, min(k, scores.shape[1]), dim=1, largest=proponents)
         return KMostInfluentialResults(idx, values)
 
     def self_influence(self, inputs_dataset: Any = None, show_progress: bool = False) -> Tensor:
