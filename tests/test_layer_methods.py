@@ -338,3 +338,43 @@ def test_bad_n_steps_is_named_for_every_path_layer_method(cls, n_steps):
     extra = {"neuron_selector": 1} if cls is ia.NeuronConductance else {}
     with pytest.raises(IntellegoError, match="n_steps must be a positive int"):
         method.attribute(torch.randn(2, 3), target=0, n_steps=n_steps, **extra)
+
+
+class _InplaceNet(nn.Module):
+    """fc1 -> ReLU -> fc2 with the first unit's pre-activation at -30 against 0 for an all-zero baseline."""
+
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        self.fc1, self.relu, self.fc2 = nn.Linear(3, 2), nn.ReLU(inplace=inplace), nn.Linear(2, 1)
+        with torch.no_grad():
+            self.fc1.weight.copy_(torch.tensor([[-10.0, 1.0, -11.0], [1.0, 1.0, 1.0]]))
+            self.fc1.bias.zero_()
+            self.fc2.weight.fill_(1.0)
+            self.fc2.bias.zero_()
+
+    def forward(self, x):
+        return self.fc2(self.relu(self.fc1(x)))
+
+
+_AT_INPUT = {
+    "LayerDeepLift": lambda m, x, b: ia.LayerDeepLift(m, m.relu, multiply_by_inputs=False).attribute(
+        x, b, attribute_to_layer_input=True),
+    "LayerDeepLiftShap": lambda m, x, b: ia.LayerDeepLiftShap(m, m.relu, multiply_by_inputs=False).attribute(
+        x, torch.cat([b, b + 0.1]), attribute_to_layer_input=True),
+    "LayerGradientXActivation": lambda m, x, b: ia.LayerGradientXActivation(m, m.relu).attribute(
+        x, attribute_to_layer_input=True),
+    "LayerIntegratedGradients": lambda m, x, b: ia.LayerIntegratedGradients(m, m.relu).attribute(
+        x, b, attribute_to_layer_input=True, n_steps=8),
+    "LayerLRP": lambda m, x, b: ia.LayerLRP(m, m.relu).attribute(x, attribute_to_layer_input=True),
+    "NeuronDeepLift": lambda m, x, b: ia.NeuronDeepLift(m, m.relu).attribute(x, 0, b, attribute_to_neuron_input=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_AT_INPUT))
+def test_attribution_to_the_input_of_an_in_place_layer_is_that_of_the_same_layer_out_of_place(name):
+    # LayerDeepLift read the layer input after nn.ReLU(inplace=True) had overwritten it: multiplier 1, not 0
+    x, b = torch.tensor([[1.0, 2.0, 2.0]]), torch.zeros(1, 3)
+    plain, inplace = (_AT_INPUT[name](_InplaceNet(flag), x, b) for flag in (False, True))
+    torch.testing.assert_close(inplace, plain)
+    if name == "LayerDeepLift":
+        assert inplace.tolist() == [[0.0, 1.0]]  # the ReLU's rescale multipliers: unit 0 is off at -30 and at 0

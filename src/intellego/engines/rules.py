@@ -354,12 +354,14 @@ def _track(scope: HookScope, track: tuple[nn.Module, ...]) -> list[nn.Module]:
 
 
 def _capture(scope: HookScope, layer: nn.Module | None, layer_input: bool) -> Any:
-    """The layer's values in each pass (None without a layer). At its output the model continues with a copy: an
-    in-place operation after the layer (ReLU(inplace=True)) changes the copy, not the captured value."""
+    """The layer's values in each pass (None without a layer). The model continues with a copy at the layer's
+    output, and at its input when the layer itself works in place (``nn.ReLU(inplace=True)``): an in-place
+    operation then changes the copy, not the captured value."""
     if layer is None:
         return None
     site = Site(layer, layer_input)
-    return scope.at(site, Tap(site, feed=None if layer_input else copies))
+    feed = copies if not layer_input or getattr(layer, "inplace", False) else None
+    return scope.at(site, Tap(site, feed=feed))
 
 
 def _pass(mode: RuleMode, stack: list[nn.Module], late: bool, spec: ForwardSpec, xs: tuple[Tensor, ...]) -> Any:
