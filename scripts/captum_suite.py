@@ -1,7 +1,8 @@
 """Run Captum's own test suite against intellego (a developer check, not part of intellego's tests).
 
 Copies ``tests/`` and ``captum/testing`` from a Captum checkout into a temporary directory, rewrites the imports
-of the public packages (``captum.attr``, ``captum.metrics``, ``captum._utils``) to intellego's, and runs pytest
+of the public packages (``captum.attr``, ``captum.metrics``, ``captum.robust``, ``captum.concept``,
+``captum.influence``, ``captum.module``, ``captum._utils``) to intellego's, and runs pytest
 there with this repository's ``src`` first on the path. Test-only internals that intellego does not provide
 (typing aliases, gradient helpers, the quadrature table, a few private names) stay Captum's, so Captum must be
 installed as well (it is, in the dev environment, as an oracle). Nothing of Captum is written into this repository.
@@ -32,12 +33,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 # Captum modules the tests use for their own plumbing; intellego does not mirror them
-KEEP_MODULES = re.compile(r"\bintellego\.(_utils\.(?:typing|common|gradient|models)|"
-                          r"attr\._utils\.(?:approximation_methods|batching|common))\b")
+KEEP_MODULES = re.compile(r"\bintellego\.(_utils\.(?:typing|common|gradient|models|av|sample_gradient|progress)|"
+                          r"attr\._utils\.(?:approximation_methods|batching|common)|influence\._utils\.common)\b")
 # names imported from public modules that are Captum internals, not part of intellego's API
 KEEP_NAMES = {"_get_deep_layer_name", "_convert_ids_to_pretty_tokens", "_convert_ids_to_pretty_tokens_fallback",
               "_permute_feature", "_set_deep_layer_value", "LayerInputBaselineXGradient",
-              "SUPPORTED_NOISE_TUNNEL_TYPES"}
+              "SUPPORTED_NOISE_TUNNEL_TYPES", "_parameter_arnoldi", "_parameter_distill"}
 
 
 def extract(checkout: Path, dest: Path) -> None:
@@ -78,7 +79,7 @@ def _split_kept_names(text: str) -> str:
 def rewrite(text: str) -> str:
     """The imports of one file rewritten to intellego (see the module docstring)."""
     text = text.replace("captum.testing", "captum_testing")
-    text = re.sub(r"\bcaptum\.(attr|_utils|metrics)\b", r"intellego.\1", text)
+    text = re.sub(r"\bcaptum\.(attr|_utils|metrics|robust|concept|influence|module)\b", r"intellego.\1", text)
     text = re.sub(r"^(\s*)import captum$", r"\1import intellego as captum", text, flags=re.M)
     text = KEEP_MODULES.sub(r"captum.\1", text)
     return _split_kept_names(text) if any(name in text for name in KEEP_NAMES) else text
@@ -87,7 +88,8 @@ def rewrite(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkout", type=Path, help="a Captum checkout (working tree or git directory)")
-    parser.add_argument("--only", default="tests/attr", help="test path(s) inside the checkout, comma-separated")
+    parser.add_argument("--only", default="tests/attr,tests/metrics,tests/robust,tests/concept,tests/influence,"
+                        "tests/module,tests/utils", help="test path(s) inside the checkout, comma-separated")
     parser.add_argument("--extra-path", action="append", default=[], help="more entries for PYTHONPATH "
                         "(e.g. where the 'parameterized' package is installed)")
     parser.add_argument("--keep", action="store_true", help="keep the rewritten copy and print its path")
