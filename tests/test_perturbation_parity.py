@@ -82,9 +82,8 @@ def test_kernel_shap_captum_estimator_reproduces_captum_under_the_same_seed():
     torch.testing.assert_close(ours, theirs.to(D), atol=1e-5, rtol=0)
 
 
-def test_lime_parity_with_the_same_samples():
-    pytest.importorskip("sklearn")
-    m, x = mlp(), torch.randn(1, 6, dtype=D)
+def _assert_lime_equal_with_the_same_samples(m, x):
+    """Ours and Captum's Lime fed the same 16 interpretable samples by a perturb_func give the same numbers."""
     rows = [[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 1], [1, 1, 0, 1, 0, 0], [0, 0, 1, 1, 1, 1], [1, 0, 0, 0, 1, 1],
             [1, 1, 1, 0, 1, 0], [0, 1, 0, 1, 1, 0], [1, 1, 1, 1, 0, 1]] * 2
 
@@ -97,6 +96,12 @@ def test_lime_parity_with_the_same_samples():
         theirs = ca.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
     ours = ia.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
     torch.testing.assert_close(ours, theirs.to(D), atol=5e-5, rtol=0)
+
+
+def test_lime_parity_with_the_same_samples():
+    pytest.importorskip("sklearn")
+    m, x = mlp(), torch.randn(1, 6, dtype=D)
+    _assert_lime_equal_with_the_same_samples(m, x)
 
 
 def test_lime_batch_shares_its_samples_unlike_captum():
@@ -106,18 +111,7 @@ def test_lime_batch_shares_its_samples_unlike_captum():
     under the same seed (Captum's equals it only with the stream continued from the examples before)."""
     pytest.importorskip("sklearn")
     m, x = mlp(), torch.randn(3, 6, dtype=D)
-    rows = [[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 0, 1], [1, 1, 0, 1, 0, 0], [0, 0, 1, 1, 1, 1], [1, 0, 0, 0, 1, 1],
-            [1, 1, 1, 0, 1, 0], [0, 1, 0, 1, 1, 0], [1, 1, 1, 1, 0, 1]] * 2
-
-    def samples(original, **kwargs):
-        for r in rows:
-            yield torch.tensor([r])
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        theirs = ca.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
-    ours = ia.Lime(m, perturb_func=samples).attribute(x, target=1, n_samples=len(rows))
-    torch.testing.assert_close(ours, theirs.to(D), atol=5e-5, rtol=0)
+    _assert_lime_equal_with_the_same_samples(m, x)
     batch = ia.Lime(m).attribute(x, target=1, n_samples=50, generator=torch.Generator().manual_seed(3))
     for i in range(3):
         alone = ia.Lime(m).attribute(x[i:i + 1], target=1, n_samples=50, generator=torch.Generator().manual_seed(3))
