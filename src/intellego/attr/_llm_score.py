@@ -141,6 +141,10 @@ class TargetScorer:
             batch["use_cache"] = False
         return logits_of(self.model(**batch))[0]
 
+    def causal(self, prompt: dict[str, Any]) -> bool:
+        """Whether the model is causal, probed once per model (see ``_causal``)."""
+        return self._causal(prompt)
+
     def _causal(self, prompt: dict[str, Any]) -> bool:
         """Whether the model is causal (positions never read later tokens), probed once per model with one
         prompt: its logits with one token more appended must not change. Teacher-forced scoring and right

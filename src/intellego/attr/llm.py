@@ -321,6 +321,20 @@ class LLMGradientAttribution(BaseLLMAttribution):
         steps = steps.to(ids.device)
         return F.log_softmax(logits[rows, steps], -1)[rows, tgt[steps]]
 
+    def _one_step(self, z: Tensor, j: int, inp: TextTokenInput, tokens: Tensor, kwargs: dict[str, Any],
+                  n_tokens: int) -> Tensor:
+        """``(1, n_tokens)``: the attribution of target token ``j`` after the prompt and target tokens ``< j``."""
+        method = copy(self.attr_method)
+        tgt = tokens.to(self.device)
+
+        def next_log_prob(x: Tensor) -> Tensor:
+            ids = self._format_model_input(inp.to_model_input(x))["input_ids"]
+            full = torch.cat([ids, tgt[:j].to(ids.device).unsqueeze(0).expand(ids.shape[0], -1)], 1)
+            return F.log_softmax(logits_of(self.model(full))[:, -1], -1)[:, tgt[j]]
+
+        method.forward_func = next_log_prob
+        return _per_token(method.attribute(z, **kwargs), 1, n_tokens, n_tokens + j)
+
     @public_call
     def attribute(self, inp: InterpretableInput, target: str | Tensor | None = None,
                   gen_args: dict[str, Any] | None = None, **kwargs: Any) -> LLMAttributionResult:
@@ -330,7 +344,8 @@ class LLMGradientAttribution(BaseLLMAttribution):
             Attributions of each target token (rows of ``token_attr``) to the prompt tokens, summed over the
             embedding dimension; ``seq_attr`` is their sum. ``**kwargs`` go to the wrapped method's ``attribute``
             (``n_steps``, ``baselines``, ...). All target tokens are attributed in one call of the wrapped method:
-            example ``k`` of its batch is target token ``k``, read off a teacher-forced forward.
+            example ``k`` of its batch is target token ``k``, read off a teacher-forced forward; a model that is
+            not causal (probed once) gets one call per target token, on the prompt and the target before it.
         """
         _check_kwargs(kwargs, type(self).__name__)
         tokens = self._get_target_tokens(inp, target, gen_args)
@@ -344,22 +359,31 @@ class LLMGradientAttribution(BaseLLMAttribution):
             z = z.to(torch.float64)
         base = kwargs.get("baselines")
         if isinstance(base, Tensor):
-            kwargs["baselines"] = (base.expand(t, *base.shape[1:]) if base.dim() and base.shape[0] == 1
-                                   else base).to(z.dtype)
-        method = copy(self.attr_method)
-        method.forward_func = lambda x, steps: self._step_log_probs(x, steps, inp, tokens)
-        steps = torch.arange(t, device=self.device)
-        a = method.attribute(z, additional_forward_args=(steps,), **kwargs)
+            kwargs["baselines"] = base = base.to(z.dtype)
         n_tokens = inp.inp_tensor.shape[1]
-        require(isinstance(a, Tensor) and a.dim() >= 2 and a.shape[1] == n_tokens + t - 1,
-                f"the wrapped method must attribute to one layer whose output is (batch, tokens, ...) with "
-                f"{n_tokens + t - 1} tokens, got {describe(a)}; pass the embedding layer")
-        attr = a.detach()[:, :n_tokens].reshape(t, n_tokens, -1).sum(-1)
+        if TargetScorer(self.model, tokens).causal(self._format_model_input(inp.to_model_input())):
+            if isinstance(base, Tensor) and base.dim() and base.shape[0] == 1:  # one row per target token
+                kwargs["baselines"] = base.expand(t, *base.shape[1:])
+            method = copy(self.attr_method)
+            method.forward_func = lambda x, steps: self._step_log_probs(x, steps, inp, tokens)
+            a = method.attribute(z, additional_forward_args=(torch.arange(t, device=self.device),), **kwargs)
+            attr = _per_token(a, t, n_tokens, n_tokens + t - 1)
+        else:  # later tokens change earlier positions: one call per target token, on what precedes it
+            attr = torch.cat([self._one_step(z[:1], j, inp, tokens, kwargs, n_tokens) for j in range(t)])
         if inp.itp_mask is not None:
             attr = attr[:, inp.itp_mask[0].to(attr.device)]
         return LLMAttributionResult(seq_attr=attr.sum(0), token_attr=attr, input_tokens=inp.values,
                                     output_tokens=pretty_tokens(tokens, self.tokenizer), inp=inp,
                                     **self._words(inp, tokens))
+
+
+def _per_token(a: Any, rows: int, n_tokens: int, width: int) -> Tensor:
+    """``(rows, n_tokens)``: the wrapped method's attribution to the prompt's token embeddings, summed over the
+    embedding dimension (the layer's output has ``width`` positions: the prompt and the target fed after it)."""
+    require(isinstance(a, Tensor) and a.dim() >= 2 and a.shape[1] == width,
+            f"the wrapped method must attribute to one layer whose output is (batch, tokens, ...) with {width} "
+            f"tokens, got {describe(a)}; pass the embedding layer")
+    return a.detach()[:, :n_tokens].reshape(rows, n_tokens, -1).sum(-1)
 
 
 def _vocabulary_size(model: Any) -> int | None:
