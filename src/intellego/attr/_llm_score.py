@@ -110,7 +110,7 @@ class TargetScorer:
     def _run(self, prompts: list[dict[str, Any]], reduce: Callable[[Tensor], Tensor]) -> Tensor:
         """Groups the prompts, runs each group with ``reduce`` applied to the ``(rows, n_target, vocab)``
         log-probabilities of every call; results in prompt order."""
-        if not self._causal(prompts[0]):
+        if not self.causal(prompts[0]):
             return torch.cat([reduce(self._step_by_step(p)) for p in prompts])
         plain = [i for i, p in enumerate(prompts) if set(p) <= {"input_ids", "attention_mask"}
                  and _all_ones(p.get("attention_mask"))]
@@ -142,10 +142,6 @@ class TargetScorer:
         return logits_of(self.model(**batch))[0]
 
     def causal(self, prompt: dict[str, Any]) -> bool:
-        """Whether the model is causal, probed once per model (see ``_causal``)."""
-        return self._causal(prompt)
-
-    def _causal(self, prompt: dict[str, Any]) -> bool:
         """Whether the model is causal (positions never read later tokens), probed once per model with one
         prompt: its logits with one token more appended must not change. Teacher-forced scoring and right
         padding rely on it; a model that is not causal (a bidirectional encoder used as an LM) is scored step by

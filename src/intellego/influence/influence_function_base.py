@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -30,6 +29,7 @@ from ..engines.per_sample import example_loss, per_sample_grads, select_paramete
 from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
 from ._common import DataInfluence, KMostInfluentialResults
+from .tracin_data import TopK, check_k
 
 __all__ = ["IFBase", "check_loss", "as_loader", "load_checkpoint_copy"]
 
@@ -174,18 +174,15 @@ class IFBase(DataInfluence):
                   show_progress: bool = False) -> Tensor | KMostInfluentialResults:
         """Scores ``(n_test, n_train)`` (``k=None``) or the ``k`` proponents / opponents of each test example."""
         if k is not None:
-            require(isinstance(k, int) and not isinstance(k, bool) and k >= 1, f"k must be a positive int, got "
-                                                                                f"{describe(k)}")
+            check_k(k)
         q_test = self._gather(inputs, True, show_progress, self._quantities)
         scores = torch.cat([self._quantities(g, False) @ q_test.T for g in
                             self._iter_grads(self.train_dataloader, False, show_progress, "train_dataset")], 0).T
         if k is None:
             return scores
-        if k > scores.shape[1]:
-            warnings.warn(f"k={k} is larger than the training set ({scores.shape[1]} examples): all "
-                          f"{scores.shape[1]} are returned, ranked", UserWarning, stacklevel=2)
-        values, idx = torch.topk(scores, min(k, scores.shape[1]), dim=1, largest=proponents)
-        return KMostInfluentialResults(idx, values)
+        top = TopK(k, largest=proponents)
+        top.add(scores)
+        return KMostInfluentialResults(*top.result())
 
     def self_influence(self, inputs_dataset: Any = None, show_progress: bool = False) -> Tensor:
         """``q . q`` for every example of ``inputs_dataset`` (default: the training set)."""
