@@ -271,3 +271,21 @@ def test_model_and_tensors_unchanged(tmp_path):
         NaiveInfluenceFunction(model, TensorDataset(x, y), path, loss_fn=CE, batch_size=16, curvature="hessian",
                                hessian_reg=1e-9)
     assert_same(before, snapshot(model, (x, y)))
+
+
+def test_training_data_from_an_iterable_dataset():
+    """A DataLoader over an IterableDataset has ``__len__`` but raises from it: the progress total is unknown, not an
+    error (the same data as a TensorDataset gives the same scores)."""
+    from torch.utils.data import IterableDataset
+
+    x, y = _mlp_data()
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            return iter(zip(x, y))
+
+    model = _mlp(2)
+    streamed = NaiveInfluenceFunction(model, DataLoader(Stream(), batch_size=16), None, loss_fn=CE)
+    listed = NaiveInfluenceFunction(model, DataLoader(TensorDataset(x, y), batch_size=16), None, loss_fn=CE)
+    torch.testing.assert_close(streamed.influence((x[:2], y[:2]), show_progress=True),
+                               listed.influence((x[:2], y[:2])))

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..core.batching import known_length
 from ..errors import IntellegoError, describe, require
 from .cav import CAV
 from .classifier import DefaultClassifier, FastCAVClassifier
@@ -100,18 +101,9 @@ class SetupChecks:
                         continue
                     require(c.data_iter is not None, f"concept {c!r} has no data_iter, and its activations at "
                             f"layer {layer!r} are needed to train the CAVs of set {key}")
-                    require(_batches(c.data_iter) != 0, f"concept {c!r} is empty: its data_iter has no batches")
+                    require(known_length(c.data_iter) != 0, f"concept {c!r} is empty: its data_iter has no batches")
 
     def _on_disk(self, concepts: list[Concept], layer: str) -> bool:
         return self.save_path is not None and os.path.exists(
             CAV.assemble_save_path(self.save_path, self.model_id, concepts, layer))
 
-
-def _batches(data_iter: Any) -> int | None:
-    """How many batches ``data_iter`` yields, or None when it cannot tell without iterating (a DataLoader over
-    an IterableDataset, such as :class:`~intellego.concept.data.CustomIterableDataset`, has ``__len__`` but
-    raises TypeError from it)."""
-    try:
-        return len(data_iter)
-    except TypeError:
-        return None

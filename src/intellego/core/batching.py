@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..errors import IntellegoError, describe
 
-__all__ = ["chunks", "plan_rows", "saved_bytes_per_row", "saved_profile_per_row", "default_budget",
+__all__ = ["known_length", "chunks", "plan_rows", "saved_bytes_per_row", "saved_profile_per_row", "default_budget",
            "check_positive_int", "DEFAULT_BUDGET", "self_sizing", "is_self_sizing"]
 
 # bytes of autograd state per chunk on CPU: large enough to amortise per-call overhead, small enough that a
@@ -46,6 +46,20 @@ def self_sizing(func: _F) -> _F:
     setattr(func, _SELF_SIZING, True)
     return func
 
+
+
+def known_length(data: Any) -> int | None:
+    """``len(data)``, or None where it cannot be known without iterating: no ``__len__``, or one that raises
+    TypeError (a DataLoader over an IterableDataset).
+
+    Example:
+        >>> known_length([1, 2]), known_length(iter([1, 2]))
+        (2, None)
+    """
+    try:
+        return len(data)
+    except TypeError:
+        return None
 
 def is_self_sizing(func: Any) -> bool:
     """Whether ``func`` was marked by :func:`self_sizing` (a module is asked through its ``__dict__`` and class:

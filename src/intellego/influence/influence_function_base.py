@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..core.batching import known_length
 from ..engines.per_sample import example_loss, per_sample_grads, select_parameters, split_batch
 from ..engines.perturb_eval import progress_bar
 from ..errors import IntellegoError, describe, require
@@ -133,7 +134,7 @@ class IFBase(DataInfluence):
                                     memory_budget=self.memory_budget).detach()
 
     def _iter_grads(self, batches: Iterable[Any], test: bool, show_progress: bool, desc: str) -> Iterator[Tensor]:
-        total = len(batches) if hasattr(batches, "__len__") else 0  # type: ignore[arg-type]
+        total = known_length(batches) or 0
         bar = progress_bar(total, f"{self.get_name()}: {desc}", show_progress)
         try:
             for batch in batches:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ..core.batching import DEFAULT_BUDGET
+from ..core.batching import DEFAULT_BUDGET, known_length
 from ..errors import IntellegoError, describe, require
 
 __all__ = ["CheckpointState", "resolve_checkpoints", "load_flexible_state_dict", "load_checkpoint_states",
@@ -201,11 +201,7 @@ class Batches:
         if self.kind == "tuple":
             return int(self.data[0].shape[0]) if isinstance(self.data[0], Tensor) and self.data[0].dim() else None
         if self.kind == "loader":
-            ds = self.data.dataset
-            try:
-                return len(ds)
-            except TypeError:
-                return None
+            return known_length(self.data.dataset)
         return len(self.data)
 
     def __len__(self) -> int:
