@@ -1,0 +1,13 @@
+"""Offline replacements for Captum's tutorial notebooks, one module per notebook (the notebook's stem, lower case).
+
+A spec module may define:
+
+- ``PRELUDE``: code run before the first cell (stand-ins for packages that cannot be installed here, seeds);
+- ``REPLACE``: ``{code cell index: code}``, cells replaced by offline equivalents (data that the notebook
+  downloads, models it fetches from a hub, torchvision / torchtext objects); every replacement keeps the names the
+  later cells use, and says in a comment what it stands in for;
+- ``SKIP``: code cell indices not run (training loops the shipped weights make unnecessary, pure display).
+
+Cells that call Captum are never replaced: they are what the check runs. The code here is ours; the notebooks are
+read from the Captum checkout at run time.
+"""
