@@ -76,7 +76,7 @@ CLOCK_NOTE = ("all rows of both tables: the process's CPU time (one torch thread
               "rule methods within noise. Within 2x: Saliency, InputXGradient, IntegratedGradients (1.6-1.9x) and "
               "GradientShap at batch 8 (1.8-1.9x); about 2x: GradientShap at batch 1 (2.0-2.2x), GuidedBackprop "
               "and Deconvolution (1.8-2.1x, either side of 2x from run to run at both sizes); missed: DeepLift, "
-              "DeepLiftShap and LRP (2.6-4.9x, their engine is being rewritten) and every perturbation method "
+              "DeepLiftShap and LRP (2.6-4.9x: two passes through the rule engine, see their notes) and every perturbation method "
               "(2.5-6.4x; KernelShap 2.2-6.2x and Lime 11-15x with work the floor does not count). Why the "
               "perturbation methods cannot reach 2x at batch 1 on this machine: a "
               "hand-written ablation of the same 33 rows (one torch.where, the model, the read-out, one difference, "
