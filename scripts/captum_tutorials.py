@@ -13,7 +13,7 @@ value by value.
 Usage::
 
     python scripts/captum_tutorials.py /path/to/captum [--only Titanic_Basic_Interpret,...] [--keep]
-        [--timeout 900] [--out report.md]
+        [--timeout 900] [--out report.md] [--verbose]
 
 The path may be a working tree or a git repository without one (its ``HEAD`` is read with ``git archive``). Only
 notebooks with a spec run. The results are summarised in docs/porting.md ("Captum's tutorials").
@@ -107,7 +107,7 @@ class Run:
     crashed: str | None = None
 
 
-def run_one(stem: str, tutorials: Path, library: str, timeout: int) -> Run:
+def run_one(stem: str, tutorials: Path, library: str, timeout: int, verbose: bool = False) -> Run:
     work = Path(tempfile.mkdtemp(prefix=f"tut_{library}_", dir=tutorials.parent))
     plan, result = work / "program.json", work / "result.pkl"
     plan.write_text(json.dumps(program(stem, tutorials, library)))
@@ -118,6 +118,8 @@ def run_one(stem: str, tutorials: Path, library: str, timeout: int) -> Run:
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return Run(library, crashed=f"timed out after {timeout} s")
+    if verbose and proc.stderr:
+        print(f"--- {stem} ({library}): stderr\n{proc.stderr}", file=sys.stderr, flush=True)
     if not result.exists():
         return Run(library, crashed=(proc.stderr or proc.stdout)[-2000:])
     with result.open("rb") as fh:
@@ -167,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=900, help="seconds per notebook and library")
     parser.add_argument("--out", type=Path, help="write the report (markdown) here as well")
     parser.add_argument("--keep", action="store_true", help="keep the extracted tutorials and print the path")
+    parser.add_argument("--verbose", action="store_true", help="print each run's stderr (the failing cells' "
+                        "tracebacks)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="captum_tutorials_"))
     report: list[str] = []
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         tutorials = extract(args.checkout.resolve(), work)
         for stem in [s.strip().lower() for s in args.only.split(",") if s.strip()]:
             libs = ("intellego", "captum") if args.library == "both" else (args.library,)
-            runs = {lib: run_one(stem, tutorials, lib, args.timeout) for lib in libs}
+            runs = {lib: run_one(stem, tutorials, lib, args.timeout, args.verbose) for lib in libs}
             empty = Run("none", crashed="not run")
             report += summary(stem, runs.get("intellego", empty), runs.get("captum", empty)) + [""]
             print("\n".join(summary(stem, runs.get("intellego", empty), runs.get("captum", empty))), flush=True)
