@@ -1,6 +1,6 @@
 """Numbers that must agree with Captum 0.9 (float64), or with the exact value where Captum is off: Lime's
 Lasso at its optimum, LayerGradientShap deltas and layer lists, LayerDeepLift on in-place MaxPool/ReLU,
-InternalInfluence with baselines, and NeuronConductance's discretization."""
+InternalInfluence with baselines, and NeuronConductance's discretization (also on the Titanic tutorial's net)."""
 
 from __future__ import annotations
 
@@ -149,3 +149,57 @@ def test_neuron_conductance_discretization_differs_from_captum_on_purpose():
     _close(ours * 49 / 50, theirs, atol=1e-8)
     converged = ia.NeuronConductance(m, m[1]).attribute(x, (3,), b, target=1, n_steps=64, method="gausslegendre")
     assert (ours - converged).abs().max() * 20 < (theirs - converged).abs().max()
+
+
+def _titanic_net():
+    """The Titanic tutorial's architecture (12 -> sigmoid 12 -> sigmoid 8 -> softmax 2), random weights scaled
+    up to a trained net's size (the shipped one has weights up to ~3)."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(12, 12), nn.Sigmoid(), nn.Linear(12, 8), nn.Sigmoid(), nn.Linear(8, 2),
+                        nn.Softmax(dim=1)).to(D)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(4)
+    return net
+
+
+def _titanic_rows(n=6):
+    """Unscaled passenger rows as the tutorial feeds them: age, sibsp, parch, fare, then one-hot columns."""
+    g = torch.Generator().manual_seed(4)
+    num = torch.stack([torch.rand(n, generator=g, dtype=D) * 80, torch.randint(0, 6, (n,), generator=g).to(D),
+                       torch.randint(0, 5, (n,), generator=g).to(D), torch.rand(n, generator=g, dtype=D) * 60], 1)
+    hot = [nn.functional.one_hot(torch.randint(0, k, (n,), generator=g), k).to(D) for k in (2, 3, 3)]
+    return torch.cat([num, *hot], 1)
+
+
+def _conductance_oracle(net, x, neuron, target, steps=3000):
+    """Midpoint rule in float64 with plain autograd (no hooks): mean over alphas of dF/dn * dn/dx, times x."""
+    alphas = (torch.arange(steps, dtype=D) + 0.5) / steps
+    path = (alphas[:, None, None] * x).reshape(-1, x.shape[1]).requires_grad_(True)
+    hidden = net[1](net[0](path))
+    cut = hidden.detach().requires_grad_(True)
+    score = net[2:](cut)[:, target].sum()
+    d_out = torch.autograd.grad(score, cut)[0][:, neuron]
+    d_in = torch.autograd.grad(hidden[:, neuron].sum(), path)[0]
+    return (d_out[:, None] * d_in).reshape(steps, *x.shape).mean(0) * x
+
+
+def test_neuron_conductance_titanic_converges_where_captum_is_off_by_one_over_n():
+    """The Titanic tutorial's NeuronConductance (default riemann_trapezoid, zero baseline, unscaled inputs):
+    Captum's result is exactly (n-1)/n of ours on the same points (its end weights 1/(2n)), so it stays off
+    the integral by |value|/n (O(1/n_steps): 4x smaller at 4x the steps) while ours converges to a fine
+    midpoint oracle (row "Trapezoid rule" of docs/porting.md)."""
+    net, x = _titanic_net(), _titanic_rows()
+    for neuron in (4, 10):
+        exact = _conductance_oracle(net, x, neuron, 1)
+        assert exact.abs().max() > 0.05  # a neuron that matters, so the 1/n gap is visible
+        gaps = []
+        for steps in (500, 2000):
+            ours = ia.NeuronConductance(net, net[1]).attribute(x, neuron_selector=neuron, target=1, n_steps=steps)
+            theirs = ca.NeuronConductance(net, net[1]).attribute(x, neuron_selector=neuron, target=1, n_steps=steps)
+            # same points (Captum's alphas are float32 values, hence 1e-7), weights scaled by (n-1)/n
+            _close(theirs, ours * (steps - 1) / steps, atol=exact.abs().max().item() * 1e-7)
+            _close(ours, exact, atol=exact.abs().max().item() * 1e-4)
+            _close(exact - theirs, exact / steps, atol=exact.abs().max().item() * 1e-4)
+            gaps.append((theirs - exact).abs().max().item())
+        assert 3.5 < gaps[0] / gaps[1] < 4.5
