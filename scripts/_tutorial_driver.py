@@ -5,6 +5,7 @@ Usage: ``python _tutorial_driver.py PROGRAM.json RESULT.pkl`` (the current direc
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -40,16 +41,48 @@ def numbers(value: Any) -> Any:
     return None
 
 
+def flatten(name: str, value: Any, out: dict[str, Any], depth: int = 0) -> None:
+    """The numbers in ``value`` under ``name``; dicts, named tuples and dataclass-free containers of them are
+    walked (``name.key``, ``name[i]``) a few levels deep, as a notebook displays them."""
+    got = numbers(value)
+    if got is not None:
+        if np.size(got) <= 5_000_000:
+            out[name] = got
+        return
+    if depth >= 4 or len(out) > 2000:
+        return
+    if isinstance(value, dict):
+        for key, item in list(value.items())[:200]:
+            flatten(f"{name}.{key}", item, out, depth + 1)
+    elif isinstance(value, tuple) and hasattr(value, "_fields"):
+        for key in value._fields:
+            flatten(f"{name}.{key}", getattr(value, key), out, depth + 1)
+    elif isinstance(value, (tuple, list)) and len(value) <= 200:
+        for i, item in enumerate(value):
+            flatten(f"{name}[{i}]", item, out, depth + 1)
+
+
 def snapshot(namespace: dict[str, Any], before: dict[str, int]) -> dict[str, Any]:
-    """The numbers among the names the cell bound or rebound (by identity)."""
-    out = {}
+    """The numbers among the names the cell bound or rebound (by identity), and in its displayed value (``Out``)."""
+    out: dict[str, Any] = {}
     for name, value in namespace.items():
         if name.startswith("_") or before.get(name) == id(value):
             continue
-        got = numbers(value)
-        if got is not None and np.size(got) <= 5_000_000:
-            out[name] = got
+        flatten(name, value, out)
+    if "_cell_out" in namespace:
+        flatten("Out", namespace.pop("_cell_out"), out)
     return out
+
+
+def split_display(cell: str, where: str) -> tuple[Any, Any]:
+    """The cell compiled as its statements and, when it ends with an expression (what a notebook displays),
+    that expression separately, so its value can be recorded."""
+    tree = ast.parse(cell)
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr):
+        return compile(tree, where, "exec"), None
+    tree.body.pop()
+    return compile(tree, where, "exec"), compile(ast.Expression(last.value), where, "eval")
 
 
 def main(program_path: str, result_path: str) -> None:
@@ -65,8 +98,11 @@ def main(program_path: str, result_path: str) -> None:
         before = {k: id(v) for k, v in namespace.items()}
         start, out = time.perf_counter(), io.StringIO()
         try:
+            body, shown = split_display(cell, f"<cell {i}>")
             with contextlib.redirect_stdout(out):
-                exec(compile(cell, f"<cell {i}>", "exec"), namespace)  # noqa: S102
+                exec(body, namespace)  # noqa: S102
+                if shown is not None:
+                    namespace["_cell_out"] = eval(shown, namespace)  # noqa: S307
             status, error = "ok", ""
         except Exception as err:  # noqa: BLE001 - a failing cell is a result
             status, error = "error", f"{type(err).__name__}: {err}"[:400]
