@@ -238,10 +238,11 @@ class CIFAR10(torch.utils.data.Dataset):
 
 
 class _GeneratedFiles(Sequence):
-    """Paths of generated files, written on first access (so a data set of 1464 images costs what is used)."""
+    """Paths of generated files, each written on its first access through this object (so a data set of 1464
+    images costs what is used, and a file never outlives a change of ``SCENE_CLASSES``)."""
 
     def __init__(self, paths: list[Path], write: Callable[[int, Path], None]) -> None:
-        self.paths, self.write = paths, write
+        self.paths, self.write, self.written = paths, write, set()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -249,10 +250,12 @@ class _GeneratedFiles(Sequence):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
+        i = i if i >= 0 else len(self) + i
         path = self.paths[i]
-        if not path.exists():
+        if i not in self.written:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.write(i if i >= 0 else len(self) + i, path)
+            self.write(i, path)
+            self.written.add(i)
         return str(path)
 
 
@@ -265,9 +268,13 @@ def _voc_colour(i: int) -> tuple[int, int, int]:
     return r, g, b
 
 
+SCENE_CLASSES: dict[int, tuple[int, ...]] = {}  # scene index -> its object classes (a spec may set some)
+
+
 def voc_scene(index: int, size: tuple[int, int] = (200, 150)) -> tuple[Image.Image, Image.Image]:
     """A generated VOC-like scene: an RGB image and its class mask (a 'P' image: 0 background, object classes
-    1..20, 255 on a 3-pixel border around each object)."""
+    1..20, 255 on a 3-pixel border around each object); the classes are ``SCENE_CLASSES[index]`` if set, else
+    two drawn at random."""
     rng = np.random.default_rng(1000 + index)
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
@@ -275,7 +282,8 @@ def voc_scene(index: int, size: tuple[int, int] = (200, 150)) -> tuple[Image.Ima
     rgb = np.stack([base[k] + 0.2 * np.sin(3 * xx + k) * np.cos(2 * yy) for k in range(3)], -1)
     mask = Image.new("P", (w, h), 0)
     draw = ImageDraw.Draw(mask)
-    for cls in rng.choice(np.arange(1, 21), size=2, replace=False):
+    drawn = rng.choice(np.arange(1, 21), size=2, replace=False)
+    for cls in SCENE_CLASSES.get(index, drawn):
         x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
         box = (x0, y0, x0 + int(rng.integers(w // 5, w // 2)), y0 + int(rng.integers(h // 5, h // 2)))
         draw.rectangle(box, fill=255)
