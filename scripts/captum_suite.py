@@ -79,7 +79,7 @@ def _split_kept_names(text: str) -> str:
 def rewrite(text: str) -> str:
     """The imports of one file rewritten to intellego (see the module docstring)."""
     text = text.replace("captum.testing", "captum_testing")
-    text = re.sub(r"\bcaptum\.(attr|_utils|metrics|robust|concept|influence|module)\b", r"intellego.\1", text)
+    text = re.sub(r"\bcaptum\.(attr|_utils|metrics|robust|concept|influence|module|insights)\b", r"intellego.\1", text)
     text = re.sub(r"^(\s*)import captum$", r"\1import intellego as captum", text, flags=re.M)
     text = KEEP_MODULES.sub(r"captum.\1", text)
     return _split_kept_names(text) if any(name in text for name in KEEP_NAMES) else text
