@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import intellego.attr as ia
 from intellego.attr import DeepLift
 
 ca = pytest.importorskip("captum.attr")
@@ -60,3 +61,24 @@ def test_deeplift_cifar_net_captum_drops_its_max_pool_rule_where_a_relu_feeds_th
     theirs, delta = ca.DeepLift(net).attribute(x, b, target=target, return_convergence_delta=True)
     assert delta.abs().max() < 1e-8  # complete, yet other multipliers
     assert (theirs - ours).abs().max() > 0.05 * ours.abs().max()
+
+
+def test_feature_ablation_accepts_mask_ids_with_gaps_as_captum_does():
+    """Segmentation_Interpret ablates with ``feature_mask=out_max``, the predicted class of each pixel: ids with
+    gaps (the classes not predicted). Each element's result is the ablation of its own group, whatever the ids,
+    so ours accepts them (renumbered inside) and equals Captum, per-example masks included."""
+    torch.manual_seed(0)
+    seg = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 21, 1)).to(D).eval()
+    x = torch.randn(2, 3, 6, 7, generator=torch.Generator().manual_seed(2), dtype=D)
+    out_max = torch.tensor([0, 6, 19, 255])[torch.randint(0, 4, (2, 1, 6, 7))]
+    assert all(len(m.unique()) == 4 for m in out_max)
+
+    def wrapper(inp):
+        return seg(inp).sum(dim=(2, 3))
+
+    for mask in (out_max[:1], out_max):
+        ours = ia.FeatureAblation(wrapper).attribute(x, feature_mask=mask, perturbations_per_eval=2, target=6)
+        theirs = ca.FeatureAblation(wrapper).attribute(x, feature_mask=mask, perturbations_per_eval=2, target=6)
+        torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
+        compact = torch.unique(mask, return_inverse=True)[1]
+        torch.testing.assert_close(ours, ia.FeatureAblation(wrapper).attribute(x, feature_mask=compact, target=6))

@@ -49,7 +49,8 @@ SHARED: dict[str, str] = {
     "not depend on it. Must be 1 (or None) when the model returns one value per batch.",
     "FEATURE_MASK": "feature_mask: Integer feature ids per input tensor (a tensor, or a tuple with one per input) "
     "of the input's shape or broadcastable to it (first dimension 1 or ``N``). Elements with the same id are "
-    "perturbed together; the same id in two tensors is one feature. Ids run 0 .. n - 1 without gaps. None: "
+    "perturbed together; the same id in two tensors is one feature. Ids run 0 .. n - 1 without gaps (FeatureAblation "
+    "takes any ids, as Captum does). None: "
     "every scalar is its own feature.",
     "SHOW_PROGRESS": "show_progress: Show a progress bar over the model calls (tqdm when installed).",
     "MEMORY_BUDGET": "memory_budget: Keyword-only: bytes that one internal batch may use. By default the chunk "

@@ -43,12 +43,12 @@ def prepare(method: PerturbationAttribution, inputs: Any, baselines: Any, target
 
 
 def settled_plan(ev: Evaluator, xs: tuple[Tensor, ...], feature_mask: Any,
-                 plan: FeaturePlan | None = None, names: ArgNames = PRIMARY_NAMES) -> FeaturePlan:
-    """The feature plan of ``feature_mask`` (``plan`` if already built). Masks that differ between examples
-    need one output per example: then the output mode is fixed up front (one extra call), so a model
-    returning one value per batch is refused before the perturbed calls. Otherwise the first perturbed call
-    fixes it."""
-    plan = plan_features(xs, feature_mask, names=names) if plan is None else plan
+                 plan: FeaturePlan | None = None, names: ArgNames = PRIMARY_NAMES, gaps: bool = False) -> FeaturePlan:
+    """The feature plan of ``feature_mask`` (``plan`` if already built; ``gaps``: see ``plan_features``). Masks
+    that differ between examples need one output per example: then the output mode is fixed up front (one extra
+    call), so a model returning one value per batch is refused before the perturbed calls. Otherwise the first
+    perturbed call fixes it."""
+    plan = plan_features(xs, feature_mask, names=names, gaps=gaps) if plan is None else plan
     if plan.per_example:
         ev.reference()
         if ev.aggregate:

@@ -80,7 +80,8 @@ class FeatureAblation(PerturbationAttribution):
         with torch.no_grad():
             xs, was_tuple, ev = prepare(self, inputs, baselines, target, additional_forward_args,
                                         perturbations_per_eval, memory_budget, show_progress, names)
-            return unpack(ablate(ev, settled_plan(ev, xs, feature_mask, names=names)), was_tuple)
+            # ids with gaps are fine here, as in Captum: each element's result is its own feature's ablation
+            return unpack(ablate(ev, settled_plan(ev, xs, feature_mask, names=names, gaps=True)), was_tuple)
 
 
 class Occlusion(FeatureAblation):

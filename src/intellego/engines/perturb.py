@@ -58,8 +58,7 @@ class ArgNames:
     tensor: str = "the input"
 
 
-PRIMARY_NAMES = ArgNames()
-"""The names of the primary perturbation methods (``feature_mask``, ``baselines``, ``inputs``)."""
+PRIMARY_NAMES = ArgNames()  # the names of the primary methods' arguments (feature_mask, baselines, inputs)
 
 @dataclass(frozen=True)
 class Windows:
@@ -246,11 +245,12 @@ def plan_features(
     *,
     aggregate: bool = False,
     names: ArgNames = PRIMARY_NAMES,
+    gaps: bool = False,
 ) -> FeaturePlan:
     """Validate a ``feature_mask`` or sliding windows against ``inputs`` and build the plan.
 
-    With neither, every scalar of every input is its own feature (ids run on across the tensors). Errors
-    name the arguments as ``names`` says.
+    With neither, every scalar of every input is its own feature (ids run on across the tensors). Mask ids run
+    ``0 .. n - 1``, or any ids with ``gaps`` (renumbered in order). Errors name the arguments as ``names`` says.
     """
     require(feature_mask is None or sliding_window_shapes is None,
             f"give either {names.feature_mask} or sliding_window_shapes, not both")
@@ -266,14 +266,14 @@ def plan_features(
     given = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
     require(len(given) == len(inputs), f"{names.feature_mask} has {len(given)} tensor(s) but {names.inputs} has "
             f"{len(inputs)}; give one mask per tensor of {names.inputs}")
-    key = _mask_key(given, inputs, aggregate)
+    key = _mask_key(given, inputs, (aggregate, gaps))
     hit = _MASK_PLANS.get(key) if key is not None else None
     if hit is not None and all(torch.equal(a, b) for a, b in zip(hit[0], given)):
         return hit[1]
     if key is None:
-        return _mask_plan(given, inputs, aggregate, names, shapes)
+        return _mask_plan(given, inputs, aggregate, names, shapes, gaps)
     saved = tuple(m.clone() for m in given)  # the plan keeps views of these, never of the caller's mask
-    plan = _mask_plan(saved, inputs, aggregate, names, shapes)
+    plan = _mask_plan(saved, inputs, aggregate, names, shapes, gaps)
     if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
         _MASK_PLANS.pop(next(iter(_MASK_PLANS)))
     _MASK_PLANS[key] = (saved, plan)
@@ -284,30 +284,30 @@ _MASK_PLANS: dict[tuple[Any, ...], tuple[tuple[Tensor, ...], FeaturePlan]] = {}
 _MASK_PLANS_MAX, _MASK_PLAN_ELEMENTS = 16, 1 << 18
 
 
-def _mask_key(given: Any, inputs: tuple[Tensor, ...], aggregate: bool) -> tuple[Any, ...] | None:
-    """Cache key of a mask plan: everything the plan depends on besides the mask's values (compared in full
-    on a hit, so a mask changed in place, even behind autograd's version counter, is never served stale).
-    None (not cached) for anything but small integer tensors."""
+def _mask_key(given: Any, inputs: tuple[Tensor, ...], flags: tuple[bool, ...]) -> tuple[Any, ...] | None:
+    """Cache key of a mask plan: all it depends on but the mask's values (compared in full on a hit, so a mask
+    changed in place, even behind autograd's version counter, is never served stale); None: not cached."""
     if not all(isinstance(m, Tensor) and m.device.type != "meta" for m in given) or \
             sum(m.numel() for m in given) > _MASK_PLAN_ELEMENTS:
         return None
-    return (aggregate, tuple((tuple(m.shape), m.dtype, m.device) for m in given),
+    return (flags, tuple((tuple(m.shape), m.dtype, m.device) for m in given),
             tuple((tuple(x.shape), x.device) for x in inputs))
 
 
 def _mask_plan(given: Any, inputs: tuple[Tensor, ...], aggregate: bool, names: ArgNames,
-               shapes: tuple[tuple[int, ...], ...]) -> FeaturePlan:
+               shapes: tuple[tuple[int, ...], ...], gaps: bool = False) -> FeaturePlan:
     """Check every mask (see :func:`plan_features`) and count the features."""
     masks = tuple(_check_mask(m, x, i, len(inputs), aggregate, names) for i, (m, x) in enumerate(zip(given, inputs)))
     ids = torch.unique(torch.cat([m.reshape(-1).cpu() for m in masks]))
     require(ids.numel() > 0, f"{names.feature_mask} holds no ids")
     n = int(ids.max()) + 1
+    if ids.numel() != n and gaps:  # renumbered in order: each element keeps its own feature
+        masks, n = tuple(torch.searchsorted(ids.to(m.device), m.contiguous()) for m in masks), ids.numel()
     if ids.numel() != n:
         missing = sorted(set(range(n)) - set(ids.tolist()))[:8]
-        raise IntellegoError(
-            f"{names.feature_mask} ids must be 0 .. num_features - 1 without gaps; ids {missing} are missing "
-            f"(max id {n - 1}, {ids.numel()} distinct ids); renumber them, e.g. with "
-            "torch.unique(mask, return_inverse=True)")
+        raise IntellegoError(f"{names.feature_mask} ids must be 0 .. num_features - 1 without gaps; ids {missing} "
+                             f"are missing (max id {n - 1}, {ids.numel()} distinct ids); renumber them, e.g. with "
+                             "torch.unique(mask, return_inverse=True)")
     return FeaturePlan(n, masks, None, shapes)
 
 
