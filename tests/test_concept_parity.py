@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import intellego.concept as ic
+from intellego.errors import IntellegoError
 
 cc = pytest.importorskip("captum.concept")
 
@@ -68,6 +69,35 @@ def test_scores_match_captum_given_the_same_cavs(tmp_path):
             torch.testing.assert_close(ours[key][layer]["sign_count"].float(), theirs[key][layer]["sign_count"])
             torch.testing.assert_close(ours[key][layer]["magnitude"].float(), theirs[key][layer]["magnitude"],
                                        rtol=1e-5, atol=1e-6)
+
+
+def test_layer_method_built_without_a_layer_as_captums_tcav_tutorial_does(tmp_path):
+    """TCAV_Image builds ``LayerIntegratedGradients(model, None, multiply_by_inputs=False)``: TCAV sets the layer
+    (ours raised at construction); the scores equal Captum's given the same CAVs."""
+    from captum.attr import LayerIntegratedGradients as TheirLIG
+
+    from intellego.attr import LayerIntegratedGradients
+
+    model, data = _model(), _concepts()
+    x = torch.randn(20, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    ours_c = [ic.Concept(i, f"c{i}", [d]) for i, d in enumerate(data)]
+    theirs_c = [cc.Concept(i, f"c{i}", [d]) for i, d in enumerate(data)]
+    sets = [[0, 1], [2, 3, 1]]
+    method = LayerIntegratedGradients(model, None, multiply_by_inputs=False)
+    ours = ic.TCAV(model, ["1", "3"], classifier=FixedCAVs({}), layer_attr_method=method).interpret(
+        x, [[ours_c[i] for i in s] for s in sets], target=2, n_steps=5, magnitude="mean")
+    theirs = cc.TCAV(model, ["1", "3"], classifier=FixedCAVs({}), save_path=str(tmp_path) + "/",
+                     layer_attr_method=TheirLIG(model, None, multiply_by_inputs=False)).interpret(
+        x, [[theirs_c[i] for i in s] for s in sets], target=2, n_steps=5)
+    for key in theirs:
+        for layer in ("1", "3"):
+            for score in ("sign_count", "magnitude"):
+                torch.testing.assert_close(ours[key][layer][score].float(), theirs[key][layer][score],
+                                           rtol=1e-5, atol=1e-6)
+    with pytest.raises(IntellegoError, match="layer=None"):
+        method.attribute(x, target=0)  # never set on the method itself: TCAV works on copies
+    with pytest.raises(IntellegoError, match="layer must be a torch.nn.Module"):
+        method.layer = "1"
 
 
 def test_magnitude_is_the_documented_ratio_not_captums_mean(tmp_path):

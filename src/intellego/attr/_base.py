@@ -295,14 +295,33 @@ class InternalAttribution(Attribution):
         (True, True)
     """
 
+    _layer_may_be_unset = False  # layer methods: None until set, as TCAV's ``layer_attr_method`` is built
+
     def __init__(self, forward_func: Callable[..., Any], layer: Any, device_ids: list[int] | None = None) -> None:
         super().__init__(forward_func)
-        layers = layer if isinstance(layer, (list, tuple)) else [layer]
-        for m in layers:
+        if layer is None and self._layer_may_be_unset:
+            self._layer = None
+        else:
+            self.layer = layer
+        self.device_ids = device_ids
+
+    @property
+    def layer(self) -> Any:
+        """The module (or list of modules) attributed to. A layer method may be built with ``None`` (Captum's
+        ``LayerIntegratedGradients(model, None)``, the form TCAV's ``layer_attr_method`` takes; TCAV sets the
+        layer); reading it before it is set raises."""
+        if self._layer is None:
+            raise IntellegoError(f"{type(self).__name__} was built with layer=None and has no layer yet: set "
+                                 ".layer to a module of the model before attribute() (TCAV sets it for its "
+                                 "layer_attr_method)")
+        return self._layer
+
+    @layer.setter
+    def layer(self, layer: Any) -> None:
+        for m in layer if isinstance(layer, (list, tuple)) else [layer]:
             if not isinstance(m, nn.Module):
                 raise IntellegoError(f"layer must be a torch.nn.Module (or a list of them), got {describe(m)}")
-        self.layer = layer
-        self.device_ids = device_ids
+        self._layer = layer
 
 
 class LayerAttribution(InternalAttribution):
@@ -332,6 +351,8 @@ class LayerAttribution(InternalAttribution):
         >>> lig.attribute(x, target=0).shape, lig.attribute(x, targets=[0, 1]).shape
         (torch.Size([5, 4]), torch.Size([2, 5, 4]))
     """
+
+    _layer_may_be_unset = True
 
     @staticmethod
     def interpolate(layer_attribution: Tensor, interpolate_dims: int | tuple[int, ...],

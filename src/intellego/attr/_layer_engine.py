@@ -27,7 +27,8 @@ class LayerMethod(LayerAttribution):
 
     def __init__(self, forward_func: Any, layer: Any, device_ids: list[int] | None = None) -> None:
         super().__init__(forward_func, layer, device_ids)
-        check_layers(forward_func, layer)
+        if layer is not None:  # None: set later (TCAV's layer_attr_method)
+            check_layers(forward_func, layer)
 
     @property
     def _many(self) -> bool:
