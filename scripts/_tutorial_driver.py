@@ -41,6 +41,39 @@ def numbers(value: Any) -> Any:
     return None
 
 
+LIBRARIES = ("captum", "intellego")
+
+
+def attributes(value: Any) -> dict[str, Any]:
+    """The public attributes (instance attributes and properties) of an object of the library under test (an
+    attribution result, a visualization record); nothing for other objects, classes and callables (models)."""
+    if type(value).__module__.split(".")[0] not in LIBRARIES or isinstance(value, type) or callable(value):
+        return {}
+    names = {n for n in getattr(value, "__dict__", {}) if not n.startswith("_")}
+    names |= {n for n in dir(type(value)) if not n.startswith("_") and isinstance(getattr(type(value), n), property)}
+    out = {}
+    for name in sorted(names):
+        try:
+            out[name] = getattr(value, name)
+        except Exception:  # noqa: BLE001, S112 - a property that cannot be read has nothing to compare
+            continue
+    return out
+
+
+def texts(value: Any) -> Any:
+    """A string, or a non-empty list of strings, as an array of str; else None."""
+    if isinstance(value, str):
+        return np.array(value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return np.array(value)
+    return None
+
+
+def mark(value: Any) -> tuple[int, int | None]:
+    """What tells that a name changed: its object, and a list's length (a list filled by the cell's calls)."""
+    return id(value), len(value) if isinstance(value, list) else None
+
+
 def flatten(name: str, value: Any, out: dict[str, Any], depth: int = 0) -> None:
     """The numbers in ``value`` under ``name``; dicts, named tuples and dataclass-free containers of them are
     walked (``name.key``, ``name[i]``) a few levels deep, as a notebook displays them."""
@@ -60,13 +93,21 @@ def flatten(name: str, value: Any, out: dict[str, Any], depth: int = 0) -> None:
     elif isinstance(value, (tuple, list)) and len(value) <= 200:
         for i, item in enumerate(value):
             flatten(f"{name}[{i}]", item, out, depth + 1)
+    else:
+        for key, item in attributes(value).items():
+            text = texts(item)
+            if text is not None:
+                out[f"{name}.{key}"] = text
+            else:
+                flatten(f"{name}.{key}", item, out, depth + 1)
 
 
-def snapshot(namespace: dict[str, Any], before: dict[str, int]) -> dict[str, Any]:
-    """The numbers among the names the cell bound or rebound (by identity), and in its displayed value (``Out``)."""
+def snapshot(namespace: dict[str, Any], before: dict[str, tuple[int, int | None]]) -> dict[str, Any]:
+    """The numbers among the names the cell bound, rebound or grew (a list), and in its displayed value
+    (``Out``)."""
     out: dict[str, Any] = {}
     for name, value in namespace.items():
-        if name.startswith("_") or before.get(name) == id(value):
+        if name.startswith("_") or before.get(name) == mark(value):
             continue
         flatten(name, value, out)
     if "_cell_out" in namespace:
@@ -95,7 +136,7 @@ def main(program_path: str, result_path: str) -> None:
         if i in program["skip"]:
             results.append({"status": "skipped", "error": "", "seconds": 0.0, "values": {}})
             continue
-        before = {k: id(v) for k, v in namespace.items()}
+        before = {k: mark(v) for k, v in namespace.items()}
         start, out = time.perf_counter(), io.StringIO()
         try:
             body, shown = split_display(cell, f"<cell {i}>")

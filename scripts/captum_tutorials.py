@@ -85,13 +85,24 @@ def specs_available() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
 
 
+def edited(replacement: Any, cell: str, index: int) -> str:
+    """A spec's replacement for a cell: code, or a function of the notebook's cell returning code (an edit of the
+    cell's own text, which must change it)."""
+    if not callable(replacement):
+        return str(replacement)
+    out = replacement(cell)
+    if out == cell:
+        raise ValueError(f"the spec's edit of code cell {index} changed nothing: the notebook is not as expected")
+    return str(out)
+
+
 def program(stem: str, tutorials: Path, library: str) -> dict[str, Any]:
     """The cells to run (with the spec's replacements, rewritten for intellego when ``library`` says so)."""
     spec = spec_of(stem)
     path = next(p for p in tutorials.glob("*.ipynb") if p.stem.lower() == stem)
     cells = code_cells(path)
-    replace: dict[int, str] = getattr(spec, "REPLACE", {})
-    cells = [replace.get(i, cell) for i, cell in enumerate(cells)]
+    replace: dict[int, Any] = getattr(spec, "REPLACE", {})
+    cells = [edited(replace[i], cell, i) if i in replace else cell for i, cell in enumerate(cells)]
     prelude = getattr(spec, "PRELUDE", "")
     if library == "intellego":
         cells = [rewrite(cell) if "captum" in cell else cell for cell in cells]
@@ -141,6 +152,8 @@ def compare(ours: Run, theirs: Run, rtol: float = 1e-4, atol: float = 1e-5) -> l
             elif x.dtype.kind in "fciub" and not np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True):
                 gap = float(np.nanmax(np.abs(x.astype(float) - y.astype(float)))) if x.size else 0.0
                 lines.append(f"cell {i} `{name}`: max abs difference {gap:.3g}")
+            elif x.dtype.kind == "U" and not np.array_equal(x, y):
+                lines.append(f"cell {i} `{name}`: text {str(x)[:80]!r} here, {str(y)[:80]!r} in Captum")
     return lines
 
 

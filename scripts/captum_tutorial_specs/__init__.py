@@ -5,7 +5,8 @@ A spec module may define:
 - ``PRELUDE``: code run before the first cell (stand-ins for packages that cannot be installed here, seeds);
 - ``REPLACE``: ``{code cell index: code}``, cells replaced by offline equivalents (data that the notebook
   downloads, models it fetches from a hub, torchvision / torchtext objects); every replacement keeps the names the
-  later cells use, and says in a comment what it stands in for;
+  later cells use, and says in a comment what it stands in for. A value may also be a function of the notebook's
+  cell returning code: a small edit of the notebook's own text (it must change something);
 - ``SKIP``: code cell indices not run (training loops the shipped weights make unnecessary, pure display).
 
 Cells that call Captum are never replaced: they are what the check runs. The code here is ours; the notebooks are
