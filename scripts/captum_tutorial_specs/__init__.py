@@ -8,6 +8,7 @@ A spec module may define:
   later cells use, and says in a comment what it stands in for. A value may also be a function of the notebook's
   cell returning code: a small edit of the notebook's own text (it must change something);
 - ``SKIP``: code cell indices not run (training loops the shipped weights make unnecessary, pure display).
+- ``NOT_COMPARED``: names of recorded values left out of the comparison (wall-clock times the cells measure).
 
 Cells that call Captum are never replaced: they are what the check runs. The code here is ours; the notebooks are
 read from the Captum checkout at run time.

@@ -39,3 +39,5 @@ mislabelled_dataset_labels = torch.where(use_incorrect, incorrect_labels, correc
     28: '''mislabelled_dataset_checkpoint_paths = sorted(glob.glob(os.path.join(mislabelled_dataset_checkpoints_dir,
                                                                     "*.pt")))''',
 }
+
+NOT_COMPARED = {"total_minutes"}  # the cells time themselves
