@@ -299,7 +299,8 @@ def test_layer_ablation_messages_never_name_the_primary_arguments():
            (ia.LayerFeatureAblation(model, model[0]).attribute, {"layer_baselines": (0.0, 0.0)}),
            (ia.LayerFeatureAblation(model, model[0]).attribute,
             {"layer_mask": (torch.zeros(1, 4, dtype=torch.long),) * 2}),
-           (ia.LayerFeatureAblation(model, model[0]).attribute, {"layer_mask": torch.tensor([[0, 2, 2, 2]])}),
+           (ia.LayerFeatureAblation(model, model[0]).attribute, {"layer_mask": torch.tensor([[0, -1, 1, 1]])}),
+           (ia.LayerFeaturePermutation(model, model[0]).attribute, {"layer_mask": torch.tensor([[0, 2, 2, 2]])}),
            (ia.LayerFeaturePermutation(model, model[0]).attribute, {"layer_mask": torch.zeros(1, 1, 4).long()})]
     for call, kw in bad:
         with pytest.raises(IntellegoError) as err:

@@ -82,3 +82,13 @@ def test_feature_ablation_accepts_mask_ids_with_gaps_as_captum_does():
         torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
         compact = torch.unique(mask, return_inverse=True)[1]
         torch.testing.assert_close(ours, ia.FeatureAblation(wrapper).attribute(x, feature_mask=compact, target=6))
+
+
+def test_layer_feature_ablation_accepts_layer_mask_ids_with_gaps_as_captum_does():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 2)).to(D)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(3), dtype=D)
+    mask = torch.tensor([[0, 5, 5, 9, 0, 9]])
+    ours = ia.LayerFeatureAblation(model, model[0]).attribute(x, target=1, layer_mask=mask)
+    theirs = ca.LayerFeatureAblation(model, model[0]).attribute(x, target=1, layer_mask=mask)
+    torch.testing.assert_close(ours, theirs, atol=1e-12, rtol=0)
