@@ -50,6 +50,7 @@ def attributes(value: Any) -> dict[str, Any]:
     if type(value).__module__.split(".")[0] not in LIBRARIES or isinstance(value, type) or callable(value):
         return {}
     names = {n for n in getattr(value, "__dict__", {}) if not n.startswith("_")}
+    names |= {n for cls in type(value).__mro__ for n in getattr(cls, "__slots__", ()) if not n.startswith("_")}
     names |= {n for n in dir(type(value)) if not n.startswith("_") and isinstance(getattr(type(value), n), property)}
     out = {}
     for name in sorted(names):
