@@ -19,7 +19,8 @@ import numpy as np
 
 
 def numbers(value: Any) -> Any:
-    """A picklable copy of ``value`` if it is a number, an array or a tensor (or a tuple/list of them), else None."""
+    """A picklable copy of ``value`` if it is a number (Python's or NumPy's), an array or a tensor (or a tuple/list of
+    them), else None."""
     try:
         import torch
     except ImportError:  # pragma: no cover
@@ -27,6 +28,8 @@ def numbers(value: Any) -> Any:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, np.generic) and value.dtype.kind in "fiu":  # a NumPy scalar (np.int64 from sum(array))
         return float(value)
     if isinstance(value, np.ndarray) and value.dtype.kind in "fciub":
         return value.copy()
