@@ -351,3 +351,22 @@ def test_image_mask_input_on_a_tiny_vision_language_model():
         res.append(mod.LLMAttribution(mod.FeatureAblation(model), tok).attribute(inp, target=" sat on", **extra))
     _close(res[0].token_attr, res[1].token_attr)
     assert res[0].token_attr.shape[1] == 4 and res[0].token_attr.abs().sum() > 0
+
+
+def test_output_labels_of_split_characters_match_captum():
+    """Targets whose bytes do not re-encode to the same ids (a random model's output: lone UTF-8 continuation
+    bytes, as Llama2_LLM_Attribution's generated target) are labelled token by token; of two adjacent fragments of
+    a character the second is marked [OVERLAP], Captum's labels; a valid character split over two tokens too."""
+    from captum.attr._core.llm_attr import _convert_ids_to_pretty_tokens
+
+    from intellego.attr.llm_result import pretty_tokens
+
+    tok = tokenizer()
+    lead, cont = tok.encode("é", add_special_tokens=False)  # two byte tokens
+    (the,) = tok.encode(" the", add_special_tokens=False)
+    for ids in ([cont, cont, the], [the, cont, cont, cont, cont, the], [lead, cont, the], [the, cont, the, cont, cont],
+                [the, cont, cont, lead, cont]):
+        ours = pretty_tokens(torch.tensor(ids), tok)
+        assert ours == _convert_ids_to_pretty_tokens(torch.tensor(ids), tok), ids
+        assert len(ours) == len(ids)
+    assert pretty_tokens(torch.tensor([the, cont]), tok) == ["the", "\ufffd"]  # Captum: IndexError at the end

@@ -279,7 +279,34 @@ def pretty_tokens(ids: Tensor, tokenizer: Any) -> list[str]:
     if offsets:
         warnings.warn("re-encoding the decoded target gives other token ids; decoding each token on its own",
                       stacklevel=3)
-    return [_clean(tokenizer.decode(ids.reshape(-1)[i : i + 1])) for i in range(len(id_list))]
+    return _decode_each(id_list, tokenizer)
+
+
+def _decode_each(ids: list[int], tokenizer: Any) -> list[str]:
+    """Each id decoded on its own; of two adjacent ids that each decode to a lone replacement character (bytes of
+    one character split over two tokens), the second is marked ``[OVERLAP]``, as Captum's labels do.
+
+    Example:
+        >>> class Bytes:  # ids are bytes; 0xC3 0xA9 is "é"
+        ...     def decode(self, ids): return bytes(ids).decode("utf-8", errors="replace")
+        ...     def encode(self, text, add_special_tokens=False): return list(text.encode())
+        >>> _decode_each([0x61, 0xC3, 0xA9], Bytes())
+        ['a', '�', '� [OVERLAP]']
+    """
+    texts = [tokenizer.decode([i]) for i in ids]
+
+    def fragment(k: int) -> bool:
+        return texts[k].strip() == "\ufffd" and list(tokenizer.encode(texts[k], add_special_tokens=False)) != [ids[k]]
+
+    out, k = [], 0
+    while k < len(ids):
+        if fragment(k) and k + 1 < len(ids):
+            out += [_clean(texts[k]), _clean(texts[k + 1]) + (" [OVERLAP]" if fragment(k + 1) else "")]
+            k += 2
+        else:
+            out.append(_clean(texts[k]))
+            k += 1
+    return out
 
 
 def _join(tokens: list[str], groups: list[int]) -> list[str]:
