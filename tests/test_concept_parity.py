@@ -148,3 +148,20 @@ def test_a_captum_program_ports_by_renaming_the_imports(tmp_path, monkeypatch):
     assert all(torch.isclose(s["sign_count"].sum(), torch.tensor(1.0, dtype=torch.float64))
                for v in scores.values() for s in v.values())
     assert list(tmp_path.iterdir()) == []  # Captum would have written ./cav/ here
+
+
+def test_loaded_cav_keeps_its_model_id_and_path_where_captums_forgets_them(tmp_path):
+    """A CAV read back by ``CAV.load(path, model_id, ...)`` carries that path and model id (its ``save()`` writes
+    where it was read from); Captum's comes back with the defaults ("./cav/", "default_model_id"), so saving it
+    again would write into another model's folder (seen in TCAV_NLP when a second TCAV reloads its CAVs)."""
+    for mod in (ic, cc):
+        path = str(tmp_path / mod.__name__)
+        concepts = [mod.Concept(0, "a", None), mod.Concept(1, "b", None)]
+        mod.CAV.create_cav_dir_if_missing(path, "mine")
+        mod.CAV(concepts, "fc", {"weights": torch.eye(2), "classes": [0, 1]}, path, "mine").save()
+        loaded = mod.CAV.load(path, "mine", concepts, "fc")
+        torch.testing.assert_close(loaded.stats["weights"], torch.eye(2))
+        if mod is ic:
+            assert (loaded.model_id, loaded.save_path) == ("mine", path)
+        else:
+            assert (loaded.model_id, loaded.save_path) == ("default_model_id", "./cav/")
