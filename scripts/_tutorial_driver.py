@@ -6,11 +6,12 @@ Usage: ``python _tutorial_driver.py PROGRAM.json RESULT.pkl`` (the current direc
 from __future__ import annotations
 
 import ast
-import contextlib
-import io
 import json
+import os
 import pickle
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any
@@ -130,37 +131,75 @@ def split_display(cell: str, where: str) -> tuple[Any, Any]:
     return compile(tree, where, "exec"), compile(ast.Expression(last.value), where, "eval")
 
 
-def main(program_path: str, result_path: str) -> None:
-    with open(program_path) as fh:
-        program = json.load(fh)
-    namespace: dict[str, Any] = {"__name__": "__main__", "display": print}
-    exec(compile(program["prelude"], "<prelude>", "exec"), namespace)  # noqa: S102
-    results = []
-    for i, cell in enumerate(program["cells"]):
-        if i in program["skip"]:
-            results.append({"status": "skipped", "error": "", "seconds": 0.0, "values": {}})
-            continue
-        before = {k: mark(v) for k, v in namespace.items()}
-        start, out = time.perf_counter(), io.StringIO()
-        try:
-            body, shown = split_display(cell, f"<cell {i}>")
-            with contextlib.redirect_stdout(out):
-                exec(body, namespace)  # noqa: S102
-                if shown is not None:
-                    namespace["_cell_out"] = eval(shown, namespace)  # noqa: S307
-            status, error = "ok", ""
-        except Exception as err:  # noqa: BLE001 - a failing cell is a result
-            status, error = "error", f"{type(err).__name__}: {err}"[:400]
-            sys.stderr.write(f"--- cell {i}\n{traceback.format_exc()}")
+class Stdout:
+    """File descriptor 1 sent to one file for the whole program, read back cell by cell: a cell's prints are caught
+    with those of C extensions and of the processes it starts (forked or spawned ranks, which inherit the
+    descriptor). The file, not a pipe per cell: a fork server started in one cell serves the later ones."""
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - open for the whole program, closed in close()
+        self.saved = os.dup(1)
+        os.dup2(self.file.fileno(), 1)
+        self.start = 0
+
+    def read(self) -> str:
+        """What was written since the last read."""
+        sys.stdout.flush()
+        end = os.fstat(1).st_size
+        text = os.pread(1, end - self.start, self.start).decode(errors="replace")  # pread keeps the shared offset
+        self.start = end
+        return text
+
+    def close(self) -> None:
+        """Back to the original descriptor 1, with everything written copied there."""
+        sys.stdout.flush()
+        os.dup2(self.saved, 1)
+        self.file.seek(0)
+        shutil.copyfileobj(self.file, sys.stdout.buffer)
+        sys.stdout.flush()
+        self.file.close()
+
+
+def run_cell(cell: str, i: int, namespace: dict[str, Any]) -> tuple[str, str]:
+    """Runs one cell in ``namespace``; returns its status and error."""
+    try:
+        body, shown = split_display(cell, f"<cell {i}>")
+        exec(body, namespace)  # noqa: S102
+        if shown is not None:
+            namespace["_cell_out"] = eval(shown, namespace)  # noqa: S307
+        return "ok", ""
+    except Exception as err:  # noqa: BLE001 - a failing cell is a result
+        sys.stderr.write(f"--- cell {i}\n{traceback.format_exc()}")
+        return "error", f"{type(err).__name__}: {err}"[:400]
+    finally:
         try:
             import matplotlib.pyplot as plt
             plt.close("all")
         except ImportError:  # pragma: no cover
             pass
-        results.append({"status": status, "error": error, "seconds": time.perf_counter() - start,
-                        "values": snapshot(namespace, before), "stdout": out.getvalue()[-4000:]})
-        with open(result_path, "wb") as fh:  # written after every cell: a crash keeps what ran
-            pickle.dump(results, fh)
+
+
+def main(program_path: str, result_path: str) -> None:
+    with open(program_path) as fh:
+        program = json.load(fh)
+    namespace: dict[str, Any] = {"__name__": "__main__", "display": print}
+    exec(compile(program["prelude"], "<prelude>", "exec"), namespace)  # noqa: S102
+    results, stdout = [], Stdout()
+    try:
+        for i, cell in enumerate(program["cells"]):
+            if i in program["skip"]:
+                results.append({"status": "skipped", "error": "", "seconds": 0.0, "values": {}, "stdout": ""})
+                continue
+            before = {k: mark(v) for k, v in namespace.items()}
+            start = time.perf_counter()
+            status, error = run_cell(cell, i, namespace)
+            results.append({"status": status, "error": error, "seconds": time.perf_counter() - start,
+                            "values": snapshot(namespace, before), "stdout": stdout.read()[-200_000:]})
+            with open(result_path, "wb") as fh:  # written after every cell: a crash keeps what ran
+                pickle.dump(results, fh)
+    finally:
+        stdout.close()
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ def run_one(stem: str, tutorials: Path, library: str, timeout: int, verbose: boo
     plan, result = work / "program.json", work / "result.pkl"
     plan.write_text(json.dumps(program(stem, tutorials, library)))
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               PYTHONUNBUFFERED="1",  # prints reach the driver's file in order, not from a forked copy's buffer
                PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(HERE), os.environ.get("PYTHONPATH", "")]))
     try:
         proc = subprocess.run([sys.executable, str(DRIVER), str(plan), str(result)], cwd=tutorials, env=env,
