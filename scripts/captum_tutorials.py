@@ -8,7 +8,8 @@ written (Captum, installed in the dev environment as an oracle) and once with th
 packages that cannot be installed here (torchvision, torchtext, the Hugging Face hub), are replaced by offline
 equivalents of ours: one spec module per notebook in ``scripts/captum_tutorial_specs/`` (see its ``__init__``).
 After every cell the numbers the cell made (tensors, arrays, floats) are recorded, and the two runs are compared
-value by value.
+value by value; so are the numbers each cell printed (its stdout, the processes it started included), paired line by
+line where the text around them matches (``_tutorial_prints``).
 
 Usage::
 
@@ -38,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from _tutorial_prints import compare as compare_prints  # noqa: E402
 from captum_suite import rewrite  # noqa: E402
 
 DRIVER = HERE / "_tutorial_driver.py"
@@ -160,6 +162,23 @@ def compare(ours: Run, theirs: Run, rtol: float = 1e-4, atol: float = 1e-5,
     return lines
 
 
+def printed(ours: Run, theirs: Run, not_compared: Any = ()) -> tuple[str, list[str]]:
+    """The summary line and the differing lines of the numbers the cells printed (cells both ran without error;
+    cells in ``not_compared``, a spec's ``PRINTS_NOT_COMPARED``, are left out)."""
+    compared = differing = unpaired = 0
+    lines = []
+    for i, (a, b) in enumerate(zip(ours.cells, theirs.cells)):
+        if a["status"] != "ok" or b["status"] != "ok" or i in not_compared:
+            continue
+        count, diffs, alone = compare_prints(a.get("stdout", ""), b.get("stdout", ""))
+        compared, unpaired = compared + count, unpaired + alone
+        differing += sum(n for _, n, _ in diffs)
+        lines += [f"cell {i}: {text} ({n} differ, max abs difference {gap:.3g})" for text, n, gap in diffs]
+        if alone:
+            lines.append(f"cell {i}: {alone} printed lines with numbers without a counterpart in the other run")
+    return f"- printed numbers compared: {compared}, differing: {differing}, unpaired lines: {unpaired}", lines
+
+
 def summary(stem: str, ours: Run, theirs: Run) -> list[str]:
     def status(run: Run) -> str:
         if run.crashed:
@@ -169,13 +188,15 @@ def summary(stem: str, ours: Run, theirs: Run) -> list[str]:
         return f"{ok}/{len(run.cells)} cells ran" + (f"; failed {failed[0]}" if failed else "")
 
     lines = [f"## {stem}", f"- intellego: {status(ours)}", f"- Captum: {status(theirs)}"]
-    skip = frozenset(getattr(spec_of(stem), "NOT_COMPARED", ()))
+    spec = spec_of(stem)
+    skip = frozenset(getattr(spec, "NOT_COMPARED", ()))
     diffs = compare(ours, theirs, not_compared=skip)
     compared = sum(len(set(a["values"]) & set(b["values"]) - skip) for a, b in zip(ours.cells, theirs.cells)
                    if a["status"] == b["status"] == "ok")
     lines.append(f"- values compared: {compared}, differing: {len(diffs)}")
     lines += [f"  - {d}" for d in diffs[:20]]
-    return lines
+    head, prints = printed(ours, theirs, getattr(spec, "PRINTS_NOT_COMPARED", ()))
+    return lines + [head] + [f"  - {p}" for p in prints[:20]]
 
 
 def main(argv: list[str] | None = None) -> int:
