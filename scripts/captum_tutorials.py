@@ -122,18 +122,27 @@ class Run:
 
 def run_one(stem: str, tutorials: Path, library: str, timeout: int, verbose: bool = False) -> Run:
     work = Path(tempfile.mkdtemp(prefix=f"tut_{library}_", dir=tutorials.parent))
-    plan, result = work / "program.json", work / "result.pkl"
-    plan.write_text(json.dumps(program(stem, tutorials, library)))
+    return run_plan(program(stem, tutorials, library), tutorials, work, library, timeout,
+                    f"{stem} ({library})" if verbose else None)
+
+
+def run_plan(plan: dict[str, Any], cwd: Path, work: Path, library: str, timeout: int,
+             verbose_label: str | None = None) -> Run:
+    """One program (``prelude``, ``cells``, ``skip``) run by the driver in a fresh process in ``cwd``; ``work``
+    holds the plan and the result. With a ``verbose_label`` the run's stderr (the failing cells' tracebacks) is
+    printed under it."""
+    plan_path, result = work / "program.json", work / "result.pkl"
+    plan_path.write_text(json.dumps(plan))
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                PYTHONUNBUFFERED="1",  # prints reach the driver's file in order, not from a forked copy's buffer
                PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(HERE), os.environ.get("PYTHONPATH", "")]))
     try:
-        proc = subprocess.run([sys.executable, str(DRIVER), str(plan), str(result)], cwd=tutorials, env=env,
+        proc = subprocess.run([sys.executable, str(DRIVER), str(plan_path), str(result)], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return Run(library, crashed=f"timed out after {timeout} s")
-    if verbose and proc.stderr:
-        print(f"--- {stem} ({library}): stderr\n{proc.stderr}", file=sys.stderr, flush=True)
+    if verbose_label is not None and proc.stderr:
+        print(f"--- {verbose_label}: stderr\n{proc.stderr}", file=sys.stderr, flush=True)
     if not result.exists():
         return Run(library, crashed=(proc.stderr or proc.stdout)[-2000:])
     with result.open("rb") as fh:
