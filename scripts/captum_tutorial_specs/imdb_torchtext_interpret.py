@@ -17,3 +17,5 @@ model.eval()
 model = model.to(device)
 ''',
 }
+
+PRINTS_NOT_COMPARED = {1: "the packages' versions (captum 0.9.0 / intellego 0.1.0)"}
