@@ -10,6 +10,8 @@ values widened by the rounding of the printed digits (half a unit of the last di
 ('tensor([#,#])at0x?linear1', [(0.4813, 5e-05), (-0.0015, 5e-05)])
 >>> compare("loss 0.1234\\nacc 97\\n", "loss 0.1235\\nacc 98\\n")
 (2, [('`acc 97` here, `acc 98` in Captum', 1, 1.0)], 0)
+>>> compare("done in 0.52 s", "done in 1.73 s", ignored=r"in [\\d.]+ s")
+(0, [], 0)
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ def parse(line: str) -> tuple[str, list[tuple[float, float]]]:
     return SPACES.sub("", NUMBER.sub("#", line)), found
 
 
-def numbered_lines(text: str) -> list[tuple[str, list[tuple[float, float]], str]]:
-    """The lines of ``text`` that hold numbers: template, numbers, the line as printed."""
+def numbered_lines(text: str, ignored: str = "") -> list[tuple[str, list[tuple[float, float]], str]]:
+    """The lines of ``text`` that hold numbers (other than in text matching ``ignored``): template, numbers, the
+    line as printed."""
     out = []
     for line in text.splitlines():
-        template, found = parse(line)
+        template, found = parse(re.sub(ignored, "<not compared>", line) if ignored else line)
         if found:
             out.append((template, found, line.strip()))
     return out
@@ -58,11 +61,12 @@ def close(x: float, y: float, rtol: float, atol: float, slack: float) -> bool:
     return abs(x - y) <= atol + rtol * abs(y) + slack
 
 
-def compare(ours: str, theirs: str, rtol: float = 1e-4,
+def compare(ours: str, theirs: str, ignored: str = "", rtol: float = 1e-4,
             atol: float = 1e-5) -> tuple[int, list[tuple[str, int, float]], int]:
     """Numbers compared; the differing lines (both lines as printed, how many of their numbers differ, the largest
-    absolute difference); and how many lines with numbers were left without a counterpart."""
-    a, b = numbered_lines(ours), numbered_lines(theirs)
+    absolute difference); and how many lines with numbers were left without a counterpart. The numbers in text
+    matching the regular expression ``ignored`` (wall-clock times) are not compared."""
+    a, b = numbered_lines(ours, ignored), numbered_lines(theirs, ignored)
     matcher = difflib.SequenceMatcher(None, [t for t, _, _ in a], [t for t, _, _ in b], autojunk=False)
     compared, paired = 0, 0
     differing: list[tuple[str, int, float]] = []

@@ -171,15 +171,16 @@ def compare(ours: Run, theirs: Run, rtol: float = 1e-4, atol: float = 1e-5,
     return lines
 
 
-def printed(ours: Run, theirs: Run, not_compared: Any = ()) -> tuple[str, list[str]]:
+def printed(ours: Run, theirs: Run, spec: Any) -> tuple[str, list[str]]:
     """The summary line and the differing lines of the numbers the cells printed (cells both ran without error;
-    cells in ``not_compared``, a spec's ``PRINTS_NOT_COMPARED``, are left out)."""
+    the spec's ``PRINTS_NOT_COMPARED`` cells are left out, and the numbers in text matching its ``PRINTS_IGNORED``)."""
+    not_compared, ignored = getattr(spec, "PRINTS_NOT_COMPARED", ()), getattr(spec, "PRINTS_IGNORED", "")
     compared = differing = unpaired = 0
     lines = []
     for i, (a, b) in enumerate(zip(ours.cells, theirs.cells)):
         if a["status"] != "ok" or b["status"] != "ok" or i in not_compared:
             continue
-        count, diffs, alone = compare_prints(a.get("stdout", ""), b.get("stdout", ""))
+        count, diffs, alone = compare_prints(a.get("stdout", ""), b.get("stdout", ""), ignored)
         compared, unpaired = compared + count, unpaired + alone
         differing += sum(n for _, n, _ in diffs)
         lines += [f"cell {i}: {text} ({n} differ, max abs difference {gap:.3g})" for text, n, gap in diffs]
@@ -204,7 +205,7 @@ def summary(stem: str, ours: Run, theirs: Run) -> list[str]:
                    if a["status"] == b["status"] == "ok")
     lines.append(f"- values compared: {compared}, differing: {len(diffs)}")
     lines += [f"  - {d}" for d in diffs[:20]]
-    head, prints = printed(ours, theirs, getattr(spec, "PRINTS_NOT_COMPARED", ()))
+    head, prints = printed(ours, theirs, spec)
     return lines + [head] + [f"  - {p}" for p in prints[:20]]
 
 

@@ -41,3 +41,6 @@ mislabelled_dataset_labels = torch.where(use_incorrect, incorrect_labels, correc
 }
 
 NOT_COMPARED = {"total_minutes"}  # the cells time themselves
+
+# the cells print their wall-clock times beside the counts
+PRINTS_IGNORED = r"in \d+\.\d+ minutes"
