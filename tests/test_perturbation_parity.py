@@ -131,3 +131,25 @@ def test_occlusion_of_an_integer_model_matches_captum(window):
     for o, t in zip(ours, theirs):
         assert o.dtype == t.dtype == torch.get_default_dtype()
         torch.testing.assert_close(o, t, atol=1e-6, rtol=0)
+
+
+def test_lime_fit_draws_nothing_from_the_global_stream_unlike_captum():
+    """Captum's surrogate fit draws from torch's global generator: its ``DataLoader`` iterator draws a base seed,
+    and the fitted ``nn.Linear`` is initialised at random before sklearn's solution overwrites it. After a Lime
+    call the stream is that much further on than the samples took, so a later call (Captum's docstring example
+    calls Lime twice) gets other samples than ours. Ours fit without a draw; from the same stream state both give
+    the same numbers."""
+    pytest.importorskip("sklearn")
+    m, x = mlp(), torch.randn(1, 6, dtype=D)
+    results, states = [], []
+    for lib in (ia, ca):
+        torch.manual_seed(5)
+        results.append(lib.Lime(m).attribute(x, target=1, n_samples=40))
+        states.append(torch.get_rng_state())
+    close(results[0], results[1])
+    assert results[0].abs().sum() > 0
+    assert not torch.equal(states[0], states[1])
+    torch.set_rng_state(states[0])
+    torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
+    torch.nn.Linear(6, 1)  # the surrogate's initial weights, overwritten by the fit
+    assert torch.equal(torch.get_rng_state(), states[1])
