@@ -153,3 +153,66 @@ def test_lime_fit_draws_nothing_from_the_global_stream_unlike_captum():
     torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
     torch.nn.Linear(6, 1)  # the surrogate's initial weights, overwritten by the fit
     assert torch.equal(torch.get_rng_state(), states[1])
+
+
+def _in_expectation(draws, exact, spread, count):
+    """The mean of ``count`` draws within five standard errors of the exact expectation."""
+    gap = (torch.stack(draws).mean(0) - exact).abs()
+    assert bool((gap <= 5 * spread / count ** 0.5 + 1e-9).all()), float(gap.max())
+
+
+def test_feature_permutation_draws_other_permutations_than_captum_with_the_same_expectation():
+    """FeaturePermutation's permutations come from other draws than Captum's (sorted random keys against
+    ``torch.randperm``), both uniform over the batch orders but the identity; the expectation, over the five
+    non-identity orders of a batch of three enumerated here, is the same, and both means converge to it."""
+    import itertools
+
+    m, x = mlp(), torch.randn(3, 6, dtype=D)
+    with torch.no_grad():
+        out = m(x)[:, 1]
+        per_order = []
+        for order in [p for p in itertools.permutations(range(3)) if p != (0, 1, 2)]:
+            rows = []
+            for j in range(6):
+                moved = x.clone()
+                moved[:, j] = x[list(order), j]
+                rows.append(out - m(moved)[:, 1])
+            per_order.append(torch.stack(rows, 1))
+    exact, spread = torch.stack(per_order).mean(0), torch.stack(per_order).std(0, unbiased=False)
+    for lib in (ia, ca):
+        torch.manual_seed(0)
+        _in_expectation([lib.FeaturePermutation(m).attribute(x, target=1) for _ in range(300)], exact, spread, 300)
+    torch.manual_seed(0)
+    ours = ia.FeaturePermutation(m).attribute(x, target=1)
+    torch.manual_seed(0)
+    assert not torch.allclose(ours, ca.FeaturePermutation(m).attribute(x, target=1))
+
+
+def test_shapley_value_sampling_draws_other_orders_than_captum_with_the_same_expectation():
+    """ShapleyValueSampling draws its feature orders otherwise than Captum; one order per call, both means
+    converge to the Shapley values enumerated here over the six orders of three feature groups (baseline 0)."""
+    import itertools
+
+    m, x = mlp(), torch.randn(1, 6, dtype=D)
+    mask = torch.tensor([[0, 0, 1, 1, 2, 2]])
+    with torch.no_grad():
+        per_order = []
+        for order in itertools.permutations(range(3)):
+            on, contrib = torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=D)
+            value = m(torch.zeros_like(x))[0, 1]
+            for g in order:
+                on[g] = True
+                now = m(x * on[mask].to(D))[0, 1]
+                contrib[g], value = now - value, now
+            per_order.append(contrib[mask])
+    exact, spread = torch.stack(per_order).mean(0), torch.stack(per_order).std(0, unbiased=False)
+    for lib in (ia, ca):
+        torch.manual_seed(0)
+        draws = [lib.ShapleyValueSampling(m).attribute(x, target=1, feature_mask=mask, n_samples=1).to(D)
+                 for _ in range(300)]
+        _in_expectation(draws, exact, spread, 300)
+    torch.manual_seed(0)
+    ours = ia.ShapleyValueSampling(m).attribute(x, target=1, feature_mask=mask, n_samples=10)
+    torch.manual_seed(0)
+    assert not torch.allclose(ours, ca.ShapleyValueSampling(m).attribute(x, target=1, feature_mask=mask,
+                                                                          n_samples=10).to(D))
