@@ -119,7 +119,8 @@ def get_tensor_from_filename(filename: str) -> Tensor:
 
 def dataset_to_dataloader(loader: Any, concepts_path: str, batch_size: int = 4) -> DataLoader:
     """Concept.__init__'s example signature: a loader of 8 images made by ``loader`` for ``concepts_path``."""
-    return DataLoader([loader(f"{concepts_path}{i}.jpg") for i in range(8)], batch_size=batch_size)
+    images: Any = [loader(f"{concepts_path}{i}.jpg") for i in range(8)]  # a list serves as a map-style dataset
+    return DataLoader(images, batch_size=batch_size)
 
 
 class Image:
@@ -163,7 +164,8 @@ class ImageTextProcessor:
 
 
 def concept_images(count: int = 8, shift: float = 0.0) -> DataLoader:
-    return DataLoader([torch.rand(3, 32, 32) + shift for _ in range(count)], batch_size=4)
+    images: Any = [torch.rand(3, 32, 32) + shift for _ in range(count)]
+    return DataLoader(images, batch_size=4)
 
 
 imagenet = ConceptClassifier()
