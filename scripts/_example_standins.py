@@ -85,6 +85,18 @@ class ConceptClassifier(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
+class TimeSeriesClassifier(nn.Module):
+    """(batch, length, channels) series -> Nx2 scores (visualize_timeseries_attr's example calls it Classifier)."""
+
+    def __init__(self, channels: int = 3) -> None:
+        super().__init__()
+        self.conv1, self.relu = nn.Conv1d(channels, 8, 5, padding=2), nn.ReLU()
+        self.linear = nn.Linear(8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(self.relu(self.conv1(x.transpose(1, 2))).mean(2))
+
+
 class WordTokenizer:
     """A tokenizer with the methods TextTokenInput uses: words and punctuation, ``<s>`` first, ids given in the
     order words are first seen (the same in every run of a program)."""
@@ -177,11 +189,14 @@ resnet18 = ImageClassifier()
 processor = ImageTextProcessor()
 model = VisionLanguageModel()
 dataloader = [(torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))]
+orig_image = torch.rand(2, 3, 32, 32)
+data = torch.randn(4, 50, 3)
 
 # per example (the docstring's owner), names bound differently: LimeBase's SimpleClassifier takes Nx5 features
-PER_EXAMPLE = {"LimeBase.attribute": {"SimpleClassifier": "TabularClassifier"}}
+PER_EXAMPLE = {"LimeBase.attribute": {"SimpleClassifier": "TabularClassifier"},
+               "visualize_timeseries_attr": {"Classifier": "TimeSeriesClassifier"}}
 
 __all__ = ["ImageClassifier", "SimpleClassifier", "TabularClassifier", "DocumentClassifier", "ConceptClassifier",
-           "WordTokenizer", "Image", "get_tensor_from_filename", "dataset_to_dataloader", "imagenet",
-           "striped_data_iter", "random_data_iter", "inputs", "tokenizer", "resnet18", "dataloader", "processor",
-           "model"]
+           "TimeSeriesClassifier", "WordTokenizer", "Image", "get_tensor_from_filename", "dataset_to_dataloader",
+           "imagenet", "striped_data_iter", "random_data_iter", "inputs", "tokenizer", "resnet18", "dataloader",
+           "processor", "model", "orig_image", "data"]

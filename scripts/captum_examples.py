@@ -39,25 +39,41 @@ from captum_suite import rewrite  # noqa: E402
 from captum_tutorials import Run, compare, run_plan  # noqa: E402
 
 PACKAGES = ("captum.attr", "captum.metrics", "captum.robust", "captum.concept", "captum.influence",
-            "captum.module")
+            "captum.module", "captum.attr.visualization")
+VIZ = "captum.attr.visualization"  # a module attribute of captum.attr (users import it as such), not a path
 SECTION = re.compile(r"^\s*(?:Examples?|Basic usage)::?\s*$", re.M)
 PROMPT = re.compile(r"^\s*(?:>>>|\.\.\.)(?: |$)?(.*)$")
 OPEN = ("never closed", "unexpected EOF", "expected an indented block", "incomplete input")
 
 
+def package_module(package: str) -> Any:
+    if package == VIZ:
+        return importlib.import_module("captum.attr").visualization
+    return importlib.import_module(package)
+
+
 def public_names() -> dict[str, str]:
-    """Every public name of the packages -> its package."""
+    """Every public name of the packages (defined in Captum, where a module has no ``__all__``) -> its package."""
     out: dict[str, str] = {}
     for package in PACKAGES:
-        module = importlib.import_module(package)
-        for name in getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]:
+        module = package_module(package)
+        names = getattr(module, "__all__", None) or [
+            n for n in dir(module)
+            if not n.startswith("_") and str(getattr(getattr(module, n), "__module__", "")).startswith("captum")]
+        for name in names:
             out.setdefault(name, package)
     return out
 
 
+def import_line(name: str, package: str) -> str:
+    if package == VIZ:
+        return f"from captum.attr import visualization as _viz\n{name} = _viz.{name}"
+    return f"from {package} import {name}"
+
+
 def documented(package: str, name: str) -> list[tuple[str, str]]:
     """(owner, docstring) of a public object and of the methods Captum defines on it (not torch's)."""
-    obj = getattr(importlib.import_module(package), name)
+    obj = getattr(package_module(package), name)
     docs = [(name, inspect.getdoc(obj) or "")]
     if inspect.isclass(obj):
         for attr, member in inspect.getmembers(obj, inspect.isfunction):
@@ -123,9 +139,10 @@ def statements(code: str) -> list[str]:
 def prelude(owner: str, code: str, names: dict[str, str]) -> str:
     """Imports (the public names the example uses, from their packages), the seeded RNGs, then the stand-ins."""
     used = set(re.findall(r"\b\w+\b", code))
-    imports = [f"from {names[n]} import {n}" for n in sorted(used & set(names))]
+    imports = [import_line(n, names[n]) for n in sorted(used & set(names))]
     bound = [f"{a} = {b}" for a, b in PER_EXAMPLE.get(owner, {}).items()]
     return "\n".join(["import os, random", "import numpy as np", "import torch", "from torch import Tensor",
+                      "import matplotlib.pyplot as plt",
                       *imports, "random.seed(0)", "np.random.seed(0)", "torch.manual_seed(0)",
                       "from _example_standins import *", *bound, ""])
 
