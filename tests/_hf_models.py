@@ -20,9 +20,9 @@ CORPUS = [
 
 
 @functools.cache
-def tokenizer(vocab_size: int = 300) -> Any:
-    """A byte-level BPE tokenizer (sub-words: rare words split into pieces) as a ``PreTrainedTokenizerFast``;
-    ``<s>`` is prepended by ``encode``."""
+def tokenizer(vocab_size: int = 300, extra: tuple[str, ...] = ()) -> Any:
+    """A byte-level BPE tokenizer (sub-words: rare words split into pieces) as a ``PreTrainedTokenizerFast``,
+    trained on ``CORPUS`` and the ``extra`` sentences; ``<s>`` is prepended by ``encode``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -31,7 +31,7 @@ def tokenizer(vocab_size: int = 300) -> Any:
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tk.train_from_iterator(CORPUS * 3, trainer)
+    tk.train_from_iterator((CORPUS + list(extra)) * 3, trainer)
     tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
                                    pad_token="<pad>")
@@ -50,11 +50,12 @@ def gpt2(seed: int = 0, width: int = 64, layers: int = 2, positions: int = 4096)
     return GPT2LMHeadModel(cfg).eval()
 
 
-def llama(seed: int = 0, width: int = 64, layers: int = 2) -> Any:
+def llama(seed: int = 0, width: int = 64, layers: int = 2, vocab: int | None = None) -> Any:
+    """A random-weight Llama over ``vocab`` token ids (default: :func:`tokenizer`'s)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tokenizer()), hidden_size=width, intermediate_size=2 * width,
+    cfg = LlamaConfig(vocab_size=vocab or len(tokenizer()), hidden_size=width, intermediate_size=2 * width,
                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=8192, **_ids())
     return LlamaForCausalLM(cfg).eval()
