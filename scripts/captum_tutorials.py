@@ -172,13 +172,14 @@ def compare(ours: Run, theirs: Run, rtol: float = 1e-4, atol: float = 1e-5,
 
 
 def printed(ours: Run, theirs: Run, spec: Any) -> tuple[str, list[str]]:
-    """The summary line and the differing lines of the numbers the cells printed (cells both ran without error;
-    the spec's ``PRINTS_NOT_COMPARED`` cells are left out, and the numbers in text matching its ``PRINTS_IGNORED``)."""
+    """The summary line and the differing lines of the numbers the cells printed (cells both ran, also those that
+    raised after printing; the spec's ``PRINTS_NOT_COMPARED`` cells are left out, and the numbers in text matching
+    its ``PRINTS_IGNORED``)."""
     not_compared, ignored = getattr(spec, "PRINTS_NOT_COMPARED", ()), getattr(spec, "PRINTS_IGNORED", "")
     compared = differing = unpaired = 0
     lines = []
     for i, (a, b) in enumerate(zip(ours.cells, theirs.cells)):
-        if a["status"] != "ok" or b["status"] != "ok" or i in not_compared:
+        if "skipped" in (a["status"], b["status"]) or i in not_compared:
             continue
         count, diffs, alone = compare_prints(a.get("stdout", ""), b.get("stdout", ""), ignored)
         compared, unpaired = compared + count, unpaired + alone

@@ -61,3 +61,13 @@ def test_ignored_text_leaves_its_numbers_out() -> None:
     ours, theirs = "500 examples in 0.01 minutes\n", "500 examples in 0.37 minutes\n"
     assert compare(ours, theirs)[1]
     assert compare(ours, theirs, ignored=r"in [0-9.]+ minutes") == (1, [], 0)
+
+
+def test_a_cell_that_raised_after_printing_has_its_prints_compared() -> None:
+    from captum_tutorials import Run, printed
+
+    ours = Run("intellego", cells=[{"status": "ok", "stdout": "p 0.5\nq 2\n"}])
+    theirs = Run("captum", cells=[{"status": "error", "stdout": "p 0.75\n"}])
+    head, lines = printed(ours, theirs, spec=None)
+    assert head == "- printed numbers compared: 1, differing: 1, unpaired lines: 1"
+    assert len(lines) == 2 and "p 0.75" in lines[0]
