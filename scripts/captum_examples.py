@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from _example_standins import PER_EXAMPLE  # noqa: E402
 from captum_suite import rewrite  # noqa: E402
-from captum_tutorials import Run, compare, run_plan  # noqa: E402
+from captum_tutorials import Run, compare, run_plan, status  # noqa: E402
 
 PACKAGES = ("captum.attr", "captum.metrics", "captum.robust", "captum.concept", "captum.influence",
             "captum.module", "captum.attr.visualization")
@@ -172,21 +172,14 @@ def run_both(owner: str, code: str, names: dict[str, str], timeout: int, verbose
     return runs
 
 
-def status(run: Run) -> str:
-    if run.crashed:
-        return f"crashed: {run.crashed.strip().splitlines()[-1] if run.crashed.strip() else '?'}"
-    ok = sum(c["status"] == "ok" for c in run.cells)
-    failed = [f"{i}: {c['error']}" for i, c in enumerate(run.cells) if c["status"] == "error"]
-    return f"{ok}/{len(run.cells)} statements ran" + (f"; failed {failed[0][:160]}" if failed else "")
-
-
 def summary(owner: str, ours: Run, theirs: Run) -> list[str]:
     diffs = compare(ours, theirs)
     compared = sum(len(set(a["values"]) & set(b["values"])) for a, b in zip(ours.cells, theirs.cells)
                    if a["status"] == b["status"] == "ok")
     broken = [i for i, (a, b) in enumerate(zip(ours.cells, theirs.cells))
               if a["status"] == b["status"] == "error"]
-    lines = [f"## {owner}", f"- intellego: {status(ours)}", f"- Captum: {status(theirs)}",
+    lines = [f"## {owner}", f"- intellego: {status(ours, 'statements', 160)}",
+             f"- Captum: {status(theirs, 'statements', 160)}",
              f"- values compared: {compared}, differing: {len(diffs)}"]
     if broken:
         lines.append(f"- failing in both (the example itself): statements {broken}")

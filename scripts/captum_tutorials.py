@@ -190,14 +190,16 @@ def printed(ours: Run, theirs: Run, spec: Any) -> tuple[str, list[str]]:
     return f"- printed numbers compared: {compared}, differing: {differing}, unpaired lines: {unpaired}", lines
 
 
-def summary(stem: str, ours: Run, theirs: Run) -> list[str]:
-    def status(run: Run) -> str:
-        if run.crashed:
-            return f"crashed: {run.crashed.strip().splitlines()[-1] if run.crashed.strip() else '?'}"
-        ok = sum(c["status"] == "ok" for c in run.cells)
-        failed = [f"{i}: {c['error']}" for i, c in enumerate(run.cells) if c["status"] == "error"]
-        return f"{ok}/{len(run.cells)} cells ran" + (f"; failed {failed[0]}" if failed else "")
+def status(run: Run, unit: str = "cells", width: int | None = None) -> str:
+    """``"12/14 cells ran; failed 3: ..."`` (the first failure, cut to ``width`` characters), or the crash."""
+    if run.crashed:
+        return f"crashed: {run.crashed.strip().splitlines()[-1] if run.crashed.strip() else '?'}"
+    ok = sum(c["status"] == "ok" for c in run.cells)
+    failed = [f"{i}: {c['error']}" for i, c in enumerate(run.cells) if c["status"] == "error"]
+    return f"{ok}/{len(run.cells)} {unit} ran" + (f"; failed {failed[0][:width]}" if failed else "")
 
+
+def summary(stem: str, ours: Run, theirs: Run) -> list[str]:
     lines = [f"## {stem}", f"- intellego: {status(ours)}", f"- Captum: {status(theirs)}"]
     spec = spec_of(stem)
     skip = frozenset(getattr(spec, "NOT_COMPARED", ()))

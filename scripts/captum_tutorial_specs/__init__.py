@@ -17,3 +17,15 @@ A spec module may define:
 Cells that call Captum are never replaced: they are what the check runs. The code here is ours; the notebooks are
 read from the Captum checkout at run time.
 """
+
+import sys
+import types
+from typing import Any
+
+
+def stand_in_module(name: str, **attrs: Any) -> types.ModuleType:
+    """A module named ``name`` holding ``attrs``, registered in ``sys.modules`` (how the stand-ins install)."""
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    sys.modules[name] = module
+    return module

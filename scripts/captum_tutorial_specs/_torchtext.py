@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import re
-import sys
 import types
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from captum_tutorial_specs import stand_in_module
+
 __version__ = "0.0-standin"
+
+# stands in for torch.load('models/imdb-model-cnn-large.pt') (not in the clone) in the notebooks that load the IMDB
+# CNN: the notebook's own CNN class with seeded random weights, sized for the stand-in vocabulary
+RANDOM_CNN_CELL = '''torch.manual_seed(0)
+model = CNN(_torchtext.VOCAB_SIZE, 50, 100, [3, 4, 5], 1, 0.5, 1)
+model.eval()
+'''
 
 POSITIVE = ["fantastic", "terrific", "great", "best", "good", "loved", "love", "amazing", "wonderful", "brilliant",
             "enjoyed", "superb"]
@@ -200,19 +208,12 @@ class Vectors:
         self.vectors = torch.randn(len(self.itos), self.dim, generator=torch.Generator().manual_seed(0))
 
 
-def _module(name: str, **attrs: Any) -> types.ModuleType:
-    mod = types.ModuleType(name)
-    mod.__dict__.update(attrs)
-    sys.modules[name] = mod
-    return mod
-
-
 def install() -> types.ModuleType:
     """Register the stand-ins as ``torchtext`` (``data``, ``datasets``, ``vocab``) and ``spacy``; returns
     ``torchtext``."""
-    _module("spacy", load=load, __version__=__version__)
-    data = _module("torchtext.data", Field=Field, LabelField=LabelField, TabularDataset=TabularDataset,
+    stand_in_module("spacy", load=load, __version__=__version__)
+    data = stand_in_module("torchtext.data", Field=Field, LabelField=LabelField, TabularDataset=TabularDataset,
                    Dataset=Dataset, Example=Example)
-    datasets = _module("torchtext.datasets", IMDB=IMDB)
-    vocab = _module("torchtext.vocab", Vocab=Vocab, Vectors=Vectors)
-    return _module("torchtext", data=data, datasets=datasets, vocab=vocab, __version__=__version__)
+    datasets = stand_in_module("torchtext.datasets", IMDB=IMDB)
+    vocab = stand_in_module("torchtext.vocab", Vocab=Vocab, Vectors=Vectors)
+    return stand_in_module("torchtext", data=data, datasets=datasets, vocab=vocab, __version__=__version__)

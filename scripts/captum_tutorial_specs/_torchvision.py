@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor, nn
 
+from captum_tutorial_specs import stand_in_module
+
 __version__ = "0.0-standin"
 
 
@@ -331,13 +333,6 @@ class VOCSegmentation(torch.utils.data.Dataset):
 
 # ---- install -----------------------------------------------------------------------------------------------
 
-def _module(name: str, **attrs: Any) -> types.ModuleType:
-    mod = types.ModuleType(name)
-    mod.__dict__.update(attrs)
-    sys.modules[name] = mod
-    return mod
-
-
 def install() -> types.ModuleType:
     """Register this stand-in as ``torchvision`` (with ``transforms``, ``transforms.functional``, ``datasets``,
     ``models``, ``models.segmentation`` and ``utils``) in ``sys.modules``; returns the top module."""
@@ -345,13 +340,14 @@ def install() -> types.ModuleType:
 
     here = sys.modules[__name__]
     names = ("Compose", "ToTensor", "Normalize", "Resize", "CenterCrop", "Lambda", "GaussianBlur", "RandomRotation")
-    functional = _module("torchvision.transforms.functional", **{
+    functional = stand_in_module("torchvision.transforms.functional", **{
         n: getattr(here, n) for n in ("to_tensor", "to_pil_image", "normalize", "resize", "center_crop",
                                       "gaussian_blur", "rotate")})
-    transforms = _module("torchvision.transforms", functional=functional, **{n: getattr(here, n) for n in names})
-    datasets = _module("torchvision.datasets", CIFAR10=CIFAR10, VOCSegmentation=VOCSegmentation)
-    segmentation = _module("torchvision.models.segmentation", **models_impl.SEGMENTATION)
-    models = _module("torchvision.models", segmentation=segmentation, **models_impl.CLASSIFICATION)
-    utils = _module("torchvision.utils", make_grid=make_grid)
-    return _module("torchvision", transforms=transforms, datasets=datasets, models=models, utils=utils,
+    transforms = stand_in_module("torchvision.transforms", functional=functional,
+                                 **{n: getattr(here, n) for n in names})
+    datasets = stand_in_module("torchvision.datasets", CIFAR10=CIFAR10, VOCSegmentation=VOCSegmentation)
+    segmentation = stand_in_module("torchvision.models.segmentation", **models_impl.SEGMENTATION)
+    models = stand_in_module("torchvision.models", segmentation=segmentation, **models_impl.CLASSIFICATION)
+    utils = stand_in_module("torchvision.utils", make_grid=make_grid)
+    return stand_in_module("torchvision", transforms=transforms, datasets=datasets, models=models, utils=utils,
                    __version__=__version__, install=install)

@@ -4,18 +4,12 @@ Here the torchtext / spaCy stand-in (``_torchtext``: generated reviews over a sm
 notebook's example words, seeded random vectors, spaCy's way of splitting punctuation and contractions) and the
 notebook's own CNN class with random weights (seeded; 50-wide embeddings, 100 filters of sizes 3, 4, 5)."""
 
+from captum_tutorial_specs._torchtext import RANDOM_CNN_CELL
+
 PRELUDE = '''from captum_tutorial_specs import _torchtext
 _torchtext.install()  # torchtext (data, datasets, vocab) and spacy
 '''
 
-REPLACE = {
-    4: '''# stands in for torch.load('models/imdb-model-cnn-large.pt') (not in the clone): the notebook's CNN with
-# random weights, sized for the stand-in vocabulary
-torch.manual_seed(0)
-model = CNN(_torchtext.VOCAB_SIZE, 50, 100, [3, 4, 5], 1, 0.5, 1)
-model.eval()
-model = model.to(device)
-''',
-}
+REPLACE = {4: RANDOM_CNN_CELL + "model = model.to(device)\n"}
 
 PRINTS_NOT_COMPARED = {1: "the packages' versions (captum 0.9.0 / intellego 0.1.0)"}

@@ -5,15 +5,10 @@ stand-in (``_torchtext``, as for IMDB_TorchText_Interpret) and the notebook's ow
 ships (data/tcav/text-sensitivity); their words outside the stand-in vocabulary read as ``<unk>``, as words outside
 GloVe's vocabulary do in the notebook."""
 
+from captum_tutorial_specs._torchtext import RANDOM_CNN_CELL
+
 PRELUDE = '''from captum_tutorial_specs import _torchtext
 _torchtext.install()  # torchtext (data, datasets, vocab) and spacy
 '''
 
-REPLACE = {
-    12: '''# stands in for torch.load('models/imdb-model-cnn-large.pt') (not in the clone): the notebook's CNN with
-# random weights, sized for the stand-in vocabulary
-torch.manual_seed(0)
-model = CNN(_torchtext.VOCAB_SIZE, 50, 100, [3, 4, 5], 1, 0.5, 1)
-model.eval()
-''',
-}
+REPLACE = {12: RANDOM_CNN_CELL}
