@@ -11,9 +11,13 @@ DOC = ROOT / "docs" / "porting.md"
 NODE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
 
 
+def _differences_section() -> str:
+    """The text of docs/porting.md from "## Deliberate differences" to the next section heading."""
+    return DOC.read_text().split("## Deliberate differences", 1)[1].split("\n## ", 1)[0]
+
+
 def _table_rows() -> list[str]:
-    text = DOC.read_text()
-    section = text.split("## Deliberate differences", 1)[1]
+    section = _differences_section()
     lines = [ln for ln in section.splitlines() if ln.startswith("|")]
     assert lines[0].startswith("| Area | Captum 0.9 | intellego | Why | Pinned by |"), lines[0]
     return lines[2:]  # after the header and the separator
@@ -45,6 +49,7 @@ def test_every_row_names_tests_that_exist():
 
 
 def test_there_is_one_table_of_differences():
-    section = DOC.read_text().split("## Deliberate differences", 1)[1]
-    headers = [ln for ln in section.splitlines() if ln.startswith("| Area |")]
+    text = DOC.read_text()
+    headers = [ln for ln in text.splitlines() if ln.startswith("| Area |")]
     assert len(headers) == 1
+    assert headers[0] in _differences_section()
