@@ -173,9 +173,7 @@ def run_both(owner: str, code: str, names: dict[str, str], timeout: int, verbose
 
 
 def summary(owner: str, ours: Run, theirs: Run) -> list[str]:
-    diffs = compare(ours, theirs)
-    compared = sum(len(set(a["values"]) & set(b["values"])) for a, b in zip(ours.cells, theirs.cells)
-                   if a["status"] == b["status"] == "ok")
+    compared, diffs = compare(ours, theirs)
     broken = [i for i, (a, b) in enumerate(zip(ours.cells, theirs.cells))
               if a["status"] == b["status"] == "error"]
     lines = [f"## {owner}", f"- intellego: {status(ours, 'statements', 160)}",

@@ -150,16 +150,18 @@ def run_plan(plan: dict[str, Any], cwd: Path, work: Path, library: str, timeout:
 
 
 def compare(ours: Run, theirs: Run, rtol: float = 1e-4, atol: float = 1e-5,
-            not_compared: frozenset[str] = frozenset()) -> list[str]:
-    """One line per recorded value that differs between the runs (cells both ran without error); names in
-    ``not_compared`` (a spec's ``NOT_COMPARED``: wall-clock times) are left out."""
+            not_compared: frozenset[str] = frozenset()) -> tuple[int, list[str]]:
+    """How many recorded values were compared (cells both ran without error) and one line per value that
+    differs; names in ``not_compared`` (a spec's ``NOT_COMPARED``: wall-clock times) are left out."""
     import numpy as np
 
-    lines = []
+    compared, lines = 0, []
     for i, (a, b) in enumerate(zip(ours.cells, theirs.cells)):
         if a["status"] != "ok" or b["status"] != "ok":
             continue
-        for name in sorted(set(a["values"]) & set(b["values"]) - not_compared):
+        names = sorted(set(a["values"]) & set(b["values"]) - not_compared)
+        compared += len(names)
+        for name in names:
             x, y = np.asarray(a["values"][name]), np.asarray(b["values"][name])
             if x.shape != y.shape:
                 lines.append(f"cell {i} `{name}`: shape {x.shape} here, {y.shape} in Captum")
@@ -168,18 +170,17 @@ def compare(ours: Run, theirs: Run, rtol: float = 1e-4, atol: float = 1e-5,
                 lines.append(f"cell {i} `{name}`: max abs difference {gap:.3g}")
             elif x.dtype.kind == "U" and not np.array_equal(x, y):
                 lines.append(f"cell {i} `{name}`: text {str(x)[:80]!r} here, {str(y)[:80]!r} in Captum")
-    return lines
+    return compared, lines
 
 
 def printed(ours: Run, theirs: Run, spec: Any) -> tuple[str, list[str]]:
     """The summary line and the differing lines of the numbers the cells printed (cells both ran, also those that
-    raised after printing; the spec's ``PRINTS_NOT_COMPARED`` cells are left out, and the numbers in text matching
-    its ``PRINTS_IGNORED``)."""
-    not_compared, ignored = getattr(spec, "PRINTS_NOT_COMPARED", ()), getattr(spec, "PRINTS_IGNORED", "")
+    raised after printing; numbers in text matching the spec's ``PRINTS_IGNORED`` are left out)."""
+    ignored = getattr(spec, "PRINTS_IGNORED", "")
     compared = differing = unpaired = 0
     lines = []
     for i, (a, b) in enumerate(zip(ours.cells, theirs.cells)):
-        if "skipped" in (a["status"], b["status"]) or i in not_compared:
+        if "skipped" in (a["status"], b["status"]):
             continue
         count, diffs, alone = compare_prints(a.get("stdout", ""), b.get("stdout", ""), ignored)
         compared, unpaired = compared + count, unpaired + alone
@@ -202,10 +203,7 @@ def status(run: Run, unit: str = "cells", width: int | None = None) -> str:
 def summary(stem: str, ours: Run, theirs: Run) -> list[str]:
     lines = [f"## {stem}", f"- intellego: {status(ours)}", f"- Captum: {status(theirs)}"]
     spec = spec_of(stem)
-    skip = frozenset(getattr(spec, "NOT_COMPARED", ()))
-    diffs = compare(ours, theirs, not_compared=skip)
-    compared = sum(len(set(a["values"]) & set(b["values"]) - skip) for a, b in zip(ours.cells, theirs.cells)
-                   if a["status"] == b["status"] == "ok")
+    compared, diffs = compare(ours, theirs, not_compared=frozenset(getattr(spec, "NOT_COMPARED", ())))
     lines.append(f"- values compared: {compared}, differing: {len(diffs)}")
     lines += [f"  - {d}" for d in diffs[:20]]
     head, prints = printed(ours, theirs, spec)
@@ -231,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             libs = ("intellego", "captum") if args.library == "both" else (args.library,)
             runs = {lib: run_one(stem, tutorials, lib, args.timeout, args.verbose) for lib in libs}
             empty = Run("none", crashed="not run")
-            report += summary(stem, runs.get("intellego", empty), runs.get("captum", empty)) + [""]
-            print("\n".join(summary(stem, runs.get("intellego", empty), runs.get("captum", empty))), flush=True)
+            lines = summary(stem, runs.get("intellego", empty), runs.get("captum", empty))
+            report += [*lines, ""]
+            print("\n".join(lines), flush=True)
     finally:
         if args.keep:
             print(f"extracted tutorials kept in {work}")

@@ -9,10 +9,8 @@ A spec module may define:
   cell returning code: a small edit of the notebook's own text (it must change something);
 - ``SKIP``: code cell indices not run (training loops the shipped weights make unnecessary, pure display).
 - ``NOT_COMPARED``: names of recorded values left out of the comparison (wall-clock times the cells measure).
-- ``PRINTS_NOT_COMPARED``: ``{code cell index: reason}``, cells whose printed numbers are not compared (progress
-  bars, package versions);
-- ``PRINTS_IGNORED``: a regular expression; the numbers in printed text it matches are not compared (wall-clock
-  times: ``r"in [0-9.]+ minutes"``).
+- ``PRINTS_IGNORED``: a regular expression, applied to each printed line; the numbers in text it matches are not
+  compared (wall-clock times: ``r"in [0-9.]+ minutes"``; package versions).
 
 Cells that call Captum are never replaced: they are what the check runs. The code here is ours; the notebooks are
 read from the Captum checkout at run time.

@@ -12,4 +12,5 @@ _torchtext.install()  # torchtext (data, datasets, vocab) and spacy
 
 REPLACE = {4: RANDOM_CNN_CELL + "model = model.to(device)\n"}
 
-PRINTS_NOT_COMPARED = {1: "the packages' versions (captum 0.9.0 / intellego 0.1.0)"}
+# cell 1 prints the packages' versions (captum 0.9.0 in one run, intellego 0.1.0 in the other)
+PRINTS_IGNORED = r"^(captum|intellego|spacy|torch|torchtext) \S+$"
